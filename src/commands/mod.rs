@@ -1,0 +1,8 @@
+//! One module per command: plain options in, a result out. The binary
+//! (`main.rs`) parses arguments, calls these, and prints.
+
+pub mod backup;
+pub mod browse;
+pub mod check;
+pub mod restore;
+pub mod stats;

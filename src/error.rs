@@ -1,0 +1,140 @@
+//! The public error type of the library.
+//!
+//! Every failure carries enough context to be printed as one clear sentence, and
+//! maps to one of the exit codes that `CONTRACT.md` fixes (see [`Error::exit_code`]).
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, in terms an operator can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The command line or a configuration value is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// No repository exists at the given location.
+    #[error("no repository at {0}: run `custos init` first, or check --repo")]
+    NoRepository(String),
+    /// `init` found an existing repository.
+    #[error("a repository already exists at {0}: refusing to overwrite it")]
+    RepositoryExists(String),
+    /// No key slot opens with the passphrase or key file given.
+    #[error(
+        "wrong passphrase or key file: none of the repository's {slots} key slot(s) opens with it"
+    )]
+    WrongKey {
+        /// How many slots were tried.
+        slots: usize,
+    },
+    /// No passphrase or key file was given.
+    #[error("no passphrase: set CUSTOS_PASSWORD, --password-file or --key-file")]
+    NoKey,
+    /// An object failed authentication, decoding or its ID check.
+    #[error("{what} is damaged: {reason}")]
+    Integrity {
+        /// The object (path in the repository, or blob ID).
+        what: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A referenced object does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The repository is locked by another process.
+    #[error("repository is locked: {0}")]
+    Locked(String),
+    /// The storage backend failed (after retries where the error was transient).
+    #[error("storage backend failed to {op} {path}: {source}")]
+    Backend {
+        /// The operation attempted.
+        op: &'static str,
+        /// The object path.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: object_store::Error,
+    },
+    /// A local file-system operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The operation ran to its end and found problems (reported before).
+    #[error("{0}")]
+    Problems(String),
+    /// A restore or request was refused by policy.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Error {
+    /// The process exit code for this error, as `CONTRACT.md` fixes them:
+    /// 1 the operation ran and found a problem, 2 usage or configuration error,
+    /// 3 repository locked or unreachable.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_)
+            | Error::NoRepository(_)
+            | Error::RepositoryExists(_)
+            | Error::WrongKey { .. }
+            | Error::NoKey => 2,
+            Error::Locked(_) => 3,
+            Error::Backend { source, .. } => match source {
+                object_store::Error::NotFound { .. } => 1,
+                object_store::Error::Unauthenticated { .. }
+                | object_store::Error::PermissionDenied { .. } => 2,
+                _ => 3,
+            },
+            Error::Integrity { .. }
+            | Error::NotFound(_)
+            | Error::Io { .. }
+            | Error::Problems(_)
+            | Error::Refused(_) => 1,
+        }
+    }
+
+    /// Shorthand for an integrity error.
+    pub fn integrity(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Integrity {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for an I/O error on a path.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for an I/O error with the path in the context.
+    pub fn io_path(what: &str, path: &std::path::Path, source: std::io::Error) -> Self {
+        Error::Io {
+            context: format!("{what} {}", path.display()),
+            source,
+        }
+    }
+
+    /// True when the error is an I/O error that a full disk caused.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
+    }
+}
+
+/// Builds an I/O error closure for `map_err` with a path in the message.
+pub(crate) fn at(
+    what: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.into();
+    move |e| Error::io_path(what, &path, e)
+}

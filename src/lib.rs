@@ -1,0 +1,39 @@
+//! # custos
+//!
+//! A backup and retention engine for a hosting provider: chunked, deduplicated,
+//! compressed, encrypted snapshots in object storage.
+//!
+//! The data flow of a backup, module by module:
+//!
+//! ```text
+//! source (walk paths, stdin) → chunker (FastCDC) → crypto (keyed BLAKE3 ID)
+//!   → index (dedup lookup) → blob (zstd, AES-256-GCM, packer) → backend (upload)
+//!   → repofile::index → repofile::tree → repofile::snapshot
+//! ```
+//!
+//! and of a restore: `repofile::snapshot` → `repofile::tree` → `restore` (plan by
+//! pack, ranged reads, decrypt + verify, sparse writes, metadata last).
+//!
+//! `commands` holds one function per CLI command; `main.rs` only parses
+//! arguments and maps errors to exit codes.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod blob;
+pub mod chunker;
+pub mod commands;
+pub mod crypto;
+pub mod error;
+pub mod id;
+pub mod index;
+pub mod progress;
+pub mod repofile;
+pub mod repository;
+
+pub mod source;
+pub mod util;
+
+pub use error::{Error, Result};
+pub use id::{BlobId, IndexId, KeyId, PackId, RepoId, SnapshotId};
+pub use repository::{IndexedRepository, Repository};

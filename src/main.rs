@@ -1,0 +1,807 @@
+//! The `custos` binary: parses arguments, sets up logging, calls the library,
+//! prints results, and maps errors to the exit codes of CONTRACT.md.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use custos::backend::Backend;
+use custos::commands::{backup, browse, check, restore, stats};
+use custos::crypto::keyslot::{KdfParams, Secret};
+use custos::progress::Progress;
+use custos::repository::{lock, select_snapshot, InitOptions, Repository};
+use custos::util::human_bytes;
+use custos::{Error, Result};
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(
+    name = "custos",
+    version,
+    about = "Backup and retention for hosted services: deduplicated, compressed, encrypted snapshots in object storage"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Global {
+    /// Repository: a path, file:///abs/path, s3://bucket/prefix, az://container/prefix, gs://bucket/prefix, memory://name
+    #[arg(short = 'r', long = "repo", env = "CUSTOS_REPOSITORY", global = true)]
+    repo: Option<String>,
+    /// Read the passphrase from this file
+    #[arg(long, env = "CUSTOS_PASSWORD_FILE", global = true)]
+    password_file: Option<PathBuf>,
+    /// Use a raw key file instead of a passphrase
+    #[arg(long, env = "CUSTOS_KEY_FILE", global = true)]
+    key_file: Option<PathBuf>,
+    /// Machine-readable output on stdout (one JSON document)
+    #[arg(long, global = true)]
+    json: bool,
+    /// Less output
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// More log detail (repeat for more)
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Cache directory (index cache); default $XDG_CACHE_HOME/custos
+    #[arg(long, env = "CUSTOS_CACHE_DIR", global = true)]
+    cache_dir: Option<PathBuf>,
+    /// Do not keep an index cache between runs
+    #[arg(long, global = true)]
+    no_cache: bool,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a repository (fails if one exists there)
+    Init {
+        /// Average chunk size in KiB (min is half, max eight times)
+        #[arg(long, default_value_t = 1024)]
+        chunk_avg_kib: u32,
+        /// Target pack size in MiB
+        #[arg(long, default_value_t = 16)]
+        pack_size_mib: u64,
+    },
+    /// Back up paths, or a stream from stdin
+    Backup(BackupArgs),
+    /// List snapshots
+    Snapshots {
+        /// Only this service
+        #[arg(long)]
+        service: Option<String>,
+        /// Only snapshots with this tag
+        #[arg(long)]
+        tag: Vec<String>,
+    },
+    /// List a snapshot's files
+    Ls {
+        /// Snapshot ID, prefix or `latest`
+        snapshot: String,
+        /// Path inside the snapshot
+        path: Option<String>,
+    },
+    /// Write one file (or a stream snapshot) to stdout
+    Dump {
+        /// Snapshot ID, prefix or `latest`
+        snapshot: String,
+        /// Path of the file inside the snapshot (optional for a stream snapshot)
+        path: Option<String>,
+    },
+    /// Restore a snapshot
+    Restore(RestoreArgs),
+    /// Verify the repository
+    Check {
+        /// Read and verify every blob
+        #[arg(long)]
+        read_data: bool,
+        /// Read and verify a random sample, e.g. 10%
+        #[arg(long, value_name = "P%")]
+        read_data_subset: Option<String>,
+    },
+    /// Show sizes and ratios
+    Stats,
+    /// Manage key slots
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+    /// Remove stale locks (or all with --all)
+    Unlock {
+        /// Also remove locks that have not expired
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// List key slots
+    List,
+    /// Add a key slot for another passphrase (--new-password-file) or key file (--new-key-file)
+    Add {
+        /// File holding the new passphrase
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+        /// New key file (created with 64 random bytes if missing)
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
+    /// Remove a key slot (never the last)
+    Remove {
+        /// Slot ID or unique prefix
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Paths to back up
+    paths: Vec<PathBuf>,
+    /// Service the snapshot belongs to
+    #[arg(long)]
+    service: Option<String>,
+    /// Tenant the snapshot belongs to
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Tag (repeatable)
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Exclude glob (repeatable); without '/' it matches names at any depth
+    #[arg(long)]
+    exclude: Vec<String>,
+    /// Back up stdin as one file
+    #[arg(long)]
+    stdin: bool,
+    /// File name for --stdin
+    #[arg(long, default_value = "stdin")]
+    stdin_name: String,
+    /// Parent snapshot for change detection (default: latest of the same service or paths)
+    #[arg(long)]
+    parent: Option<String>,
+    /// Read every file even if unchanged
+    #[arg(long)]
+    force: bool,
+    /// Record the snapshot at this time (RFC 3339)
+    #[arg(long)]
+    time: Option<String>,
+    /// zstd compression level
+    #[arg(long, default_value_t = 3)]
+    compression: i32,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// Snapshot ID, unique prefix, or `latest` (default with --at)
+    snapshot: Option<String>,
+    /// Directory to restore into
+    #[arg(long)]
+    target: PathBuf,
+    /// The newest snapshot at or before this time (RFC 3339)
+    #[arg(long)]
+    at: Option<String>,
+    /// Only snapshots of this service
+    #[arg(long)]
+    service: Option<String>,
+    /// Only paths matching (repeatable)
+    #[arg(long)]
+    include: Vec<String>,
+    /// Not paths matching (repeatable)
+    #[arg(long)]
+    exclude: Vec<String>,
+    /// Read every restored file back and check it
+    #[arg(long)]
+    verify: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.global);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                eprintln!("  caused by: {s}");
+                src = s.source();
+            }
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn init_tracing(g: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (g.quiet, g.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        (_, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("custos={default},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("CUSTOS_LOG_FORMAT").is_ok_and(|v| v == "json") {
+        builder.json().init();
+    } else {
+        builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .without_time()
+            .with_target(false)
+            .init();
+    }
+}
+
+fn read_secret(g: &Global, creating: bool) -> Result<Secret> {
+    if let Some(kf) = &g.key_file {
+        if creating && !kf.exists() {
+            write_new_key_file(kf)?;
+            eprintln!("created key file {} (keep a copy somewhere safe: without it the repository cannot be read)", kf.display());
+        }
+        let bytes = std::fs::read(kf)
+            .map_err(|e| Error::io(format!("cannot read key file {}", kf.display()), e))?;
+        return Ok(Secret::KeyFile(Zeroizing::new(bytes)));
+    }
+    if let Some(pf) = &g.password_file {
+        let s = std::fs::read_to_string(pf)
+            .map_err(|e| Error::io(format!("cannot read password file {}", pf.display()), e))?;
+        let s = s.trim_end_matches(['\n', '\r']).to_string();
+        if s.is_empty() {
+            return Err(Error::Usage(format!(
+                "password file {} is empty",
+                pf.display()
+            )));
+        }
+        return Ok(Secret::Passphrase(Zeroizing::new(s)));
+    }
+    if let Ok(s) = std::env::var("CUSTOS_PASSWORD") {
+        if s.is_empty() {
+            return Err(Error::Usage("CUSTOS_PASSWORD is empty".into()));
+        }
+        return Ok(Secret::Passphrase(Zeroizing::new(s)));
+    }
+    Err(Error::NoKey)
+}
+
+fn write_new_key_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let key: [u8; 64] = rand::random();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot create key file {}", path.display()), e))?;
+    f.write_all(&key)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(format!("cannot write key file {}", path.display()), e))
+}
+
+fn repo_url(g: &Global) -> Result<String> {
+    g.repo
+        .clone()
+        .ok_or_else(|| Error::Usage("no repository given: use --repo or CUSTOS_REPOSITORY".into()))
+}
+
+fn cache_root(g: &Global) -> Option<PathBuf> {
+    if g.no_cache {
+        None
+    } else {
+        g.cache_dir
+            .clone()
+            .or_else(custos::index::default_cache_dir)
+    }
+}
+
+async fn open(g: &Global) -> Result<Repository> {
+    let backend = Backend::open(&repo_url(g)?, false)?;
+    let secret = read_secret(g, false)?;
+    Repository::open(backend, &secret, cache_root(g)).await
+}
+
+fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| Error::Problems(format!("cannot encode JSON: {e}")))?;
+    println!("{s}");
+    Ok(())
+}
+
+fn parse_time(s: &str, what: &str) -> Result<jiff::Timestamp> {
+    s.parse::<jiff::Timestamp>()
+        .or_else(|_| {
+            s.parse::<jiff::civil::DateTime>().and_then(|d| {
+                d.to_zoned(jiff::tz::TimeZone::system())
+                    .map(|z| z.timestamp())
+            })
+        })
+        .map_err(|e| {
+            Error::Usage(format!(
+                "{what}: cannot parse {s:?} as a time (RFC 3339, e.g. 2026-11-22T10:00:00Z): {e}"
+            ))
+        })
+}
+
+#[derive(serde::Serialize)]
+struct SnapshotJson<'a> {
+    id: String,
+    short_id: String,
+    time: &'a str,
+    service: &'a Option<String>,
+    tenant: &'a Option<String>,
+    tags: &'a [String],
+    paths: &'a [String],
+    hostname: &'a str,
+    username: &'a str,
+    parent: Option<String>,
+    stream: bool,
+    summary: &'a custos::repofile::snapshot::Summary,
+}
+
+async fn run(cli: Cli) -> Result<u8> {
+    let g = cli.global;
+    match cli.command {
+        Command::Init {
+            chunk_avg_kib,
+            pack_size_mib,
+        } => {
+            let url = repo_url(&g)?;
+            let backend = Backend::open(&url, true)?;
+            let secret = read_secret(&g, true)?;
+            let avg = chunk_avg_kib * 1024;
+            let opts = InitOptions {
+                chunker: custos::repofile::config::ChunkerParams {
+                    min: avg / 2,
+                    avg,
+                    max: avg * 8,
+                },
+                pack_size: pack_size_mib << 20,
+                kdf: kdf_params(),
+            };
+            let repo = Repository::init(backend, &secret, &opts, cache_root(&g)).await?;
+            if g.json {
+                print_json(
+                    &serde_json::json!({ "id": repo.config().id.to_hex(), "repository": url }),
+                )?;
+            } else {
+                println!("created repository {} at {url}", repo.config().id.short());
+            }
+            Ok(0)
+        }
+        Command::Backup(a) => {
+            let repo = open(&g).await?.load_index().await?;
+            let stream = if a.stdin {
+                if !a.paths.is_empty() {
+                    return Err(Error::Usage("--stdin takes no paths".into()));
+                }
+                Some(backup::StreamSource {
+                    name: a.stdin_name.clone(),
+                    reader: Box::new(std::io::stdin()) as Box<dyn Read + Send>,
+                })
+            } else {
+                None
+            };
+            let opts = backup::BackupOptions {
+                paths: a.paths,
+                stream,
+                service: a.service,
+                tenant: a.tenant,
+                tags: a.tag,
+                excludes: a.exclude,
+                parent: a.parent,
+                force: a.force,
+                time: a
+                    .time
+                    .as_deref()
+                    .map(|t| parse_time(t, "--time"))
+                    .transpose()?,
+                compression_level: a.compression,
+                workers: 0,
+                progress: Progress::new("backup", g.quiet || g.json),
+            };
+            let r = backup::backup(&repo, opts).await?;
+            let s = &r.snapshot.summary;
+            if g.json {
+                print_json(&serde_json::json!({
+                    "id": r.id.to_hex(),
+                    "short_id": r.id.short(),
+                    "time": r.snapshot.time,
+                    "files": s.files,
+                    "dirs": s.dirs,
+                    "files_read": s.files_read,
+                    "files_unchanged": s.files_unchanged,
+                    "total_bytes": s.total_bytes,
+                    "bytes_read": s.bytes_read,
+                    "bytes_added": s.bytes_added,
+                    "bytes_added_raw": s.bytes_added_raw,
+                    "blobs_added": s.blobs_added,
+                    "duration": s.duration_secs,
+                    "errors": s.errors,
+                }))?;
+            } else {
+                println!("{}", r.id);
+                if !g.quiet {
+                    eprintln!(
+                        "snapshot {} saved: {} files ({} unchanged), {} read, {} added ({} stored) in {:.1}s",
+                        r.id.short(),
+                        s.files,
+                        s.files_unchanged,
+                        human_bytes(s.bytes_read),
+                        human_bytes(s.bytes_added_raw),
+                        human_bytes(s.bytes_added),
+                        s.duration_secs
+                    );
+                }
+            }
+            if !s.errors.is_empty() {
+                eprintln!(
+                    "error: {} entries could not be read and are missing from snapshot {}:",
+                    s.errors.len(),
+                    r.id.short()
+                );
+                for e in &s.errors {
+                    eprintln!("  {}: {}", e.path, e.error);
+                }
+                return Ok(1);
+            }
+            Ok(0)
+        }
+        Command::Snapshots { service, tag } => {
+            let repo = open(&g).await?;
+            let (snaps, bad) = repo.snapshots().await?;
+            for (path, e) in &bad {
+                eprintln!("warning: {path}: {e}");
+            }
+            let sel: Vec<_> = snaps
+                .iter()
+                .filter(|(_, s)| {
+                    service
+                        .as_ref()
+                        .is_none_or(|v| s.service.as_ref() == Some(v))
+                })
+                .filter(|(_, s)| tag.iter().all(|t| s.tags.contains(t)))
+                .collect();
+            if g.json {
+                let v: Vec<SnapshotJson> = sel
+                    .iter()
+                    .map(|(id, s)| SnapshotJson {
+                        id: id.to_hex(),
+                        short_id: id.short(),
+                        time: &s.time,
+                        service: &s.service,
+                        tenant: &s.tenant,
+                        tags: &s.tags,
+                        paths: &s.paths,
+                        hostname: &s.hostname,
+                        username: &s.username,
+                        parent: s.parent.map(|p| p.to_hex()),
+                        stream: s.stream,
+                        summary: &s.summary,
+                    })
+                    .collect();
+                print_json(&v)?;
+            } else {
+                println!(
+                    "{:<8}  {:<25}  {:<16}  {:<20}  {:>10}  paths",
+                    "ID", "time", "service", "tags", "size"
+                );
+                for (id, s) in &sel {
+                    println!(
+                        "{:<8}  {:<25}  {:<16}  {:<20}  {:>10}  {}",
+                        id.short(),
+                        s.time,
+                        s.service.as_deref().unwrap_or("-"),
+                        s.tags.join(","),
+                        human_bytes(s.summary.total_bytes),
+                        s.paths.join(" ")
+                    );
+                }
+                println!("{} snapshots", sel.len());
+            }
+            Ok(if bad.is_empty() { 0 } else { 1 })
+        }
+        Command::Ls { snapshot, path } => {
+            let repo = open(&g).await?.load_index().await?;
+            let (snaps, _) = repo.snapshots().await?;
+            let (_, snap) = select_snapshot(&snaps, &snapshot, |_| true)?;
+            let entries = browse::ls(&repo, snap, path.as_deref()).await?;
+            if g.json {
+                print_json(&entries)?;
+            } else {
+                let mut out = std::io::stdout().lock();
+                for e in entries {
+                    let _ = writeln!(
+                        out,
+                        "{:>7o} {:>12} {:<30} {}",
+                        e.mode & 0o7777,
+                        e.size,
+                        e.mtime,
+                        e.path
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Command::Dump { snapshot, path } => {
+            let repo = open(&g).await?.load_index().await?;
+            let (snaps, _) = repo.snapshots().await?;
+            let (_, snap) = select_snapshot(&snaps, &snapshot, |_| true)?;
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
+            browse::dump(&repo, snap, path.as_deref(), &mut out).await?;
+            Ok(0)
+        }
+        Command::Restore(a) => {
+            let repo = open(&g).await?.load_index().await?;
+            let (snaps, _) = repo.snapshots().await?;
+            let service_ok = |s: &custos::repofile::snapshot::Snapshot| {
+                a.service
+                    .as_ref()
+                    .is_none_or(|v| s.service.as_ref() == Some(v))
+            };
+            let (id, snap) = match (&a.at, &a.snapshot) {
+                (Some(at), None) => {
+                    let t = parse_time(at, "--at")?;
+                    snaps
+                        .iter()
+                        .rev()
+                        .find(|(_, s)| service_ok(s) && s.timestamp() <= t)
+                        .ok_or_else(|| Error::NotFound(format!("a snapshot at or before {t}")))?
+                }
+                (Some(_), Some(_)) => {
+                    return Err(Error::Usage(
+                        "give either a snapshot or --at, not both".into(),
+                    ))
+                }
+                (None, spec) => {
+                    select_snapshot(&snaps, spec.as_deref().unwrap_or("latest"), service_ok)?
+                }
+            };
+            let lock = lock::Lock::acquire(repo.backend(), false, "restore").await?;
+            let opts = restore::RestoreOptions {
+                target: a.target.clone(),
+                includes: a.include,
+                excludes: a.exclude,
+                verify: a.verify,
+                concurrency: 4,
+                progress: Progress::new("restore", g.quiet || g.json),
+            };
+            let r = restore::restore(&repo, snap, &opts).await;
+            lock.release().await?;
+            let r = r?;
+            if g.json {
+                print_json(
+                    &serde_json::json!({ "snapshot": id.to_hex(), "target": a.target, "result": r }),
+                )?;
+            } else if !g.quiet {
+                eprintln!(
+                    "restored snapshot {} to {}: {} files, {} dirs, {} others, {} written{}{}",
+                    id.short(),
+                    a.target.display(),
+                    r.files,
+                    r.dirs,
+                    r.others,
+                    human_bytes(r.bytes_written),
+                    if r.files_skipped > 0 {
+                        format!(", {} already complete", r.files_skipped)
+                    } else {
+                        String::new()
+                    },
+                    if a.verify {
+                        format!(", {} verified", r.files_verified)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            if !r.errors.is_empty() {
+                eprintln!(
+                    "error: {} entries could not be restored or verified:",
+                    r.errors.len()
+                );
+                for e in &r.errors {
+                    eprintln!("  {e}");
+                }
+                return Ok(1);
+            }
+            Ok(0)
+        }
+        Command::Check {
+            read_data,
+            read_data_subset,
+        } => {
+            let subset = read_data_subset
+                .map(|s| {
+                    s.trim_end_matches('%')
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|p| (0.0..=100.0).contains(p))
+                        .ok_or_else(|| {
+                            Error::Usage(format!(
+                                "--read-data-subset: {s:?} is not a percentage such as 10%"
+                            ))
+                        })
+                })
+                .transpose()?;
+            let repo = open(&g).await?.load_index().await?;
+            let report = check::check(
+                &repo,
+                &check::CheckOptions {
+                    read_data,
+                    read_data_subset: subset,
+                },
+            )
+            .await?;
+            if g.json {
+                print_json(&report)?;
+            } else {
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                for e in &report.errors {
+                    eprintln!("error: {e}");
+                }
+                if !report.affected.is_empty() {
+                    eprintln!("damaged data affects:");
+                    for a in &report.affected {
+                        eprintln!("  snapshot {}: {}", a.snapshot.short(), a.path);
+                    }
+                }
+                println!(
+                    "checked {} snapshots, {} trees, {} packs ({} read, {} blobs verified): {}",
+                    report.snapshots,
+                    report.trees,
+                    report.packs,
+                    report.packs_read,
+                    report.blobs_read,
+                    if report.ok() {
+                        "no errors".to_string()
+                    } else {
+                        format!("{} errors", report.errors.len())
+                    }
+                );
+            }
+            Ok(if report.ok() { 0 } else { 1 })
+        }
+        Command::Stats => {
+            let repo = open(&g).await?.load_index().await?;
+            let s = stats::stats(&repo).await?;
+            if g.json {
+                print_json(&s)?;
+            } else {
+                println!("snapshots:          {}", s.snapshots);
+                println!("logical size:       {}", human_bytes(s.logical_bytes));
+                println!(
+                    "unique data:        {} in {} blobs ({} data, {} trees)",
+                    human_bytes(s.unique_bytes),
+                    s.blobs,
+                    s.data_blobs,
+                    s.tree_blobs
+                );
+                println!(
+                    "stored size:        {} in {} packs",
+                    human_bytes(s.stored_bytes),
+                    s.packs
+                );
+                println!("deduplication:      {:.2}x", s.dedup_ratio);
+                println!("compression:        {:.2}x", s.compression_ratio);
+                println!("total reduction:    {:.2}x", s.total_ratio);
+            }
+            Ok(0)
+        }
+        Command::Key { action } => {
+            let repo = open(&g).await?;
+            match action {
+                KeyAction::List => {
+                    let slots = repo.key_slots().await?;
+                    if g.json {
+                        let v: Vec<_> = slots
+                            .iter()
+                            .map(|s| serde_json::json!({"id": s.id.to_hex(), "kind": s.kind(), "created": s.created, "hostname": s.hostname, "username": s.username, "fingerprint": s.fingerprint()}))
+                            .collect();
+                        print_json(&v)?;
+                    } else {
+                        for s in slots {
+                            println!(
+                                "{}  {:<10}  {}  {}@{}",
+                                s.id.short(),
+                                s.kind(),
+                                s.created,
+                                s.username,
+                                s.hostname
+                            );
+                        }
+                    }
+                }
+                KeyAction::Add {
+                    new_password_file,
+                    new_key_file,
+                } => {
+                    let secret = match (new_password_file, new_key_file) {
+                        (Some(p), None) => {
+                            let s = std::fs::read_to_string(&p).map_err(|e| {
+                                Error::io(format!("cannot read {}", p.display()), e)
+                            })?;
+                            Secret::Passphrase(Zeroizing::new(
+                                s.trim_end_matches(['\n', '\r']).to_string(),
+                            ))
+                        }
+                        (None, Some(k)) => {
+                            if !k.exists() {
+                                write_new_key_file(&k)?;
+                            }
+                            Secret::KeyFile(Zeroizing::new(std::fs::read(&k).map_err(|e| {
+                                Error::io(format!("cannot read {}", k.display()), e)
+                            })?))
+                        }
+                        _ => {
+                            return Err(Error::Usage(
+                                "give exactly one of --new-password-file or --new-key-file".into(),
+                            ))
+                        }
+                    };
+                    let id = repo.add_key(&secret, kdf_params()).await?;
+                    println!("added key slot {}", id.short());
+                }
+                KeyAction::Remove { id } => {
+                    let slots = repo.key_slots().await?;
+                    let hits: Vec<_> = slots
+                        .iter()
+                        .filter(|s| s.id.to_hex().starts_with(&id.to_ascii_lowercase()))
+                        .collect();
+                    let slot = match hits.as_slice() {
+                        [one] => one.id,
+                        [] => return Err(Error::NotFound(format!("key slot {id}"))),
+                        _ => {
+                            return Err(Error::Usage(format!("key slot prefix {id} is ambiguous")))
+                        }
+                    };
+                    repo.remove_key(&slot).await?;
+                    println!("removed key slot {}", slot.short());
+                }
+            }
+            Ok(0)
+        }
+        Command::Unlock { all } => {
+            let backend = Backend::open(&repo_url(&g)?, false)?;
+            let removed = lock::unlock(&backend, all).await?;
+            for r in &removed {
+                eprintln!("removed {}", r.holder());
+            }
+            if !g.quiet {
+                println!("{} locks removed", removed.len());
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// Argon2id cost: the default, or a cheaper one for tests when
+/// `CUSTOS_TEST_FAST_KDF` is set (never in production: it weakens passphrases).
+fn kdf_params() -> KdfParams {
+    if std::env::var_os("CUSTOS_TEST_FAST_KDF").is_some() {
+        KdfParams {
+            m_kib: 1024,
+            t: 1,
+            p: 1,
+        }
+    } else {
+        KdfParams::default()
+    }
+}

@@ -1,0 +1,98 @@
+//! Progress reporting for long operations: a bar on stderr when it is a
+//! terminal (files, bytes, rate, ETA), nothing otherwise.
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Shared progress counters with an optional terminal bar.
+#[derive(Clone)]
+pub struct Progress {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    bar: ProgressBar,
+    files: AtomicU64,
+    total_files: AtomicU64,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+impl Progress {
+    /// A progress display for `verb` ("backup", "restore"). Hidden when stderr is
+    /// not a terminal or `quiet` is set.
+    pub fn new(verb: &str, quiet: bool) -> Progress {
+        let visible = !quiet && std::io::stderr().is_terminal();
+        let bar = if visible {
+            let b = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr_with_hz(4));
+            let style = ProgressStyle::with_template(
+                "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            b.set_style(style);
+            b.set_prefix(verb.to_string());
+            b.enable_steady_tick(Duration::from_millis(250));
+            b
+        } else {
+            ProgressBar::hidden()
+        };
+        Progress {
+            inner: Arc::new(Inner {
+                bar,
+                files: AtomicU64::new(0),
+                total_files: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A progress that shows nothing.
+    pub fn hidden() -> Progress {
+        Progress::new("", true)
+    }
+
+    /// Adds to the expected totals (from a scan running alongside).
+    pub fn add_total(&self, files: u64, bytes: u64) {
+        self.inner.total_files.fetch_add(files, Ordering::Relaxed);
+        self.inner.bar.inc_length(bytes);
+    }
+
+    /// Records processed bytes.
+    pub fn add_bytes(&self, n: u64) {
+        self.inner.bar.inc(n);
+    }
+
+    /// Records one finished file.
+    pub fn file_done(&self) {
+        let done = self.inner.files.fetch_add(1, Ordering::Relaxed) + 1;
+        self.refresh(done);
+    }
+
+    fn refresh(&self, done: u64) {
+        if !self.inner.bar.is_hidden() {
+            let total = self.inner.total_files.load(Ordering::Relaxed);
+            self.inner.bar.set_message(format!("{done}/{total} files"));
+        }
+    }
+
+    /// Prints a line above the bar (warnings).
+    pub fn println(&self, line: &str) {
+        if self.inner.bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            self.inner.bar.println(line);
+        }
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.inner.bar.finish_and_clear();
+    }
+}

@@ -1,0 +1,247 @@
+//! Repository locks: leases under `locks/<id>`.
+//!
+//! | held by | kind | conflicts with |
+//! |---|---|---|
+//! | backup, restore, check, copy | shared | exclusive |
+//! | prune, repair, erase | exclusive | shared and exclusive |
+//!
+//! A lock is created with a conditional put (never overwriting another), then the
+//! lock list is read again: if a conflicting lock appeared meanwhile, ours is
+//! withdrawn and the attempt fails, so two writers can never both believe they
+//! hold conflicting locks. A lease expires unless refreshed; the holder refreshes
+//! it every third of the lease. An expired lock is stale and is ignored (and
+//! removed by `custos unlock` or by the next exclusive locker, with a log line).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+
+use crate::backend::Backend;
+use crate::id::LockId;
+use crate::{Error, Result};
+
+/// How long a lease lasts without refresh. Long enough to survive a stalled
+/// store for a while, short enough that a crashed holder blocks others briefly.
+pub const LEASE: Duration = Duration::from_secs(300);
+
+/// A lock object's body (plain JSON: it holds nothing secret).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// Exclusive or shared.
+    pub exclusive: bool,
+    /// What holds it (command name).
+    pub command: String,
+    /// Host.
+    pub hostname: String,
+    /// Process ID.
+    pub pid: u32,
+    /// User.
+    pub username: String,
+    /// Creation time, RFC 3339.
+    pub created: String,
+    /// Expiry, RFC 3339.
+    pub expires: String,
+}
+
+impl LockInfo {
+    fn expired(&self, now: jiff::Timestamp) -> bool {
+        self.expires
+            .parse::<jiff::Timestamp>()
+            .map(|t| t < now)
+            .unwrap_or(true)
+    }
+
+    /// One-line description of the holder.
+    pub fn holder(&self) -> String {
+        format!(
+            "{} lock by `{}` (pid {} on {}, user {}, since {})",
+            if self.exclusive {
+                "exclusive"
+            } else {
+                "shared"
+            },
+            self.command,
+            self.pid,
+            self.hostname,
+            self.username,
+            self.created
+        )
+    }
+}
+
+/// A held lock. Call [`Lock::release`]; dropping it stops the refresh and lets
+/// the lease expire.
+pub struct Lock {
+    backend: Backend,
+    id: LockId,
+    refresher: JoinHandle<()>,
+}
+
+fn body(info: &LockInfo) -> Bytes {
+    Bytes::from(serde_json::to_vec_pretty(info).unwrap_or_default())
+}
+
+fn new_info(exclusive: bool, command: &str) -> LockInfo {
+    let now = jiff::Timestamp::now();
+    LockInfo {
+        exclusive,
+        command: command.to_string(),
+        hostname: crate::util::hostname(),
+        pid: std::process::id(),
+        username: crate::util::username(),
+        created: now.to_string(),
+        expires: (now + LEASE).to_string(),
+    }
+}
+
+/// Lists the locks with their IDs.
+///
+/// # Errors
+/// [`Error::Backend`].
+pub async fn list(backend: &Backend) -> Result<Vec<(LockId, LockInfo)>> {
+    let mut out = Vec::new();
+    for l in backend.list("locks").await? {
+        let Ok(id) = l.path.trim_start_matches("locks/").parse::<LockId>() else {
+            continue;
+        };
+        match backend.get(&l.path).await {
+            Ok(b) => match serde_json::from_slice::<LockInfo>(&b) {
+                Ok(info) => out.push((id, info)),
+                Err(e) => {
+                    tracing::warn!(lock = %l.path, error = %e, "ignoring a lock that does not decode")
+                }
+            },
+            Err(e) if crate::backend::is_not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+impl Lock {
+    /// Takes a lock.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] naming the holder of a conflicting live lock.
+    pub async fn acquire(backend: &Backend, exclusive: bool, command: &str) -> Result<Lock> {
+        let check = |locks: &[(LockId, LockInfo)], mine: Option<LockId>| -> Result<()> {
+            let now = jiff::Timestamp::now();
+            for (id, info) in locks {
+                if Some(*id) == mine {
+                    continue;
+                }
+                if info.expired(now) {
+                    tracing::info!(lock = %id, holder = %info.holder(), "ignoring a stale lock (lease expired)");
+                    continue;
+                }
+                if exclusive || info.exclusive {
+                    return Err(Error::Locked(format!(
+                        "{} holds it (lock {})",
+                        info.holder(),
+                        id.short()
+                    )));
+                }
+            }
+            Ok(())
+        };
+        check(&list(backend).await?, None)?;
+        let id = LockId::random();
+        let info = new_info(exclusive, command);
+        let path = format!("locks/{id}");
+        if !backend.put_new(&path, body(&info)).await? {
+            return Err(Error::Locked(format!("lock {id} already exists")));
+        }
+        if let Err(e) = check(&list(backend).await?, Some(id)) {
+            backend.delete(&path).await?;
+            return Err(e);
+        }
+        let b = backend.clone();
+        let refresher = tokio::spawn(async move {
+            let mut info = info;
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                info.expires = (jiff::Timestamp::now() + LEASE).to_string();
+                if let Err(e) = b.put(&path, body(&info)).await {
+                    tracing::warn!(error = %e, "could not refresh the repository lock");
+                }
+            }
+        });
+        Ok(Lock {
+            backend: backend.clone(),
+            id,
+            refresher,
+        })
+    }
+
+    /// Releases the lock.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn release(self) -> Result<()> {
+        self.refresher.abort();
+        self.backend.delete(&format!("locks/{}", self.id)).await
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        self.refresher.abort();
+    }
+}
+
+/// Removes stale locks (or all with `all`). Returns what was removed.
+///
+/// # Errors
+/// [`Error::Backend`].
+pub async fn unlock(backend: &Backend, all: bool) -> Result<Vec<LockInfo>> {
+    let now = jiff::Timestamp::now();
+    let mut removed = Vec::new();
+    for (id, info) in list(backend).await? {
+        if all || info.expired(now) {
+            backend.delete(&format!("locks/{id}")).await?;
+            tracing::info!(lock = %id, holder = %info.holder(), "removed lock");
+            removed.push(info);
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn shared_and_exclusive() {
+        let b = Backend::open("memory://lock-unit", true).unwrap();
+        let s1 = Lock::acquire(&b, false, "backup").await.unwrap();
+        let s2 = Lock::acquire(&b, false, "backup").await.unwrap();
+        let err = Lock::acquire(&b, true, "prune").await.err().unwrap();
+        assert!(
+            matches!(err, Error::Locked(ref m) if m.contains("backup")),
+            "{err}"
+        );
+        s1.release().await.unwrap();
+        s2.release().await.unwrap();
+        let x = Lock::acquire(&b, true, "prune").await.unwrap();
+        let err = Lock::acquire(&b, false, "backup").await.err().unwrap();
+        assert_eq!(err.exit_code(), 3);
+        assert!(err.to_string().contains("prune"));
+        x.release().await.unwrap();
+        assert!(list(&b).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn stale_lock_is_ignored_and_removed() {
+        let b = Backend::open("memory://lock-stale", true).unwrap();
+        let mut info = new_info(true, "prune");
+        info.expires = "2000-01-01T00:00:00Z".into();
+        b.put(&format!("locks/{}", LockId::random()), body(&info))
+            .await
+            .unwrap();
+        let l = Lock::acquire(&b, false, "backup").await.unwrap();
+        l.release().await.unwrap();
+        assert_eq!(unlock(&b, false).await.unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,479 @@
+//! The repository handle.
+//!
+//! A [`Repository`] is opened (its key unwrapped, its config verified); an
+//! [`IndexedRepository`] also has its blob index loaded and is the only handle
+//! that can read blobs or back up (typestate: an unindexed repository cannot
+//! deduplicate by mistake).
+//!
+//! Write order, which every command keeps: packs → index objects → snapshot.
+//! A snapshot is written only after everything it references is durable.
+
+pub mod lock;
+
+use std::collections::HashSet;
+use std::ops::Deref;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+use crate::backend::{is_not_found, Backend};
+use crate::crypto::keyslot::{KdfParams, KeySlot, Secret};
+use crate::crypto::{Keys, MasterKey, ObjectKind};
+use crate::id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
+use crate::index::{BlobIndex, Location};
+use crate::repofile::config::{ChunkerParams, RepoConfig};
+use crate::repofile::index::IndexFile;
+use crate::repofile::pack::{open_blob, BlobKind};
+use crate::repofile::snapshot::Snapshot;
+use crate::repofile::tree::Tree;
+use crate::repofile::{open_object, seal_object};
+use crate::{Error, Result};
+
+/// Object path of a pack.
+pub fn pack_path(id: &PackId) -> String {
+    let h = id.to_hex();
+    format!("data/{}/{}", &h[..2], h)
+}
+
+/// Options for `init`.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Chunker sizes.
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u64,
+    /// Argon2id cost for a passphrase slot.
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    /// Default chunker sizes, 16 MiB packs (few objects, cheap listing, and a
+    /// partly needed pack is read with ranged requests anyway), default Argon2id.
+    fn default() -> Self {
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            pack_size: 16 << 20,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+/// An opened repository.
+#[derive(Clone)]
+pub struct Repository {
+    backend: Backend,
+    keys: Keys,
+    master: MasterKey,
+    config: RepoConfig,
+    cache_root: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({}, {})", self.backend.url(), self.config.id)
+    }
+}
+
+impl Repository {
+    /// Creates a repository at an empty location.
+    ///
+    /// # Errors
+    /// [`Error::RepositoryExists`] when a config or key slot is already there.
+    pub async fn init(
+        backend: Backend,
+        secret: &Secret,
+        opts: &InitOptions,
+        cache_root: Option<PathBuf>,
+    ) -> Result<Repository> {
+        opts.chunker.validate()?;
+        if backend.exists("config").await? || !backend.list("keys").await?.is_empty() {
+            return Err(Error::RepositoryExists(backend.url().to_string()));
+        }
+        let master = MasterKey::generate();
+        let keys = master.keys();
+        let config = RepoConfig::new(opts.chunker, opts.pack_size);
+        let slot = KeySlot::create(&master, secret, opts.kdf)?;
+        backend
+            .put(
+                &format!("keys/{}", slot.id),
+                Bytes::from(serde_json::to_vec_pretty(&slot).unwrap_or_default()),
+            )
+            .await?;
+        // The config is created last and atomically: two concurrent inits cannot
+        // both succeed, and a crash before it leaves only an unusable key slot.
+        if !backend
+            .put_new("config", Bytes::from(config.encode(&keys)))
+            .await?
+        {
+            backend.delete(&format!("keys/{}", slot.id)).await?;
+            return Err(Error::RepositoryExists(backend.url().to_string()));
+        }
+        Ok(Repository {
+            backend,
+            keys,
+            master,
+            config,
+            cache_root,
+        })
+    }
+
+    /// Opens an existing repository with a passphrase or key file.
+    ///
+    /// # Errors
+    /// [`Error::NoRepository`], [`Error::WrongKey`], [`Error::Integrity`] for a
+    /// damaged config or key slot, [`Error::Backend`].
+    pub async fn open(
+        backend: Backend,
+        secret: &Secret,
+        cache_root: Option<PathBuf>,
+    ) -> Result<Repository> {
+        let raw = match backend.get("config").await {
+            Ok(b) => b,
+            Err(e) if is_not_found(&e) => {
+                return Err(Error::NoRepository(backend.url().to_string()))
+            }
+            Err(e) => return Err(e),
+        };
+        let (config, mac) = RepoConfig::decode_unverified(&raw)?;
+        let listed = backend.list("keys").await?;
+        let mut damaged = Vec::new();
+        for l in &listed {
+            let data = backend.get(&l.path).await?;
+            let slot: KeySlot = match serde_json::from_slice(&data) {
+                Ok(s) => s,
+                Err(e) => {
+                    damaged.push(format!("{}: {e}", l.path));
+                    continue;
+                }
+            };
+            if let Some(master) = slot.open(secret)? {
+                let keys = master.keys();
+                config.verify(&mac, &keys)?;
+                return Ok(Repository {
+                    backend,
+                    keys,
+                    master,
+                    config,
+                    cache_root,
+                });
+            }
+        }
+        if !damaged.is_empty() && damaged.len() == listed.len() {
+            return Err(Error::integrity("key slots", damaged.join("; ")));
+        }
+        if listed.is_empty() {
+            return Err(Error::integrity("keys/", "the repository has no key slot"));
+        }
+        Err(Error::WrongKey {
+            slots: listed.len(),
+        })
+    }
+
+    /// The storage backend.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The derived keys.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// The config.
+    pub fn config(&self) -> &RepoConfig {
+        &self.config
+    }
+
+    /// The cache directory of this repository (`<cache root>/<repo id>`).
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        self.cache_root
+            .as_ref()
+            .map(|r| r.join(self.config.id.to_hex()))
+    }
+
+    /// Adds a key slot for another passphrase or key file.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn add_key(&self, secret: &Secret, kdf: KdfParams) -> Result<KeyId> {
+        let slot = KeySlot::create(&self.master, secret, kdf)?;
+        self.backend
+            .put(
+                &format!("keys/{}", slot.id),
+                Bytes::from(serde_json::to_vec_pretty(&slot).unwrap_or_default()),
+            )
+            .await?;
+        Ok(slot.id)
+    }
+
+    /// Lists key slots.
+    ///
+    /// # Errors
+    /// [`Error::Backend`], [`Error::Integrity`] for a slot that does not decode.
+    pub async fn key_slots(&self) -> Result<Vec<KeySlot>> {
+        let mut out = Vec::new();
+        for l in self.backend.list("keys").await? {
+            let data = self.backend.get(&l.path).await?;
+            out.push(
+                serde_json::from_slice(&data)
+                    .map_err(|e| Error::integrity(&l.path, e.to_string()))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Removes a key slot; refuses to remove the last one.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Refused`] for the last slot.
+    pub async fn remove_key(&self, id: &KeyId) -> Result<()> {
+        let slots = self.key_slots().await?;
+        if !slots.iter().any(|s| &s.id == id) {
+            return Err(Error::NotFound(format!("key slot {id}")));
+        }
+        if slots.len() == 1 {
+            return Err(Error::Refused(
+                "refusing to remove the last key slot: the repository would become unreadable"
+                    .into(),
+            ));
+        }
+        self.backend.delete(&format!("keys/{id}")).await
+    }
+
+    /// Reads and decrypts one snapshot.
+    ///
+    /// # Errors
+    /// [`Error::Backend`], [`Error::Integrity`].
+    pub async fn snapshot(&self, id: &SnapshotId) -> Result<Snapshot> {
+        let path = format!("snapshots/{id}");
+        let data = self.backend.get(&path).await?;
+        open_object(
+            &self.keys,
+            ObjectKind::Snapshot,
+            id.as_bytes(),
+            &path,
+            &data,
+        )
+    }
+
+    /// Every snapshot, oldest first. Snapshots that do not decode are returned in
+    /// the second list with their error, never silently dropped.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when listing or reading fails.
+    pub async fn snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(String, Error)>)> {
+        let listed = self.backend.list("snapshots").await?;
+        let mut good = Vec::new();
+        let mut bad = Vec::new();
+        let reads = futures::future::join_all(listed.iter().map(|l| async move {
+            let id: Result<SnapshotId> = l.path.trim_start_matches("snapshots/").parse();
+            match id {
+                Ok(id) => (l.path.clone(), self.snapshot(&id).await.map(|s| (id, s))),
+                Err(e) => (l.path.clone(), Err(e)),
+            }
+        }))
+        .await;
+        for (path, r) in reads {
+            match r {
+                Ok(s) => good.push(s),
+                Err(e @ Error::Backend { .. }) if !is_not_found(&e) => return Err(e),
+                Err(e) => bad.push((path, e)),
+            }
+        }
+        good.sort_by(|a, b| a.1.timestamp().cmp(&b.1.timestamp()).then(a.0.cmp(&b.0)));
+        Ok((good, bad))
+    }
+
+    /// Writes a snapshot (after everything it references is durable).
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
+        let id = SnapshotId::random();
+        let sealed = seal_object(&self.keys, ObjectKind::Snapshot, id.as_bytes(), snap);
+        self.backend
+            .put(&format!("snapshots/{id}"), Bytes::from(sealed))
+            .await?;
+        Ok(id)
+    }
+
+    /// Writes an index object.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn save_index(&self, file: &IndexFile) -> Result<IndexId> {
+        let id = IndexId::random();
+        let sealed = seal_object(&self.keys, ObjectKind::Index, id.as_bytes(), file);
+        self.backend
+            .put(&format!("index/{id}"), Bytes::from(sealed))
+            .await?;
+        Ok(id)
+    }
+
+    /// Reads one index object.
+    ///
+    /// # Errors
+    /// [`Error::Backend`], [`Error::Integrity`].
+    pub async fn read_index(&self, id: &IndexId) -> Result<IndexFile> {
+        let path = format!("index/{id}");
+        let data = self.backend.get(&path).await?;
+        open_object(&self.keys, ObjectKind::Index, id.as_bytes(), &path, &data)
+    }
+
+    /// Lists index object IDs.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn index_ids(&self) -> Result<Vec<IndexId>> {
+        Ok(self
+            .backend
+            .list("index")
+            .await?
+            .iter()
+            .filter_map(|l| l.path.trim_start_matches("index/").parse().ok())
+            .collect())
+    }
+
+    /// Loads the blob index (see [`crate::index`] for the cache rules).
+    ///
+    /// # Errors
+    /// [`Error::Backend`], [`Error::Integrity`] for an index object that does not
+    /// decode (run `custos repair`), cache errors.
+    pub async fn load_index(self) -> Result<IndexedRepository> {
+        let index = BlobIndex::open(self.cache_dir().map(|d| d.join("index")).as_deref())?;
+        let listed: HashSet<IndexId> = self.index_ids().await?.into_iter().collect();
+        let loaded = index.loaded()?;
+        if !loaded.is_subset(&listed) {
+            tracing::info!(
+                "index objects were replaced since the cache was built: rebuilding the index cache"
+            );
+            index.clear()?;
+        }
+        let loaded = index.loaded()?;
+        let mut todo: Vec<IndexId> = listed.difference(&loaded).copied().collect();
+        todo.sort();
+        // Read a few objects at a time; each is inserted as soon as it arrives.
+        let mut superseded = HashSet::new();
+        for batch in todo.chunks(8) {
+            let files = futures::future::join_all(batch.iter().map(|id| self.read_index(id))).await;
+            for (id, f) in batch.iter().zip(files) {
+                let f = f?;
+                superseded.extend(f.supersedes.iter().copied());
+                index.add_index(*id, &f)?;
+            }
+        }
+        if !superseded.is_empty() && superseded.iter().any(|s| listed.contains(s)) {
+            // A prune or repair was interrupted between writing the new index and
+            // deleting the old one: the old objects are stale; rebuild without them.
+            index.clear()?;
+            for id in listed.iter().filter(|i| !superseded.contains(i)) {
+                let f = self.read_index(id).await?;
+                index.add_index(*id, &f)?;
+            }
+        }
+        index.flush()?;
+        Ok(IndexedRepository { repo: self, index })
+    }
+}
+
+/// An opened repository with its blob index loaded.
+pub struct IndexedRepository {
+    repo: Repository,
+    index: BlobIndex,
+}
+
+impl Deref for IndexedRepository {
+    type Target = Repository;
+    fn deref(&self) -> &Repository {
+        &self.repo
+    }
+}
+
+impl IndexedRepository {
+    /// The blob index.
+    pub fn index(&self) -> &BlobIndex {
+        &self.index
+    }
+
+    /// Where a blob is.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the index does not know it.
+    pub fn locate(&self, id: &BlobId) -> Result<Location> {
+        self.index
+            .get(id)?
+            .ok_or_else(|| Error::NotFound(format!("blob {id} (not in the index)")))
+    }
+
+    /// Reads, authenticates, decompresses and ID-checks one blob.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Backend`], [`Error::Integrity`].
+    pub async fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = self.locate(id)?;
+        let stored = self
+            .backend()
+            .get_range(
+                &pack_path(&loc.pack),
+                loc.offset..loc.offset + u64::from(loc.length),
+            )
+            .await?;
+        let keys = self.keys().clone();
+        let id = *id;
+        tokio::task::spawn_blocking(move || open_blob(&keys, &loc.pack, &loc.entry(id), &stored))
+            .await
+            .map_err(|e| Error::Problems(format!("decoder task failed: {e}")))?
+    }
+
+    /// Reads a tree blob.
+    ///
+    /// # Errors
+    /// As [`Self::read_blob`], and [`Error::Integrity`] when it is not a tree.
+    pub async fn read_tree(&self, id: &BlobId) -> Result<Tree> {
+        let loc = self.locate(id)?;
+        if loc.kind != BlobKind::Tree {
+            return Err(Error::integrity(
+                format!("tree {id}"),
+                "the index lists it as a data blob",
+            ));
+        }
+        let data = self.read_blob(id).await?;
+        Tree::decode(id, &data)
+    }
+
+    /// Gives back the plain repository handle.
+    pub fn into_inner(self) -> Repository {
+        self.repo
+    }
+}
+
+/// Resolves a snapshot selector: `latest`, a full ID or a unique prefix.
+/// `filter` limits `latest` (and prefixes) to matching snapshots.
+///
+/// # Errors
+/// [`Error::NotFound`], [`Error::Usage`] for an ambiguous prefix.
+pub fn select_snapshot<'a>(
+    snaps: &'a [(SnapshotId, Snapshot)],
+    spec: &str,
+    filter: impl Fn(&Snapshot) -> bool,
+) -> Result<&'a (SnapshotId, Snapshot)> {
+    if spec == "latest" {
+        return snaps
+            .iter()
+            .rev()
+            .find(|(_, s)| filter(s))
+            .ok_or_else(|| Error::NotFound("a snapshot matching the selection (latest)".into()));
+    }
+    let spec_l = spec.to_ascii_lowercase();
+    let hits: Vec<_> = snaps
+        .iter()
+        .filter(|(id, _)| id.to_hex().starts_with(&spec_l))
+        .collect();
+    match hits.len() {
+        0 => Err(Error::NotFound(format!("snapshot {spec}"))),
+        1 => Ok(hits[0]),
+        n => Err(Error::Usage(format!(
+            "snapshot prefix {spec} is ambiguous: {n} snapshots match"
+        ))),
+    }
+}
