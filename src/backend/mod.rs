@@ -174,10 +174,18 @@ impl Backend {
                 .with_automatic_cleanup(true);
             (Arc::new(fs), Some(path))
         };
+        let mut retry = RetryPolicy::default();
+        // Operators (and tests) may shorten or lengthen the retry budget.
+        if let Some(n) = std::env::var("CUSTOS_BACKEND_RETRIES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            retry.retries = n;
+        }
         Ok(Backend {
             store,
             url: url.to_string(),
-            retry: RetryPolicy::default(),
+            retry,
             local_root,
         })
     }

@@ -354,10 +354,22 @@ impl Repository {
         todo.sort();
         // Read a few objects at a time; each is inserted as soon as it arrives.
         let mut superseded = HashSet::new();
+        let mut damaged = Vec::new();
         for batch in todo.chunks(8) {
             let files = futures::future::join_all(batch.iter().map(|id| self.read_index(id))).await;
             for (id, f) in batch.iter().zip(files) {
-                let f = f?;
+                let f = match f {
+                    Ok(f) => f,
+                    Err(e @ Error::Integrity { .. }) => {
+                        // A damaged index object must not stop backups or restores of
+                        // what other objects index; `check` reports it, `repair`
+                        // rebuilds it. It is not marked loaded, so it is retried.
+                        tracing::warn!(index = %id, error = %e, "skipping a damaged index object");
+                        damaged.push(*id);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 superseded.extend(f.supersedes.iter().copied());
                 index.add_index(*id, &f)?;
             }
@@ -366,7 +378,10 @@ impl Repository {
             // A prune or repair was interrupted between writing the new index and
             // deleting the old one: the old objects are stale; rebuild without them.
             index.clear()?;
-            for id in listed.iter().filter(|i| !superseded.contains(i)) {
+            for id in listed
+                .iter()
+                .filter(|i| !superseded.contains(i) && !damaged.contains(i))
+            {
                 let f = self.read_index(id).await?;
                 index.add_index(*id, &f)?;
             }
