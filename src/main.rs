@@ -15,6 +15,8 @@ use custos::util::human_bytes;
 use custos::{Error, Result};
 use zeroize::Zeroizing;
 
+mod demo;
+
 #[derive(Parser)]
 #[command(
     name = "custos",
@@ -109,6 +111,12 @@ enum Command {
     Key {
         #[command(subcommand)]
         action: KeyAction,
+    },
+    /// Run a guided demo on a local repository (no server needed)
+    Demo {
+        /// Directory for the demo's repository, source and restore (recreated)
+        #[arg(long, default_value = "custos-demo")]
+        dir: PathBuf,
     },
     /// Remove stale locks (or all with --all)
     Unlock {
@@ -504,9 +512,9 @@ async fn run(cli: Cli) -> Result<u8> {
                 );
                 for (id, s) in &sel {
                     println!(
-                        "{:<8}  {:<25}  {:<16}  {:<20}  {:>10}  {}",
+                        "{:<8}  {:<20}  {:<16}  {:<20}  {:>10}  {}",
                         id.short(),
-                        s.time,
+                        s.timestamp().strftime("%Y-%m-%d %H:%M:%SZ").to_string(),
                         s.service.as_deref().unwrap_or("-"),
                         s.tags.join(","),
                         human_bytes(s.summary.total_bytes),
@@ -778,6 +786,7 @@ async fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Demo { dir } => demo::run(&dir).map(|()| 0),
         Command::Unlock { all } => {
             let backend = Backend::open(&repo_url(&g)?, false)?;
             let removed = lock::unlock(&backend, all).await?;

@@ -1,6 +1,7 @@
 //! End-to-end tests of the command line on local repositories: backup and
 //! restore fidelity, deduplication, streams, keys, and bad input.
 
+#[allow(dead_code)]
 mod common;
 
 use std::ffi::OsStr;
