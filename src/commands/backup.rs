@@ -159,7 +159,12 @@ pub async fn backup(repo: &IndexedRepository, mut opts: BackupOptions) -> Result
         normalize_paths(&opts.paths)?
     };
     let lock = Lock::acquire(repo.backend(), false, "backup").await?;
-    let result = run(repo, &mut opts, &paths, &excludes, start).await;
+    // Re-read the index under the lock: a prune that finished before the lock
+    // was taken may have retired packs, which must not be deduplicated against.
+    let result = match repo.refresh_index().await {
+        Ok(()) => run(repo, &mut opts, &paths, &excludes, start).await,
+        Err(e) => Err(e),
+    };
     let released = lock.release().await;
     let r = result?;
     released?;

@@ -96,6 +96,7 @@ pub struct BlobIndex {
     packs: sled::Tree,
     by_pack: sled::Tree,
     loaded: sled::Tree,
+    superseded: sled::Tree,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -144,12 +145,14 @@ impl BlobIndex {
         let packs = db.open_tree("packs").map_err(sled_err(dir))?;
         let by_pack = db.open_tree("by_pack").map_err(sled_err(dir))?;
         let loaded = db.open_tree("loaded").map_err(sled_err(dir))?;
+        let superseded = db.open_tree("superseded").map_err(sled_err(dir))?;
         Ok(BlobIndex {
             db,
             blobs,
             packs,
             by_pack,
             loaded,
+            superseded,
             _temp: temp,
         })
     }
@@ -173,6 +176,21 @@ impl BlobIndex {
         Ok(out)
     }
 
+    /// Index objects that a loaded object supersedes.
+    ///
+    /// # Errors
+    /// On cache I/O errors.
+    pub fn superseded(&self) -> Result<HashSet<IndexId>> {
+        let mut out = HashSet::new();
+        for kv in self.superseded.iter() {
+            let (k, _) = kv.map_err(self.err())?;
+            if let Some(id) = IndexId::from_slice(&k) {
+                out.insert(id);
+            }
+        }
+        Ok(out)
+    }
+
     /// Forgets everything.
     ///
     /// # Errors
@@ -181,6 +199,7 @@ impl BlobIndex {
         self.blobs.clear().map_err(self.err())?;
         self.packs.clear().map_err(self.err())?;
         self.by_pack.clear().map_err(self.err())?;
+        self.superseded.clear().map_err(self.err())?;
         self.loaded.clear().map_err(self.err())?;
         Ok(())
     }
@@ -192,6 +211,9 @@ impl BlobIndex {
     pub fn add_index(&self, id: IndexId, file: &IndexFile) -> Result<()> {
         for p in &file.packs {
             self.add_pack(p.id, p.size, &p.blobs)?;
+        }
+        for s in &file.supersedes {
+            self.superseded.insert(s.as_bytes(), &[]).map_err(self.err())?;
         }
         self.loaded.insert(id.as_bytes(), &[]).map_err(self.err())?;
         Ok(())

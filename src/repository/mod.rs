@@ -341,53 +341,58 @@ impl Repository {
     /// decode (run `custos repair`), cache errors.
     pub async fn load_index(self) -> Result<IndexedRepository> {
         let index = BlobIndex::open(self.cache_dir().map(|d| d.join("index")).as_deref())?;
+        self.sync_index(&index).await?;
+        Ok(IndexedRepository { repo: self, index })
+    }
+
+    /// Brings the cache up to date with the index objects in the repository.
+    async fn sync_index(&self, index: &BlobIndex) -> Result<()> {
         let listed: HashSet<IndexId> = self.index_ids().await?.into_iter().collect();
         let loaded = index.loaded()?;
-        if !loaded.is_subset(&listed) {
-            tracing::info!(
-                "index objects were replaced since the cache was built: rebuilding the index cache"
-            );
+        let superseded = index.superseded()?;
+        if !loaded.is_subset(&listed) || !loaded.is_disjoint(&superseded) {
+            tracing::info!("index objects were replaced since the cache was built: rebuilding the index cache");
             index.clear()?;
         }
         let loaded = index.loaded()?;
-        let mut todo: Vec<IndexId> = listed.difference(&loaded).copied().collect();
+        let mut todo: Vec<IndexId> = listed
+            .iter()
+            .filter(|i| !loaded.contains(i) && !superseded.contains(i))
+            .copied()
+            .collect();
         todo.sort();
+        self.load_objects(index, &todo).await?;
+        // A newly read object may supersede one loaded before (a prune or repair
+        // was interrupted between writing the new index and deleting the old):
+        // the old entries are stale, so rebuild without them.
+        let superseded = index.superseded()?;
+        if !index.loaded()?.is_disjoint(&superseded) {
+            index.clear()?;
+            let mut todo: Vec<IndexId> = listed.difference(&superseded).copied().collect();
+            todo.sort();
+            self.load_objects(index, &todo).await?;
+        }
+        index.flush()
+    }
+
+    async fn load_objects(&self, index: &BlobIndex, ids: &[IndexId]) -> Result<()> {
         // Read a few objects at a time; each is inserted as soon as it arrives.
-        let mut superseded = HashSet::new();
-        let mut damaged = Vec::new();
-        for batch in todo.chunks(8) {
+        for batch in ids.chunks(8) {
             let files = futures::future::join_all(batch.iter().map(|id| self.read_index(id))).await;
             for (id, f) in batch.iter().zip(files) {
-                let f = match f {
-                    Ok(f) => f,
+                match f {
+                    Ok(f) => index.add_index(*id, &f)?,
                     Err(e @ Error::Integrity { .. }) => {
                         // A damaged index object must not stop backups or restores of
                         // what other objects index; `check` reports it, `repair`
                         // rebuilds it. It is not marked loaded, so it is retried.
                         tracing::warn!(index = %id, error = %e, "skipping a damaged index object");
-                        damaged.push(*id);
-                        continue;
                     }
                     Err(e) => return Err(e),
-                };
-                superseded.extend(f.supersedes.iter().copied());
-                index.add_index(*id, &f)?;
+                }
             }
         }
-        if !superseded.is_empty() && superseded.iter().any(|s| listed.contains(s)) {
-            // A prune or repair was interrupted between writing the new index and
-            // deleting the old one: the old objects are stale; rebuild without them.
-            index.clear()?;
-            for id in listed
-                .iter()
-                .filter(|i| !superseded.contains(i) && !damaged.contains(i))
-            {
-                let f = self.read_index(id).await?;
-                index.add_index(*id, &f)?;
-            }
-        }
-        index.flush()?;
-        Ok(IndexedRepository { repo: self, index })
+        Ok(())
     }
 }
 
@@ -454,6 +459,15 @@ impl IndexedRepository {
         }
         let data = self.read_blob(id).await?;
         Tree::decode(id, &data)
+    }
+
+    /// Re-reads the repository's index objects into the cache (after taking a
+    /// lock, so that what a prune removed is no longer used for deduplication).
+    ///
+    /// # Errors
+    /// Backend and cache errors.
+    pub async fn refresh_index(&self) -> Result<()> {
+        self.repo.sync_index(&self.index).await
     }
 
     /// Gives back the plain repository handle.
