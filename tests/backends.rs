@@ -141,13 +141,17 @@ fn s3_locks() {
             unsafe { std::env::set_var(k, v) };
         }
         let backend = custos::backend::Backend::open(&env.repo, false).unwrap();
-        let lock = custos::repository::lock::Lock::acquire(&backend, true, "prune")
-            .await
-            .unwrap();
+        let lock = custos::repository::lock::Lock::acquire(
+            &backend,
+            custos::repository::lock::LockKind::Exclusive,
+            "repair",
+        )
+        .await
+        .unwrap();
         let src = env.path("src");
         make_tree(&src);
         let e = env.fails(&["backup", src.to_str().unwrap()], 3);
-        assert!(e.contains("locked") && e.contains("prune"), "{e}");
+        assert!(e.contains("locked") && e.contains("repair"), "{e}");
         lock.release().await.unwrap();
         env.ok(&["backup", src.to_str().unwrap()]);
     });

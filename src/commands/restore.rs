@@ -31,6 +31,10 @@ use crate::repofile::tree::{Node, NodeKind};
 use crate::repository::{pack_path, IndexedRepository};
 use crate::{Error, Result};
 
+/// One blob to restore: its ID, where it is stored, and the (file index, offset)
+/// pairs it is written to.
+type BlobWork = (BlobId, Location, Vec<(usize, u64)>);
+
 /// Largest gap between two needed blobs that is still read in one request
 /// (reading a little waste beats another round trip).
 const MERGE_GAP: u64 = 1 << 20;
@@ -431,7 +435,7 @@ pub async fn restore(
     let failed: Mutex<HashMap<usize, String>> = Mutex::new(HashMap::new());
     let written = std::sync::atomic::AtomicU64::new(0);
     let file_paths: Vec<&Path> = files.iter().map(|(p, _, _)| p.as_path()).collect();
-    let results = futures::stream::iter(plan.into_iter())
+    let results = futures::stream::iter(plan)
         .map(|(pack, mut blobs)| {
             let failed = &failed;
             let written = &written;
@@ -468,7 +472,7 @@ pub async fn restore(
                         }
                     };
                     let keys = repo.keys().clone();
-                    let chunk: Vec<(BlobId, Location, Vec<(usize, u64)>)> = blobs[range]
+                    let chunk: Vec<BlobWork> = blobs[range]
                         .iter()
                         .map(|b| {
                             (

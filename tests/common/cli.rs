@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Runs the `custos` binary against a repository, with an isolated cache and
 //! environment, and checks exit codes and output.
 
