@@ -38,6 +38,31 @@ impl Chunker {
     }
 }
 
+impl Chunker {
+    /// Chunk boundaries of an in-memory buffer, as `(offset, length)` pairs.
+    ///
+    /// Gives the same cuts as [`Chunker::chunks`] on the same bytes, without
+    /// the streaming chunker's `max`-sized buffer: for the many files smaller
+    /// than a few chunks, allocating and zeroing that buffer per file costs more
+    /// than everything else.
+    pub fn cuts<'a>(&self, data: &'a [u8]) -> impl Iterator<Item = (usize, usize)> + 'a {
+        fastcdc::v2020::FastCDC::with_level_and_seed(
+            data,
+            self.params.min as usize,
+            self.params.avg as usize,
+            self.params.max as usize,
+            Normalization::Level1,
+            self.seed,
+        )
+        .map(|c| (c.offset, c.length))
+    }
+
+    /// Files up to this size are read whole and cut in memory.
+    pub fn whole_file_limit(&self) -> u64 {
+        u64::from(self.params.max) * 2
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +97,21 @@ mod tests {
         let set: std::collections::HashSet<_> = ca.iter().collect();
         let new = cb.iter().filter(|x| !set.contains(x)).count();
         assert!(new <= 3, "{new} chunks changed of {}", cb.len());
+    }
+
+    #[test]
+    fn in_memory_cuts_match_streaming() {
+        let params = ChunkerParams {
+            min: 16 * 1024,
+            avg: 64 * 1024,
+            max: 256 * 1024,
+        };
+        let c = Chunker::new(params, 99);
+        let d = data(3 << 20, 5);
+        let streamed: Vec<usize> = c.chunks(&d[..]).map(|r| r.unwrap().len()).collect();
+        let cut: Vec<usize> = c.cuts(&d).map(|(_, l)| l).collect();
+        assert_eq!(streamed, cut);
+        assert_eq!(c.cuts(&[]).count(), 0);
     }
 
     #[test]

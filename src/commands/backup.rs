@@ -10,9 +10,9 @@
 //!  tree blobs → tree packs ─────────────────────────────────────────▶
 //! ```
 //!
-//! Channels are bounded, so memory is bounded by (workers × 2 chunks) + (workers
-//! + 1 open packs) + (upload concurrency + 1 finished packs), whatever the size of
-//! the source. The snapshot is written only after every pack and index object it
+//! Channels are bounded, so memory is bounded by two chunks per worker, one open
+//! pack per worker plus one, and the finished packs waiting for upload, whatever
+//! the size of the source. The snapshot is written only after every pack and index object it
 //! references is stored.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -36,7 +36,10 @@ use crate::repofile::index::{IndexBlob, IndexFile, IndexPack};
 use crate::repofile::pack::{BlobKind, FinishedPack};
 use crate::repofile::snapshot::{SkippedEntry, Snapshot, Summary};
 use crate::repofile::tree::{Node, NodeKind, Tree};
-use crate::repository::{lock::Lock, pack_path, select_snapshot, IndexedRepository};
+use crate::repository::{
+    lock::{Lock, LockKind},
+    pack_path, select_snapshot, IndexedRepository,
+};
 use crate::source::{node_from_metadata, unchanged, Excludes};
 use crate::{Error, Result};
 
@@ -158,7 +161,7 @@ pub async fn backup(repo: &IndexedRepository, mut opts: BackupOptions) -> Result
     } else {
         normalize_paths(&opts.paths)?
     };
-    let lock = Lock::acquire(repo.backend(), false, "backup").await?;
+    let lock = Lock::acquire(repo.backend(), LockKind::Shared, "backup").await?;
     // Re-read the index under the lock: a prune that finished before the lock
     // was taken may have retired packs, which must not be deduplicated against.
     let result = match repo.refresh_index().await {
@@ -601,6 +604,48 @@ impl Walker<'_> {
         Ok(Ok((content, size)))
     }
 
+    /// Reads a file of known, modest size whole and cuts it in memory.
+    fn store_small_file(
+        &mut self,
+        mut file: std::fs::File,
+        size_hint: u64,
+    ) -> Result<std::result::Result<(Vec<BlobId>, u64), std::io::Error>> {
+        let mut data = Vec::with_capacity(size_hint as usize + 1);
+        if let Err(e) = file.read_to_end(&mut data) {
+            return Ok(Err(e));
+        }
+        let n = data.len() as u64;
+        add(&self.stats.bytes_read, n);
+        self.progress.add_bytes(n);
+        let cuts: Vec<(usize, usize)> = self.chunker.cuts(&data).collect();
+        let mut content = Vec::with_capacity(cuts.len());
+        let single = cuts.len() == 1;
+        for (off, len) in cuts {
+            self.check_abort()?;
+            let id = self.repo.keys().blob_id(&data[off..off + len]);
+            if self.is_new(&id)? {
+                // A one-chunk file hands its buffer over without a copy.
+                let chunk = if single {
+                    std::mem::take(&mut data)
+                } else {
+                    data[off..off + len].to_vec()
+                };
+                let tx = self
+                    .jobs
+                    .as_ref()
+                    .ok_or_else(|| Error::Problems("pipeline closed".into()))?;
+                tx.send(Job {
+                    kind: BlobKind::Data,
+                    id,
+                    data: chunk,
+                })
+                .map_err(|_| Error::Problems("backup aborted: workers stopped".into()))?;
+            }
+            content.push(id);
+        }
+        Ok(Ok((content, n)))
+    }
+
     /// Stores a tree blob (compressed and encrypted here: trees are small).
     fn store_tree(&mut self, tree: &Tree) -> Result<BlobId> {
         let data = tree.encode();
@@ -690,7 +735,12 @@ impl Walker<'_> {
                             return Ok(None);
                         }
                     };
-                    match self.store_stream(std::io::BufReader::with_capacity(1 << 20, file))? {
+                    let stored = if node.size <= self.chunker.whole_file_limit() {
+                        self.store_small_file(file, node.size)?
+                    } else {
+                        self.store_stream(std::io::BufReader::with_capacity(1 << 20, file))?
+                    };
+                    match stored {
                         Ok((content, size)) => {
                             node.content = content;
                             node.size = size;
