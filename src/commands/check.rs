@@ -15,7 +15,10 @@ use crate::id::{BlobId, PackId, SnapshotId};
 use crate::repofile::pack::{open_blob, read_header};
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::NodeKind;
-use crate::repository::{lock::Lock, pack_path, IndexedRepository};
+use crate::repository::{
+    lock::{Lock, LockKind},
+    pack_path, IndexedRepository,
+};
 use crate::{Error, Result};
 
 /// What to check.
@@ -72,7 +75,7 @@ impl CheckReport {
 /// Only when the check itself cannot run (backend unreachable, lock held);
 /// damage is reported in the [`CheckReport`].
 pub async fn check(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckReport> {
-    let lock = Lock::acquire(repo.backend(), false, "check").await?;
+    let lock = Lock::acquire(repo.backend(), LockKind::Shared, "check").await?;
     let r = run(repo, opts).await;
     let released = lock.release().await;
     let r = r?;

@@ -2,8 +2,14 @@
 //!
 //! | held by | kind | conflicts with |
 //! |---|---|---|
-//! | backup, restore, check, copy | shared | exclusive |
-//! | prune, repair, erase | exclusive | shared and exclusive |
+//! | backup, restore, check, forget, copy | shared | exclusive |
+//! | prune | prune | prune, exclusive |
+//! | repair, erase, unlock --all | exclusive | everything |
+//!
+//! Prune does not stop backups: it deletes in two phases (see
+//! `commands::prune`), and a sweep waits until every lock that was alive when
+//! its plan was made is gone, so a backup that deduplicated against a retired
+//! pack has written its snapshot (and the pack is kept) before anything goes.
 //!
 //! A lock is created with a conditional put (never overwriting another), then the
 //! lock list is read again: if a conflicting lock appeared meanwhile, ours is
@@ -26,11 +32,33 @@ use crate::{Error, Result};
 /// store for a while, short enough that a crashed holder blocks others briefly.
 pub const LEASE: Duration = Duration::from_secs(300);
 
+/// The kind of a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LockKind {
+    /// Readers and writers that add data.
+    Shared,
+    /// Prune: one at a time, alongside shared holders.
+    Prune,
+    /// Alone in the repository.
+    Exclusive,
+}
+
+impl LockKind {
+    fn conflicts(self, other: LockKind) -> bool {
+        use LockKind::*;
+        matches!(
+            (self, other),
+            (Exclusive, _) | (_, Exclusive) | (Prune, Prune)
+        )
+    }
+}
+
 /// A lock object's body (plain JSON: it holds nothing secret).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockInfo {
-    /// Exclusive or shared.
-    pub exclusive: bool,
+    /// Kind.
+    pub kind: LockKind,
     /// What holds it (command name).
     pub command: String,
     /// Host.
@@ -46,7 +74,8 @@ pub struct LockInfo {
 }
 
 impl LockInfo {
-    fn expired(&self, now: jiff::Timestamp) -> bool {
+    /// True when the lease ran out (the holder is gone or stuck).
+    pub fn expired(&self, now: jiff::Timestamp) -> bool {
         self.expires
             .parse::<jiff::Timestamp>()
             .map(|t| t < now)
@@ -57,10 +86,10 @@ impl LockInfo {
     pub fn holder(&self) -> String {
         format!(
             "{} lock by `{}` (pid {} on {}, user {}, since {})",
-            if self.exclusive {
-                "exclusive"
-            } else {
-                "shared"
+            match self.kind {
+                LockKind::Shared => "shared",
+                LockKind::Prune => "prune",
+                LockKind::Exclusive => "exclusive",
             },
             self.command,
             self.pid,
@@ -83,10 +112,10 @@ fn body(info: &LockInfo) -> Bytes {
     Bytes::from(serde_json::to_vec_pretty(info).unwrap_or_default())
 }
 
-fn new_info(exclusive: bool, command: &str) -> LockInfo {
+fn new_info(kind: LockKind, command: &str) -> LockInfo {
     let now = jiff::Timestamp::now();
     LockInfo {
-        exclusive,
+        kind,
         command: command.to_string(),
         hostname: crate::util::hostname(),
         pid: std::process::id(),
@@ -125,7 +154,7 @@ impl Lock {
     ///
     /// # Errors
     /// [`Error::Locked`] naming the holder of a conflicting live lock.
-    pub async fn acquire(backend: &Backend, exclusive: bool, command: &str) -> Result<Lock> {
+    pub async fn acquire(backend: &Backend, kind: LockKind, command: &str) -> Result<Lock> {
         let check = |locks: &[(LockId, LockInfo)], mine: Option<LockId>| -> Result<()> {
             let now = jiff::Timestamp::now();
             for (id, info) in locks {
@@ -136,7 +165,7 @@ impl Lock {
                     tracing::info!(lock = %id, holder = %info.holder(), "ignoring a stale lock (lease expired)");
                     continue;
                 }
-                if exclusive || info.exclusive {
+                if kind.conflicts(info.kind) {
                     return Err(Error::Locked(format!(
                         "{} holds it (lock {})",
                         info.holder(),
@@ -148,7 +177,7 @@ impl Lock {
         };
         check(&list(backend).await?, None)?;
         let id = LockId::random();
-        let info = new_info(exclusive, command);
+        let info = new_info(kind, command);
         let path = format!("locks/{id}");
         if !backend.put_new(&path, body(&info)).await? {
             return Err(Error::Locked(format!("lock {id} already exists")));
@@ -173,6 +202,11 @@ impl Lock {
             id,
             refresher,
         })
+    }
+
+    /// This lock's ID.
+    pub fn id(&self) -> LockId {
+        self.id
     }
 
     /// Releases the lock.
@@ -213,21 +247,38 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn shared_and_exclusive() {
+    async fn lock_matrix() {
         let b = Backend::open("memory://lock-unit", true).unwrap();
-        let s1 = Lock::acquire(&b, false, "backup").await.unwrap();
-        let s2 = Lock::acquire(&b, false, "backup").await.unwrap();
-        let err = Lock::acquire(&b, true, "prune").await.err().unwrap();
+        let s1 = Lock::acquire(&b, LockKind::Shared, "backup").await.unwrap();
+        let s2 = Lock::acquire(&b, LockKind::Shared, "backup").await.unwrap();
+        let err = Lock::acquire(&b, LockKind::Exclusive, "erase")
+            .await
+            .err()
+            .unwrap();
         assert!(
             matches!(err, Error::Locked(ref m) if m.contains("backup")),
             "{err}"
         );
+        // Prune runs alongside backups, but not alongside another prune.
+        let p = Lock::acquire(&b, LockKind::Prune, "prune").await.unwrap();
+        let err = Lock::acquire(&b, LockKind::Prune, "prune")
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 3);
+        assert!(err.to_string().contains("prune lock by `prune`"), "{err}");
+        p.release().await.unwrap();
         s1.release().await.unwrap();
         s2.release().await.unwrap();
-        let x = Lock::acquire(&b, true, "prune").await.unwrap();
-        let err = Lock::acquire(&b, false, "backup").await.err().unwrap();
+        let x = Lock::acquire(&b, LockKind::Exclusive, "repair")
+            .await
+            .unwrap();
+        let err = Lock::acquire(&b, LockKind::Shared, "backup")
+            .await
+            .err()
+            .unwrap();
         assert_eq!(err.exit_code(), 3);
-        assert!(err.to_string().contains("prune"));
+        assert!(err.to_string().contains("repair"));
         x.release().await.unwrap();
         assert!(list(&b).await.unwrap().is_empty());
     }
@@ -235,12 +286,12 @@ mod tests {
     #[tokio::test]
     async fn stale_lock_is_ignored_and_removed() {
         let b = Backend::open("memory://lock-stale", true).unwrap();
-        let mut info = new_info(true, "prune");
+        let mut info = new_info(LockKind::Exclusive, "erase");
         info.expires = "2000-01-01T00:00:00Z".into();
         b.put(&format!("locks/{}", LockId::random()), body(&info))
             .await
             .unwrap();
-        let l = Lock::acquire(&b, false, "backup").await.unwrap();
+        let l = Lock::acquire(&b, LockKind::Shared, "backup").await.unwrap();
         l.release().await.unwrap();
         assert_eq!(unlock(&b, false).await.unwrap().len(), 1);
     }
