@@ -27,6 +27,7 @@ pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod index;
+pub mod policy;
 pub mod progress;
 pub mod repofile;
 pub mod repository;

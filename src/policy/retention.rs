@@ -1,0 +1,1871 @@
+//! Retention: which snapshots of one group a policy keeps, and why.
+//!
+//! This is the pure core of `custos forget`: no I/O, no clock. The caller groups
+//! snapshots (by service, host, paths), calls [`apply`] once per group with the
+//! current time, and forgets the snapshots whose [`Decision`] says `keep: false`.
+//!
+//! # Rules
+//!
+//! Snapshots are considered newest first. Every rule looks at every snapshot on
+//! its own, and a snapshot is kept if **any** rule keeps it (as in restic's
+//! `forget` and borg's `prune`):
+//!
+//! | rule | keeps | reason shown |
+//! |---|---|---|
+//! | pinned (legal hold) | every pinned snapshot, whatever the policy | `pinned` |
+//! | `keep_last` N | the N newest snapshots | `last` |
+//! | `keep_hourly` N | the newest snapshot of each of the N newest hours that have snapshots | `hourly 2026-11-22T10` |
+//! | `keep_daily` N | the same per day | `daily 2026-11-22` |
+//! | `keep_weekly` N | the same per ISO 8601 week (weeks start on Monday; the week-numbering year may differ from the calendar year around 1 January) | `weekly 2026-W47` |
+//! | `keep_monthly` N | the same per month | `monthly 2026-11` |
+//! | `keep_yearly` N | the same per year | `yearly 2026` |
+//! | `keep_within` D | every snapshot taken at or after `now - D` (and any dated after `now`) | `within 90d` |
+//! | `keep_tags` | every snapshot carrying one of the tags | `tag pre-change` |
+//!
+//! A calendar rule stops once it has taken N buckets; a bucket already taken
+//! by a newer snapshot does not count again. A count of 0 is the same as no
+//! rule, as in restic.
+//!
+//! # Time zones and daylight saving
+//!
+//! Buckets are civil time in the policy's [`RetentionPolicy::time_zone`], not
+//! UTC: a snapshot at 23:30 UTC on 31 October is in November in Brussels. Hours
+//! are civil hours, as restic and borg count them: on a fall-back day the
+//! repeated hour (02:00–03:00 twice in Europe/Brussels) is **one** hourly
+//! bucket, and on a spring-forward day the skipped hour simply has no snapshot.
+//!
+//! # Safety
+//!
+//! A policy without any rule would forget every snapshot that is not pinned:
+//! [`apply`] refuses it with [`RetentionError::NoRule`], as restic does.
+//!
+//! # Durations
+//!
+//! [`parse_duration`] and [`HumanDuration`] read the duration syntax of the
+//! command line and the config: whole numbers with a unit, largest unit first,
+//! each unit at most once, no spaces.
+//!
+//! | unit | meaning |
+//! |---|---|
+//! | `y` | 365 days (calendar years are not used: a duration is a fixed length) |
+//! | `w` | 7 days |
+//! | `d` | 24 hours |
+//! | `h` | 60 minutes |
+//! | `min` | 60 seconds |
+//! | `s` | 1 second |
+//!
+//! Examples: `7d`, `90d`, `12h`, `1d12h`, `2w`, `1y30d`, `30min`. A bare `m` is
+//! refused: it means minutes to some tools and months to others.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::civil;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// One snapshot as retention sees it: an ID, a time, tags, and the legal hold.
+///
+/// `I` is the caller's snapshot ID type (a `String` by default); [`apply`] only
+/// clones it into the matching [`Decision`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate<I = String> {
+    /// The snapshot's ID, handed back in its [`Decision`].
+    pub id: I,
+    /// When the snapshot was taken.
+    pub time: Timestamp,
+    /// The snapshot's tags, matched against [`RetentionPolicy::keep_tags`].
+    pub tags: Vec<String>,
+    /// Legal hold: a pinned snapshot is always kept.
+    pub pinned: bool,
+}
+
+/// A calendar period that a bucket rule counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    /// One civil hour.
+    Hourly,
+    /// One civil day.
+    Daily,
+    /// One ISO 8601 week (Monday to Sunday).
+    Weekly,
+    /// One calendar month.
+    Monthly,
+    /// One calendar year.
+    Yearly,
+}
+
+impl Period {
+    /// Every period, shortest first: the order rules are applied and shown in.
+    pub const ALL: [Period; 5] = [
+        Period::Hourly,
+        Period::Daily,
+        Period::Weekly,
+        Period::Monthly,
+        Period::Yearly,
+    ];
+
+    /// The rule's name: `hourly`, `daily`, `weekly`, `monthly` or `yearly`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Period::Hourly => "hourly",
+            Period::Daily => "daily",
+            Period::Weekly => "weekly",
+            Period::Monthly => "monthly",
+            Period::Yearly => "yearly",
+        }
+    }
+
+    /// The period's noun, singular for a count of 1 and plural otherwise.
+    fn noun(self, count: u32) -> &'static str {
+        let one = count == 1;
+        match self {
+            Period::Hourly if one => "hour",
+            Period::Hourly => "hours",
+            Period::Daily if one => "day",
+            Period::Daily => "days",
+            Period::Weekly if one => "week",
+            Period::Weekly => "weeks",
+            Period::Monthly if one => "month",
+            Period::Monthly => "months",
+            Period::Yearly if one => "year",
+            Period::Yearly => "years",
+        }
+    }
+}
+
+impl fmt::Display for Period {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One calendar bucket in the policy's time zone: an hour, a day, an ISO week,
+/// a month or a year.
+///
+/// Displayed as `2026-11-22T10`, `2026-11-22`, `2026-W47`, `2026-11` or `2026`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bucket {
+    /// A civil hour: a repeated hour on a fall-back day is one bucket.
+    Hour {
+        /// The civil date.
+        date: civil::Date,
+        /// The civil hour, 0 to 23.
+        hour: i8,
+    },
+    /// A civil day.
+    Day(civil::Date),
+    /// An ISO 8601 week.
+    Week {
+        /// The ISO week-numbering year (2026 for 1 January 2027, a Friday).
+        year: i16,
+        /// The week, 1 to 53.
+        week: i8,
+    },
+    /// A calendar month.
+    Month {
+        /// The year.
+        year: i16,
+        /// The month, 1 to 12.
+        month: i8,
+    },
+    /// A calendar year.
+    Year(i16),
+}
+
+impl Bucket {
+    /// The bucket of `period` that holds `time`, in civil time of `tz`.
+    pub fn of(period: Period, time: Timestamp, tz: &TimeZone) -> Bucket {
+        let civil = tz.to_datetime(time);
+        let date = civil.date();
+        match period {
+            Period::Hourly => Bucket::Hour {
+                date,
+                hour: civil.hour(),
+            },
+            Period::Daily => Bucket::Day(date),
+            Period::Weekly => {
+                let week = date.iso_week_date();
+                Bucket::Week {
+                    year: week.year(),
+                    week: week.week(),
+                }
+            }
+            Period::Monthly => Bucket::Month {
+                year: date.year(),
+                month: date.month(),
+            },
+            Period::Yearly => Bucket::Year(date.year()),
+        }
+    }
+
+    /// The period this bucket belongs to.
+    pub fn period(&self) -> Period {
+        match self {
+            Bucket::Hour { .. } => Period::Hourly,
+            Bucket::Day(_) => Period::Daily,
+            Bucket::Week { .. } => Period::Weekly,
+            Bucket::Month { .. } => Period::Monthly,
+            Bucket::Year(_) => Period::Yearly,
+        }
+    }
+}
+
+impl fmt::Display for Bucket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bucket::Hour { date, hour } => write!(f, "{date}T{hour:02}"),
+            Bucket::Day(date) => write!(f, "{date}"),
+            Bucket::Week { year, week } => write!(f, "{year:04}-W{week:02}"),
+            Bucket::Month { year, month } => write!(f, "{year:04}-{month:02}"),
+            Bucket::Year(year) => write!(f, "{year:04}"),
+        }
+    }
+}
+
+/// A retention policy for one group of snapshots.
+///
+/// Plain data: every field is public and the [`Default`] has no rule at all
+/// (which [`apply`] refuses) and UTC buckets. A count of `Some(0)` and a zero
+/// `keep_within` mean "no rule", as `None` does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Keep the N newest snapshots.
+    pub keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest hours that have one.
+    pub keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest days that have one.
+    pub keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest ISO weeks that have one.
+    pub keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest months that have one.
+    pub keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest years that have one.
+    pub keep_yearly: Option<u32>,
+    /// Keep every snapshot taken at or after `now` minus this duration.
+    pub keep_within: Option<HumanDuration>,
+    /// Keep every snapshot carrying any of these tags.
+    pub keep_tags: Vec<String>,
+    /// The time zone calendar buckets are computed in (the service's local
+    /// time: a "day" should be the operator's day, not UTC's).
+    pub time_zone: TimeZone,
+}
+
+impl Default for RetentionPolicy {
+    /// No rule, UTC buckets.
+    fn default() -> Self {
+        RetentionPolicy {
+            keep_last: None,
+            keep_hourly: None,
+            keep_daily: None,
+            keep_weekly: None,
+            keep_monthly: None,
+            keep_yearly: None,
+            keep_within: None,
+            keep_tags: Vec::new(),
+            time_zone: TimeZone::UTC,
+        }
+    }
+}
+
+impl RetentionPolicy {
+    /// The count of the calendar rule for `period`, or `None` when that rule is
+    /// not set or is 0.
+    pub fn keep_count(&self, period: Period) -> Option<u32> {
+        let count = match period {
+            Period::Hourly => self.keep_hourly,
+            Period::Daily => self.keep_daily,
+            Period::Weekly => self.keep_weekly,
+            Period::Monthly => self.keep_monthly,
+            Period::Yearly => self.keep_yearly,
+        };
+        count.filter(|&n| n > 0)
+    }
+
+    /// `keep_last`, or `None` when it is not set or is 0.
+    fn last_count(&self) -> Option<u32> {
+        self.keep_last.filter(|&n| n > 0)
+    }
+
+    /// `keep_within`, or `None` when it is not set or is zero.
+    fn within(&self) -> Option<HumanDuration> {
+        self.keep_within.filter(|d| !d.is_zero())
+    }
+
+    /// True when the policy has no rule that keeps anything: no count above 0,
+    /// no non-zero `keep_within`, no `keep_tags`. Pinned snapshots do not make
+    /// a policy non-empty: [`apply`] refuses an empty policy even then.
+    pub fn is_empty(&self) -> bool {
+        self.last_count().is_none()
+            && Period::ALL.iter().all(|&p| self.keep_count(p).is_none())
+            && self.within().is_none()
+            && self.keep_tags.is_empty()
+    }
+}
+
+impl fmt::Display for RetentionPolicy {
+    /// For example `keep last 3, 7 daily, 4 weekly, within 90d, tagged
+    /// pre-change or post-change (time zone Europe/Brussels)`, or `no
+    /// retention rule`. The time zone is shown when a calendar rule uses it and
+    /// it is a named zone other than UTC.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(n) = self.last_count() {
+            parts.push(format!("last {n}"));
+        }
+        let mut calendar = false;
+        for period in Period::ALL {
+            if let Some(n) = self.keep_count(period) {
+                calendar = true;
+                parts.push(format!("{n} {period}"));
+            }
+        }
+        if let Some(d) = self.within() {
+            parts.push(format!("within {d}"));
+        }
+        if !self.keep_tags.is_empty() {
+            parts.push(format!("tagged {}", self.keep_tags.join(" or ")));
+        }
+        if parts.is_empty() {
+            return f.write_str("no retention rule");
+        }
+        write!(f, "keep {}", parts.join(", "))?;
+        match self.time_zone.iana_name() {
+            Some(name) if calendar && name != "UTC" => write!(f, " (time zone {name})"),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a rule keeps a snapshot. Serialized as its display text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The snapshot is pinned (legal hold): `pinned`.
+    Pinned,
+    /// One of the `keep_last` newest snapshots: `last`.
+    Last,
+    /// The newest snapshot of a calendar bucket: `daily 2026-11-22`.
+    Calendar(Bucket),
+    /// Inside the `keep_within` window: `within 90d`.
+    Within(HumanDuration),
+    /// Carries a tag of `keep_tags`: `tag pre-change`.
+    Tag(String),
+}
+
+impl Reason {
+    /// The calendar period of a [`Reason::Calendar`], `None` for other reasons.
+    pub fn period(&self) -> Option<Period> {
+        match self {
+            Reason::Calendar(bucket) => Some(bucket.period()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Pinned => f.write_str("pinned"),
+            Reason::Last => f.write_str("last"),
+            Reason::Calendar(bucket) => write!(f, "{} {bucket}", bucket.period()),
+            Reason::Within(d) => write!(f, "within {d}"),
+            Reason::Tag(tag) => write!(f, "tag {tag}"),
+        }
+    }
+}
+
+impl Serialize for Reason {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Why one rule of the policy did not keep a forgotten snapshot. Serialized as
+/// its display text.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Miss {
+    /// `keep_last` N kept N newer snapshots: `not among the last 3`.
+    NotLast {
+        /// The rule's count.
+        count: u32,
+    },
+    /// A newer snapshot already holds this bucket:
+    /// `daily 2026-11-22 keeps a newer snapshot`.
+    BucketTaken(Bucket),
+    /// The rule had already taken its N buckets, all newer than this one:
+    /// `daily 2026-11-10: the 7 newer days are already kept`.
+    BucketsFull {
+        /// The snapshot's own bucket.
+        bucket: Bucket,
+        /// The rule's count.
+        count: u32,
+    },
+    /// Older than the `keep_within` window: `older than 90d`.
+    Outside(HumanDuration),
+    /// Carries none of `keep_tags`: `has none of the tags pre-change, post-change`.
+    Untagged(Vec<String>),
+}
+
+impl fmt::Display for Miss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Miss::NotLast { count } => write!(f, "not among the last {count}"),
+            Miss::BucketTaken(bucket) => {
+                write!(f, "{} {bucket} keeps a newer snapshot", bucket.period())
+            }
+            Miss::BucketsFull { bucket, count } => {
+                let period = bucket.period();
+                let noun = period.noun(*count);
+                if *count == 1 {
+                    write!(f, "{period} {bucket}: the newer {noun} is already kept")
+                } else {
+                    write!(
+                        f,
+                        "{period} {bucket}: the {count} newer {noun} are already kept"
+                    )
+                }
+            }
+            Miss::Outside(d) => write!(f, "older than {d}"),
+            Miss::Untagged(tags) if tags.len() == 1 => write!(f, "has no tag {}", tags[0]),
+            Miss::Untagged(tags) => write!(f, "has none of the tags {}", tags.join(", ")),
+        }
+    }
+}
+
+impl Serialize for Miss {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// What [`apply`] decided for one snapshot, and why.
+///
+/// Serializes as `{"id": .., "time": "2026-11-22T10:00:00Z", "keep": true,
+/// "reasons": ["daily 2026-11-22"], "misses": []}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision<I = String> {
+    /// The snapshot's ID, from its [`Candidate`].
+    pub id: I,
+    /// The snapshot's time (RFC 3339 in JSON).
+    #[serde(serialize_with = "serialize_display")]
+    pub time: Timestamp,
+    /// True when at least one rule keeps the snapshot.
+    pub keep: bool,
+    /// Every rule that keeps it, in the order pinned, last, hourly to yearly,
+    /// within, tags. Empty exactly when the snapshot is forgotten.
+    pub reasons: Vec<Reason>,
+    /// For a forgotten snapshot, what each rule of the policy said about it, in
+    /// the same order. Empty when the snapshot is kept.
+    pub misses: Vec<Miss>,
+}
+
+impl<I> Decision<I> {
+    /// One line for people: the reasons joined by `, ` when kept, the misses
+    /// joined by `; ` when forgotten (`no rule keeps it` if there are none).
+    pub fn explanation(&self) -> String {
+        if self.keep {
+            join(&self.reasons, ", ")
+        } else if self.misses.is_empty() {
+            "no rule keeps it".to_owned()
+        } else {
+            join(&self.misses, "; ")
+        }
+    }
+}
+
+fn join<T: fmt::Display>(items: &[T], separator: &str) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
+fn serialize_display<T: fmt::Display, S: Serializer>(
+    value: &T,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(value)
+}
+
+/// Why [`apply`] refused to decide.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetentionError {
+    /// The policy has no rule: applying it would forget every snapshot.
+    #[error("no retention rule given: refusing to forget every snapshot")]
+    NoRule,
+}
+
+impl From<RetentionError> for crate::Error {
+    /// A missing policy is a usage error (exit code 2).
+    fn from(error: RetentionError) -> Self {
+        crate::Error::Usage(error.to_string())
+    }
+}
+
+/// Decide, for every snapshot of one group, whether `policy` keeps it.
+///
+/// Returns one [`Decision`] per candidate, **in the order of `snapshots`**
+/// (decision `i` is about `snapshots[i]`). Candidates need not be sorted; rules
+/// walk them newest first, and of two snapshots with the same time the one
+/// listed first counts as the newer. `now` is only used by `keep_within`.
+///
+/// # Errors
+///
+/// [`RetentionError::NoRule`] when [`RetentionPolicy::is_empty`]: an empty
+/// policy would forget every snapshot that is not pinned, so it is refused
+/// even if some snapshots are pinned or the list is empty.
+pub fn apply<I: Clone>(
+    policy: &RetentionPolicy,
+    snapshots: &[Candidate<I>],
+    now: Timestamp,
+) -> Result<Vec<Decision<I>>, RetentionError> {
+    if policy.is_empty() {
+        return Err(RetentionError::NoRule);
+    }
+
+    // Newest first; the sort is stable, so equal times keep the input order.
+    let mut order: Vec<usize> = (0..snapshots.len()).collect();
+    order.sort_by(|&a, &b| snapshots[b].time.cmp(&snapshots[a].time));
+
+    let mut decisions: Vec<Decision<I>> = snapshots
+        .iter()
+        .map(|c| Decision {
+            id: c.id.clone(),
+            time: c.time,
+            keep: false,
+            reasons: Vec::new(),
+            misses: Vec::new(),
+        })
+        .collect();
+
+    for (decision, candidate) in decisions.iter_mut().zip(snapshots) {
+        if candidate.pinned {
+            decision.reasons.push(Reason::Pinned);
+        }
+    }
+
+    if let Some(count) = policy.last_count() {
+        for (rank, &i) in order.iter().enumerate() {
+            if rank < count as usize {
+                decisions[i].reasons.push(Reason::Last);
+            } else {
+                decisions[i].misses.push(Miss::NotLast { count });
+            }
+        }
+    }
+
+    for period in Period::ALL {
+        let Some(count) = policy.keep_count(period) else {
+            continue;
+        };
+        let mut taken: HashSet<Bucket> = HashSet::new();
+        for &i in &order {
+            let bucket = Bucket::of(period, snapshots[i].time, &policy.time_zone);
+            if taken.contains(&bucket) {
+                decisions[i].misses.push(Miss::BucketTaken(bucket));
+            } else if taken.len() < count as usize {
+                taken.insert(bucket);
+                decisions[i].reasons.push(Reason::Calendar(bucket));
+            } else {
+                decisions[i]
+                    .misses
+                    .push(Miss::BucketsFull { bucket, count });
+            }
+        }
+    }
+
+    if let Some(within) = policy.within() {
+        let cutoff = within_cutoff(now, within);
+        for (decision, candidate) in decisions.iter_mut().zip(snapshots) {
+            // No cutoff: the window reaches back past the earliest time jiff
+            // can represent, so it holds every snapshot.
+            if cutoff.is_none_or(|c| candidate.time >= c) {
+                decision.reasons.push(Reason::Within(within));
+            } else {
+                decision.misses.push(Miss::Outside(within));
+            }
+        }
+    }
+
+    if !policy.keep_tags.is_empty() {
+        let mut wanted: Vec<&String> = Vec::new();
+        for tag in &policy.keep_tags {
+            if !wanted.contains(&tag) {
+                wanted.push(tag);
+            }
+        }
+        for (decision, candidate) in decisions.iter_mut().zip(snapshots) {
+            let before = decision.reasons.len();
+            for &tag in &wanted {
+                if candidate.tags.contains(tag) {
+                    decision.reasons.push(Reason::Tag(tag.clone()));
+                }
+            }
+            if decision.reasons.len() == before {
+                decision.misses.push(Miss::Untagged(
+                    wanted.iter().map(|t| (*t).clone()).collect(),
+                ));
+            }
+        }
+    }
+
+    for decision in &mut decisions {
+        decision.keep = !decision.reasons.is_empty();
+        if decision.keep {
+            decision.misses.clear();
+        }
+    }
+    Ok(decisions)
+}
+
+/// `now - within`, or `None` when that is before the earliest representable
+/// time.
+fn within_cutoff(now: Timestamp, within: HumanDuration) -> Option<Timestamp> {
+    let secs = i64::try_from(within.as_secs()).ok()?;
+    now.checked_sub(SignedDuration::from_secs(secs)).ok()
+}
+
+/// A length of time in whole seconds, written like `7d`, `90d`, `12h` or
+/// `1d12h` (see the [module docs](self) for the units).
+///
+/// [`FromStr`] parses that syntax, [`Display`](fmt::Display) writes it back in
+/// canonical form with the units `y`, `d`, `h`, `min`, `s` (weeks are shown as
+/// days: `2w` displays as `14d`), so parsing the display gives the same value.
+/// Serde reads and writes the same text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct HumanDuration {
+    secs: u64,
+}
+
+/// The units of the syntax, largest first: (name, seconds).
+const UNITS: [(&str, u64); 6] = [
+    ("y", 365 * 86_400),
+    ("w", 7 * 86_400),
+    ("d", 86_400),
+    ("h", 3_600),
+    ("min", 60),
+    ("s", 1),
+];
+
+/// The units [`HumanDuration`] displays with: weeks are left out so that `90d`
+/// shows as `90d`, not `12w6d`.
+const DISPLAY_UNITS: [(&str, u64); 5] = [
+    ("y", 365 * 86_400),
+    ("d", 86_400),
+    ("h", 3_600),
+    ("min", 60),
+    ("s", 1),
+];
+
+impl HumanDuration {
+    /// The zero duration.
+    pub const ZERO: HumanDuration = HumanDuration { secs: 0 };
+
+    /// A duration of `secs` seconds.
+    pub const fn from_secs(secs: u64) -> Self {
+        HumanDuration { secs }
+    }
+
+    /// The length in whole seconds.
+    pub const fn as_secs(self) -> u64 {
+        self.secs
+    }
+
+    /// The length as a standard duration.
+    pub const fn as_std(self) -> Duration {
+        Duration::from_secs(self.secs)
+    }
+
+    /// True for the zero duration.
+    pub const fn is_zero(self) -> bool {
+        self.secs == 0
+    }
+}
+
+impl From<Duration> for HumanDuration {
+    /// Drops the sub-second part: the syntax counts whole seconds.
+    fn from(d: Duration) -> Self {
+        HumanDuration::from_secs(d.as_secs())
+    }
+}
+
+impl From<HumanDuration> for Duration {
+    fn from(d: HumanDuration) -> Self {
+        d.as_std()
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.secs == 0 {
+            return f.write_str("0s");
+        }
+        let mut rest = self.secs;
+        for (unit, size) in DISPLAY_UNITS {
+            let n = rest / size;
+            if n > 0 {
+                write!(f, "{n}{unit}")?;
+                rest %= size;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for HumanDuration {
+    type Err = String;
+
+    /// Parses `7d`, `90d`, `12h`, `1d12h`, ...; surrounding whitespace is
+    /// ignored. The error is one sentence naming the problem and the syntax.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let s = text.trim();
+        if s.is_empty() {
+            return Err("empty duration: write it like 7d, 90d, 12h or 1d12h".to_owned());
+        }
+        let bytes = s.as_bytes();
+        let mut pos = 0;
+        let mut total: u64 = 0;
+        let mut previous_unit: Option<usize> = None;
+        while pos < bytes.len() {
+            let start = pos;
+            while pos < bytes.len() && bytes[pos].is_ascii_digit() {
+                pos += 1;
+            }
+            // `start` and `pos` only ever move over ASCII bytes, so they are
+            // character boundaries and the slices below cannot panic.
+            if pos == start {
+                let rest = &s[start..];
+                return Err(if rest.starts_with(char::is_whitespace) {
+                    format!(
+                        "invalid duration {text:?}: no spaces inside a duration \
+                         (write it like 1d12h)"
+                    )
+                } else {
+                    format!(
+                        "invalid duration {text:?}: expected a whole number at {rest:?} \
+                         (write it like 7d, 90d, 12h or 1d12h)"
+                    )
+                });
+            }
+            let digits = &s[start..pos];
+            let number: u64 = digits
+                .parse()
+                .map_err(|_| format!("invalid duration {text:?}: it is too large"))?;
+            let unit_start = pos;
+            while pos < bytes.len() && bytes[pos].is_ascii_alphabetic() {
+                pos += 1;
+            }
+            let unit = &s[unit_start..pos];
+            if unit.is_empty() {
+                return Err(match s[pos..].chars().next() {
+                    None => format!(
+                        "invalid duration {text:?}: {digits} has no unit \
+                         (use y, w, d, h, min or s, as in {digits}d)"
+                    ),
+                    Some(c) => format!(
+                        "invalid duration {text:?}: unexpected {c:?} after {digits} \
+                         (whole numbers and units only, no spaces, as in 1d12h)"
+                    ),
+                });
+            }
+            let Some(index) = UNITS.iter().position(|(name, _)| *name == unit) else {
+                return Err(unknown_unit(text, unit));
+            };
+            if previous_unit.is_some_and(|p| index <= p) {
+                return Err(format!(
+                    "invalid duration {text:?}: units must go from largest to smallest, \
+                     each at most once (as in 1d12h)"
+                ));
+            }
+            previous_unit = Some(index);
+            total = number
+                .checked_mul(UNITS[index].1)
+                .and_then(|secs| total.checked_add(secs))
+                .ok_or_else(|| format!("invalid duration {text:?}: it is too large"))?;
+        }
+        Ok(HumanDuration::from_secs(total))
+    }
+}
+
+fn unknown_unit(text: &str, unit: &str) -> String {
+    match unit {
+        "m" => format!(
+            "invalid duration {text:?}: unit \"m\" is ambiguous: write min for minutes; \
+             months are not a fixed length, write days (30d) or years (1y)"
+        ),
+        "mo" | "mon" | "month" | "months" => format!(
+            "invalid duration {text:?}: months are not a fixed length: \
+             write days (30d) or years (1y)"
+        ),
+        _ => format!(
+            "invalid duration {text:?}: unknown unit {unit:?} \
+             (use y, w, d, h, min or s, as in 1d12h)"
+        ),
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parse a duration written like `7d`, `90d`, `12h` or `1d12h` (units `y` =
+/// 365 days, `w`, `d`, `h`, `min`, `s`; see the [module docs](self)).
+///
+/// # Errors
+///
+/// A one-sentence message when the text is empty, has a number without a unit,
+/// an unknown or ambiguous unit (`m`), units out of order or repeated,
+/// anything other than digits and units, or a value too large for `u64`
+/// seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    s.parse::<HumanDuration>().map(HumanDuration::as_std)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::cmp::Reverse;
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    /// The POSIX rule of Europe/Brussels and Europe/Paris since 1996: the
+    /// fallback when the system has no tz database (slim CI images).
+    const CET_POSIX: &str = "CET-1CEST,M3.5.0,M10.5.0/3";
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn zone(name: &str, posix: &str) -> TimeZone {
+        TimeZone::get(name)
+            .or_else(|_| TimeZone::posix(posix))
+            .unwrap()
+    }
+
+    fn brussels() -> TimeZone {
+        zone("Europe/Brussels", CET_POSIX)
+    }
+
+    fn paris() -> TimeZone {
+        zone("Europe/Paris", CET_POSIX)
+    }
+
+    fn new_york() -> TimeZone {
+        zone("America/New_York", "EST5EDT,M3.2.0,M11.1.0")
+    }
+
+    fn snap(id: &str, time: &str) -> Candidate {
+        Candidate {
+            id: id.to_owned(),
+            time: ts(time),
+            tags: Vec::new(),
+            pinned: false,
+        }
+    }
+
+    fn snaps(times: &[(&str, &str)]) -> Vec<Candidate> {
+        times.iter().map(|(id, t)| snap(id, t)).collect()
+    }
+
+    fn now() -> Timestamp {
+        ts("2027-06-01T00:00:00Z")
+    }
+
+    fn kept(decisions: &[Decision]) -> Vec<&str> {
+        decisions
+            .iter()
+            .filter(|d| d.keep)
+            .map(|d| d.id.as_str())
+            .collect()
+    }
+
+    fn reasons(decisions: &[Decision], id: &str) -> Vec<String> {
+        let d = decisions.iter().find(|d| d.id == id).unwrap();
+        d.reasons.iter().map(ToString::to_string).collect()
+    }
+
+    fn misses(decisions: &[Decision], id: &str) -> Vec<String> {
+        let d = decisions.iter().find(|d| d.id == id).unwrap();
+        d.misses.iter().map(ToString::to_string).collect()
+    }
+
+    fn dur(s: &str) -> HumanDuration {
+        s.parse().unwrap()
+    }
+
+    // ---- safety ----
+
+    #[test]
+    fn empty_policy_is_refused_even_with_pinned_snapshots() {
+        let mut list = snaps(&[("a", "2026-01-01T00:00:00Z")]);
+        list[0].pinned = true;
+        let err = apply(&RetentionPolicy::default(), &list, now()).unwrap_err();
+        assert_eq!(err, RetentionError::NoRule);
+        assert_eq!(
+            err.to_string(),
+            "no retention rule given: refusing to forget every snapshot"
+        );
+        assert_eq!(crate::Error::from(err).exit_code(), 2);
+        assert!(apply::<String>(&RetentionPolicy::default(), &[], now()).is_err());
+    }
+
+    #[test]
+    fn zero_counts_and_zero_window_are_no_rule() {
+        let policy = RetentionPolicy {
+            keep_last: Some(0),
+            keep_hourly: Some(0),
+            keep_daily: Some(0),
+            keep_weekly: Some(0),
+            keep_monthly: Some(0),
+            keep_yearly: Some(0),
+            keep_within: Some(HumanDuration::ZERO),
+            ..RetentionPolicy::default()
+        };
+        assert!(policy.is_empty());
+        assert_eq!(policy.to_string(), "no retention rule");
+        assert!(apply::<String>(&policy, &[], now()).is_err());
+        for rule in [
+            RetentionPolicy {
+                keep_weekly: Some(1),
+                ..RetentionPolicy::default()
+            },
+            RetentionPolicy {
+                keep_within: Some(dur("1s")),
+                ..RetentionPolicy::default()
+            },
+            RetentionPolicy {
+                keep_tags: vec!["x".to_owned()],
+                ..RetentionPolicy::default()
+            },
+        ] {
+            assert!(!rule.is_empty(), "{rule}");
+        }
+    }
+
+    // ---- the rules ----
+
+    #[test]
+    fn keep_last_keeps_the_newest_whatever_the_input_order() {
+        let list = snaps(&[
+            ("b", "2026-01-02T00:00:00Z"),
+            ("d", "2026-01-04T00:00:00Z"),
+            ("a", "2026-01-01T00:00:00Z"),
+            ("c", "2026-01-03T00:00:00Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_last: Some(2),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        // Decisions come back in input order.
+        let ids: Vec<&str> = d.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["b", "d", "a", "c"]);
+        assert_eq!(kept(&d), ["d", "c"]);
+        assert_eq!(reasons(&d, "d"), ["last"]);
+        assert_eq!(misses(&d, "a"), ["not among the last 2"]);
+        assert_eq!(d[2].explanation(), "not among the last 2");
+        assert_eq!(d[1].explanation(), "last");
+    }
+
+    #[test]
+    fn equal_times_count_the_first_listed_as_newer() {
+        let list = snaps(&[
+            ("first", "2026-01-01T00:00:00Z"),
+            ("second", "2026-01-01T00:00:00Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_last: Some(1),
+            keep_daily: Some(5),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["first"]);
+        assert_eq!(
+            misses(&d, "second"),
+            [
+                "not among the last 1",
+                "daily 2026-01-01 keeps a newer snapshot"
+            ]
+        );
+    }
+
+    #[test]
+    fn daily_keeps_the_newest_of_each_of_the_newest_days() {
+        let list = snaps(&[
+            ("d1-early", "2026-11-20T08:00:00Z"),
+            ("d1-late", "2026-11-20T20:00:00Z"),
+            ("d2", "2026-11-21T12:00:00Z"),
+            ("d4-early", "2026-11-23T01:00:00Z"),
+            ("d4-late", "2026-11-23T23:00:00Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_daily: Some(2),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["d2", "d4-late"]);
+        assert_eq!(reasons(&d, "d4-late"), ["daily 2026-11-23"]);
+        assert_eq!(reasons(&d, "d2"), ["daily 2026-11-21"]);
+        assert_eq!(
+            misses(&d, "d4-early"),
+            ["daily 2026-11-23 keeps a newer snapshot"]
+        );
+        assert_eq!(
+            misses(&d, "d1-late"),
+            ["daily 2026-11-20: the 2 newer days are already kept"]
+        );
+        // A taken bucket is reported as taken even after the rule is full.
+        assert_eq!(
+            misses(&d, "d1-early"),
+            ["daily 2026-11-20: the 2 newer days are already kept"]
+        );
+    }
+
+    #[test]
+    fn buckets_full_with_a_count_of_one_reads_well() {
+        let list = snaps(&[
+            ("old", "2026-01-01T00:00:00Z"),
+            ("new", "2026-03-01T00:00:00Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_monthly: Some(1),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(
+            misses(&d, "old"),
+            ["monthly 2026-01: the newer month is already kept"]
+        );
+    }
+
+    #[test]
+    fn within_keeps_the_window_inclusive_and_future_snapshots() {
+        let list = snaps(&[
+            ("edge", "2027-05-25T00:00:00Z"),
+            ("just-out", "2027-05-24T23:59:59Z"),
+            ("future", "2027-06-02T00:00:00Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_within: Some(dur("7d")),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["edge", "future"]);
+        assert_eq!(reasons(&d, "edge"), ["within 7d"]);
+        assert_eq!(misses(&d, "just-out"), ["older than 7d"]);
+    }
+
+    #[test]
+    fn within_longer_than_representable_time_keeps_everything() {
+        let list = snaps(&[("old", "1970-01-01T00:00:00Z")]);
+        let policy = RetentionPolicy {
+            keep_within: Some(HumanDuration::from_secs(u64::MAX)),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["old"]);
+    }
+
+    #[test]
+    fn tags_keep_every_tagged_snapshot() {
+        let mut list = snaps(&[
+            ("pre", "2026-01-01T00:00:00Z"),
+            ("both", "2026-01-02T00:00:00Z"),
+            ("plain", "2026-01-03T00:00:00Z"),
+        ]);
+        list[0].tags = vec!["pre-change".to_owned()];
+        list[1].tags = vec!["post-change".to_owned(), "pre-change".to_owned()];
+        let policy = RetentionPolicy {
+            keep_tags: vec![
+                "pre-change".to_owned(),
+                "post-change".to_owned(),
+                "pre-change".to_owned(),
+            ],
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["pre", "both"]);
+        assert_eq!(reasons(&d, "pre"), ["tag pre-change"]);
+        assert_eq!(reasons(&d, "both"), ["tag pre-change", "tag post-change"]);
+        assert_eq!(
+            misses(&d, "plain"),
+            ["has none of the tags pre-change, post-change"]
+        );
+
+        let one = RetentionPolicy {
+            keep_tags: vec!["pre-change".to_owned()],
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&one, &list, now()).unwrap();
+        assert_eq!(misses(&d, "plain"), ["has no tag pre-change"]);
+    }
+
+    #[test]
+    fn pinned_is_always_kept_and_rules_still_count_it() {
+        let mut list = snaps(&[
+            ("old", "2020-01-01T00:00:00Z"),
+            ("newest", "2026-01-02T00:00:00Z"),
+            ("middle", "2026-01-01T00:00:00Z"),
+        ]);
+        list[0].pinned = true;
+        list[1].pinned = true;
+        let policy = RetentionPolicy {
+            keep_last: Some(1),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["old", "newest"]);
+        assert_eq!(reasons(&d, "old"), ["pinned"]);
+        // Rules are independent: the pinned newest snapshot also takes the
+        // keep-last slot.
+        assert_eq!(reasons(&d, "newest"), ["pinned", "last"]);
+        assert_eq!(misses(&d, "middle"), ["not among the last 1"]);
+        assert!(misses(&d, "old").is_empty());
+    }
+
+    #[test]
+    fn reasons_come_in_rule_order() {
+        let mut list = snaps(&[("a", "2027-05-31T10:00:00Z")]);
+        list[0].pinned = true;
+        list[0].tags = vec!["t".to_owned()];
+        let policy = RetentionPolicy {
+            keep_last: Some(1),
+            keep_hourly: Some(1),
+            keep_daily: Some(1),
+            keep_weekly: Some(1),
+            keep_monthly: Some(1),
+            keep_yearly: Some(1),
+            keep_within: Some(dur("1d")),
+            keep_tags: vec!["t".to_owned()],
+            time_zone: TimeZone::UTC,
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(
+            reasons(&d, "a"),
+            [
+                "pinned",
+                "last",
+                "hourly 2027-05-31T10",
+                "daily 2027-05-31",
+                "weekly 2027-W22",
+                "monthly 2027-05",
+                "yearly 2027",
+                "within 1d",
+                "tag t",
+            ]
+        );
+        assert_eq!(d[0].explanation().matches(", ").count(), 8);
+    }
+
+    // ---- daylight saving ----
+
+    #[test]
+    fn brussels_fall_back_repeated_hour_is_one_hourly_bucket() {
+        // 2026-10-25: at 01:00 UTC Brussels goes from 03:00 CEST back to 02:00 CET.
+        let list = snaps(&[
+            ("0210-cest", "2026-10-25T00:10:00Z"),
+            ("0240-cest", "2026-10-25T00:40:00Z"),
+            ("0210-cet", "2026-10-25T01:10:00Z"),
+            ("0240-cet", "2026-10-25T01:40:00Z"),
+            ("0310-cet", "2026-10-25T02:10:00Z"),
+            ("0130-cest", "2026-10-24T23:30:00Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_hourly: Some(10),
+            time_zone: brussels(),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["0240-cet", "0310-cet", "0130-cest"]);
+        assert_eq!(reasons(&d, "0310-cet"), ["hourly 2026-10-25T03"]);
+        assert_eq!(reasons(&d, "0240-cet"), ["hourly 2026-10-25T02"]);
+        assert_eq!(reasons(&d, "0130-cest"), ["hourly 2026-10-25T01"]);
+        for id in ["0210-cest", "0240-cest", "0210-cet"] {
+            assert_eq!(
+                misses(&d, id),
+                ["hourly 2026-10-25T02 keeps a newer snapshot"],
+                "{id}"
+            );
+        }
+        // In UTC the same snapshots are five distinct hours.
+        let utc = RetentionPolicy {
+            time_zone: TimeZone::UTC,
+            ..policy
+        };
+        assert_eq!(kept(&apply(&utc, &list, now()).unwrap()).len(), 4);
+    }
+
+    #[test]
+    fn brussels_fall_back_day_has_25_hours_in_one_daily_bucket() {
+        let list = snaps(&[
+            // 00:30 CEST on the 25th (the 24th in UTC).
+            ("start", "2026-10-24T22:30:00Z"),
+            // 02:30 CEST and 02:30 CET: both the 25th.
+            ("dup-cest", "2026-10-25T00:30:00Z"),
+            ("dup-cet", "2026-10-25T01:30:00Z"),
+            // 23:30 CET, still the 25th (the 25th in UTC too).
+            ("end", "2026-10-25T22:30:00Z"),
+            // 00:30 CET on the 26th (the 25th in UTC).
+            ("next", "2026-10-25T23:30:00Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_daily: Some(7),
+            time_zone: brussels(),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["end", "next"]);
+        assert_eq!(reasons(&d, "next"), ["daily 2026-10-26"]);
+        assert_eq!(reasons(&d, "end"), ["daily 2026-10-25"]);
+        assert_eq!(
+            misses(&d, "start"),
+            ["daily 2026-10-25 keeps a newer snapshot"]
+        );
+    }
+
+    #[test]
+    fn paris_spring_forward_skips_an_hour_and_keeps_the_day() {
+        // 2026-03-29: at 01:00 UTC Paris jumps from 02:00 CET to 03:00 CEST.
+        let list = snaps(&[
+            ("0130-cet", "2026-03-29T00:30:00Z"),
+            ("0159-cet", "2026-03-29T00:59:59Z"),
+            ("0300-cest", "2026-03-29T01:00:00Z"),
+            ("0330-cest", "2026-03-29T01:30:00Z"),
+        ]);
+        let hourly = RetentionPolicy {
+            keep_hourly: Some(10),
+            time_zone: paris(),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&hourly, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["0159-cet", "0330-cest"]);
+        assert_eq!(reasons(&d, "0159-cet"), ["hourly 2026-03-29T01"]);
+        assert_eq!(reasons(&d, "0330-cest"), ["hourly 2026-03-29T03"]);
+
+        let list = snaps(&[
+            ("first", "2026-03-28T23:30:00Z"), // 00:30 CET on the 29th
+            ("last", "2026-03-29T21:30:00Z"),  // 23:30 CEST on the 29th
+            ("next", "2026-03-29T22:30:00Z"),  // 00:30 CEST on the 30th
+        ]);
+        let daily = RetentionPolicy {
+            keep_daily: Some(7),
+            time_zone: paris(),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&daily, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["last", "next"]);
+        assert_eq!(reasons(&d, "last"), ["daily 2026-03-29"]);
+        assert_eq!(reasons(&d, "next"), ["daily 2026-03-30"]);
+        assert_eq!(
+            misses(&d, "first"),
+            ["daily 2026-03-29 keeps a newer snapshot"]
+        );
+    }
+
+    // ---- calendar boundaries ----
+
+    #[test]
+    fn iso_week_spans_the_year_boundary() {
+        // 2026 starts on a Thursday, so it has 53 ISO weeks, and Friday
+        // 1 January 2027 is still in 2026-W53.
+        let new_year = civil::date(2027, 1, 1).iso_week_date();
+        assert_eq!((new_year.year(), new_year.week()), (2026, 53));
+        let list = snaps(&[
+            ("mon", "2026-12-28T12:00:00Z"),
+            ("thu", "2026-12-31T12:00:00Z"),
+            ("fri", "2027-01-01T12:00:00Z"),
+            ("sun", "2027-01-03T12:00:00Z"),
+            ("next-mon", "2027-01-04T12:00:00Z"),
+            ("prev-sun", "2026-12-27T12:00:00Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_weekly: Some(10),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["sun", "next-mon", "prev-sun"]);
+        assert_eq!(reasons(&d, "next-mon"), ["weekly 2027-W01"]);
+        assert_eq!(reasons(&d, "sun"), ["weekly 2026-W53"]);
+        assert_eq!(reasons(&d, "prev-sun"), ["weekly 2026-W52"]);
+        for id in ["mon", "thu", "fri"] {
+            assert_eq!(
+                misses(&d, id),
+                ["weekly 2026-W53 keeps a newer snapshot"],
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn iso_week_follows_the_policy_time_zone() {
+        // Sunday 23:30 UTC is already Monday 00:30 in Brussels.
+        let t = ts("2026-12-27T23:30:00Z");
+        assert_eq!(
+            Bucket::of(Period::Weekly, t, &TimeZone::UTC).to_string(),
+            "2026-W52"
+        );
+        assert_eq!(
+            Bucket::of(Period::Weekly, t, &brussels()).to_string(),
+            "2026-W53"
+        );
+    }
+
+    #[test]
+    fn month_and_year_boundaries_in_local_time() {
+        let bru = brussels();
+        // 23:30 UTC on 31 October is 00:30 CET on 1 November.
+        let t = ts("2026-10-31T23:30:00Z");
+        assert_eq!(Bucket::of(Period::Monthly, t, &bru).to_string(), "2026-11");
+        assert_eq!(
+            Bucket::of(Period::Monthly, t, &TimeZone::UTC).to_string(),
+            "2026-10"
+        );
+        let t = ts("2026-10-31T22:30:00Z");
+        assert_eq!(Bucket::of(Period::Monthly, t, &bru).to_string(), "2026-10");
+
+        let par = paris();
+        let t = ts("2026-12-31T23:30:00Z");
+        assert_eq!(Bucket::of(Period::Yearly, t, &par).to_string(), "2027");
+        let t = ts("2026-12-31T22:59:59Z");
+        assert_eq!(Bucket::of(Period::Yearly, t, &par).to_string(), "2026");
+        // West of Greenwich the year ends later.
+        let t = ts("2027-01-01T03:00:00Z");
+        assert_eq!(
+            Bucket::of(Period::Yearly, t, &new_york()).to_string(),
+            "2026"
+        );
+        assert_eq!(
+            Bucket::of(Period::Hourly, t, &new_york()).to_string(),
+            "2026-12-31T22"
+        );
+
+        let list = snaps(&[
+            ("oct", "2026-10-31T22:30:00Z"),
+            ("nov", "2026-10-31T23:30:00Z"),
+            ("dec", "2026-12-31T22:30:00Z"),
+            ("jan", "2026-12-31T23:30:00Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_monthly: Some(3),
+            keep_yearly: Some(5),
+            time_zone: par,
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(reasons(&d, "jan"), ["monthly 2027-01", "yearly 2027"]);
+        assert_eq!(reasons(&d, "dec"), ["monthly 2026-12", "yearly 2026"]);
+        assert_eq!(reasons(&d, "nov"), ["monthly 2026-11"]);
+        assert_eq!(
+            misses(&d, "oct"),
+            [
+                "monthly 2026-10: the 3 newer months are already kept",
+                "yearly 2026 keeps a newer snapshot"
+            ]
+        );
+    }
+
+    // ---- display and serde ----
+
+    #[test]
+    fn policy_display() {
+        let policy = RetentionPolicy {
+            keep_daily: Some(7),
+            keep_weekly: Some(4),
+            keep_within: Some(dur("90d")),
+            ..RetentionPolicy::default()
+        };
+        assert_eq!(policy.to_string(), "keep 7 daily, 4 weekly, within 90d");
+        let full = RetentionPolicy {
+            keep_last: Some(3),
+            keep_hourly: Some(24),
+            keep_monthly: Some(12),
+            keep_yearly: Some(2),
+            keep_tags: vec!["pre-change".to_owned(), "post-change".to_owned()],
+            time_zone: brussels(),
+            ..policy
+        };
+        let text = full.to_string();
+        assert!(
+            text.starts_with(
+                "keep last 3, 24 hourly, 7 daily, 4 weekly, 12 monthly, 2 yearly, \
+                 within 90d, tagged pre-change or post-change"
+            ),
+            "{text}"
+        );
+        if TimeZone::get("Europe/Brussels").is_ok() {
+            assert!(text.ends_with(" (time zone Europe/Brussels)"), "{text}");
+        }
+        let tz_unused = RetentionPolicy {
+            keep_within: Some(dur("90d")),
+            time_zone: brussels(),
+            ..RetentionPolicy::default()
+        };
+        assert_eq!(tz_unused.to_string(), "keep within 90d");
+    }
+
+    #[test]
+    fn decision_serializes_as_plain_json() {
+        let mut list = snaps(&[("a", "2026-11-22T10:00:00Z"), ("b", "2026-11-22T09:00:00Z")]);
+        list[0].pinned = true;
+        let policy = RetentionPolicy {
+            keep_daily: Some(1),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"id": "a", "time": "2026-11-22T10:00:00Z", "keep": true,
+                 "reasons": ["pinned", "daily 2026-11-22"], "misses": []},
+                {"id": "b", "time": "2026-11-22T09:00:00Z", "keep": false,
+                 "reasons": [], "misses": ["daily 2026-11-22 keeps a newer snapshot"]},
+            ])
+        );
+    }
+
+    #[test]
+    fn generic_ids_work() {
+        let list = vec![Candidate {
+            id: 42u64,
+            time: ts("2026-01-01T00:00:00Z"),
+            tags: Vec::new(),
+            pinned: false,
+        }];
+        let policy = RetentionPolicy {
+            keep_last: Some(1),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(d[0].id, 42);
+        assert!(d[0].keep);
+    }
+
+    // ---- durations ----
+
+    #[test]
+    fn durations_parse() {
+        let cases = [
+            ("7d", 7 * 86_400),
+            ("90d", 90 * 86_400),
+            ("12h", 12 * 3_600),
+            ("1d12h", 36 * 3_600),
+            ("30min", 1_800),
+            ("45s", 45),
+            ("2w", 14 * 86_400),
+            ("1y", 365 * 86_400),
+            (
+                "1y2w3d4h5min6s",
+                365 * 86_400 + 17 * 86_400 + 4 * 3_600 + 5 * 60 + 6,
+            ),
+            (" 7d\n", 7 * 86_400),
+            ("0s", 0),
+            ("007d", 7 * 86_400),
+        ];
+        for (text, secs) in cases {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn durations_display_canonically() {
+        let cases = [
+            ("90d", "90d"),
+            ("7d", "7d"),
+            ("2w", "14d"),
+            ("36h", "1d12h"),
+            ("1y2w", "1y14d"),
+            ("90min", "1h30min"),
+            ("0d", "0s"),
+            ("400d", "1y35d"),
+        ];
+        for (text, shown) in cases {
+            assert_eq!(dur(text).to_string(), shown, "{text}");
+        }
+        assert_eq!(
+            HumanDuration::from(Duration::from_millis(1_500)),
+            HumanDuration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn duration_errors_say_what_is_wrong() {
+        let cases = [
+            ("", "empty duration"),
+            ("   ", "empty duration"),
+            ("d", "expected a whole number at \"d\""),
+            ("-1d", "expected a whole number at \"-1d\""),
+            ("7", "7 has no unit"),
+            ("1d12", "12 has no unit"),
+            ("30m", "\"m\" is ambiguous"),
+            ("1mo", "months are not a fixed length"),
+            ("7D", "unknown unit \"D\""),
+            ("7days", "unknown unit \"days\""),
+            ("1h1d", "largest to smallest"),
+            ("1d1d", "largest to smallest"),
+            ("1.5d", "unexpected '.' after 1"),
+            ("1d 12h", "no spaces inside a duration"),
+            ("1 d", "unexpected ' ' after 1"),
+            ("99999999999999999999d", "too large"),
+            ("600000000000y", "too large"),
+            ("7d\u{e9}", "expected a whole number at \"\u{e9}\""),
+        ];
+        for (text, needle) in cases {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.contains(needle), "{text:?}: {err}");
+            assert!(err.contains("duration"), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn duration_serde_reads_and_writes_text() {
+        let d: HumanDuration = serde_json::from_str("\"90d\"").unwrap();
+        assert_eq!(d, dur("90d"));
+        assert_eq!(serde_json::to_string(&d).unwrap(), "\"90d\"");
+        let err = serde_json::from_str::<HumanDuration>("\"30m\"").unwrap_err();
+        assert!(err.to_string().contains("ambiguous"), "{err}");
+    }
+
+    // ---- property tests against a reference model ----
+
+    /// 2025-01-01T00:00:00Z.
+    const BASE: i64 = 1_735_689_600;
+    /// About three years.
+    const SPAN: i64 = 3 * 365 * 86_400;
+    /// 2026-10-25T00:00:00Z: the Brussels fall-back night.
+    const FALL_BACK: i64 = 1_792_886_400;
+
+    fn arb_offset() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            // Anywhere in three years: mostly distinct days.
+            4 => 0..SPAN,
+            // The last three weeks: many per day and hour.
+            3 => (SPAN - 21 * 86_400)..SPAN,
+            // Whole hours: exact ties.
+            2 => (0i64..200).prop_map(|k| SPAN - k * 3_600),
+            // Around a DST change, every 10 minutes.
+            1 => (0i64..24).prop_map(|k| FALL_BACK - BASE + k * 600),
+        ]
+    }
+
+    fn arb_snapshots() -> impl Strategy<Value = Vec<Candidate>> {
+        let one = (
+            arb_offset(),
+            proptest::sample::subsequence(vec!["a", "b", "c"], 0..=3),
+            proptest::bool::weighted(0.1),
+        );
+        proptest::collection::vec(one, 0..200).prop_map(|items| {
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, (offset, tags, pinned))| Candidate {
+                    id: format!("s{i}"),
+                    time: Timestamp::from_second(BASE + offset).unwrap(),
+                    tags: tags.into_iter().map(str::to_owned).collect(),
+                    pinned,
+                })
+                .collect()
+        })
+    }
+
+    fn arb_zone() -> impl Strategy<Value = TimeZone> {
+        prop_oneof![
+            Just(TimeZone::UTC),
+            Just(TimeZone::posix(CET_POSIX).unwrap()),
+            Just(TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap()),
+            // Lord Howe Island: a 30-minute DST shift.
+            Just(TimeZone::posix("<+1030>-10:30<+11>-11,M10.1.0,M4.1.0").unwrap()),
+            Just(TimeZone::posix("IST-5:30").unwrap()),
+        ]
+    }
+
+    fn arb_count() -> impl Strategy<Value = Option<u32>> {
+        prop_oneof![3 => Just(None), 1 => Just(Some(0)), 3 => (1u32..15).prop_map(Some)]
+    }
+
+    fn arb_policy() -> impl Strategy<Value = RetentionPolicy> {
+        (
+            (arb_count(), arb_count(), arb_count()),
+            (arb_count(), arb_count(), arb_count()),
+            proptest::option::weighted(0.3, 0u64..(SPAN as u64)),
+            proptest::sample::subsequence(vec!["a", "b", "d"], 0..=1),
+            arb_zone(),
+        )
+            .prop_map(
+                |((last, hourly, daily), (weekly, monthly, yearly), within, tags, zone)| {
+                    RetentionPolicy {
+                        keep_last: last,
+                        keep_hourly: hourly,
+                        keep_daily: daily,
+                        keep_weekly: weekly,
+                        keep_monthly: monthly,
+                        keep_yearly: yearly,
+                        keep_within: within.map(HumanDuration::from_secs),
+                        keep_tags: tags.into_iter().map(str::to_owned).collect(),
+                        time_zone: zone,
+                    }
+                },
+            )
+    }
+
+    fn arb_now() -> impl Strategy<Value = Timestamp> {
+        (0i64..30 * 86_400).prop_map(|s| Timestamp::from_second(BASE + SPAN + s).unwrap())
+    }
+
+    /// Indices of `snaps`, newest first, equal times in input order.
+    fn newest_first(snaps: &[Candidate]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..snaps.len()).collect();
+        order.sort_by_key(|&i| Reverse(snaps[i].time));
+        order
+    }
+
+    type Key = (i32, i32, i32, i32);
+
+    /// The bucket keys of the reference model, computed from the zoned
+    /// date-time independently of `Bucket`.
+    fn model_key(rule: usize, time: Timestamp, tz: &TimeZone) -> Key {
+        let z = time.to_zoned(tz.clone());
+        let (y, m, d, h) = (
+            i32::from(z.year()),
+            i32::from(z.month()),
+            i32::from(z.day()),
+            i32::from(z.hour()),
+        );
+        match rule {
+            0 => (y, m, d, h),
+            1 => (y, m, d, -1),
+            2 => {
+                let w = z.date().iso_week_date();
+                (i32::from(w.year()), -1, i32::from(w.week()), -1)
+            }
+            3 => (y, m, -1, -1),
+            _ => (y, -1, -1, -1),
+        }
+    }
+
+    /// A straightforward reference model of the rules: the kept indices.
+    fn model(policy: &RetentionPolicy, snaps: &[Candidate], now: Timestamp) -> BTreeSet<usize> {
+        let order = newest_first(snaps);
+        let mut kept = BTreeSet::new();
+        for (i, s) in snaps.iter().enumerate() {
+            if s.pinned {
+                kept.insert(i);
+            }
+        }
+        if let Some(n) = policy.keep_last {
+            for &i in order.iter().take(n as usize) {
+                kept.insert(i);
+            }
+        }
+        let counts = [
+            policy.keep_hourly,
+            policy.keep_daily,
+            policy.keep_weekly,
+            policy.keep_monthly,
+            policy.keep_yearly,
+        ];
+        for (rule, count) in counts.into_iter().enumerate() {
+            let Some(n) = count else { continue };
+            let mut seen: HashSet<Key> = HashSet::new();
+            for &i in &order {
+                let key = model_key(rule, snaps[i].time, &policy.time_zone);
+                if seen.contains(&key) {
+                    continue;
+                }
+                if seen.len() == n as usize {
+                    break;
+                }
+                seen.insert(key);
+                kept.insert(i);
+            }
+        }
+        if let Some(d) = policy.keep_within.filter(|d| !d.is_zero()) {
+            let cutoff = now.as_second() - d.as_secs() as i64;
+            for (i, s) in snaps.iter().enumerate() {
+                if s.time.as_second() >= cutoff {
+                    kept.insert(i);
+                }
+            }
+        }
+        for (i, s) in snaps.iter().enumerate() {
+            if policy.keep_tags.iter().any(|t| s.tags.contains(t)) {
+                kept.insert(i);
+            }
+        }
+        kept
+    }
+
+    fn kept_set(decisions: &[Decision]) -> BTreeSet<usize> {
+        decisions
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.keep)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn kept_set_matches_the_reference_model(
+            snaps in arb_snapshots(),
+            policy in arb_policy(),
+            now in arb_now(),
+        ) {
+            let result = apply(&policy, &snaps, now);
+            if policy.is_empty() {
+                prop_assert_eq!(result, Err(RetentionError::NoRule));
+                return Ok(());
+            }
+            let decisions = result.unwrap();
+            prop_assert_eq!(decisions.len(), snaps.len());
+            for (d, s) in decisions.iter().zip(&snaps) {
+                prop_assert_eq!(&d.id, &s.id);
+                prop_assert_eq!(d.time, s.time);
+                prop_assert_eq!(d.keep, !d.reasons.is_empty());
+                prop_assert!(d.keep || !d.misses.is_empty());
+                prop_assert!(!d.keep || d.misses.is_empty());
+                // (4) pinned is always kept, with its reason.
+                if s.pinned {
+                    prop_assert!(d.keep);
+                    prop_assert_eq!(d.reasons.first(), Some(&Reason::Pinned));
+                }
+            }
+            // (1) the same set as the reference model.
+            prop_assert_eq!(kept_set(&decisions), model(&policy, &snaps, now));
+        }
+
+        #[test]
+        fn calendar_rules_keep_at_most_n_distinct_buckets(
+            snaps in arb_snapshots(),
+            policy in arb_policy(),
+            now in arb_now(),
+        ) {
+            prop_assume!(!policy.is_empty());
+            let decisions = apply(&policy, &snaps, now).unwrap();
+            for period in Period::ALL {
+                let buckets: Vec<Bucket> = decisions
+                    .iter()
+                    .flat_map(|d| &d.reasons)
+                    .filter_map(|r| match r {
+                        Reason::Calendar(b) if b.period() == period => Some(*b),
+                        _ => None,
+                    })
+                    .collect();
+                let distinct: HashSet<Bucket> = buckets.iter().copied().collect();
+                // (2) at most N, each bucket once, and exactly N when the
+                // timeline has that many buckets.
+                prop_assert_eq!(distinct.len(), buckets.len());
+                let available: HashSet<Bucket> = snaps
+                    .iter()
+                    .map(|s| Bucket::of(period, s.time, &policy.time_zone))
+                    .collect();
+                let n = policy.keep_count(period).unwrap_or(0) as usize;
+                prop_assert_eq!(buckets.len(), n.min(available.len()));
+                // Each kept bucket holds the reason's snapshot's own time.
+                for (d, s) in decisions.iter().zip(&snaps) {
+                    for r in &d.reasons {
+                        if let Reason::Calendar(b) = r {
+                            prop_assert_eq!(*b, Bucket::of(b.period(), s.time, &policy.time_zone));
+                        }
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn within_alone_keeps_exactly_the_window(
+            snaps in arb_snapshots(),
+            secs in 1u64..(SPAN as u64),
+            now in arb_now(),
+        ) {
+            let within = HumanDuration::from_secs(secs);
+            let policy = RetentionPolicy {
+                keep_within: Some(within),
+                ..RetentionPolicy::default()
+            };
+            let decisions = apply(&policy, &snaps, now).unwrap();
+            let cutoff = now.as_second() - secs as i64;
+            for (d, s) in decisions.iter().zip(&snaps) {
+                let inside = s.time.as_second() >= cutoff;
+                // (3)
+                prop_assert_eq!(d.reasons.contains(&Reason::Within(within)), inside);
+                prop_assert_eq!(d.keep, inside || s.pinned);
+            }
+        }
+
+        #[test]
+        fn keep_last_alone_keeps_the_n_newest(
+            snaps in arb_snapshots(),
+            n in 1u32..250,
+            now in arb_now(),
+        ) {
+            let policy = RetentionPolicy {
+                keep_last: Some(n),
+                ..RetentionPolicy::default()
+            };
+            let decisions = apply(&policy, &snaps, now).unwrap();
+            let order = newest_first(&snaps);
+            let expected: BTreeSet<usize> =
+                order.iter().take(n as usize).copied().collect();
+            let with_last: BTreeSet<usize> = decisions
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.reasons.contains(&Reason::Last))
+                .map(|(i, _)| i)
+                .collect();
+            // (5)
+            prop_assert_eq!(with_last.len(), (n as usize).min(snaps.len()));
+            prop_assert_eq!(&with_last, &expected);
+            for (i, (d, s)) in decisions.iter().zip(&snaps).enumerate() {
+                prop_assert_eq!(d.keep, expected.contains(&i) || s.pinned);
+            }
+        }
+
+        #[test]
+        fn duration_display_parses_back(secs in 0u64..u64::MAX) {
+            let d = HumanDuration::from_secs(secs);
+            prop_assert_eq!(d.to_string().parse::<HumanDuration>(), Ok(d));
+        }
+
+        #[test]
+        fn duration_composition_adds_up(
+            parts in proptest::collection::vec(proptest::option::of(0u64..1_000), 6),
+        ) {
+            let mut text = String::new();
+            let mut secs = 0;
+            for (part, (unit, size)) in parts.iter().zip(UNITS) {
+                if let Some(n) = part {
+                    text.push_str(&format!("{n}{unit}"));
+                    secs += n * size;
+                }
+            }
+            prop_assume!(!text.is_empty());
+            prop_assert_eq!(parse_duration(&text), Ok(Duration::from_secs(secs)));
+        }
+    }
+}
