@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use custos::backend::Backend;
-use custos::commands::{backup, browse, check, restore, stats};
+use custos::commands::{backup, browse, check, prune, restore, stats};
 use custos::crypto::keyslot::{KdfParams, Secret};
 use custos::progress::Progress;
 use custos::repository::{lock, select_snapshot, InitOptions, Repository};
@@ -107,6 +107,21 @@ enum Command {
     },
     /// Show sizes and ratios
     Stats,
+    /// Remove data no snapshot references (two-phase, safe with concurrent backups)
+    Prune(PruneArgs),
+    /// Place a snapshot under legal hold: forget never removes it
+    Pin {
+        /// Snapshot ID or unique prefix
+        snapshot: String,
+        /// Why (ticket, court order)
+        #[arg(long, default_value = "legal hold")]
+        reason: String,
+    },
+    /// Lift a legal hold
+    Unpin {
+        /// Snapshot ID or unique prefix
+        snapshot: String,
+    },
     /// Manage key slots
     Key {
         #[command(subcommand)]
@@ -180,6 +195,21 @@ struct BackupArgs {
     /// zstd compression level
     #[arg(long, default_value_t = 3)]
     compression: i32,
+}
+
+#[derive(Args)]
+struct PruneArgs {
+    /// Report what would be freed; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Repack packs whose live fraction is below this percentage
+    #[arg(long, default_value_t = 50.0)]
+    repack_below: f64,
+    /// Packs condemned by a prune are deleted by a later prune once this much
+    /// time has passed and every process that was in the repository then is gone
+    /// (0s: in the same run when nothing else holds a lock)
+    #[arg(long, default_value = "1h")]
+    grace: String,
 }
 
 #[derive(Args)]
@@ -581,7 +611,8 @@ async fn run(cli: Cli) -> Result<u8> {
                     select_snapshot(&snaps, spec.as_deref().unwrap_or("latest"), service_ok)?
                 }
             };
-            let lock = lock::Lock::acquire(repo.backend(), false, "restore").await?;
+            let lock =
+                lock::Lock::acquire(repo.backend(), lock::LockKind::Shared, "restore").await?;
             let opts = restore::RestoreOptions {
                 target: a.target.clone(),
                 includes: a.include,
@@ -786,6 +817,28 @@ async fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Prune(a) => {
+            let repo = open(&g).await?.load_index().await?;
+            let r = run_prune(&repo, &a).await?;
+            print_prune(&g, &r)?;
+            Ok(0)
+        }
+        Command::Pin { snapshot, reason } => {
+            let repo = open(&g).await?;
+            let (snaps, _) = repo.snapshots().await?;
+            let (id, _) = select_snapshot(&snaps, &snapshot, |_| true)?;
+            repo.pin(id, &reason).await?;
+            println!("snapshot {} pinned ({reason})", id.short());
+            Ok(0)
+        }
+        Command::Unpin { snapshot } => {
+            let repo = open(&g).await?;
+            let (snaps, _) = repo.snapshots().await?;
+            let (id, _) = select_snapshot(&snaps, &snapshot, |_| true)?;
+            repo.unpin(id).await?;
+            println!("snapshot {} unpinned", id.short());
+            Ok(0)
+        }
         Command::Demo { dir } => demo::run(&dir).map(|()| 0),
         Command::Unlock { all } => {
             let backend = Backend::open(&repo_url(&g)?, false)?;
@@ -799,6 +852,65 @@ async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
     }
+}
+
+async fn run_prune(repo: &custos::IndexedRepository, a: &PruneArgs) -> Result<prune::PruneReport> {
+    if !(0.0..=100.0).contains(&a.repack_below) {
+        return Err(Error::Usage(format!(
+            "--repack-below {} is not a percentage",
+            a.repack_below
+        )));
+    }
+    let grace = custos::policy::retention::parse_duration(&a.grace)
+        .map_err(|e| Error::Usage(format!("--grace: {e}")))?;
+    prune::prune(
+        repo,
+        &prune::PruneOptions {
+            dry_run: a.dry_run,
+            repack_below: a.repack_below / 100.0,
+            grace,
+        },
+    )
+    .await
+}
+
+fn print_prune(g: &Global, r: &prune::PruneReport) -> Result<()> {
+    if g.json {
+        return print_json(r);
+    }
+    let verb = if r.dry_run {
+        "would condemn"
+    } else {
+        "condemned"
+    };
+    println!(
+        "{} snapshots use {} blobs; {verb} {} packs ({} unused, {} repacked with {} live blobs, {} unindexed): {}",
+        r.snapshots,
+        r.used_blobs,
+        r.packs_unused + r.packs_repacked + r.packs_unindexed,
+        r.packs_unused,
+        r.packs_repacked,
+        r.blobs_repacked,
+        r.packs_unindexed,
+        human_bytes(r.bytes_condemned)
+    );
+    if r.plans_swept > 0 || r.packs_deleted > 0 {
+        println!(
+            "deleted {} packs, freed {}",
+            r.packs_deleted,
+            human_bytes(r.bytes_freed)
+        );
+    }
+    if r.packs_resurrected > 0 {
+        println!(
+            "kept {} condemned packs that newer snapshots use",
+            r.packs_resurrected
+        );
+    }
+    for d in &r.deferred {
+        println!("pending: {d}");
+    }
+    Ok(())
 }
 
 /// Argon2id cost: the default, or a cheaper one for tests when

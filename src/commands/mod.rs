@@ -4,5 +4,6 @@
 pub mod backup;
 pub mod browse;
 pub mod check;
+pub mod prune;
 pub mod restore;
 pub mod stats;

@@ -213,7 +213,9 @@ impl BlobIndex {
             self.add_pack(p.id, p.size, &p.blobs)?;
         }
         for s in &file.supersedes {
-            self.superseded.insert(s.as_bytes(), &[]).map_err(self.err())?;
+            self.superseded
+                .insert(s.as_bytes(), &[])
+                .map_err(self.err())?;
         }
         self.loaded.insert(id.as_bytes(), &[]).map_err(self.err())?;
         Ok(())

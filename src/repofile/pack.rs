@@ -232,6 +232,31 @@ pub fn read_header(keys: &Keys, id: &PackId, pack: &[u8]) -> Result<Vec<PackEntr
     decode_header(&what, &header, hstart as u64)
 }
 
+/// Decrypts one blob and verifies it, returning the stored payload (still
+/// compressed if it was) for copying into another pack without recompressing.
+///
+/// # Errors
+/// As [`open_blob`].
+pub fn open_payload(keys: &Keys, pack: &PackId, e: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
+    let what = || format!("blob {} in pack {}", e.id, pack);
+    let payload = keys
+        .pack_cipher(pack)
+        .open(e.offset, &[], stored)
+        .map_err(|err| Error::integrity(what(), err.to_string()))?;
+    let plain_id = match e.compression {
+        Compression::Raw => keys.blob_id(&payload),
+        Compression::Zstd => {
+            let plain = zstd::bulk::decompress(&payload, e.raw_len as usize)
+                .map_err(|err| Error::integrity(what(), format!("cannot decompress: {err}")))?;
+            keys.blob_id(&plain)
+        }
+    };
+    if plain_id != e.id {
+        return Err(Error::integrity(what(), "content does not match its ID"));
+    }
+    Ok(payload)
+}
+
 /// Decrypts, decompresses and verifies one blob's stored bytes.
 ///
 /// # Errors

@@ -284,6 +284,64 @@ impl Repository {
         Ok((good, bad))
     }
 
+    /// Snapshots under legal hold (`pins/<snapshot id>`).
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn pins(&self) -> Result<HashSet<SnapshotId>> {
+        Ok(self
+            .backend
+            .list("pins")
+            .await?
+            .iter()
+            .filter_map(|l| l.path.trim_start_matches("pins/").parse().ok())
+            .collect())
+    }
+
+    /// Places a snapshot under legal hold: `forget` never removes it.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn pin(&self, id: &SnapshotId, reason: &str) -> Result<()> {
+        let body = serde_json::json!({
+            "snapshot": id.to_hex(),
+            "reason": reason,
+            "created": jiff::Timestamp::now().to_string(),
+            "by": format!("{}@{}", crate::util::username(), crate::util::hostname()),
+        });
+        self.backend
+            .put(
+                &format!("pins/{id}"),
+                Bytes::from(serde_json::to_vec_pretty(&body).unwrap_or_default()),
+            )
+            .await
+    }
+
+    /// Lifts a legal hold.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the snapshot is not pinned.
+    pub async fn unpin(&self, id: &SnapshotId) -> Result<()> {
+        let path = format!("pins/{id}");
+        if !self.backend.exists(&path).await? {
+            return Err(Error::NotFound(format!("a pin on snapshot {id}")));
+        }
+        self.backend.delete(&path).await
+    }
+
+    /// Deletes a snapshot object (its data goes at the next prune).
+    ///
+    /// # Errors
+    /// [`Error::Refused`] for a pinned snapshot, [`Error::Backend`].
+    pub async fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        if self.backend.exists(&format!("pins/{id}")).await? {
+            return Err(Error::Refused(format!(
+                "snapshot {id} is pinned (legal hold): unpin it first"
+            )));
+        }
+        self.backend.delete(&format!("snapshots/{id}")).await
+    }
+
     /// Writes a snapshot (after everything it references is durable).
     ///
     /// # Errors
@@ -351,7 +409,9 @@ impl Repository {
         let loaded = index.loaded()?;
         let superseded = index.superseded()?;
         if !loaded.is_subset(&listed) || !loaded.is_disjoint(&superseded) {
-            tracing::info!("index objects were replaced since the cache was built: rebuilding the index cache");
+            tracing::info!(
+                "index objects were replaced since the cache was built: rebuilding the index cache"
+            );
             index.clear()?;
         }
         let loaded = index.loaded()?;

@@ -1,0 +1,585 @@
+//! `custos prune`: give back the space of data no snapshot references, in two
+//! phases, while backups keep running.
+//!
+//! | phase | what | when |
+//! |---|---|---|
+//! | mark | walk every snapshot: the set of used blobs (on disk, not in memory) | every run |
+//! | plan | packs with no used blob, and packs left unindexed by interrupted backups, are *condemned*; packs whose live fraction is below the threshold are repacked (live blobs copied to new packs) and condemned; the index is rewritten without them; the plan (`prune/<id>`) records the condemned packs and the locks alive at that moment | every run |
+//! | sweep | once the plan is older than the grace period and every lock it recorded is gone, each condemned pack is deleted, unless a snapshot written since uses a blob only it holds (then it is indexed again) | a later run, or the same run with a zero grace period and no other lock |
+//!
+//! Why a backup never loses a blob it deduplicated against: a backup reads the
+//! index after taking its lock. If it read it before the plan's index rewrite,
+//! its lock was alive when the plan was made, so the sweep waits for it to end;
+//! by then its snapshot is visible and the sweep keeps (re-indexes) any
+//! condemned pack it uses. If it read the index after the rewrite, it never saw
+//! the condemned packs.
+//!
+//! Crash safety: new packs → new index objects → superseding marker → plan →
+//! deletion of the old index objects → (sweep) deletions → plan removal. A crash
+//! at any point leaves a repository that `check` passes; the next prune
+//! finishes the work (condemned packs that missed their plan show up as
+//! unindexed and are condemned again).
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::blob::Packer;
+use crate::id::{BlobId, IndexId, LockId, PackId, SnapshotId};
+use crate::repofile::index::{IndexBlob, IndexFile, IndexPack};
+use crate::repofile::pack::{open_payload, read_header, BlobKind};
+use crate::repository::lock::{self, Lock, LockKind};
+use crate::repository::{pack_path, IndexedRepository};
+use crate::{Error, Result};
+
+/// Blobs per index object written by prune (same bound as backups).
+const INDEX_OBJECT_BLOBS: usize = 50_000;
+
+/// How to prune.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Report what would happen; change nothing.
+    pub dry_run: bool,
+    /// Repack packs whose live fraction (by bytes) is below this (0.0–1.0).
+    pub repack_below: f64,
+    /// Minimum age of a plan before its packs are deleted.
+    pub grace: Duration,
+}
+
+impl Default for PruneOptions {
+    /// Repack packs less than half live (copying a pack costs a download and an
+    /// upload; below half, the space won back is worth it); a one-hour grace
+    /// period, which covers clock skew and stores with lagging listings.
+    fn default() -> Self {
+        PruneOptions {
+            dry_run: false,
+            repack_below: 0.5,
+            grace: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// A plan: packs condemned by one prune run (stored as JSON under `prune/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PrunePlan {
+    /// When the plan (and the index without its packs) was written.
+    pub created: String,
+    /// Packs to delete.
+    pub condemned: Vec<PackId>,
+    /// Their total size.
+    pub bytes: u64,
+    /// Locks alive when the plan was made: the sweep waits for all of them.
+    pub blocking_locks: Vec<LockId>,
+}
+
+/// What a prune did (or would do, with `dry_run`).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct PruneReport {
+    /// True for a dry run.
+    pub dry_run: bool,
+    /// Snapshots whose data is kept.
+    pub snapshots: usize,
+    /// Blobs in use.
+    pub used_blobs: u64,
+    /// Packs in the index before.
+    pub packs: usize,
+    /// Packs with no used blob, condemned.
+    pub packs_unused: usize,
+    /// Packs repacked (live blobs copied), condemned.
+    pub packs_repacked: usize,
+    /// Packs in storage that no index lists, condemned.
+    pub packs_unindexed: usize,
+    /// Blobs copied by repacking.
+    pub blobs_repacked: u64,
+    /// Bytes of condemned packs (freed once swept).
+    pub bytes_condemned: u64,
+    /// Plans swept in this run.
+    pub plans_swept: usize,
+    /// Packs deleted in this run.
+    pub packs_deleted: usize,
+    /// Bytes deleted in this run.
+    pub bytes_freed: u64,
+    /// Condemned packs kept because a newer snapshot uses them.
+    pub packs_resurrected: usize,
+    /// Plans not swept yet, and why.
+    pub deferred: Vec<String>,
+    /// Index objects replaced.
+    pub index_superseded: usize,
+}
+
+/// A set of blob IDs kept on disk (a temporary sled tree), so marking a large
+/// repository does not hold every ID in memory.
+struct UsedSet {
+    tree: sled::Tree,
+    count: u64,
+    _db: sled::Db,
+    _dir: tempfile::TempDir,
+}
+
+impl UsedSet {
+    fn new(parent: Option<&std::path::Path>) -> Result<UsedSet> {
+        let dir = match parent {
+            Some(p) => std::fs::create_dir_all(p)
+                .and_then(|_| tempfile::Builder::new().prefix("prune-").tempdir_in(p)),
+            None => tempfile::Builder::new().prefix("custos-prune-").tempdir(),
+        }
+        .map_err(|e| Error::io("cannot create the prune work directory", e))?;
+        let err =
+            |e: sled::Error| Error::io("prune work set", std::io::Error::other(e.to_string()));
+        let db = sled::Config::new()
+            .path(dir.path())
+            .temporary(true)
+            .open()
+            .map_err(err)?;
+        let tree = db.open_tree("used").map_err(err)?;
+        Ok(UsedSet {
+            tree,
+            count: 0,
+            _db: db,
+            _dir: dir,
+        })
+    }
+
+    /// Inserts; true when it was not there.
+    fn insert(&mut self, id: &BlobId) -> Result<bool> {
+        let prev = self
+            .tree
+            .insert(id.as_bytes(), &[])
+            .map_err(|e| Error::io("prune work set", std::io::Error::other(e.to_string())))?;
+        if prev.is_none() {
+            self.count += 1;
+        }
+        Ok(prev.is_none())
+    }
+
+    fn contains(&self, id: &BlobId) -> Result<bool> {
+        self.tree
+            .contains_key(id.as_bytes())
+            .map_err(|e| Error::io("prune work set", std::io::Error::other(e.to_string())))
+    }
+}
+
+/// Runs prune.
+///
+/// # Errors
+/// [`Error::Locked`] when another prune (or an exclusive holder) is running;
+/// [`Error::Refused`] when a snapshot or index object is damaged (nothing is
+/// deleted then: run `check` and `repair`); backend errors.
+pub async fn prune(repo: &IndexedRepository, opts: &PruneOptions) -> Result<PruneReport> {
+    let lock = Lock::acquire(repo.backend(), LockKind::Prune, "prune").await?;
+    let r = run(repo, opts, lock.id()).await;
+    let released = lock.release().await;
+    let r = r?;
+    released?;
+    Ok(r)
+}
+
+async fn run(
+    repo: &IndexedRepository,
+    opts: &PruneOptions,
+    own_lock: LockId,
+) -> Result<PruneReport> {
+    let mut report = PruneReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    repo.refresh_index().await?;
+
+    // Refuse to work from an incomplete picture.
+    let listed: Vec<IndexId> = repo.index_ids().await?;
+    let loaded = repo.index().loaded()?;
+    let superseded = repo.index().superseded()?;
+    if let Some(bad) = listed
+        .iter()
+        .find(|i| !loaded.contains(i) && !superseded.contains(i))
+    {
+        return Err(Error::Refused(format!(
+            "cannot prune: index object {bad} is damaged and the packs it lists would look unused; run `custos check` and `custos repair` first"
+        )));
+    }
+    if !opts.dry_run {
+        // Finish an interrupted index rewrite.
+        for id in listed.iter().filter(|i| superseded.contains(i)) {
+            repo.backend().delete(&format!("index/{id}")).await?;
+        }
+    }
+    let live_index: Vec<IndexId> = listed
+        .iter()
+        .filter(|i| !superseded.contains(i))
+        .copied()
+        .collect();
+
+    let (used, snapshots) = mark(repo).await?;
+    report.snapshots = snapshots;
+    report.used_blobs = used.count;
+
+    // Sweep earlier plans that are due.
+    let plans = load_plans(repo).await?;
+    let mut pending: HashSet<PackId> = HashSet::new();
+    for (plan_id, plan) in &plans {
+        match sweep_blocked(repo, plan, opts.grace, own_lock).await? {
+            Some(why) => {
+                report.deferred.push(format!(
+                    "plan {plan_id} ({} packs, {}): {why}",
+                    plan.condemned.len(),
+                    crate::util::human_bytes(plan.bytes)
+                ));
+                pending.extend(plan.condemned.iter().copied());
+            }
+            None if opts.dry_run => {
+                report.deferred.push(format!(
+                    "plan {plan_id} is due: {} packs ({}) would be deleted",
+                    plan.condemned.len(),
+                    crate::util::human_bytes(plan.bytes)
+                ));
+            }
+            None => {
+                sweep(repo, plan_id, plan, &used, &mut report).await?;
+            }
+        }
+    }
+    if report.plans_swept > 0 {
+        repo.refresh_index().await?;
+    }
+
+    // Classify packs.
+    let indexed = repo.index().packs()?;
+    report.packs = indexed.len();
+    let indexed_set: HashSet<PackId> = indexed.iter().map(|(p, _)| *p).collect();
+    let mut condemned: Vec<(PackId, u64)> = Vec::new();
+    let mut repack: Vec<PackId> = Vec::new();
+    for (pack, size) in &indexed {
+        let blobs = repo.index().blobs_in_pack(pack)?;
+        let mut live = 0u64;
+        for (id, loc) in &blobs {
+            if used.contains(id)? {
+                live += u64::from(loc.length);
+            }
+        }
+        if live == 0 {
+            report.packs_unused += 1;
+            condemned.push((*pack, *size));
+        } else if (live as f64) < opts.repack_below * (*size as f64) {
+            report.packs_repacked += 1;
+            repack.push(*pack);
+            condemned.push((*pack, *size));
+        }
+    }
+    for l in repo.backend().list("data").await? {
+        let Some(id) = l
+            .path
+            .rsplit('/')
+            .next()
+            .and_then(|s| s.parse::<PackId>().ok())
+        else {
+            continue;
+        };
+        if !indexed_set.contains(&id) && !pending.contains(&id) {
+            report.packs_unindexed += 1;
+            condemned.push((id, l.size));
+        }
+    }
+    report.bytes_condemned = condemned.iter().map(|(_, s)| s).sum();
+    if opts.dry_run {
+        for p in &repack {
+            for (id, _) in repo.index().blobs_in_pack(p)? {
+                if used.contains(&id)? && repo.locate(&id)?.pack == *p {
+                    report.blobs_repacked += 1;
+                }
+            }
+        }
+        return Ok(report);
+    }
+    if condemned.is_empty() {
+        return Ok(report);
+    }
+
+    // Repack, rewrite the index, record the plan.
+    let condemned_set: HashSet<PackId> = condemned.iter().map(|(p, _)| *p).collect();
+    let new_packs = repack_packs(repo, &repack, &condemned_set, &used, &mut report).await?;
+    let mut file = IndexFile::default();
+    for (pack, size) in indexed.iter().filter(|(p, _)| !condemned_set.contains(p)) {
+        let blobs: Vec<IndexBlob> = repo
+            .index()
+            .blobs_in_pack(pack)?
+            .into_iter()
+            .map(|(id, l)| IndexBlob {
+                kind: l.kind,
+                id,
+                compression: l.compression,
+                offset: l.offset,
+                length: l.length,
+                raw_len: l.raw_len,
+            })
+            .collect();
+        file.packs.push(IndexPack {
+            id: *pack,
+            size: *size,
+            blobs,
+        });
+        if file.blob_count() >= INDEX_OBJECT_BLOBS {
+            repo.save_index(&std::mem::take(&mut file)).await?;
+        }
+    }
+    file.packs.extend(new_packs);
+    if !file.packs.is_empty() {
+        repo.save_index(&file).await?;
+    }
+    // The marker is written last: until it exists, old and new objects both
+    // count (duplicates are harmless); from then on the old ones are ignored.
+    repo.save_index(&IndexFile {
+        supersedes: live_index.clone(),
+        packs: Vec::new(),
+    })
+    .await?;
+    report.index_superseded = live_index.len();
+    let now = jiff::Timestamp::now();
+    let blocking_locks = lock::list(repo.backend())
+        .await?
+        .into_iter()
+        .filter(|(id, info)| *id != own_lock && !info.expired(now))
+        .map(|(id, _)| id)
+        .collect();
+    let plan = PrunePlan {
+        created: now.to_string(),
+        condemned: condemned.iter().map(|(p, _)| *p).collect(),
+        bytes: report.bytes_condemned,
+        blocking_locks,
+    };
+    let plan_id = crate::id::LockId::random().to_hex();
+    repo.backend()
+        .put(
+            &format!("prune/{plan_id}"),
+            Bytes::from(serde_json::to_vec_pretty(&plan).unwrap_or_default()),
+        )
+        .await?;
+    for id in &live_index {
+        repo.backend().delete(&format!("index/{id}")).await?;
+    }
+    repo.refresh_index().await?;
+
+    // With no grace period and nobody else in the repository, sweep now.
+    match sweep_blocked(repo, &plan, opts.grace, own_lock).await? {
+        None => sweep(repo, &plan_id, &plan, &used, &mut report).await?,
+        Some(why) => report.deferred.push(format!(
+            "plan {plan_id} ({} packs, {}): {why}",
+            plan.condemned.len(),
+            crate::util::human_bytes(plan.bytes)
+        )),
+    }
+    Ok(report)
+}
+
+/// Marks every blob that a snapshot reaches.
+async fn mark(repo: &IndexedRepository) -> Result<(UsedSet, usize)> {
+    let mut used = UsedSet::new(repo.cache_dir().as_deref())?;
+    let (snaps, bad) = repo.snapshots().await?;
+    if let Some((path, e)) = bad.first() {
+        return Err(Error::Refused(format!(
+            "cannot prune: {path} is damaged ({e}); data it references would look unused. Run `custos check`, and `custos repair` to drop it"
+        )));
+    }
+    for (sid, snap) in &snaps {
+        let mut stack = vec![snap.tree];
+        while let Some(tid) = stack.pop() {
+            if !used.insert(&tid)? {
+                continue;
+            }
+            let tree = repo.read_tree(&tid).await.map_err(|e| refuse(sid, e))?;
+            for n in &tree.nodes {
+                if let Some(s) = n.subtree {
+                    stack.push(s);
+                }
+                for b in &n.content {
+                    used.insert(b)?;
+                }
+            }
+        }
+    }
+    Ok((used, snaps.len()))
+}
+
+fn refuse(sid: &SnapshotId, e: Error) -> Error {
+    Error::Refused(format!(
+        "cannot prune: snapshot {} cannot be read completely ({e}); run `custos check`",
+        sid.short()
+    ))
+}
+
+async fn load_plans(repo: &IndexedRepository) -> Result<Vec<(String, PrunePlan)>> {
+    let mut out = Vec::new();
+    for l in repo.backend().list("prune").await? {
+        let id = l.path.trim_start_matches("prune/").to_string();
+        let data = repo.backend().get(&l.path).await?;
+        match serde_json::from_slice::<PrunePlan>(&data) {
+            Ok(p) => out.push((id, p)),
+            Err(e) => {
+                tracing::warn!(plan = %l.path, error = %e, "ignoring a prune plan that does not decode (its packs show up as unindexed and are planned again)")
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Why a plan cannot be swept yet, or `None` when it can.
+async fn sweep_blocked(
+    repo: &IndexedRepository,
+    plan: &PrunePlan,
+    grace: Duration,
+    own: LockId,
+) -> Result<Option<String>> {
+    let now = jiff::Timestamp::now();
+    let created: jiff::Timestamp = plan.created.parse().unwrap_or(now);
+    let age = now.duration_since(created);
+    let grace_s = jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
+    if age < grace_s {
+        let due = created.checked_add(grace_s).unwrap_or(now);
+        return Ok(Some(format!("grace period runs until {due}")));
+    }
+    let blocking: HashSet<LockId> = plan.blocking_locks.iter().copied().collect();
+    for (id, info) in lock::list(repo.backend()).await? {
+        if id != own && blocking.contains(&id) && !info.expired(now) {
+            return Ok(Some(format!(
+                "waiting for the {} (alive when the plan was made)",
+                info.holder()
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes a plan's packs, except those a snapshot still needs.
+async fn sweep(
+    repo: &IndexedRepository,
+    plan_id: &str,
+    plan: &PrunePlan,
+    used: &UsedSet,
+    report: &mut PruneReport,
+) -> Result<()> {
+    // The index may have grown since the plan (backups indexing packs that were
+    // unindexed when it was made): a pack indexed again is kept.
+    repo.refresh_index().await?;
+    let indexed: HashSet<PackId> = repo.index().packs()?.into_iter().map(|(p, _)| p).collect();
+    for pack in &plan.condemned {
+        if indexed.contains(pack) {
+            continue;
+        }
+        let path = pack_path(pack);
+        let data = match repo.backend().get(&path).await {
+            Ok(d) => d,
+            Err(e) if crate::backend::is_not_found(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        let size = data.len() as u64;
+        match read_header(repo.keys(), pack, &data) {
+            Ok(entries) => {
+                let mut needed = false;
+                for e in &entries {
+                    if used.contains(&e.id)? && !repo.index().contains(&e.id)? {
+                        needed = true;
+                        break;
+                    }
+                }
+                if needed {
+                    let file = IndexFile {
+                        supersedes: Vec::new(),
+                        packs: vec![IndexPack {
+                            id: *pack,
+                            size,
+                            blobs: entries.iter().map(IndexBlob::from).collect(),
+                        }],
+                    };
+                    let id = repo.save_index(&file).await?;
+                    repo.index().add_index(id, &file)?;
+                    report.packs_resurrected += 1;
+                    tracing::info!(pack = %pack, "kept a condemned pack: a newer snapshot uses it");
+                    continue;
+                }
+            }
+            Err(e) => {
+                // Without a readable header we cannot tell what it holds; keep
+                // it and say so (check reports it, repair can salvage it).
+                tracing::warn!(pack = %pack, error = %e, "keeping a condemned pack whose header cannot be read");
+                continue;
+            }
+        }
+        repo.backend().delete(&path).await?;
+        report.packs_deleted += 1;
+        report.bytes_freed += size;
+    }
+    repo.index().flush()?;
+    repo.backend().delete(&format!("prune/{plan_id}")).await?;
+    report.plans_swept += 1;
+    Ok(())
+}
+
+/// Copies the live blobs of `packs` into new packs; returns their index entries.
+async fn repack_packs(
+    repo: &IndexedRepository,
+    packs: &[PackId],
+    condemned: &HashSet<PackId>,
+    used: &UsedSet,
+    report: &mut PruneReport,
+) -> Result<Vec<IndexPack>> {
+    let mut data_packer = Packer::new(repo.keys().clone(), repo.config().pack_size as usize);
+    let mut tree_packer = Packer::new(repo.keys().clone(), repo.config().pack_size as usize);
+    let mut copied: HashSet<BlobId> = HashSet::new();
+    let mut out = Vec::new();
+    for pack in packs {
+        let data = repo.backend().get(&pack_path(pack)).await?;
+        for (id, loc) in repo.index().blobs_in_pack(pack)? {
+            if !used.contains(&id)? || copied.contains(&id) {
+                continue;
+            }
+            // A copy in a pack that stays makes this one redundant.
+            if let Some(cur) = repo.index().get(&id)? {
+                if !condemned.contains(&cur.pack) {
+                    continue;
+                }
+            }
+            let end = (loc.offset + u64::from(loc.length)) as usize;
+            let stored = data.get(loc.offset as usize..end).ok_or_else(|| {
+                Error::integrity(format!("pack {pack}"), "shorter than its index says")
+            })?;
+            let payload = open_payload(repo.keys(), pack, &loc.entry(id), stored).map_err(|e| {
+                Error::Refused(format!(
+                    "cannot repack: {e}; run `custos check --read-data` and `custos repair`"
+                ))
+            })?;
+            let packer = if loc.kind == BlobKind::Tree {
+                &mut tree_packer
+            } else {
+                &mut data_packer
+            };
+            if let Some(p) = packer.add(loc.kind, id, loc.compression, &payload, loc.raw_len) {
+                out.push(upload(repo, p).await?);
+            }
+            copied.insert(id);
+            report.blobs_repacked += 1;
+        }
+    }
+    for p in [data_packer.flush(), tree_packer.flush()]
+        .into_iter()
+        .flatten()
+    {
+        out.push(upload(repo, p).await?);
+    }
+    Ok(out)
+}
+
+async fn upload(
+    repo: &IndexedRepository,
+    p: crate::repofile::pack::FinishedPack,
+) -> Result<IndexPack> {
+    let size = p.bytes.len() as u64;
+    repo.backend()
+        .put(&pack_path(&p.id), Bytes::from(p.bytes))
+        .await?;
+    Ok(IndexPack {
+        id: p.id,
+        size,
+        blobs: p.entries.iter().map(IndexBlob::from).collect(),
+    })
+}
