@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use custos::backend::Backend;
-use custos::commands::{backup, browse, check, prune, restore, stats};
+use custos::commands::{backup, browse, check, forget, prune, restore, stats};
 use custos::crypto::keyslot::{KdfParams, Secret};
 use custos::progress::Progress;
 use custos::repository::{lock, select_snapshot, InitOptions, Repository};
@@ -107,6 +107,8 @@ enum Command {
     },
     /// Show sizes and ratios
     Stats,
+    /// Apply a retention policy: remove the snapshots no rule keeps
+    Forget(ForgetArgs),
     /// Remove data no snapshot references (two-phase, safe with concurrent backups)
     Prune(PruneArgs),
     /// Place a snapshot under legal hold: forget never removes it
@@ -198,6 +200,72 @@ struct BackupArgs {
 }
 
 #[derive(Args)]
+struct ForgetArgs {
+    /// Keep the N newest snapshots
+    #[arg(long, value_name = "N")]
+    keep_last: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest hours
+    #[arg(long, value_name = "N")]
+    keep_hourly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest days
+    #[arg(long, value_name = "N")]
+    keep_daily: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest ISO weeks
+    #[arg(long, value_name = "N")]
+    keep_weekly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest months
+    #[arg(long, value_name = "N")]
+    keep_monthly: Option<u32>,
+    /// Keep the newest snapshot of each of the N newest years
+    #[arg(long, value_name = "N")]
+    keep_yearly: Option<u32>,
+    /// Keep every snapshot newer than this (e.g. 90d, 1y2w, 12h)
+    #[arg(long, value_name = "DURATION")]
+    keep_within: Option<String>,
+    /// Keep every snapshot with this tag (repeatable)
+    #[arg(long, value_name = "TAG")]
+    keep_tag: Vec<String>,
+    /// Time zone of the calendar buckets (IANA name; default: the system's)
+    #[arg(long, value_name = "TZ")]
+    time_zone: Option<String>,
+    /// Only snapshots of this service
+    #[arg(long)]
+    service: Option<String>,
+    /// Only snapshots of this tenant
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only snapshots from this host
+    #[arg(long)]
+    host: Option<String>,
+    /// Only snapshots with this tag (repeatable: all must match)
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Group snapshots by these fields before applying the policy
+    #[arg(
+        long,
+        default_value = "service,host,paths",
+        value_name = "service,host,paths"
+    )]
+    group_by: String,
+    /// Say what would be kept and removed; remove nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Run prune afterwards to give the space back
+    #[arg(long)]
+    prune: bool,
+    /// Evaluate keep-within against this time instead of now (RFC 3339; for
+    /// imports and tests)
+    #[arg(long, hide = true)]
+    now: Option<String>,
+    /// With --prune: repack packs whose live fraction is below this percentage
+    #[arg(long, default_value_t = 50.0)]
+    repack_below: f64,
+    /// With --prune: minimum age of condemned packs before deletion
+    #[arg(long, default_value = "0s")]
+    grace: String,
+}
+
+#[derive(Args)]
 struct PruneArgs {
     /// Report what would be freed; change nothing
     #[arg(long)]
@@ -205,10 +273,10 @@ struct PruneArgs {
     /// Repack packs whose live fraction is below this percentage
     #[arg(long, default_value_t = 50.0)]
     repack_below: f64,
-    /// Packs condemned by a prune are deleted by a later prune once this much
-    /// time has passed and every process that was in the repository then is gone
-    /// (0s: in the same run when nothing else holds a lock)
-    #[arg(long, default_value = "1h")]
+    /// Condemned packs are deleted once every process that was in the
+    /// repository when they were condemned is gone (in the same run when
+    /// nothing else holds a lock) and at least this much time has passed
+    #[arg(long, default_value = "0s")]
     grace: String,
 }
 
@@ -817,6 +885,29 @@ async fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
+        Command::Forget(a) => {
+            let opts = forget_options(&a)?;
+            let repo = open(&g).await?;
+            let report = forget::forget(&repo, &opts).await?;
+            let pruned = if a.prune {
+                let repo = repo.load_index().await?;
+                Some(
+                    run_prune(
+                        &repo,
+                        &PruneArgs {
+                            dry_run: a.dry_run,
+                            repack_below: a.repack_below,
+                            grace: a.grace.clone(),
+                        },
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            print_forget(&g, &report, pruned.as_ref())?;
+            Ok(0)
+        }
         Command::Prune(a) => {
             let repo = open(&g).await?.load_index().await?;
             let r = run_prune(&repo, &a).await?;
@@ -872,6 +963,107 @@ async fn run_prune(repo: &custos::IndexedRepository, a: &PruneArgs) -> Result<pr
         },
     )
     .await
+}
+
+fn forget_options(a: &ForgetArgs) -> Result<forget::ForgetOptions> {
+    use custos::policy::retention::{HumanDuration, RetentionPolicy};
+    let keep_within = a
+        .keep_within
+        .as_deref()
+        .map(|s| {
+            s.parse::<HumanDuration>()
+                .map_err(|e| Error::Usage(format!("--keep-within {s:?}: {e}")))
+        })
+        .transpose()?;
+    let time_zone = match &a.time_zone {
+        Some(name) => jiff::tz::TimeZone::get(name)
+            .map_err(|e| Error::Usage(format!("--time-zone {name:?}: {e}")))?,
+        None => jiff::tz::TimeZone::system(),
+    };
+    let now = match &a.now {
+        Some(t) => t
+            .parse::<jiff::Timestamp>()
+            .map_err(|e| Error::Usage(format!("--now {t:?}: {e}")))?,
+        None => jiff::Timestamp::now(),
+    };
+    let group_by = a
+        .group_by
+        .parse::<forget::GroupBy>()
+        .map_err(|e| Error::Usage(format!("--group-by: {e}")))?;
+    Ok(forget::ForgetOptions {
+        policy: RetentionPolicy {
+            keep_last: a.keep_last,
+            keep_hourly: a.keep_hourly,
+            keep_daily: a.keep_daily,
+            keep_weekly: a.keep_weekly,
+            keep_monthly: a.keep_monthly,
+            keep_yearly: a.keep_yearly,
+            keep_within,
+            keep_tags: a.keep_tag.clone(),
+            time_zone,
+        },
+        service: a.service.clone(),
+        tenant: a.tenant.clone(),
+        host: a.host.clone(),
+        tags: a.tag.clone(),
+        group_by,
+        dry_run: a.dry_run,
+        now,
+    })
+}
+
+fn print_forget(
+    g: &Global,
+    r: &forget::ForgetReport,
+    pruned: Option<&prune::PruneReport>,
+) -> Result<()> {
+    if g.json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            forget: &'a forget::ForgetReport,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            prune: Option<&'a prune::PruneReport>,
+        }
+        return print_json(&Out {
+            forget: r,
+            prune: pruned,
+        });
+    }
+    for u in &r.unreadable {
+        eprintln!("warning: left alone, cannot be read: {u}");
+    }
+    let verb = if r.dry_run { "would remove" } else { "remove" };
+    for group in &r.groups {
+        println!(
+            "{}: keep {}, {verb} {}",
+            group.key,
+            group.keep.len(),
+            group.remove.len()
+        );
+        for d in &group.decisions {
+            println!(
+                "  {:<6}  {}  {}  {}",
+                if d.keep { "keep" } else { "remove" },
+                &d.id[..8.min(d.id.len())],
+                d.time,
+                d.explanation()
+            );
+        }
+    }
+    if r.dry_run {
+        println!(
+            "dry run: {} snapshots would be kept, {} removed",
+            r.kept,
+            r.groups.iter().map(|g| g.remove.len()).sum::<usize>()
+        );
+    } else {
+        println!("{} snapshots kept, {} removed", r.kept, r.removed);
+    }
+    if let Some(p) = pruned {
+        print_prune(g, p)?;
+    }
+    Ok(())
 }
 
 fn print_prune(g: &Global, r: &prune::PruneReport) -> Result<()> {

@@ -42,3 +42,19 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// A named point where crash tests stop the process dead.
+///
+/// When `CUSTOS_TEST_CRASH_AT` equals `point`, the process sends itself
+/// SIGKILL: no destructor, flush or lock release runs, exactly as if the
+/// machine had died there. Crash tests use it to stop a command between two
+/// writes that random timing would rarely separate. Unset, it costs one
+/// environment lookup.
+pub fn crash_point(point: &str) {
+    if std::env::var_os("CUSTOS_TEST_CRASH_AT").is_some_and(|v| v == point) {
+        // SAFETY: getpid and kill have no memory-safety preconditions.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+}

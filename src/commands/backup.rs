@@ -165,7 +165,7 @@ pub async fn backup(repo: &IndexedRepository, mut opts: BackupOptions) -> Result
     // Re-read the index under the lock: a prune that finished before the lock
     // was taken may have retired packs, which must not be deduplicated against.
     let result = match repo.refresh_index().await {
-        Ok(()) => run(repo, &mut opts, &paths, &excludes, start).await,
+        Ok(()) => run(repo, &mut opts, &paths, &excludes, start, &lock).await,
         Err(e) => Err(e),
     };
     let released = lock.release().await;
@@ -253,6 +253,7 @@ async fn run(
     paths: &[PathBuf],
     excludes: &Excludes,
     start: Instant,
+    lock: &Lock,
 ) -> Result<BackupResult> {
     let path_strings: Vec<String> = match &opts.stream {
         Some(s) => vec![format!("/{}", s.name)],
@@ -327,6 +328,9 @@ async fn run(
         },
     };
     tracing::debug!(indexes = index_ids.len(), "backup data stored");
+    // A prune may only retire packs we deduplicated against if our lock
+    // lapsed; then the snapshot must not be written.
+    lock.ensure_held().await?;
     let id = repo.save_snapshot(&snapshot).await?;
     Ok(BackupResult { id, snapshot })
 }

@@ -50,13 +50,15 @@ pub struct PruneOptions {
 
 impl Default for PruneOptions {
     /// Repack packs less than half live (copying a pack costs a download and an
-    /// upload; below half, the space won back is worth it); a one-hour grace
-    /// period, which covers clock skew and stores with lagging listings.
+    /// upload; below half, the space won back is worth it); no extra grace
+    /// period: a sweep always waits for every lock alive when its plan was
+    /// made, which is what keeps concurrent backups safe. A grace period adds
+    /// a margin for stores whose listings lag.
     fn default() -> Self {
         PruneOptions {
             dry_run: false,
             repack_below: 0.5,
-            grace: Duration::from_secs(3600),
+            grace: Duration::ZERO,
         }
     }
 }
@@ -114,6 +116,8 @@ pub struct PruneReport {
 struct UsedSet {
     tree: sled::Tree,
     count: u64,
+    /// Snapshots already walked.
+    seen: HashSet<SnapshotId>,
     _db: sled::Db,
     _dir: tempfile::TempDir,
 }
@@ -137,6 +141,7 @@ impl UsedSet {
         Ok(UsedSet {
             tree,
             count: 0,
+            seen: HashSet::new(),
             _db: db,
             _dir: dir,
         })
@@ -169,18 +174,15 @@ impl UsedSet {
 /// deleted then: run `check` and `repair`); backend errors.
 pub async fn prune(repo: &IndexedRepository, opts: &PruneOptions) -> Result<PruneReport> {
     let lock = Lock::acquire(repo.backend(), LockKind::Prune, "prune").await?;
-    let r = run(repo, opts, lock.id()).await;
+    let r = run(repo, opts, &lock).await;
     let released = lock.release().await;
     let r = r?;
     released?;
     Ok(r)
 }
 
-async fn run(
-    repo: &IndexedRepository,
-    opts: &PruneOptions,
-    own_lock: LockId,
-) -> Result<PruneReport> {
+async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Result<PruneReport> {
+    let own_lock = lock.id();
     let mut report = PruneReport {
         dry_run: opts.dry_run,
         ..Default::default()
@@ -211,15 +213,24 @@ async fn run(
         .copied()
         .collect();
 
-    let (used, snapshots) = mark(repo).await?;
-    report.snapshots = snapshots;
+    // Which earlier plans are due is decided before marking: every process
+    // that could have deduplicated against their packs is gone by then, so its
+    // snapshot is visible to the mark.
+    let mut plans = Vec::new();
+    for (plan_id, plan) in load_plans(repo).await? {
+        let blocked = sweep_blocked(repo, &plan, opts.grace, own_lock).await?;
+        plans.push((plan_id, plan, blocked));
+    }
+
+    let mut used = UsedSet::new(repo.cache_dir().as_deref())?;
+    mark(repo, &mut used).await?;
+    report.snapshots = used.seen.len();
     report.used_blobs = used.count;
 
     // Sweep earlier plans that are due.
-    let plans = load_plans(repo).await?;
     let mut pending: HashSet<PackId> = HashSet::new();
-    for (plan_id, plan) in &plans {
-        match sweep_blocked(repo, plan, opts.grace, own_lock).await? {
+    for (plan_id, plan, blocked) in &plans {
+        match blocked.clone() {
             Some(why) => {
                 report.deferred.push(format!(
                     "plan {plan_id} ({} packs, {}): {why}",
@@ -236,7 +247,7 @@ async fn run(
                 ));
             }
             None => {
-                sweep(repo, plan_id, plan, &used, &mut report).await?;
+                sweep(repo, lock, plan_id, plan, &mut used, &mut report).await?;
             }
         }
     }
@@ -252,16 +263,19 @@ async fn run(
     let mut repack: Vec<PackId> = Vec::new();
     for (pack, size) in &indexed {
         let blobs = repo.index().blobs_in_pack(pack)?;
-        let mut live = 0u64;
+        let (mut live, mut total) = (0u64, 0u64);
         for (id, loc) in &blobs {
+            total += u64::from(loc.length);
             if used.contains(id)? {
                 live += u64::from(loc.length);
             }
         }
+        // The live fraction counts blob bytes only (not the header), so a
+        // fully used pack is at 1.0 and never repacked, whatever the threshold.
         if live == 0 {
             report.packs_unused += 1;
             condemned.push((*pack, *size));
-        } else if (live as f64) < opts.repack_below * (*size as f64) {
+        } else if live < total && (live as f64) < opts.repack_below * (total as f64) {
             report.packs_repacked += 1;
             repack.push(*pack);
             condemned.push((*pack, *size));
@@ -299,6 +313,7 @@ async fn run(
     // Repack, rewrite the index, record the plan.
     let condemned_set: HashSet<PackId> = condemned.iter().map(|(p, _)| *p).collect();
     let new_packs = repack_packs(repo, &repack, &condemned_set, &used, &mut report).await?;
+    crate::util::crash_point("prune:after-repack");
     let mut file = IndexFile::default();
     for (pack, size) in indexed.iter().filter(|(p, _)| !condemned_set.contains(p)) {
         let blobs: Vec<IndexBlob> = repo
@@ -327,6 +342,7 @@ async fn run(
     if !file.packs.is_empty() {
         repo.save_index(&file).await?;
     }
+    crate::util::crash_point("prune:after-index");
     // The marker is written last: until it exists, old and new objects both
     // count (duplicates are harmless); from then on the old ones are ignored.
     repo.save_index(&IndexFile {
@@ -335,11 +351,12 @@ async fn run(
     })
     .await?;
     report.index_superseded = live_index.len();
+    crate::util::crash_point("prune:after-marker");
     let now = jiff::Timestamp::now();
     let blocking_locks = lock::list(repo.backend())
         .await?
         .into_iter()
-        .filter(|(id, info)| *id != own_lock && !info.expired(now))
+        .filter(|(id, info)| *id != own_lock && !info.stale(now))
         .map(|(id, _)| id)
         .collect();
     let plan = PrunePlan {
@@ -355,14 +372,16 @@ async fn run(
             Bytes::from(serde_json::to_vec_pretty(&plan).unwrap_or_default()),
         )
         .await?;
+    crate::util::crash_point("prune:after-plan");
     for id in &live_index {
         repo.backend().delete(&format!("index/{id}")).await?;
+        crate::util::crash_point("prune:mid-index-delete");
     }
     repo.refresh_index().await?;
 
     // With no grace period and nobody else in the repository, sweep now.
     match sweep_blocked(repo, &plan, opts.grace, own_lock).await? {
-        None => sweep(repo, &plan_id, &plan, &used, &mut report).await?,
+        None => sweep(repo, lock, &plan_id, &plan, &mut used, &mut report).await?,
         Some(why) => report.deferred.push(format!(
             "plan {plan_id} ({} packs, {}): {why}",
             plan.condemned.len(),
@@ -372,9 +391,10 @@ async fn run(
     Ok(report)
 }
 
-/// Marks every blob that a snapshot reaches.
-async fn mark(repo: &IndexedRepository) -> Result<(UsedSet, usize)> {
-    let mut used = UsedSet::new(repo.cache_dir().as_deref())?;
+/// Marks every blob that a snapshot not marked yet reaches. Called once before
+/// planning and again before each sweep, so snapshots written meanwhile (by
+/// backups that read the index before it was rewritten) keep what they use.
+async fn mark(repo: &IndexedRepository, used: &mut UsedSet) -> Result<()> {
     let (snaps, bad) = repo.snapshots().await?;
     if let Some((path, e)) = bad.first() {
         return Err(Error::Refused(format!(
@@ -382,6 +402,9 @@ async fn mark(repo: &IndexedRepository) -> Result<(UsedSet, usize)> {
         )));
     }
     for (sid, snap) in &snaps {
+        if !used.seen.insert(*sid) {
+            continue;
+        }
         let mut stack = vec![snap.tree];
         while let Some(tid) = stack.pop() {
             if !used.insert(&tid)? {
@@ -398,7 +421,7 @@ async fn mark(repo: &IndexedRepository) -> Result<(UsedSet, usize)> {
             }
         }
     }
-    Ok((used, snaps.len()))
+    Ok(())
 }
 
 fn refuse(sid: &SnapshotId, e: Error) -> Error {
@@ -440,7 +463,7 @@ async fn sweep_blocked(
     }
     let blocking: HashSet<LockId> = plan.blocking_locks.iter().copied().collect();
     for (id, info) in lock::list(repo.backend()).await? {
-        if id != own && blocking.contains(&id) && !info.expired(now) {
+        if id != own && blocking.contains(&id) && !info.stale(now) {
             return Ok(Some(format!(
                 "waiting for the {} (alive when the plan was made)",
                 info.holder()
@@ -453,11 +476,15 @@ async fn sweep_blocked(
 /// Deletes a plan's packs, except those a snapshot still needs.
 async fn sweep(
     repo: &IndexedRepository,
+    lock: &Lock,
     plan_id: &str,
     plan: &PrunePlan,
-    used: &UsedSet,
+    used: &mut UsedSet,
     report: &mut PruneReport,
 ) -> Result<()> {
+    // If our lease lapsed, another prune may be at work: delete nothing.
+    lock.ensure_held().await?;
+    mark(repo, used).await?;
     // The index may have grown since the plan (backups indexing packs that were
     // unindexed when it was made): a pack indexed again is kept.
     repo.refresh_index().await?;
@@ -506,10 +533,12 @@ async fn sweep(
             }
         }
         repo.backend().delete(&path).await?;
+        crate::util::crash_point("prune:mid-sweep");
         report.packs_deleted += 1;
         report.bytes_freed += size;
     }
     repo.index().flush()?;
+    crate::util::crash_point("prune:before-plan-removal");
     repo.backend().delete(&format!("prune/{plan_id}")).await?;
     report.plans_swept += 1;
     Ok(())

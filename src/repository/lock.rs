@@ -18,6 +18,8 @@
 //! it every third of the lease. An expired lock is stale and is ignored (and
 //! removed by `custos unlock` or by the next exclusive locker, with a log line).
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,6 +33,16 @@ use crate::{Error, Result};
 /// How long a lease lasts without refresh. Long enough to survive a stalled
 /// store for a while, short enough that a crashed holder blocks others briefly.
 pub const LEASE: Duration = Duration::from_secs(300);
+
+/// The lease in force: [`LEASE`], or `CUSTOS_TEST_LOCK_LEASE` seconds (tests of
+/// lease expiry only).
+pub fn lease() -> Duration {
+    std::env::var("CUSTOS_TEST_LOCK_LEASE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .map_or(LEASE, Duration::from_secs)
+}
 
 /// The kind of a lock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +94,36 @@ impl LockInfo {
             .unwrap_or(true)
     }
 
+    /// True when the holder ran on this host and its process is gone: the lock
+    /// can be taken over at once instead of waiting for the lease to run out.
+    pub fn holder_gone(&self) -> bool {
+        if self.hostname != crate::util::hostname() || self.pid == std::process::id() {
+            return false;
+        }
+        let Ok(pid) = libc::pid_t::try_from(self.pid) else {
+            return false;
+        };
+        // SAFETY: kill with signal 0 sends nothing; it only checks that the
+        // process exists.
+        let rc = unsafe { libc::kill(pid, 0) };
+        rc != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    }
+
+    /// True when the lock no longer protects anything: its lease ran out, or
+    /// its holder ran on this host and has exited.
+    pub fn stale(&self, now: jiff::Timestamp) -> bool {
+        self.expired(now) || self.holder_gone()
+    }
+
+    /// Why the lock is stale, for log lines.
+    pub fn stale_reason(&self, now: jiff::Timestamp) -> &'static str {
+        if self.expired(now) {
+            "lease expired"
+        } else {
+            "holder process is gone"
+        }
+    }
+
     /// One-line description of the holder.
     pub fn holder(&self) -> String {
         format!(
@@ -106,6 +148,8 @@ pub struct Lock {
     backend: Backend,
     id: LockId,
     refresher: JoinHandle<()>,
+    /// When the lease was last written successfully (seconds since the epoch).
+    renewed: Arc<AtomicI64>,
 }
 
 fn body(info: &LockInfo) -> Bytes {
@@ -121,7 +165,7 @@ fn new_info(kind: LockKind, command: &str) -> LockInfo {
         pid: std::process::id(),
         username: crate::util::username(),
         created: now.to_string(),
-        expires: (now + LEASE).to_string(),
+        expires: (now + lease()).to_string(),
     }
 }
 
@@ -161,8 +205,13 @@ impl Lock {
                 if Some(*id) == mine {
                     continue;
                 }
-                if info.expired(now) {
-                    tracing::info!(lock = %id, holder = %info.holder(), "ignoring a stale lock (lease expired)");
+                if info.stale(now) {
+                    tracing::info!(
+                        lock = %id,
+                        holder = %info.holder(),
+                        reason = info.stale_reason(now),
+                        "taking over from a stale lock"
+                    );
                     continue;
                 }
                 if kind.conflicts(info.kind) {
@@ -187,13 +236,18 @@ impl Lock {
             return Err(e);
         }
         let b = backend.clone();
+        let renewed = Arc::new(AtomicI64::new(jiff::Timestamp::now().as_second()));
+        let last = renewed.clone();
+        let lease = lease();
         let refresher = tokio::spawn(async move {
             let mut info = info;
             loop {
-                tokio::time::sleep(LEASE / 3).await;
-                info.expires = (jiff::Timestamp::now() + LEASE).to_string();
-                if let Err(e) = b.put(&path, body(&info)).await {
-                    tracing::warn!(error = %e, "could not refresh the repository lock");
+                tokio::time::sleep(lease / 3).await;
+                let now = jiff::Timestamp::now();
+                info.expires = (now + lease).to_string();
+                match b.put(&path, body(&info)).await {
+                    Ok(()) => last.store(now.as_second(), Ordering::Relaxed),
+                    Err(e) => tracing::warn!(error = %e, "could not refresh the repository lock"),
                 }
             }
         });
@@ -201,12 +255,42 @@ impl Lock {
             backend: backend.clone(),
             id,
             refresher,
+            renewed,
         })
     }
 
     /// This lock's ID.
     pub fn id(&self) -> LockId {
         self.id
+    }
+
+    /// Checks that the lock still protects us before a commit point (writing a
+    /// snapshot): its lease was renewed in time and its object still exists.
+    /// Another process may have taken over a lease that lapsed (a stalled
+    /// store, a suspended machine) or an operator may have run `unlock --all`;
+    /// then a prune may have retired packs this process relies on.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] when the lock was lost; backend errors.
+    pub async fn ensure_held(&self) -> Result<()> {
+        let now = jiff::Timestamp::now().as_second();
+        let renewed = self.renewed.load(Ordering::Relaxed);
+        let lease = i64::try_from(lease().as_secs()).unwrap_or(i64::MAX);
+        if now.saturating_sub(renewed) >= lease {
+            return Err(Error::Locked(format!(
+                "lost the repository lock {}: its lease was not renewed for {} s; nothing was committed",
+                self.id.short(),
+                now.saturating_sub(renewed)
+            )));
+        }
+        match self.backend.get(&format!("locks/{}", self.id)).await {
+            Ok(_) => Ok(()),
+            Err(e) if crate::backend::is_not_found(&e) => Err(Error::Locked(format!(
+                "lost the repository lock {}: someone removed it (custos unlock --all?); nothing was committed",
+                self.id.short()
+            ))),
+            Err(e) => Err(e),
+        }
     }
 
     /// Releases the lock.
@@ -233,7 +317,7 @@ pub async fn unlock(backend: &Backend, all: bool) -> Result<Vec<LockInfo>> {
     let now = jiff::Timestamp::now();
     let mut removed = Vec::new();
     for (id, info) in list(backend).await? {
-        if all || info.expired(now) {
+        if all || info.stale(now) {
             backend.delete(&format!("locks/{id}")).await?;
             tracing::info!(lock = %id, holder = %info.holder(), "removed lock");
             removed.push(info);
