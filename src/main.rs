@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use custos::backend::Backend;
-use custos::commands::{backup, browse, check, forget, prune, restore, stats};
+use custos::commands::{backup, browse, check, forget, prune, repair, restore, stats};
 use custos::crypto::keyslot::{KdfParams, Secret};
 use custos::progress::Progress;
 use custos::repository::{lock, select_snapshot, InitOptions, Repository};
@@ -111,6 +111,17 @@ enum Command {
     Forget(ForgetArgs),
     /// Remove data no snapshot references (two-phase, safe with concurrent backups)
     Prune(PruneArgs),
+    /// Rebuild the index from the packs; remove snapshots that reference lost
+    /// data only with --drop-snapshots
+    Repair {
+        /// Remove snapshots that cannot be read or reference lost data (never
+        /// pinned ones)
+        #[arg(long)]
+        drop_snapshots: bool,
+        /// Report what would be done; write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Place a snapshot under legal hold: forget never removes it
     Pin {
         /// Snapshot ID or unique prefix
@@ -913,6 +924,59 @@ async fn run(cli: Cli) -> Result<u8> {
             let r = run_prune(&repo, &a).await?;
             print_prune(&g, &r)?;
             Ok(0)
+        }
+        Command::Repair {
+            drop_snapshots,
+            dry_run,
+        } => {
+            let repo = open(&g).await?;
+            let r = repair::repair(
+                &repo,
+                &repair::RepairOptions {
+                    drop_snapshots,
+                    dry_run,
+                },
+            )
+            .await?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "{} packs read, {} blobs indexed{}",
+                    r.packs,
+                    r.blobs,
+                    if r.dry_run {
+                        " (dry run: nothing written)"
+                    } else {
+                        ""
+                    }
+                );
+                if r.bad_blobs > 0 {
+                    println!(
+                        "{} blobs failed verification and were left out",
+                        r.bad_blobs
+                    );
+                }
+                for p in &r.bad_packs {
+                    println!("pack left out: {p}");
+                }
+                for d in &r.damaged_snapshots {
+                    println!(
+                        "snapshot {}: {}{}",
+                        d.snapshot,
+                        d.problem,
+                        if d.removed { " (removed)" } else { "" }
+                    );
+                }
+                if r.damaged_snapshots.iter().any(|d| !d.removed) && !drop_snapshots {
+                    println!("back up the affected sources again to heal them, or run `custos repair --drop-snapshots`");
+                }
+            }
+            Ok(if r.damaged_snapshots.iter().all(|d| d.removed) {
+                0
+            } else {
+                1
+            })
         }
         Command::Pin { snapshot, reason } => {
             let repo = open(&g).await?;

@@ -46,9 +46,6 @@ use crate::{Error, Result};
 /// How many packs are uploaded at once: hides object-store latency; each holds
 /// one pack in memory.
 const UPLOAD_CONCURRENCY: usize = 3;
-/// An index object is written once this many blobs are pending, so that an
-/// interrupted backup leaves most of its uploaded data indexed.
-const INDEX_FLUSH_BLOBS: usize = 50_000;
 
 /// A stream to back up as a single file.
 pub struct StreamSource {
@@ -492,7 +489,7 @@ async fn upload_loop(
     let mut written = Vec::new();
     while let Some(r) = uploads.next().await {
         pending.packs.push(r?);
-        if pending.blob_count() >= INDEX_FLUSH_BLOBS {
+        if pending.blob_count() >= crate::repository::INDEX_OBJECT_BLOBS {
             written.push(write_index(repo, std::mem::take(&mut pending)).await?);
         }
     }

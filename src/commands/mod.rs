@@ -6,5 +6,6 @@ pub mod browse;
 pub mod check;
 pub mod forget;
 pub mod prune;
+pub mod repair;
 pub mod restore;
 pub mod stats;

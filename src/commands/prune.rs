@@ -34,9 +34,6 @@ use crate::repository::lock::{self, Lock, LockKind};
 use crate::repository::{pack_path, IndexedRepository};
 use crate::{Error, Result};
 
-/// Blobs per index object written by prune (same bound as backups).
-const INDEX_OBJECT_BLOBS: usize = 50_000;
-
 /// How to prune.
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -314,44 +311,31 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
     let condemned_set: HashSet<PackId> = condemned.iter().map(|(p, _)| *p).collect();
     let new_packs = repack_packs(repo, &repack, &condemned_set, &used, &mut report).await?;
     crate::util::crash_point("prune:after-repack");
-    let mut file = IndexFile::default();
-    for (pack, size) in indexed.iter().filter(|(p, _)| !condemned_set.contains(p)) {
-        let blobs: Vec<IndexBlob> = repo
-            .index()
-            .blobs_in_pack(pack)?
-            .into_iter()
-            .map(|(id, l)| IndexBlob {
-                kind: l.kind,
-                id,
-                compression: l.compression,
-                offset: l.offset,
-                length: l.length,
-                raw_len: l.raw_len,
+    let kept = indexed
+        .iter()
+        .filter(|(p, _)| !condemned_set.contains(p))
+        .map(|(pack, size)| -> Result<IndexPack> {
+            Ok(IndexPack {
+                id: *pack,
+                size: *size,
+                blobs: repo
+                    .index()
+                    .blobs_in_pack(pack)?
+                    .into_iter()
+                    .map(|(id, l)| IndexBlob {
+                        kind: l.kind,
+                        id,
+                        compression: l.compression,
+                        offset: l.offset,
+                        length: l.length,
+                        raw_len: l.raw_len,
+                    })
+                    .collect(),
             })
-            .collect();
-        file.packs.push(IndexPack {
-            id: *pack,
-            size: *size,
-            blobs,
-        });
-        if file.blob_count() >= INDEX_OBJECT_BLOBS {
-            repo.save_index(&std::mem::take(&mut file)).await?;
-        }
-    }
-    file.packs.extend(new_packs);
-    if !file.packs.is_empty() {
-        repo.save_index(&file).await?;
-    }
-    crate::util::crash_point("prune:after-index");
-    // The marker is written last: until it exists, old and new objects both
-    // count (duplicates are harmless); from then on the old ones are ignored.
-    repo.save_index(&IndexFile {
-        supersedes: live_index.clone(),
-        packs: Vec::new(),
-    })
-    .await?;
+        })
+        .chain(new_packs.into_iter().map(Ok));
+    repo.replace_index(kept, &live_index, "prune").await?;
     report.index_superseded = live_index.len();
-    crate::util::crash_point("prune:after-marker");
     let now = jiff::Timestamp::now();
     let blocking_locks = lock::list(repo.backend())
         .await?

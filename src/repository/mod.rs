@@ -22,14 +22,18 @@ use crate::crypto::{Keys, MasterKey, ObjectKind};
 use crate::id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
 use crate::index::{BlobIndex, Location};
 use crate::repofile::config::{ChunkerParams, RepoConfig};
-use crate::repofile::index::IndexFile;
+use crate::repofile::index::{IndexFile, IndexPack};
 use crate::repofile::pack::{open_blob, BlobKind};
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::Tree;
 use crate::repofile::{open_object, seal_object};
 use crate::{Error, Result};
 
-/// Object path of a pack.
+/// Blobs per index object: objects stay small enough to read in one request
+/// and to hold in memory while they are written.
+pub const INDEX_OBJECT_BLOBS: usize = 50_000;
+
+/// Where a pack is stored.
 pub fn pack_path(id: &PackId) -> String {
     let h = id.to_hex();
     format!("data/{}/{}", &h[..2], h)
@@ -368,6 +372,46 @@ impl Repository {
         Ok(id)
     }
 
+    /// Replaces the repository's index: writes index objects listing `packs`
+    /// (at most [`INDEX_OBJECT_BLOBS`] blobs each), then one object that
+    /// supersedes every ID in `old`. Until that last write, old and new objects
+    /// both count (duplicate entries are harmless); from then on readers ignore
+    /// the old ones, which the caller deletes. `what` names the crash points
+    /// (`{what}:after-index`, `{what}:after-marker`) for crash tests.
+    ///
+    /// # Errors
+    /// [`Error::Backend`].
+    pub async fn replace_index(
+        &self,
+        packs: impl IntoIterator<Item = Result<IndexPack>>,
+        old: &[IndexId],
+        what: &str,
+    ) -> Result<Vec<IndexId>> {
+        let mut written = Vec::new();
+        let mut file = IndexFile::default();
+        for pack in packs {
+            file.packs.push(pack?);
+            if file.blob_count() >= INDEX_OBJECT_BLOBS {
+                written.push(self.save_index(&std::mem::take(&mut file)).await?);
+            }
+        }
+        if !file.packs.is_empty() {
+            written.push(self.save_index(&file).await?);
+        }
+        crate::util::crash_point(&format!("{what}:after-index"));
+        if !old.is_empty() {
+            written.push(
+                self.save_index(&IndexFile {
+                    supersedes: old.to_vec(),
+                    packs: Vec::new(),
+                })
+                .await?,
+            );
+        }
+        crate::util::crash_point(&format!("{what}:after-marker"));
+        Ok(written)
+    }
+
     /// Reads one index object.
     ///
     /// # Errors
@@ -390,6 +434,41 @@ impl Repository {
             .iter()
             .filter_map(|l| l.path.trim_start_matches("index/").parse().ok())
             .collect())
+    }
+
+    /// Reads, authenticates, decompresses and ID-checks the blob `id` stored
+    /// at `loc` (from the index, or from a pack header being verified).
+    ///
+    /// # Errors
+    /// [`Error::Backend`], [`Error::Integrity`].
+    pub async fn read_blob_at(&self, id: &BlobId, loc: &Location) -> Result<Vec<u8>> {
+        let stored = self
+            .backend
+            .get_range(
+                &pack_path(&loc.pack),
+                loc.offset..loc.offset + u64::from(loc.length),
+            )
+            .await?;
+        let keys = self.keys.clone();
+        let (id, loc) = (*id, *loc);
+        tokio::task::spawn_blocking(move || open_blob(&keys, &loc.pack, &loc.entry(id), &stored))
+            .await
+            .map_err(|e| Error::Problems(format!("decoder task failed: {e}")))?
+    }
+
+    /// Reads the tree blob `id` stored at `loc`.
+    ///
+    /// # Errors
+    /// As [`Self::read_blob_at`], and [`Error::Integrity`] when it is not a tree.
+    pub async fn read_tree_at(&self, id: &BlobId, loc: &Location) -> Result<Tree> {
+        if loc.kind != BlobKind::Tree {
+            return Err(Error::integrity(
+                format!("tree {id}"),
+                "the index lists it as a data blob",
+            ));
+        }
+        let data = self.read_blob_at(id, loc).await?;
+        Tree::decode(id, &data)
     }
 
     /// Loads the blob index (see [`crate::index`] for the cache rules).
@@ -491,18 +570,7 @@ impl IndexedRepository {
     /// [`Error::NotFound`], [`Error::Backend`], [`Error::Integrity`].
     pub async fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
         let loc = self.locate(id)?;
-        let stored = self
-            .backend()
-            .get_range(
-                &pack_path(&loc.pack),
-                loc.offset..loc.offset + u64::from(loc.length),
-            )
-            .await?;
-        let keys = self.keys().clone();
-        let id = *id;
-        tokio::task::spawn_blocking(move || open_blob(&keys, &loc.pack, &loc.entry(id), &stored))
-            .await
-            .map_err(|e| Error::Problems(format!("decoder task failed: {e}")))?
+        self.repo.read_blob_at(id, &loc).await
     }
 
     /// Reads a tree blob.
@@ -511,14 +579,7 @@ impl IndexedRepository {
     /// As [`Self::read_blob`], and [`Error::Integrity`] when it is not a tree.
     pub async fn read_tree(&self, id: &BlobId) -> Result<Tree> {
         let loc = self.locate(id)?;
-        if loc.kind != BlobKind::Tree {
-            return Err(Error::integrity(
-                format!("tree {id}"),
-                "the index lists it as a data blob",
-            ));
-        }
-        let data = self.read_blob(id).await?;
-        Tree::decode(id, &data)
+        self.repo.read_tree_at(id, &loc).await
     }
 
     /// Re-reads the repository's index objects into the cache (after taking a
