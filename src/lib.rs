@@ -24,6 +24,7 @@ pub mod blob;
 pub mod chunker;
 pub mod commands;
 pub mod crypto;
+pub mod daemon;
 pub mod error;
 pub mod id;
 pub mod index;

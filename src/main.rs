@@ -532,6 +532,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 compression_level: a.compression,
                 workers: 0,
                 progress: Progress::new("backup", g.quiet || g.json),
+                cancel: None,
             };
             let r = backup::backup(&repo, opts).await?;
             let s = &r.snapshot.summary;

@@ -21,7 +21,7 @@ use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -89,6 +89,9 @@ pub struct BackupOptions {
     pub workers: usize,
     /// Progress display.
     pub progress: Progress,
+    /// Set from elsewhere (a job timeout, daemon shutdown) to stop the backup
+    /// at the next file or chunk; no snapshot is written then.
+    pub cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for BackupOptions {
@@ -106,6 +109,7 @@ impl Default for BackupOptions {
             compression_level: 3,
             workers: 0,
             progress: Progress::hidden(),
+            cancel: None,
         }
     }
 }
@@ -130,6 +134,7 @@ struct Stats {
     bytes_added_raw: AtomicU64,
     bytes_added: AtomicU64,
     blobs_added: AtomicU64,
+    cancel: Option<Arc<AtomicBool>>,
 }
 
 fn add(a: &AtomicU64, n: u64) {
@@ -275,7 +280,10 @@ async fn run(
     } else {
         opts.workers
     };
-    let stats = Stats::default();
+    let stats = Stats {
+        cancel: opts.cancel.clone(),
+        ..Stats::default()
+    };
     let stream = opts.stream.take();
     let progress = opts.progress.clone();
     let handle = Handle::current();
@@ -538,6 +546,16 @@ pub(crate) struct Walker<'a> {
 
 impl Walker<'_> {
     fn check_abort(&self) -> Result<()> {
+        if self
+            .stats
+            .cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            return Err(Error::Problems(
+                "backup cancelled (job timeout or daemon shutdown): no snapshot written".into(),
+            ));
+        }
         if self.abort.load(Ordering::Relaxed) {
             Err(Error::Problems(
                 "backup aborted: storing data failed".into(),
