@@ -9,4 +9,5 @@
 //! ```
 pub mod catalog;
 pub mod hooks;
+pub mod runner;
 pub mod scheduler;
