@@ -8,6 +8,5 @@
 //!  /metrics, status ◀── catalog (job history, snapshot cache, last runs)
 //! ```
 pub mod catalog;
-pub mod hooks;
 pub mod runner;
 pub mod scheduler;

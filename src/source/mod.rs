@@ -3,6 +3,8 @@
 //! The walk itself lives in `commands::backup` (it drives the pipeline); this
 //! module turns what the file system says into [`Node`]s and decides what to skip.
 
+pub mod command;
+
 use std::ffi::OsStr;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
