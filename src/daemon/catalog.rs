@@ -5,6 +5,7 @@
 //! | `jobs` | job ID (8 bytes, big-endian, increasing) | [`JobRecord`] (JSON) |
 //! | `last_runs` | `tenant/service/kind` | RFC 3339 time of the last scheduled run that was started |
 //! | `snapshots` | `tenant/service/time/id` | [`SnapshotEntry`] (JSON) |
+//! | `counters` | `tenant/service/name` | u64, big-endian (monotonic, for `/metrics`) |
 //!
 //! Everything here can be rebuilt: job history is informational, `last_runs`
 //! only drives catch-up, and the snapshot cache is rebuilt from the
@@ -176,6 +177,7 @@ pub struct Catalog {
     jobs: sled::Tree,
     last_runs: sled::Tree,
     snapshots: sled::Tree,
+    counters: sled::Tree,
 }
 
 fn db_err(what: &str, e: impl std::fmt::Display) -> Error {
@@ -213,6 +215,7 @@ impl Catalog {
             jobs: tree("jobs")?,
             last_runs: tree("last_runs")?,
             snapshots: tree("snapshots")?,
+            counters: tree("counters")?,
             db,
         })
     }
@@ -231,6 +234,7 @@ impl Catalog {
             jobs: tree("jobs")?,
             last_runs: tree("last_runs")?,
             snapshots: tree("snapshots")?,
+            counters: tree("counters")?,
             db,
         })
     }
@@ -465,6 +469,39 @@ impl Catalog {
         Ok(None)
     }
 
+    /// Adds `n` to a service's counter `name`.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn add_counter(&self, tenant: &str, service: &str, name: &str, n: u64) -> Result<()> {
+        self.counters
+            .update_and_fetch(format!("{tenant}/{service}/{name}"), |old| {
+                let cur = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(0, u64::from_be_bytes);
+                Some(cur.saturating_add(n).to_be_bytes().to_vec())
+            })
+            .map_err(|e| db_err("counter", e))?;
+        Ok(())
+    }
+
+    /// A service's counters, by name.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn counters(&self, tenant: &str, service: &str) -> Result<Vec<(String, u64)>> {
+        let prefix = format!("{tenant}/{service}/");
+        self.counters
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (k, v) = item.map_err(|e| db_err("counters", e))?;
+                let name = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
+                let n = <[u8; 8]>::try_from(v.as_ref()).map_or(0, u64::from_be_bytes);
+                Ok((name, n))
+            })
+            .collect()
+    }
+
     /// Removes everything about a tenant (end-of-contract erasure).
     ///
     /// # Errors
@@ -472,7 +509,7 @@ impl Catalog {
     pub fn purge_tenant(&self, tenant: &str) -> Result<usize> {
         let mut n = 0;
         let prefix = format!("{tenant}/");
-        for tree in [&self.snapshots, &self.last_runs] {
+        for tree in [&self.snapshots, &self.last_runs, &self.counters] {
             for item in tree.scan_prefix(&prefix) {
                 let (k, _) = item.map_err(|e| db_err("purge", e))?;
                 tree.remove(k).map_err(|e| db_err("purge", e))?;
@@ -587,7 +624,16 @@ mod tests {
             .unwrap();
         assert_eq!(c.snapshots("acme", "db").unwrap().len(), 1);
 
+        c.add_counter("acme", "db", "bytes_read", 5).unwrap();
+        c.add_counter("acme", "db", "bytes_read", 7).unwrap();
+        c.add_counter("acme", "db2", "bytes_read", 1).unwrap();
+        assert_eq!(
+            c.counters("acme", "db").unwrap(),
+            [("bytes_read".to_string(), 12)]
+        );
+
         assert!(c.purge_tenant("acme").unwrap() >= 2);
+        assert!(c.counters("acme", "db").unwrap().is_empty());
         assert!(c.snapshots("acme", "db").unwrap().is_empty());
         assert_eq!(c.last_run("acme", "db", JobKind::Backup).unwrap(), None);
     }

@@ -2,11 +2,14 @@
 //!
 //! ```text
 //!  config (TOML) ──▶ scheduler ──▶ job queue ──▶ runner (concurrency limits,
-//!                     (cron+tz,      (catalog)     retries, timeouts)
+//!                     (cron+tz,                     retries, timeouts)
 //!                      catch-up)                     │  backup · retention · check · replicate
 //!  HTTP API ─────────────────────────▶ on-demand ────┘
-//!  /metrics, status ◀── catalog (job history, snapshot cache, last runs)
+//!  /metrics, status ◀── state ◀── catalog (job history, snapshot cache, last runs, counters)
 //! ```
+pub mod api;
 pub mod catalog;
+pub mod metrics;
 pub mod runner;
 pub mod scheduler;
+pub mod state;

@@ -421,6 +421,22 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
         }
     };
     save(&job);
+    let count = |name: &str, n: u64| {
+        if let Err(e) = inner
+            .catalog
+            .add_counter(&job.tenant, &job.service, name, n)
+        {
+            tracing::error!(error = %e, "cannot update a counter");
+        }
+    };
+    let kind = job.kind.name();
+    if ok {
+        count(&format!("{kind}_succeeded"), 1);
+        count("bytes_read", job.bytes_read);
+        count("bytes_added", job.bytes_added);
+    } else {
+        count(&format!("{kind}_failed"), 1);
+    }
     ok
 }
 

@@ -1,0 +1,662 @@
+//! The HTTP API (axum): service desk, partners and auditors.
+//!
+//! | method and path | who | does |
+//! |---|---|---|
+//! | `GET /health` | anyone | `ok` |
+//! | `GET /metrics` | anyone (bind the API to a management network) | Prometheus text |
+//! | `GET /v1/services` | all roles | status of every service the token may see |
+//! | `GET /v1/services/{tenant}/{service}` | all roles | one service's status |
+//! | `GET /v1/services/{tenant}/{service}/snapshots` | all roles | the service's snapshots |
+//! | `POST /v1/services/{tenant}/{service}/backup` | operator, partner | on-demand backup; body `{"tags": ["pre-change"]}` (optional); 202 with the job |
+//! | `GET /v1/jobs[?tenant=&service=&limit=]` | all roles | recent jobs |
+//! | `GET /v1/jobs/{id}` | all roles | one job |
+//!
+//! Authentication: `Authorization: Bearer <token>`. A partner token only ever
+//! sees its own tenant: anything of another tenant answers 404, exactly as if
+//! it did not exist. Auditors read everything and change nothing (403).
+//!
+//! Identical requests (same token, method, path and body) within one second
+//! are answered once: the second gets the first's response, and nothing runs
+//! twice.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State as AxState};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::catalog::{JobKind, Trigger};
+use super::scheduler::Request as JobRequest;
+use super::state::{State, Token};
+use crate::Error;
+
+/// Identical requests within this window are answered once.
+const DEDUP_WINDOW: Duration = Duration::from_secs(1);
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Responses of the last second, by request hash: when, status, body.
+type Recent = HashMap<blake3::Hash, (Instant, StatusCode, Bytes)>;
+
+#[derive(Clone)]
+struct App {
+    state: State,
+    recent: Arc<Mutex<Recent>>,
+}
+
+/// An API error: status and one sentence.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Usage(_) => StatusCode::BAD_REQUEST,
+            Error::Refused(_) => StatusCode::CONFLICT,
+            Error::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// The router, ready to serve.
+pub fn router(state: State) -> Router {
+    let app = App {
+        state,
+        recent: Arc::new(Mutex::new(HashMap::new())),
+    };
+    let v1 = Router::new()
+        .route("/v1/services", get(list_services))
+        .route("/v1/services/{tenant}/{service}", get(get_service))
+        .route(
+            "/v1/services/{tenant}/{service}/snapshots",
+            get(list_snapshots),
+        )
+        .route("/v1/services/{tenant}/{service}/backup", post(start_backup))
+        .route("/v1/jobs", get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job))
+        .layer(middleware::from_fn_with_state(app.clone(), answer_once));
+    Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .merge(v1)
+        .with_state(app)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Token> {
+    let secret = bearer(headers).ok_or_else(|| {
+        ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing bearer token (Authorization: Bearer ...)".into(),
+        )
+    })?;
+    app.state
+        .token(secret)
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown token".into()))
+}
+
+fn not_found(tenant: &str, service: &str) -> ApiError {
+    ApiError(
+        StatusCode::NOT_FOUND,
+        format!("no service {tenant}/{service}"),
+    )
+}
+
+/// Answers identical requests within [`DEDUP_WINDOW`] once.
+async fn answer_once(AxState(app): AxState<App>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large".into(),
+        )
+        .into_response();
+    };
+    let mut h = blake3::Hasher::new();
+    h.update(bearer(&parts.headers).unwrap_or("").as_bytes());
+    h.update(b"\0");
+    h.update(parts.method.as_str().as_bytes());
+    h.update(b"\0");
+    h.update(parts.uri.to_string().as_bytes());
+    h.update(b"\0");
+    h.update(&body);
+    let key = h.finalize();
+    {
+        let mut recent = app
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        recent.retain(|_, (at, _, _)| at.elapsed() < DEDUP_WINDOW);
+        if let Some((_, status, bytes)) = recent.get(&key) {
+            let mut r = Response::new(Body::from(bytes.clone()));
+            *r.status_mut() = *status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r.headers_mut()
+                .insert("x-custos-repeated", HeaderValue::from_static("1"));
+            return r;
+        }
+    }
+    let resp = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot buffer the response".into(),
+        )
+        .into_response();
+    };
+    app.recent
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(key, (Instant::now(), parts.status, bytes.clone()));
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn metrics(AxState(app): AxState<App>) -> ApiResult<Response> {
+    let text = super::metrics::render(&app.state)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+async fn list_services(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    Ok(Json(app.state.statuses(&token.role)?).into_response())
+}
+
+async fn get_service(
+    AxState(app): AxState<App>,
+    headers: HeaderMap,
+    Path((tenant, service)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    let s = app
+        .state
+        .service(&tenant, &service)
+        .filter(|_| token.role.sees(&tenant))
+        .ok_or_else(|| not_found(&tenant, &service))?;
+    Ok(Json(app.state.status(&s)?).into_response())
+}
+
+async fn list_snapshots(
+    AxState(app): AxState<App>,
+    headers: HeaderMap,
+    Path((tenant, service)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    if !token.role.sees(&tenant) || app.state.service(&tenant, &service).is_none() {
+        return Err(not_found(&tenant, &service));
+    }
+    let mut snaps = app.state.catalog.snapshots(&tenant, &service)?;
+    snaps.reverse();
+    Ok(Json(snaps).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BackupBody {
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+async fn start_backup(
+    AxState(app): AxState<App>,
+    headers: HeaderMap,
+    Path((tenant, service)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    if !token.role.sees(&tenant) || app.state.service(&tenant, &service).is_none() {
+        return Err(not_found(&tenant, &service));
+    }
+    if !token.role.acts_on(&tenant) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("token {} is read-only", token.name),
+        ));
+    }
+    let body: BackupBody = if body.is_empty() {
+        BackupBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))?
+    };
+    for t in &body.tags {
+        if t.is_empty()
+            || t.len() > 64
+            || !t
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("bad tag {t:?}: 1-64 characters of letters, digits, - _ . :"),
+            ));
+        }
+    }
+    let job = app
+        .state
+        .runner
+        .submit(JobRequest {
+            tenant: tenant.clone(),
+            service: service.clone(),
+            kind: JobKind::Backup,
+            trigger: Trigger::OnDemand {
+                actor: token.name.clone(),
+            },
+            tags: body.tags,
+            due: None,
+        })
+        .await?;
+    match job {
+        Some(job) => Ok((StatusCode::ACCEPTED, Json(job)).into_response()),
+        None => Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("a backup of {tenant}/{service} is already queued or running"),
+        )),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct JobQuery {
+    tenant: Option<String>,
+    service: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn list_jobs(
+    AxState(app): AxState<App>,
+    headers: HeaderMap,
+    Query(q): Query<JobQuery>,
+) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let jobs = app.state.catalog.jobs(limit, |j| {
+        token.role.sees(&j.tenant)
+            && q.tenant.as_ref().is_none_or(|t| *t == j.tenant)
+            && q.service.as_ref().is_none_or(|s| *s == j.service)
+    })?;
+    Ok(Json(jobs).into_response())
+}
+
+async fn get_job(
+    AxState(app): AxState<App>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    let job = app
+        .state
+        .catalog
+        .job(id)?
+        .filter(|j| token.role.sees(&j.tenant))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job {id}")))?;
+    Ok(Json(job).into_response())
+}
+
+/// Serves the API on `listener` until `shutdown` turns true.
+///
+/// # Errors
+/// [`Error::Io`] when serving fails.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: State,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> crate::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await
+        .map_err(|e| Error::io("API server", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::catalog::{Catalog, SnapshotEntry};
+    use crate::daemon::runner::{Executor, JobOutcome, JobSettings, Limits, Runner};
+    use crate::daemon::scheduler::TokioClock;
+    use crate::daemon::state::{Role, ServiceInfo};
+
+    struct Api {
+        base: String,
+        client: reqwest::Client,
+        catalog: Catalog,
+        _stop: tokio::sync::watch::Sender<bool>,
+    }
+
+    impl Api {
+        async fn call(
+            &self,
+            method: &str,
+            path: &str,
+            token: Option<&str>,
+            body: &str,
+        ) -> (u16, serde_json::Value, bool) {
+            let mut r = self
+                .client
+                .request(method.parse().unwrap(), format!("{}{path}", self.base))
+                .body(body.to_string());
+            if let Some(t) = token {
+                r = r.header("authorization", format!("Bearer {t}"));
+            }
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let repeated = resp.headers().contains_key("x-custos-repeated");
+            let text = resp.text().await.unwrap();
+            let v = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+            (status, v, repeated)
+        }
+    }
+
+    fn service(tenant: &str, name: &str) -> ServiceInfo {
+        ServiceInfo {
+            tenant: tenant.into(),
+            name: name.into(),
+            class: "dbaas".into(),
+            target: "eu-west".into(),
+            standby: None,
+            rpo: Duration::from_secs(26 * 3600),
+            restore_window: None,
+            schedule: None,
+            schedule_text: "0 0 1 * * * Europe/Paris".into(),
+        }
+    }
+
+    async fn start() -> Api {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let catalog = Catalog::temporary().unwrap();
+        let (stop, rx) = tokio::sync::watch::channel(false);
+        let clock = Arc::new(TokioClock::starting_at(
+            "2026-11-22T10:00:00Z".parse().unwrap(),
+        ));
+        let exec: Executor = Arc::new(|_| {
+            Box::pin(async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok(JobOutcome::default())
+            })
+        });
+        let runner = Runner::new(
+            catalog.clone(),
+            clock.clone(),
+            exec,
+            Limits {
+                global: 2,
+                per_target: HashMap::new(),
+            },
+            rx.clone(),
+        );
+        let services = vec![
+            service("acme", "db"),
+            service("acme", "web"),
+            service("globex", "db"),
+        ];
+        runner.set_services(
+            services
+                .iter()
+                .map(|s| ((s.tenant.clone(), s.name.clone()), JobSettings::default()))
+                .collect(),
+        );
+        catalog
+            .put_snapshot(&SnapshotEntry {
+                id: "a".repeat(64),
+                tenant: "acme".into(),
+                service: "db".into(),
+                time: "2026-11-22T01:00:00Z".into(),
+                tags: vec![],
+                size: 10,
+                partial: false,
+            })
+            .unwrap();
+        let state = State::new(
+            catalog.clone(),
+            runner,
+            clock,
+            services,
+            vec![
+                Token::new("desk", Role::Operator, "op-secret"),
+                Token::new(
+                    "acme-portal",
+                    Role::Partner {
+                        tenant: "acme".into(),
+                    },
+                    "acme-secret",
+                ),
+                Token::new("audit", Role::Auditor, "audit-secret"),
+            ],
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(serve(listener, state, rx));
+        Api {
+            base,
+            client: reqwest::Client::new(),
+            catalog,
+            _stop: stop,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partner_token_never_sees_another_tenant() {
+        let api = start().await;
+        let (s, v, _) = api
+            .call("GET", "/v1/services", Some("acme-secret"), "")
+            .await;
+        assert_eq!(s, 200);
+        let tenants: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["tenant"].as_str().unwrap())
+            .collect();
+        assert_eq!(tenants, ["acme", "acme"]);
+        for path in [
+            "/v1/services/globex/db",
+            "/v1/services/globex/db/snapshots",
+            "/v1/services/globex/nope",
+        ] {
+            let (s, v, _) = api.call("GET", path, Some("acme-secret"), "").await;
+            assert_eq!(s, 404, "{path}: {v}");
+        }
+        let (s, _, _) = api
+            .call(
+                "POST",
+                "/v1/services/globex/db/backup",
+                Some("acme-secret"),
+                "",
+            )
+            .await;
+        assert_eq!(s, 404);
+        // A globex job is invisible to acme, listed or by ID.
+        let (s, job, _) = api
+            .call(
+                "POST",
+                "/v1/services/globex/db/backup",
+                Some("op-secret"),
+                "",
+            )
+            .await;
+        assert_eq!(s, 202, "{job}");
+        let id = job["id"].as_u64().unwrap();
+        let (s, _, _) = api
+            .call("GET", &format!("/v1/jobs/{id}"), Some("acme-secret"), "")
+            .await;
+        assert_eq!(s, 404);
+        let (_, jobs, _) = api.call("GET", "/v1/jobs", Some("acme-secret"), "").await;
+        assert!(jobs.as_array().unwrap().is_empty(), "{jobs}");
+        let (_, jobs, _) = api
+            .call("GET", "/v1/jobs?tenant=globex", Some("acme-secret"), "")
+            .await;
+        assert!(jobs.as_array().unwrap().is_empty(), "{jobs}");
+        let (s, _, _) = api
+            .call("GET", &format!("/v1/jobs/{id}"), Some("audit-secret"), "")
+            .await;
+        assert_eq!(s, 200);
+    }
+
+    #[tokio::test]
+    async fn roles_and_authentication() {
+        let api = start().await;
+        assert_eq!(api.call("GET", "/v1/services", None, "").await.0, 401);
+        assert_eq!(
+            api.call("GET", "/v1/services", Some("guess"), "").await.0,
+            401
+        );
+        let (s, v, _) = api
+            .call("GET", "/v1/services", Some("audit-secret"), "")
+            .await;
+        assert_eq!((s, v.as_array().unwrap().len()), (200, 3));
+        let (s, v, _) = api
+            .call(
+                "POST",
+                "/v1/services/acme/db/backup",
+                Some("audit-secret"),
+                "",
+            )
+            .await;
+        assert_eq!(s, 403, "{v}");
+        let (s, v, _) = api
+            .call(
+                "POST",
+                "/v1/services/acme/db/backup",
+                Some("acme-secret"),
+                "{\"tags\": [\"pre-change\"]}",
+            )
+            .await;
+        assert_eq!(s, 202, "{v}");
+        assert_eq!(v["tags"][0], "pre-change");
+        assert_eq!(v["trigger"]["actor"], "acme-portal");
+        let (s, v, _) = api
+            .call(
+                "POST",
+                "/v1/services/acme/web/backup",
+                Some("acme-secret"),
+                "{\"tags\": [\"bad tag!\"]}",
+            )
+            .await;
+        assert_eq!(s, 400, "{v}");
+        let (s, v, _) = api
+            .call(
+                "POST",
+                "/v1/services/acme/web/backup",
+                Some("acme-secret"),
+                "{\"tagz\": []}",
+            )
+            .await;
+        assert_eq!(s, 400, "{v}");
+        let (s, v, _) = api
+            .call(
+                "GET",
+                "/v1/services/acme/db/snapshots",
+                Some("acme-secret"),
+                "",
+            )
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(v[0]["id"], "a".repeat(64));
+        let (s, _, _) = api.call("GET", "/health", None, "").await;
+        assert_eq!(s, 200);
+    }
+
+    #[tokio::test]
+    async fn identical_requests_within_a_second_are_answered_once() {
+        let api = start().await;
+        let body = "{\"tags\": [\"post-change\"]}";
+        let (s1, first, rep1) = api
+            .call(
+                "POST",
+                "/v1/services/acme/web/backup",
+                Some("acme-secret"),
+                body,
+            )
+            .await;
+        let (s2, second, rep2) = api
+            .call(
+                "POST",
+                "/v1/services/acme/web/backup",
+                Some("acme-secret"),
+                body,
+            )
+            .await;
+        assert_eq!((s1, rep1), (202, false));
+        assert_eq!((s2, rep2), (202, true));
+        assert_eq!(first, second);
+        assert_eq!(api.catalog.jobs(10, |_| true).unwrap().len(), 1, "ran once");
+        // After the window (and once the job is done), a new request runs again.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (s3, third, rep3) = api
+            .call(
+                "POST",
+                "/v1/services/acme/web/backup",
+                Some("acme-secret"),
+                body,
+            )
+            .await;
+        assert_eq!((s3, rep3), (202, false), "{third}");
+        assert_ne!(third["id"], first["id"]);
+    }
+
+    #[tokio::test]
+    async fn metrics_show_rpo_per_service() {
+        let api = start().await;
+        let resp = api
+            .client
+            .get(format!("{}/metrics", api.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("# TYPE custos_rpo_ok gauge"), "{text}");
+        let age: u64 = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(
+                    "custos_snapshot_age_seconds{tenant=\"acme\",service=\"db\",class=\"dbaas\"} ",
+                )
+            })
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (32_400..32_500).contains(&age),
+            "9 h after the snapshot: {age}"
+        );
+        assert!(
+            text.contains("custos_rpo_ok{tenant=\"acme\",service=\"db\",class=\"dbaas\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("custos_rpo_ok{tenant=\"globex\",service=\"db\",class=\"dbaas\"} 0"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! `/metrics` in the Prometheus text format (version 0.0.4).
+//!
+//! Per service (labels `tenant`, `service`, `class`):
+//!
+//! | metric | type | meaning |
+//! |---|---|---|
+//! | `custos_snapshot_age_seconds` | gauge | age of the newest complete snapshot (absent when there is none) |
+//! | `custos_rpo_seconds` | gauge | the service's RPO |
+//! | `custos_rpo_ok` | gauge | 1 when the newest complete snapshot is within the RPO |
+//! | `custos_job_last_duration_seconds{kind}` | gauge | duration of the last finished job of each kind |
+//! | `custos_job_last_success{kind}` | gauge | 1 when that job succeeded |
+//! | `custos_jobs_total{kind,result}` | counter | jobs finished, by result (`succeeded`, `failed`) |
+//! | `custos_bytes_read_total` | counter | bytes read from the source by backups |
+//! | `custos_bytes_added_total` | counter | bytes added to the repository by backups |
+//!
+//! And `custos_jobs_active`: jobs queued or running.
+
+use std::fmt::Write;
+
+use super::catalog::{JobKind, JobState};
+use super::state::{Role, State};
+use crate::Result;
+
+fn esc(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out(String);
+
+impl Out {
+    fn help(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &str, value: impl std::fmt::Display) {
+        let _ = writeln!(self.0, "{name}{{{labels}}} {value}");
+    }
+}
+
+/// Renders every metric.
+///
+/// # Errors
+/// Catalog errors.
+pub fn render(state: &State) -> Result<String> {
+    let statuses = state.statuses(&Role::Auditor)?;
+    let mut o = Out(String::new());
+    let label = |s: &super::state::ServiceStatus| {
+        format!(
+            "tenant=\"{}\",service=\"{}\",class=\"{}\"",
+            esc(&s.tenant),
+            esc(&s.service),
+            esc(&s.class)
+        )
+    };
+
+    o.help(
+        "custos_snapshot_age_seconds",
+        "gauge",
+        "Age of the newest complete snapshot.",
+    );
+    for s in &statuses {
+        if let Some(a) = s.age_secs {
+            o.sample("custos_snapshot_age_seconds", &label(s), a);
+        }
+    }
+    o.help("custos_rpo_seconds", "gauge", "Recovery point objective.");
+    for s in &statuses {
+        o.sample("custos_rpo_seconds", &label(s), s.rpo_secs);
+    }
+    o.help(
+        "custos_rpo_ok",
+        "gauge",
+        "1 when the newest complete snapshot is within the RPO.",
+    );
+    for s in &statuses {
+        o.sample("custos_rpo_ok", &label(s), u8::from(s.rpo_ok));
+    }
+
+    o.help(
+        "custos_job_last_duration_seconds",
+        "gauge",
+        "Duration of the last finished job of each kind.",
+    );
+    let mut success = Vec::new();
+    for s in &statuses {
+        let jobs = s
+            .last_backup
+            .iter()
+            .map(|j| (JobKind::Backup, j))
+            .chain(s.last_jobs.iter().map(|(k, j)| (*k, j)));
+        for (kind, j) in jobs {
+            if !j.state.finished() {
+                continue;
+            }
+            let l = format!("{},kind=\"{}\"", label(s), kind.name());
+            o.sample(
+                "custos_job_last_duration_seconds",
+                &l,
+                format!("{:.3}", j.duration_secs),
+            );
+            success.push((l, u8::from(j.state != JobState::Failed)));
+        }
+    }
+    o.help(
+        "custos_job_last_success",
+        "gauge",
+        "1 when the last finished job of each kind succeeded.",
+    );
+    for (l, v) in success {
+        o.sample("custos_job_last_success", &l, v);
+    }
+
+    let mut totals = Vec::new();
+    let mut read = Vec::new();
+    let mut added = Vec::new();
+    for s in &statuses {
+        for (name, n) in state.catalog.counters(&s.tenant, &s.service)? {
+            match name.as_str() {
+                "bytes_read" => read.push((label(s), n)),
+                "bytes_added" => added.push((label(s), n)),
+                other => {
+                    if let Some((kind, result)) = other.rsplit_once('_') {
+                        totals.push((
+                            format!(
+                                "{},kind=\"{}\",result=\"{}\"",
+                                label(s),
+                                esc(kind),
+                                esc(result)
+                            ),
+                            n,
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    o.help(
+        "custos_jobs_total",
+        "counter",
+        "Jobs finished, by kind and result.",
+    );
+    for (l, n) in totals {
+        o.sample("custos_jobs_total", &l, n);
+    }
+    o.help(
+        "custos_bytes_read_total",
+        "counter",
+        "Bytes read from the source by backups.",
+    );
+    for (l, n) in read {
+        o.sample("custos_bytes_read_total", &l, n);
+    }
+    o.help(
+        "custos_bytes_added_total",
+        "counter",
+        "Bytes added to the repository by backups (after deduplication and compression).",
+    );
+    for (l, n) in added {
+        o.sample("custos_bytes_added_total", &l, n);
+    }
+    o.help("custos_jobs_active", "gauge", "Jobs queued or running.");
+    let _ = writeln!(o.0, "custos_jobs_active {}", state.runner.active());
+    Ok(o.0)
+}

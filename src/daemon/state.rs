@@ -1,0 +1,290 @@
+//! What the running daemon knows: its services, its API tokens, and the status
+//! of each service computed from the catalog (newest good snapshot against
+//! the RPO, last job, next run).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::catalog::{Catalog, JobKind, JobRecord, JobState};
+use super::runner::Runner;
+use super::scheduler::{Clock, Schedule};
+use crate::Result;
+
+/// One service as the daemon runs it (resolved from the config).
+#[derive(Clone)]
+pub struct ServiceInfo {
+    /// Tenant ID.
+    pub tenant: String,
+    /// Service name (unique within the tenant).
+    pub name: String,
+    /// Service class (POLICIES.md).
+    pub class: String,
+    /// Primary target name.
+    pub target: String,
+    /// Standby target name and mode (`cold`, `hot`).
+    pub standby: Option<(String, String)>,
+    /// Newest good snapshot older than this breaks the RPO.
+    pub rpo: Duration,
+    /// How far back partners may ask to restore (`None`: every kept snapshot).
+    pub restore_window: Option<Duration>,
+    /// The backup schedule, for next-run times.
+    pub schedule: Option<Arc<dyn Schedule>>,
+    /// The backup schedule as written (cron and time zone), for people.
+    pub schedule_text: String,
+}
+
+impl std::fmt::Debug for ServiceInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceInfo")
+            .field("tenant", &self.tenant)
+            .field("name", &self.name)
+            .field("class", &self.class)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "role")]
+pub enum Role {
+    /// Service desk: every tenant, every action.
+    Operator,
+    /// A partner: its own tenant only.
+    Partner {
+        /// The tenant.
+        tenant: String,
+    },
+    /// Read-only, every tenant, and the audit log.
+    Auditor,
+}
+
+impl Role {
+    /// True when this role may see `tenant`.
+    pub fn sees(&self, tenant: &str) -> bool {
+        match self {
+            Role::Operator | Role::Auditor => true,
+            Role::Partner { tenant: t } => t == tenant,
+        }
+    }
+
+    /// True when this role may start jobs and restores for `tenant`.
+    pub fn acts_on(&self, tenant: &str) -> bool {
+        match self {
+            Role::Operator => true,
+            Role::Partner { tenant: t } => t == tenant,
+            Role::Auditor => false,
+        }
+    }
+}
+
+/// An API token: only its BLAKE3 hash is kept.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// Name, recorded as the actor of what the token does.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// BLAKE3 of the secret.
+    pub hash: blake3::Hash,
+}
+
+impl Token {
+    /// A token for `secret`.
+    pub fn new(name: &str, role: Role, secret: &str) -> Token {
+        Token {
+            name: name.to_string(),
+            role,
+            hash: blake3::hash(secret.as_bytes()),
+        }
+    }
+}
+
+/// The last job of one kind.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastJob {
+    /// Job ID.
+    pub id: u64,
+    /// State.
+    pub state: JobState,
+    /// When it ended (or started, if running).
+    pub at: Option<String>,
+    /// Duration in seconds.
+    pub duration_secs: f64,
+    /// Error, if it failed.
+    pub error: Option<String>,
+}
+
+impl From<&JobRecord> for LastJob {
+    fn from(j: &JobRecord) -> Self {
+        LastJob {
+            id: j.id,
+            state: j.state,
+            at: j.finished.clone().or_else(|| j.started.clone()),
+            duration_secs: j.duration_secs,
+            error: j.error.clone(),
+        }
+    }
+}
+
+/// A service's status, as `/v1/services`, `custos status` and `/metrics` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceStatus {
+    /// Tenant.
+    pub tenant: String,
+    /// Service.
+    pub service: String,
+    /// Class.
+    pub class: String,
+    /// Primary target.
+    pub target: String,
+    /// Standby target, if any.
+    pub standby: Option<String>,
+    /// Backup schedule as written.
+    pub schedule: String,
+    /// Time of the newest complete snapshot.
+    pub last_good_snapshot: Option<String>,
+    /// Its ID.
+    pub last_good_snapshot_id: Option<String>,
+    /// Its age in seconds.
+    pub age_secs: Option<u64>,
+    /// The RPO in seconds.
+    pub rpo_secs: u64,
+    /// True when the newest complete snapshot is younger than the RPO.
+    pub rpo_ok: bool,
+    /// Next scheduled backup.
+    pub next_backup: Option<String>,
+    /// Last backup job.
+    pub last_backup: Option<LastJob>,
+    /// Last job of each other kind that ran.
+    pub last_jobs: Vec<(JobKind, LastJob)>,
+}
+
+/// Shared daemon state (cheap to clone).
+#[derive(Clone)]
+pub struct State {
+    /// The catalog.
+    pub catalog: Catalog,
+    /// The job runner.
+    pub runner: Runner,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    services: Arc<RwLock<Arc<Vec<ServiceInfo>>>>,
+    tokens: Arc<RwLock<Arc<Vec<Token>>>>,
+}
+
+impl State {
+    /// State for the given services and tokens.
+    pub fn new(
+        catalog: Catalog,
+        runner: Runner,
+        clock: Arc<dyn Clock>,
+        services: Vec<ServiceInfo>,
+        tokens: Vec<Token>,
+    ) -> State {
+        State {
+            catalog,
+            runner,
+            clock,
+            services: Arc::new(RwLock::new(Arc::new(services))),
+            tokens: Arc::new(RwLock::new(Arc::new(tokens))),
+        }
+    }
+
+    /// Replaces services and tokens (config reload).
+    pub fn replace(&self, services: Vec<ServiceInfo>, tokens: Vec<Token>) {
+        *self
+            .services
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(services);
+        *self
+            .tokens
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(tokens);
+    }
+
+    /// The services.
+    pub fn services(&self) -> Arc<Vec<ServiceInfo>> {
+        self.services
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// One service.
+    pub fn service(&self, tenant: &str, name: &str) -> Option<ServiceInfo> {
+        self.services()
+            .iter()
+            .find(|s| s.tenant == tenant && s.name == name)
+            .cloned()
+    }
+
+    /// The token whose secret is `secret`.
+    pub fn token(&self, secret: &str) -> Option<Token> {
+        let h = blake3::hash(secret.as_bytes());
+        // blake3::Hash compares in constant time.
+        self.tokens
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|t| t.hash == h)
+            .cloned()
+    }
+
+    /// The status of one service.
+    ///
+    /// # Errors
+    /// Catalog errors.
+    pub fn status(&self, s: &ServiceInfo) -> Result<ServiceStatus> {
+        let now = self.clock.now();
+        let good = self.catalog.newest_good_snapshot(&s.tenant, &s.name)?;
+        let age = good.as_ref().and_then(|g| {
+            let t: Timestamp = g.time.parse().ok()?;
+            u64::try_from(now.duration_since(t).as_secs()).ok()
+        });
+        let rpo_secs = s.rpo.as_secs();
+        let jobs = self
+            .catalog
+            .jobs(200, |j| j.tenant == s.tenant && j.service == s.name)?;
+        let last = |k: JobKind| jobs.iter().find(|j| j.kind == k).map(LastJob::from);
+        Ok(ServiceStatus {
+            tenant: s.tenant.clone(),
+            service: s.name.clone(),
+            class: s.class.clone(),
+            target: s.target.clone(),
+            standby: s.standby.as_ref().map(|(t, m)| format!("{t} ({m})")),
+            schedule: s.schedule_text.clone(),
+            last_good_snapshot: good.as_ref().map(|g| g.time.clone()),
+            last_good_snapshot_id: good.as_ref().map(|g| g.id.clone()),
+            age_secs: age,
+            rpo_secs,
+            rpo_ok: age.is_some_and(|a| a <= rpo_secs),
+            next_backup: s
+                .schedule
+                .as_ref()
+                .and_then(|sch| sch.next_after(now))
+                .map(|t| t.to_string()),
+            last_backup: last(JobKind::Backup),
+            last_jobs: JobKind::ALL
+                .iter()
+                .filter(|k| **k != JobKind::Backup)
+                .filter_map(|k| last(*k).map(|j| (*k, j)))
+                .collect(),
+        })
+    }
+
+    /// The status of every service `role` may see.
+    ///
+    /// # Errors
+    /// Catalog errors.
+    pub fn statuses(&self, role: &Role) -> Result<Vec<ServiceStatus>> {
+        self.services()
+            .iter()
+            .filter(|s| role.sees(&s.tenant))
+            .map(|s| self.status(s))
+            .collect()
+    }
+}
