@@ -373,21 +373,10 @@ fn read_secret(g: &Global, creating: bool) -> Result<Secret> {
             write_new_key_file(kf)?;
             eprintln!("created key file {} (keep a copy somewhere safe: without it the repository cannot be read)", kf.display());
         }
-        let bytes = std::fs::read(kf)
-            .map_err(|e| Error::io(format!("cannot read key file {}", kf.display()), e))?;
-        return Ok(Secret::KeyFile(Zeroizing::new(bytes)));
+        return Secret::from_key_file(kf);
     }
     if let Some(pf) = &g.password_file {
-        let s = std::fs::read_to_string(pf)
-            .map_err(|e| Error::io(format!("cannot read password file {}", pf.display()), e))?;
-        let s = s.trim_end_matches(['\n', '\r']).to_string();
-        if s.is_empty() {
-            return Err(Error::Usage(format!(
-                "password file {} is empty",
-                pf.display()
-            )));
-        }
-        return Ok(Secret::Passphrase(Zeroizing::new(s)));
+        return Secret::from_password_file(pf);
     }
     if let Ok(s) = std::env::var("CUSTOS_PASSWORD") {
         if s.is_empty() {
@@ -510,7 +499,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 }
                 Some(backup::StreamSource {
                     name: a.stdin_name.clone(),
-                    reader: Box::new(std::io::stdin()) as Box<dyn Read + Send>,
+                    reader: Box::new(std::io::stdin()) as Box<dyn Read + Send + Sync>,
                 })
             } else {
                 None
@@ -1170,16 +1159,7 @@ fn print_prune(g: &Global, r: &prune::PruneReport) -> Result<()> {
     Ok(())
 }
 
-/// Argon2id cost: the default, or a cheaper one for tests when
-/// `CUSTOS_TEST_FAST_KDF` is set (never in production: it weakens passphrases).
+/// Argon2id cost for new slots (see [`KdfParams::for_new_slots`]).
 fn kdf_params() -> KdfParams {
-    if std::env::var_os("CUSTOS_TEST_FAST_KDF").is_some() {
-        KdfParams {
-            m_kib: 1024,
-            t: 1,
-            p: 1,
-        }
-    } else {
-        KdfParams::default()
-    }
+    KdfParams::for_new_slots()
 }

@@ -52,7 +52,7 @@ pub struct StreamSource {
     /// File name inside the snapshot.
     pub name: String,
     /// The data.
-    pub reader: Box<dyn Read + Send>,
+    pub reader: Box<dyn Read + Send + Sync>,
 }
 
 impl std::fmt::Debug for StreamSource {

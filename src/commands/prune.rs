@@ -311,29 +311,7 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
     let condemned_set: HashSet<PackId> = condemned.iter().map(|(p, _)| *p).collect();
     let new_packs = repack_packs(repo, &repack, &condemned_set, &used, &mut report).await?;
     crate::util::crash_point("prune:after-repack");
-    let kept = indexed
-        .iter()
-        .filter(|(p, _)| !condemned_set.contains(p))
-        .map(|(pack, size)| -> Result<IndexPack> {
-            Ok(IndexPack {
-                id: *pack,
-                size: *size,
-                blobs: repo
-                    .index()
-                    .blobs_in_pack(pack)?
-                    .into_iter()
-                    .map(|(id, l)| IndexBlob {
-                        kind: l.kind,
-                        id,
-                        compression: l.compression,
-                        offset: l.offset,
-                        length: l.length,
-                        raw_len: l.raw_len,
-                    })
-                    .collect(),
-            })
-        })
-        .chain(new_packs.into_iter().map(Ok));
+    let kept = kept_packs(repo, &indexed, &condemned_set).chain(new_packs.into_iter().map(Ok));
     repo.replace_index(kept, &live_index, "prune").await?;
     report.index_superseded = live_index.len();
     let now = jiff::Timestamp::now();
@@ -373,6 +351,39 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
         )),
     }
     Ok(report)
+}
+
+/// The index entries of the packs that stay, read from the cache one pack at
+/// a time (boxed: a named type keeps the enclosing future `Send`).
+fn kept_packs<'a>(
+    repo: &'a IndexedRepository,
+    indexed: &'a [(PackId, u64)],
+    condemned: &'a HashSet<PackId>,
+) -> Box<dyn Iterator<Item = Result<IndexPack>> + Send + 'a> {
+    Box::new(
+        indexed
+            .iter()
+            .filter(move |(p, _)| !condemned.contains(p))
+            .map(move |(pack, size)| -> Result<IndexPack> {
+                Ok(IndexPack {
+                    id: *pack,
+                    size: *size,
+                    blobs: repo
+                        .index()
+                        .blobs_in_pack(pack)?
+                        .into_iter()
+                        .map(|(id, l)| IndexBlob {
+                            kind: l.kind,
+                            id,
+                            compression: l.compression,
+                            offset: l.offset,
+                            length: l.length,
+                            raw_len: l.raw_len,
+                        })
+                        .collect(),
+                })
+            }),
+    )
 }
 
 /// Marks every blob that a snapshot not marked yet reaches. Called once before

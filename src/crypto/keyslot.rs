@@ -51,6 +51,45 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+impl Secret {
+    /// The passphrase in a file (its first line; a trailing newline is not part
+    /// of it).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, [`Error::Usage`] when it is
+    /// empty.
+    pub fn from_password_file(path: &std::path::Path) -> Result<Secret> {
+        let s = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("cannot read password file {}", path.display()), e))?;
+        let s = s.trim_end_matches(['\n', '\r']).to_string();
+        if s.is_empty() {
+            return Err(Error::Usage(format!(
+                "password file {} is empty",
+                path.display()
+            )));
+        }
+        Ok(Secret::Passphrase(Zeroizing::new(s)))
+    }
+
+    /// A key file's contents.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read, [`Error::Usage`] when it is
+    /// shorter than 32 bytes.
+    pub fn from_key_file(path: &std::path::Path) -> Result<Secret> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?;
+        if bytes.len() < 32 {
+            return Err(Error::Usage(format!(
+                "key file {} holds {} bytes: at least 32 are needed",
+                path.display(),
+                bytes.len()
+            )));
+        }
+        Ok(Secret::KeyFile(Zeroizing::new(bytes)))
+    }
+}
+
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct KdfParams {
@@ -60,6 +99,22 @@ pub struct KdfParams {
     pub t: u32,
     /// Parallelism.
     pub p: u32,
+}
+
+impl KdfParams {
+    /// The cost for new passphrase slots: the default, or a cheap one when
+    /// `CUSTOS_TEST_FAST_KDF` is set (tests only: it weakens passphrases).
+    pub fn for_new_slots() -> KdfParams {
+        if std::env::var_os("CUSTOS_TEST_FAST_KDF").is_some() {
+            KdfParams {
+                m_kib: 1024,
+                t: 1,
+                p: 1,
+            }
+        } else {
+            KdfParams::default()
+        }
+    }
 }
 
 impl Default for KdfParams {

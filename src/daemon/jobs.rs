@@ -1,0 +1,395 @@
+//! What each job kind does, for one service: the daemon's [`Executor`].
+//!
+//! | kind | does |
+//! |---|---|
+//! | backup | pre hook → back up the paths or the dump command's output → post hook (always, even when the backup failed) → refresh the snapshot cache |
+//! | retention | `forget` with the service's policy (this service's snapshots only, grouped by service) then `prune` |
+//! | check | `check --read-data-subset` |
+//! | replicate | `copy` the service's new snapshots to the standby target |
+//!
+//! A service's repository is `<target url>/<tenant>`: one repository per tenant
+//! and target, shared by the tenant's services (deduplication within a
+//! partner, never across partners). A missing repository is created at the
+//! first backup with the tenant's key.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use super::catalog::{Catalog, JobKind, SnapshotEntry};
+use super::runner::{Executor, JobContext, JobOutcome};
+use crate::backend::Backend;
+use crate::commands::{backup, check, forget, prune};
+use crate::crypto::keyslot::{KdfParams, Secret};
+use crate::policy::retention::RetentionPolicy;
+use crate::repository::{IndexedRepository, InitOptions, Repository};
+use crate::source::command::{run_hook, CommandSpec, CommandStream};
+use crate::{Error, Result};
+
+/// Where a tenant's key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A file holding the passphrase.
+    PasswordFile(PathBuf),
+    /// A key file.
+    KeyFile(PathBuf),
+    /// An environment variable holding the passphrase.
+    Env(String),
+}
+
+impl KeySource {
+    /// Reads the secret.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Usage`] naming the file or variable.
+    pub fn load(&self) -> Result<Secret> {
+        match self {
+            KeySource::PasswordFile(p) => Secret::from_password_file(p),
+            KeySource::KeyFile(p) => Secret::from_key_file(p),
+            KeySource::Env(v) => match std::env::var(v) {
+                Ok(s) if !s.is_empty() => Ok(Secret::Passphrase(zeroize::Zeroizing::new(s))),
+                _ => Err(Error::Usage(format!(
+                    "environment variable {v} (the tenant's passphrase) is not set"
+                ))),
+            },
+        }
+    }
+}
+
+/// A repository the daemon writes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoAccess {
+    /// Repository URL (target URL + `/` + tenant).
+    pub url: String,
+    /// The tenant's key.
+    pub key: KeySource,
+    /// Index cache directory.
+    pub cache_dir: PathBuf,
+}
+
+impl RepoAccess {
+    /// Opens the repository, creating it first if `create` and it is missing.
+    ///
+    /// # Errors
+    /// Backend, key and cache errors.
+    pub async fn open(&self, create: bool) -> Result<IndexedRepository> {
+        let secret = self.key.load()?;
+        let backend = Backend::open(&self.url, create)?;
+        let repo = match Repository::open(backend, &secret, Some(self.cache_dir.clone())).await {
+            Err(Error::NoRepository(_)) if create => {
+                tracing::info!(repo = %self.url, "creating the repository");
+                let backend = Backend::open(&self.url, true)?;
+                let opts = InitOptions {
+                    kdf: KdfParams::for_new_slots(),
+                    ..InitOptions::default()
+                };
+                match Repository::init(backend, &secret, &opts, Some(self.cache_dir.clone())).await
+                {
+                    // Another job created it meanwhile.
+                    Err(Error::RepositoryExists(_)) => {
+                        Repository::open(
+                            Backend::open(&self.url, false)?,
+                            &secret,
+                            Some(self.cache_dir.clone()),
+                        )
+                        .await?
+                    }
+                    r => r?,
+                }
+            }
+            r => r?,
+        };
+        repo.load_index().await
+    }
+}
+
+/// What a service backs up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// Paths, with exclude globs.
+    Paths {
+        /// Paths.
+        paths: Vec<PathBuf>,
+        /// Exclude globs.
+        excludes: Vec<String>,
+    },
+    /// A command whose stdout is the backup (a database dump).
+    Command {
+        /// The command.
+        command: CommandSpec,
+        /// File name of the stream in the snapshot (e.g. `db.sql`).
+        name: String,
+    },
+}
+
+/// A hook and its time limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// The command.
+    pub command: CommandSpec,
+    /// Longest it may run.
+    pub timeout: Duration,
+}
+
+/// Everything the jobs of one service need.
+#[derive(Debug, Clone)]
+pub struct ServiceJobs {
+    /// Tenant.
+    pub tenant: String,
+    /// Service.
+    pub service: String,
+    /// Primary repository.
+    pub repo: RepoAccess,
+    /// Standby repository.
+    pub standby: Option<RepoAccess>,
+    /// What to back up.
+    pub source: SourceSpec,
+    /// Run before the backup (quiesce, snapshot).
+    pub pre_hook: Option<Hook>,
+    /// Run after the backup, whatever happened (thaw).
+    pub post_hook: Option<Hook>,
+    /// zstd level.
+    pub compression_level: i32,
+    /// Retention rules.
+    pub retention: RetentionPolicy,
+    /// Prune settings after forget.
+    pub prune: prune::PruneOptions,
+    /// Percentage of packs a check job reads.
+    pub check_subset: f64,
+}
+
+/// The services' jobs, replaceable on reload.
+pub type Services = Arc<RwLock<HashMap<(String, String), Arc<ServiceJobs>>>>;
+
+/// The executor over `services`, recording snapshots in `catalog`.
+pub fn executor(services: Services, catalog: Catalog) -> Executor {
+    Arc::new(move |ctx: JobContext| {
+        let services = services.clone();
+        let catalog = catalog.clone();
+        Box::pin(async move {
+            let svc = services
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&(ctx.job.tenant.clone(), ctx.job.service.clone()))
+                .cloned()
+                .ok_or_else(|| {
+                    Error::NotFound(format!(
+                        "service {}/{} (removed from the config?)",
+                        ctx.job.tenant, ctx.job.service
+                    ))
+                })?;
+            match ctx.job.kind {
+                JobKind::Backup => run_backup(&svc, &ctx, &catalog).await,
+                JobKind::Retention => run_retention(&svc, &catalog).await,
+                JobKind::Check => run_check(&svc).await,
+                JobKind::Replicate => run_replicate(&svc).await,
+            }
+        })
+    })
+}
+
+fn job_env(svc: &ServiceJobs, ctx: &JobContext) -> Vec<(String, String)> {
+    vec![
+        ("CUSTOS_TENANT".into(), svc.tenant.clone()),
+        ("CUSTOS_SERVICE".into(), svc.service.clone()),
+        ("CUSTOS_JOB_ID".into(), ctx.job.id.to_string()),
+    ]
+}
+
+fn with_env(c: &CommandSpec, env: &[(String, String)]) -> CommandSpec {
+    let mut c = c.clone();
+    c.env.extend_from_slice(env);
+    c
+}
+
+async fn run_backup(svc: &ServiceJobs, ctx: &JobContext, catalog: &Catalog) -> Result<JobOutcome> {
+    let env = job_env(svc, ctx);
+    if let Some(h) = &svc.pre_hook {
+        if let Err(e) = run_hook(&with_env(&h.command, &env), "pre", h.timeout).await {
+            // The pre hook may have half-quiesced the workload: thaw it.
+            post_hook(svc, &env).await;
+            return Err(e);
+        }
+    }
+    let result = backup_once(svc, ctx, &env).await;
+    let post = post_hook(svc, &env).await;
+    let r = result?;
+    refresh_snapshots(svc, catalog).await;
+    let s = &r.snapshot.summary;
+    let mut summary = format!(
+        "snapshot {}: {} files, {} read, {} added",
+        r.id.short(),
+        s.files,
+        crate::util::human_bytes(s.bytes_read),
+        crate::util::human_bytes(s.bytes_added)
+    );
+    if !s.errors.is_empty() {
+        summary.push_str(&format!("; {} entries could not be read", s.errors.len()));
+    }
+    if let Some(p) = &post {
+        summary.push_str(&format!("; post hook failed: {p}"));
+    }
+    Ok(JobOutcome {
+        warning: !s.errors.is_empty() || post.is_some(),
+        snapshot: Some(r.id.to_hex()),
+        bytes_read: s.bytes_read,
+        bytes_added: s.bytes_added,
+        files: s.files,
+        summary: Some(summary),
+    })
+}
+
+/// Runs the post hook; returns its error as text (logged, not fatal).
+async fn post_hook(svc: &ServiceJobs, env: &[(String, String)]) -> Option<String> {
+    let h = svc.post_hook.as_ref()?;
+    match run_hook(&with_env(&h.command, env), "post", h.timeout).await {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(error = %e, "post hook failed");
+            Some(e.to_string())
+        }
+    }
+}
+
+async fn backup_once(
+    svc: &ServiceJobs,
+    ctx: &JobContext,
+    env: &[(String, String)],
+) -> Result<backup::BackupResult> {
+    let repo = svc.repo.open(true).await?;
+    let mut opts = backup::BackupOptions {
+        service: Some(svc.service.clone()),
+        tenant: Some(svc.tenant.clone()),
+        tags: ctx.job.tags.clone(),
+        compression_level: svc.compression_level,
+        cancel: Some(ctx.cancel.clone()),
+        ..Default::default()
+    };
+    match &svc.source {
+        SourceSpec::Paths { paths, excludes } => {
+            opts.paths = paths.clone();
+            opts.excludes = excludes.clone();
+        }
+        SourceSpec::Command { command, name } => {
+            let stream = CommandStream::spawn(&with_env(command, env))?;
+            opts.stream = Some(backup::StreamSource {
+                name: name.clone(),
+                reader: Box::new(stream),
+            });
+        }
+    }
+    backup::backup(&repo, opts).await
+}
+
+async fn run_retention(svc: &ServiceJobs, catalog: &Catalog) -> Result<JobOutcome> {
+    let repo = svc.repo.open(false).await?;
+    let report = forget::forget(
+        &repo,
+        &forget::ForgetOptions {
+            policy: svc.retention.clone(),
+            service: Some(svc.service.clone()),
+            tenant: Some(svc.tenant.clone()),
+            host: None,
+            tags: Vec::new(),
+            group_by: "service".parse().map_err(Error::Usage)?,
+            dry_run: false,
+            now: jiff::Timestamp::now(),
+        },
+    )
+    .await?;
+    let pruned = prune::prune(&repo, &svc.prune).await?;
+    refresh_snapshots(svc, catalog).await;
+    Ok(JobOutcome {
+        summary: Some(format!(
+            "kept {}, removed {} snapshots; freed {}{}",
+            report.kept,
+            report.removed,
+            crate::util::human_bytes(pruned.bytes_freed),
+            if pruned.deferred.is_empty() {
+                String::new()
+            } else {
+                format!("; {} pending", pruned.deferred.len())
+            }
+        )),
+        ..Default::default()
+    })
+}
+
+async fn run_check(svc: &ServiceJobs) -> Result<JobOutcome> {
+    let repo = svc.repo.open(false).await?;
+    let report = check::check(
+        &repo,
+        &check::CheckOptions {
+            read_data: false,
+            read_data_subset: Some(svc.check_subset),
+        },
+    )
+    .await?;
+    if !report.errors.is_empty() {
+        return Err(Error::Problems(format!(
+            "check found {} problems: {}",
+            report.errors.len(),
+            report.errors.first().cloned().unwrap_or_default()
+        )));
+    }
+    Ok(JobOutcome {
+        warning: !report.warnings.is_empty(),
+        summary: Some(format!(
+            "{} snapshots, {} packs read, {} blobs verified, {} warnings",
+            report.snapshots,
+            report.packs_read,
+            report.blobs_read,
+            report.warnings.len()
+        )),
+        ..Default::default()
+    })
+}
+
+async fn run_replicate(svc: &ServiceJobs) -> Result<JobOutcome> {
+    let Some(_standby) = &svc.standby else {
+        return Err(Error::Usage(format!(
+            "service {}/{} has no standby target",
+            svc.tenant, svc.service
+        )));
+    };
+    Err(Error::Problems(
+        "replication to the standby target is not available in this build".into(),
+    ))
+}
+
+/// Re-reads the service's snapshots into the catalog's cache (best effort:
+/// a failure is logged, the job's result stands).
+pub async fn refresh_snapshots(svc: &ServiceJobs, catalog: &Catalog) {
+    let r = async {
+        let backend = Backend::open(&svc.repo.url, false)?;
+        let repo = Repository::open(
+            backend,
+            &svc.repo.key.load()?,
+            Some(svc.repo.cache_dir.clone()),
+        )
+        .await?;
+        let (snaps, _) = repo.snapshots().await?;
+        let entries: Vec<SnapshotEntry> = snaps
+            .iter()
+            .filter(|(_, s)| {
+                s.tenant.as_deref() == Some(svc.tenant.as_str())
+                    && s.service.as_deref() == Some(svc.service.as_str())
+            })
+            .map(|(id, s)| SnapshotEntry {
+                id: id.to_hex(),
+                tenant: svc.tenant.clone(),
+                service: svc.service.clone(),
+                time: s.time.clone(),
+                tags: s.tags.clone(),
+                size: s.summary.total_bytes,
+                partial: !s.summary.errors.is_empty(),
+            })
+            .collect();
+        catalog.replace_snapshots(&svc.tenant, &svc.service, &entries)
+    }
+    .await;
+    if let Err(e) = r {
+        tracing::warn!(tenant = %svc.tenant, service = %svc.service, error = %e, "cannot refresh the snapshot cache");
+    }
+}
