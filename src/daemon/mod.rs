@@ -14,3 +14,194 @@ pub mod metrics;
 pub mod runner;
 pub mod scheduler;
 pub mod state;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::{Error, Result};
+use catalog::Catalog;
+use runner::{JobSettings, Limits, Runner};
+use scheduler::{Clock, Entry, SystemClock};
+use state::{ServiceInfo, State, Token};
+
+/// Everything the daemon runs, resolved from the config.
+pub struct Setup {
+    /// State directory (catalog, caches).
+    pub state_dir: PathBuf,
+    /// API address; `None`: no API.
+    pub listen: Option<SocketAddr>,
+    /// Concurrency limits.
+    pub limits: Limits,
+    /// API tokens.
+    pub tokens: Vec<Token>,
+    /// The services.
+    pub services: Vec<ServiceSetup>,
+}
+
+/// One service: what the API shows, how the runner treats it, what its jobs
+/// do, and when they run.
+pub struct ServiceSetup {
+    /// For status, API and metrics.
+    pub info: ServiceInfo,
+    /// For the runner.
+    pub settings: JobSettings,
+    /// For the executor.
+    pub jobs: jobs::ServiceJobs,
+    /// Scheduled job kinds.
+    pub entries: Vec<Entry>,
+}
+
+/// Loads (or reloads) the setup: the config file, parsed and resolved.
+pub type Loader = Box<dyn Fn() -> Result<Setup> + Send + Sync>;
+
+fn key(s: &ServiceSetup) -> (String, String) {
+    (s.info.tenant.clone(), s.info.name.clone())
+}
+
+/// Applies a setup: services to the runner, state and executor; returns the
+/// scheduler entries to start.
+fn apply(setup: &Setup, runner: &Runner, state: &State, services: &jobs::Services) -> Vec<Entry> {
+    runner.set_services(setup.services.iter().map(|s| (key(s), s.settings.clone())).collect());
+    *services
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = setup
+        .services
+        .iter()
+        .map(|s| (key(s), Arc::new(s.jobs.clone())))
+        .collect::<HashMap<_, _>>();
+    state.replace(
+        setup.services.iter().map(|s| s.info.clone()).collect(),
+        setup.tokens.clone(),
+    );
+    setup.services.iter().flat_map(|s| s.entries.clone()).collect()
+}
+
+/// Tells systemd something (no-op outside systemd).
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT. SIGHUP reloads the config: a
+/// config that does not load is refused (logged, and the old one kept).
+///
+/// # Errors
+/// A first config that does not load, a catalog that cannot be opened, an
+/// API address that cannot be bound.
+pub async fn run(loader: Loader) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let setup = loader()?;
+    let catalog = Catalog::open(&setup.state_dir)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let interrupted = catalog.fail_interrupted(clock.now())?;
+    if interrupted > 0 {
+        tracing::warn!(jobs = interrupted, "jobs interrupted by the last stop were marked failed");
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let services: jobs::Services = Arc::new(RwLock::new(HashMap::new()));
+    let runner = Runner::new(
+        catalog.clone(),
+        clock.clone(),
+        jobs::executor(services.clone(), catalog.clone()),
+        setup.limits.clone(),
+        stop_rx.clone(),
+    );
+    let state = State::new(catalog.clone(), runner.clone(), clock.clone(), Vec::new(), Vec::new());
+    let entries = apply(&setup, &runner, &state, &services);
+
+    let (queue_tx, queue_rx) = mpsc::channel(1024);
+    let serve_runner = runner.clone();
+    let serving = tokio::spawn(async move { serve_runner.serve(queue_rx).await });
+
+    // Scheduler tasks, restarted on reload (each generation has its own stop).
+    let start_entries = |entries: Vec<Entry>| {
+        let (gen_tx, gen_rx) = watch::channel(false);
+        let mut set = JoinSet::new();
+        for e in entries {
+            let (catalog, clock, queue, stop) =
+                (catalog.clone(), clock.clone(), queue_tx.clone(), gen_rx.clone());
+            set.spawn(async move {
+                let (tenant, service, kind) = (e.tenant.clone(), e.service.clone(), e.kind);
+                if let Err(err) = scheduler::run_entry(e, catalog, clock, queue, stop).await {
+                    tracing::error!(%tenant, %service, job = kind.name(), error = %err, "schedule stopped");
+                }
+            });
+        }
+        (gen_tx, set)
+    };
+    let (mut gen_stop, mut gen_tasks) = start_entries(entries);
+
+    // Fill the snapshot cache in the background.
+    for s in &setup.services {
+        let (jobs, catalog) = (s.jobs.clone(), catalog.clone());
+        tokio::spawn(async move { jobs::refresh_snapshots(&jobs, &catalog).await });
+    }
+
+    let api = match setup.listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+            tracing::info!(%addr, "API listening");
+            Some(tokio::spawn(api::serve(listener, state.clone(), stop_rx.clone())))
+        }
+        None => None,
+    };
+
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP handler", e))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut ping = tokio::time::interval(
+        watchdog.map_or(std::time::Duration::from_secs(3600), |d| d / 2),
+    );
+    tracing::info!(services = setup.services.len(), "daemon started");
+    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running")]);
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                notify(&[sd_notify::NotifyState::Reloading]);
+                match loader() {
+                    Ok(new) => {
+                        let entries = apply(&new, &runner, &state, &services);
+                        let _ = gen_stop.send(true);
+                        while gen_tasks.join_next().await.is_some() {}
+                        (gen_stop, gen_tasks) = start_entries(entries);
+                        tracing::info!(services = new.services.len(), "config reloaded");
+                        notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running (config reloaded)")]);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "config refused on reload; keeping the running one");
+                        notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running (last reload refused: see the log)")]);
+                    }
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = ping.tick() => if watchdog.is_some() { notify(&[sd_notify::NotifyState::Watchdog]); },
+        }
+    }
+    tracing::info!(active = runner.active(), "stopping: running jobs get {} s to finish", runner::STOP_GRACE.as_secs());
+    notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    let _ = gen_stop.send(true);
+    while gen_tasks.join_next().await.is_some() {}
+    runner.drain().await;
+    serving.abort();
+    if let Some(api) = api {
+        match api.await {
+            Ok(Err(e)) => tracing::warn!(error = %e, "API server"),
+            Err(e) => tracing::warn!(error = %e, "API task"),
+            Ok(Ok(())) => {}
+        }
+    }
+    catalog.flush()?;
+    tracing::info!("stopped");
+    Ok(())
+}
