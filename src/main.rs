@@ -310,6 +310,9 @@ struct RestoreArgs {
     /// Not paths matching (repeatable)
     #[arg(long)]
     exclude: Vec<String>,
+    /// Restore into a non-empty directory, replacing the files the snapshot has
+    #[arg(long)]
+    overwrite: bool,
     /// Read every restored file back and check it
     #[arg(long)]
     verify: bool,
@@ -687,6 +690,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 includes: a.include,
                 excludes: a.exclude,
                 verify: a.verify,
+                overwrite: a.overwrite,
                 concurrency: 4,
                 progress: Progress::new("restore", g.quiet || g.json),
             };

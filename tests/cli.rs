@@ -473,7 +473,7 @@ fn damaged_objects_are_detected_and_named() {
     // and files stored elsewhere still restore.
     let data_packs = objects(&env.repo, "data");
     let mut found = false;
-    for pack in &data_packs {
+    for (i, pack) in data_packs.iter().enumerate() {
         let before = std::fs::read(pack).unwrap();
         flip_byte(pack, 100);
         let o = env.run(&["check", "--read-data"]);
@@ -490,10 +490,10 @@ fn damaged_objects_are_detected_and_named() {
             // Structure-only check does not read packs.
             env.ok(&["check"]);
             // Restoring the damaged file fails with exit 1; the others restore.
-            let t = env.path("t1");
+            let t = env.path(&format!("t1-{i}"));
             let e = env.fails(&["restore", "latest", "--target", t.to_str().unwrap()], 1);
             assert!(e.contains("big.bin"), "{e}");
-            let t = env.path("t2");
+            let t = env.path(&format!("t2-{i}"));
             env.ok(&[
                 "restore",
                 "latest",

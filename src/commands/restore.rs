@@ -8,6 +8,9 @@
 //! * Blocks of zeros are not written: files are sized first, so holes stay holes.
 //! * A file already present with the right content is left alone, so a restore
 //!   interrupted and run again finishes the rest.
+//! * Live data is never overwritten by accident: a non-empty target is refused
+//!   unless it holds the marker of an unfinished restore of the same snapshot
+//!   (which is then resumed) or `overwrite` is set.
 //! * Metadata (owner when root, mode, extended attributes, times) is applied
 //!   after all content, directories deepest first so their mtimes stick.
 
@@ -43,6 +46,10 @@ const MAX_RANGE: u64 = 32 << 20;
 /// Granularity of hole detection when writing.
 const SPARSE_BLOCK: usize = 4096;
 
+/// Left in the target while a restore runs; holds the snapshot's root tree ID,
+/// so that only the same restore may resume into a non-empty target.
+pub const MARKER: &str = ".custos-restore-in-progress";
+
 /// What to restore and how.
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -54,6 +61,9 @@ pub struct RestoreOptions {
     pub excludes: Vec<String>,
     /// Read every restored file back and check it.
     pub verify: bool,
+    /// Restore into a non-empty target, replacing files the snapshot has
+    /// (files it does not have are left alone).
+    pub overwrite: bool,
     /// Packs processed at once.
     pub concurrency: usize,
     /// Progress display.
@@ -67,6 +77,7 @@ impl Default for RestoreOptions {
             includes: Vec::new(),
             excludes: Vec::new(),
             verify: false,
+            overwrite: false,
             concurrency: 4,
             progress: Progress::hidden(),
         }
@@ -324,7 +335,7 @@ pub async fn restore(
 ) -> Result<RestoreResult> {
     let items = collect(repo, snap, opts).await?;
     let target = &opts.target;
-    std::fs::create_dir_all(target).map_err(at("cannot create restore target", target))?;
+    let marker = claim_target(target, &snap.tree, opts.overwrite)?;
     let root = crate::util::is_root();
     let mut result = RestoreResult::default();
 
@@ -533,6 +544,7 @@ pub async fn restore(
                         f.entry(fi).or_insert(e);
                     }
                 }
+                crate::util::crash_point("restore:after-pack");
                 Ok(())
             }
         })
@@ -605,7 +617,51 @@ pub async fn restore(
         }
     }
     opts.progress.finish();
+    // A complete restore drops its marker; one with errors keeps it, so that
+    // running it again (after fixing the cause) resumes.
+    if result.errors.is_empty() {
+        std::fs::remove_file(&marker).map_err(at("cannot remove the restore marker", &marker))?;
+    }
     Ok(result)
+}
+
+/// Checks that `target` may be restored into and leaves the marker there;
+/// returns the marker's path.
+///
+/// # Errors
+/// [`Error::Refused`] for a non-empty target that is not an unfinished restore
+/// of the same snapshot, without `overwrite`; I/O errors.
+fn claim_target(target: &Path, tree: &BlobId, overwrite: bool) -> Result<PathBuf> {
+    std::fs::create_dir_all(target).map_err(at("cannot create restore target", target))?;
+    let marker = target.join(MARKER);
+    let resuming = std::fs::read_to_string(&marker)
+        .ok()
+        .map(|s| s.trim() == tree.to_hex());
+    let mut entries =
+        std::fs::read_dir(target).map_err(at("cannot read restore target", target))?;
+    let occupied = entries.any(|e| e.is_ok_and(|e| e.file_name() != MARKER));
+    match resuming {
+        Some(true) => tracing::info!(target = %target.display(), "resuming an unfinished restore of this snapshot"),
+        _ if !occupied || overwrite => {}
+        Some(false) => {
+            return Err(Error::Refused(format!(
+                "restore target {} holds an unfinished restore of another snapshot: finish that one, or choose another target (or --overwrite)",
+                target.display()
+            )))
+        }
+        None => {
+            return Err(Error::Refused(format!(
+                "restore target {} is not empty: restore into a new or empty directory, or add --overwrite to replace the files the snapshot has (others are left alone)",
+                target.display()
+            )))
+        }
+    }
+    let mut f =
+        std::fs::File::create(&marker).map_err(at("cannot write the restore marker", &marker))?;
+    std::io::Write::write_all(&mut f, tree.to_hex().as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(at("cannot write the restore marker", &marker))?;
+    Ok(marker)
 }
 
 /// Splits blobs (sorted by offset) into ranges read with one request each.

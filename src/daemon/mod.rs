@@ -66,7 +66,13 @@ fn key(s: &ServiceSetup) -> (String, String) {
 /// Applies a setup: services to the runner, state and executor; returns the
 /// scheduler entries to start.
 fn apply(setup: &Setup, runner: &Runner, state: &State, services: &jobs::Services) -> Vec<Entry> {
-    runner.set_services(setup.services.iter().map(|s| (key(s), s.settings.clone())).collect());
+    runner.set_services(
+        setup
+            .services
+            .iter()
+            .map(|s| (key(s), s.settings.clone()))
+            .collect(),
+    );
     *services
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = setup
@@ -78,7 +84,11 @@ fn apply(setup: &Setup, runner: &Runner, state: &State, services: &jobs::Service
         setup.services.iter().map(|s| s.info.clone()).collect(),
         setup.tokens.clone(),
     );
-    setup.services.iter().flat_map(|s| s.entries.clone()).collect()
+    setup
+        .services
+        .iter()
+        .flat_map(|s| s.entries.clone())
+        .collect()
 }
 
 /// Tells systemd something (no-op outside systemd).
@@ -101,7 +111,10 @@ pub async fn run(loader: Loader) -> Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let interrupted = catalog.fail_interrupted(clock.now())?;
     if interrupted > 0 {
-        tracing::warn!(jobs = interrupted, "jobs interrupted by the last stop were marked failed");
+        tracing::warn!(
+            jobs = interrupted,
+            "jobs interrupted by the last stop were marked failed"
+        );
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let services: jobs::Services = Arc::new(RwLock::new(HashMap::new()));
@@ -112,7 +125,13 @@ pub async fn run(loader: Loader) -> Result<()> {
         setup.limits.clone(),
         stop_rx.clone(),
     );
-    let state = State::new(catalog.clone(), runner.clone(), clock.clone(), Vec::new(), Vec::new());
+    let state = State::new(
+        catalog.clone(),
+        runner.clone(),
+        clock.clone(),
+        Vec::new(),
+        Vec::new(),
+    );
     let entries = apply(&setup, &runner, &state, &services);
 
     let (queue_tx, queue_rx) = mpsc::channel(1024);
@@ -124,8 +143,12 @@ pub async fn run(loader: Loader) -> Result<()> {
         let (gen_tx, gen_rx) = watch::channel(false);
         let mut set = JoinSet::new();
         for e in entries {
-            let (catalog, clock, queue, stop) =
-                (catalog.clone(), clock.clone(), queue_tx.clone(), gen_rx.clone());
+            let (catalog, clock, queue, stop) = (
+                catalog.clone(),
+                clock.clone(),
+                queue_tx.clone(),
+                gen_rx.clone(),
+            );
             set.spawn(async move {
                 let (tenant, service, kind) = (e.tenant.clone(), e.service.clone(), e.kind);
                 if let Err(err) = scheduler::run_entry(e, catalog, clock, queue, stop).await {
@@ -149,7 +172,11 @@ pub async fn run(loader: Loader) -> Result<()> {
                 .await
                 .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
             tracing::info!(%addr, "API listening");
-            Some(tokio::spawn(api::serve(listener, state.clone(), stop_rx.clone())))
+            Some(tokio::spawn(api::serve(
+                listener,
+                state.clone(),
+                stop_rx.clone(),
+            )))
         }
         None => None,
     };
@@ -158,11 +185,13 @@ pub async fn run(loader: Loader) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
     let watchdog = sd_notify::watchdog_enabled();
-    let mut ping = tokio::time::interval(
-        watchdog.map_or(std::time::Duration::from_secs(3600), |d| d / 2),
-    );
+    let mut ping =
+        tokio::time::interval(watchdog.map_or(std::time::Duration::from_secs(3600), |d| d / 2));
     tracing::info!(services = setup.services.len(), "daemon started");
-    notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running")]);
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("running"),
+    ]);
     loop {
         tokio::select! {
             _ = hup.recv() => {
@@ -187,7 +216,11 @@ pub async fn run(loader: Loader) -> Result<()> {
             _ = ping.tick() => if watchdog.is_some() { notify(&[sd_notify::NotifyState::Watchdog]); },
         }
     }
-    tracing::info!(active = runner.active(), "stopping: running jobs get {} s to finish", runner::STOP_GRACE.as_secs());
+    tracing::info!(
+        active = runner.active(),
+        "stopping: running jobs get {} s to finish",
+        runner::STOP_GRACE.as_secs()
+    );
     notify(&[sd_notify::NotifyState::Stopping]);
     let _ = stop_tx.send(true);
     let _ = gen_stop.send(true);

@@ -1,0 +1,124 @@
+//! Restore targets: live data is never overwritten by accident, and an
+//! interrupted restore resumes.
+
+#[allow(dead_code)]
+mod common;
+
+use common::cli::{assert_same_content, make_tree, pseudo_random, restored, Env};
+
+const MARKER: &str = ".custos-restore-in-progress";
+
+#[test]
+fn a_non_empty_target_is_refused_unless_overwrite() {
+    let env = Env::local();
+    env.ok(&["init"]);
+    let src = env.path("src");
+    make_tree(&src);
+    env.ok(&["backup", src.to_str().unwrap()]);
+
+    let target = env.path("live");
+    let inside = restored(&target, &src);
+    std::fs::create_dir_all(inside.join("docs")).unwrap();
+    std::fs::write(inside.join("docs/readme.txt"), b"live data").unwrap();
+    std::fs::write(inside.join("local-only.txt"), b"keep me").unwrap();
+
+    let e = env.fails(
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+        1,
+    );
+    assert!(
+        e.contains("is not empty") && e.contains("--overwrite"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(inside.join("docs/readme.txt")).unwrap(),
+        b"live data"
+    );
+    assert!(!target.join(MARKER).exists());
+
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+        "--overwrite",
+        "--verify",
+    ]);
+    assert_eq!(
+        std::fs::read(inside.join("docs/readme.txt")).unwrap(),
+        std::fs::read(src.join("docs/readme.txt")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(inside.join("local-only.txt")).unwrap(),
+        b"keep me"
+    );
+    assert!(
+        !target.join(MARKER).exists(),
+        "marker removed after a complete restore"
+    );
+
+    // A fresh or empty directory needs nothing.
+    let empty = env.path("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    env.ok(&["restore", "latest", "--target", empty.to_str().unwrap()]);
+    assert_same_content(&src, &restored(&empty, &src));
+}
+
+#[test]
+fn a_killed_restore_resumes_and_only_the_same_snapshot_may_resume() {
+    let env = Env::local();
+    env.ok(&["init", "--pack-size-mib", "4"]);
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..24u64 {
+        std::fs::write(
+            src.join(format!("f{i:02}.bin")),
+            pseudo_random(2 << 20, i + 1),
+        )
+        .unwrap();
+    }
+    let first = env.json(&["backup", src.to_str().unwrap()]);
+    std::fs::write(src.join("f00.bin"), b"changed").unwrap();
+    let second = env.json(&["backup", src.to_str().unwrap()]);
+    std::fs::write(src.join("f00.bin"), pseudo_random(2 << 20, 1)).unwrap();
+
+    let target = env.path("t");
+    let id = first["id"].as_str().unwrap();
+    // Killed (SIGKILL) as soon as the first pack's data is written.
+    let o = env
+        .cmd()
+        .args(["restore", id, "--target", target.to_str().unwrap()])
+        .env("CUSTOS_TEST_CRASH_AT", "restore:after-pack")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), None, "restore was not killed");
+    assert!(target.join(MARKER).exists());
+    // Another snapshot may not land on top of the unfinished one.
+    let e = env.fails(
+        &[
+            "restore",
+            second["id"].as_str().unwrap(),
+            "--target",
+            target.to_str().unwrap(),
+        ],
+        1,
+    );
+    assert!(e.contains("unfinished restore of another snapshot"), "{e}");
+    let out = env.json(&[
+        "restore",
+        id,
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
+    let r = &out["result"];
+    assert!(r["errors"].as_array().unwrap().is_empty(), "{out}");
+    assert_eq!(r["files_verified"], 24, "{out}");
+    assert!(r["files_skipped"].as_u64().unwrap() > 0, "resumed: {out}");
+    assert!(
+        r["bytes_written"].as_u64().unwrap() < 48 << 20,
+        "resumed: {out}"
+    );
+    assert_same_content(&src, &restored(&target, &src));
+    assert!(!target.join(MARKER).exists());
+}
