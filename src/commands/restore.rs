@@ -41,8 +41,10 @@ type BlobWork = (BlobId, Location, Vec<(usize, u64)>);
 /// Largest gap between two needed blobs that is still read in one request
 /// (reading a little waste beats another round trip).
 const MERGE_GAP: u64 = 1 << 20;
-/// Largest single ranged read.
-const MAX_RANGE: u64 = 32 << 20;
+/// Largest single ranged read: with `concurrency` packs in flight, restore
+/// memory is about `concurrency × 2 × MAX_RANGE` (the read and the decoded
+/// blobs), whatever the snapshot's size.
+const MAX_RANGE: u64 = 8 << 20;
 /// Granularity of hole detection when writing.
 const SPARSE_BLOCK: usize = 4096;
 
