@@ -10,7 +10,7 @@ use custos::backend::Backend;
 use custos::commands::{backup, browse, check, forget, prune, repair, restore, stats};
 use custos::crypto::keyslot::{KdfParams, Secret};
 use custos::progress::Progress;
-use custos::repository::{lock, select_snapshot, InitOptions, Repository};
+use custos::repository::{lock, select_snapshot, select_snapshot_at, InitOptions, Repository};
 use custos::util::human_bytes;
 use custos::{Error, Result};
 use zeroize::Zeroizing;
@@ -310,6 +310,10 @@ struct RestoreArgs {
     /// Not paths matching (repeatable)
     #[arg(long)]
     exclude: Vec<String>,
+    /// The service's restore window (e.g. 90d): a point in time or snapshot
+    /// older than this is refused
+    #[arg(long, value_name = "DURATION")]
+    restore_window: Option<String>,
     /// Restore into a non-empty directory, replacing the files the snapshot has
     #[arg(long)]
     overwrite: bool,
@@ -665,24 +669,17 @@ async fn run(cli: Cli) -> Result<u8> {
                     .as_ref()
                     .is_none_or(|v| s.service.as_ref() == Some(v))
             };
-            let (id, snap) = match (&a.at, &a.snapshot) {
-                (Some(at), None) => {
-                    let t = parse_time(at, "--at")?;
-                    snaps
-                        .iter()
-                        .rev()
-                        .find(|(_, s)| service_ok(s) && s.timestamp() <= t)
-                        .ok_or_else(|| Error::NotFound(format!("a snapshot at or before {t}")))?
-                }
-                (Some(_), Some(_)) => {
-                    return Err(Error::Usage(
-                        "give either a snapshot or --at, not both".into(),
-                    ))
-                }
-                (None, spec) => {
-                    select_snapshot(&snaps, spec.as_deref().unwrap_or("latest"), service_ok)?
-                }
-            };
+            let at = a.at.as_deref().map(|t| parse_time(t, "--at")).transpose()?;
+            let (id, snap) = select_snapshot_at(&snaps, a.snapshot.as_deref(), at, service_ok)?;
+            let window = a
+                .restore_window
+                .as_deref()
+                .map(|w| {
+                    w.parse::<custos::policy::retention::HumanDuration>()
+                        .map_err(|e| Error::Usage(format!("--restore-window {w:?}: {e}")))
+                })
+                .transpose()?;
+            custos::policy::window::check(window, at, snap.timestamp(), jiff::Timestamp::now())?;
             let lock =
                 lock::Lock::acquire(repo.backend(), lock::LockKind::Shared, "restore").await?;
             let opts = restore::RestoreOptions {

@@ -122,3 +122,75 @@ fn a_killed_restore_resumes_and_only_the_same_snapshot_may_resume() {
     assert_same_content(&src, &restored(&target, &src));
     assert!(!target.join(MARKER).exists());
 }
+
+#[test]
+fn requests_outside_the_restore_window_are_refused() {
+    let env = Env::local();
+    env.ok(&["init"]);
+    let src = env.path("src");
+    make_tree(&src);
+    let old = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * 100);
+    let recent = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * 10);
+    env.ok(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--service",
+        "app",
+        "--time",
+        &old.to_string(),
+    ]);
+    env.ok(&[
+        "backup",
+        src.to_str().unwrap(),
+        "--service",
+        "app",
+        "--time",
+        &recent.to_string(),
+    ]);
+    let target = env.path("t");
+    let t = target.to_str().unwrap();
+
+    // The 100-day-old snapshot, asked for by point in time: refused, naming
+    // the window and the date.
+    let at = (old + jiff::SignedDuration::from_hours(1)).to_string();
+    let e = env.fails(
+        &[
+            "restore",
+            "--at",
+            &at,
+            "--target",
+            t,
+            "--restore-window",
+            "90d",
+        ],
+        1,
+    );
+    assert!(e.contains("outside the 90d restore window"), "{e}");
+    assert!(e.contains(&at[..10]), "{e}");
+    // By ID too.
+    let first = env.json(&["snapshots"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let e = env.fails(
+        &["restore", &first, "--target", t, "--restore-window", "90d"],
+        1,
+    );
+    assert!(e.contains("snapshot of"), "{e}");
+    assert!(!target.exists(), "nothing written");
+    // Within the window, and without one, restores work.
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        t,
+        "--restore-window",
+        "90d",
+    ]);
+    env.ok(&[
+        "restore",
+        &first,
+        "--target",
+        env.path("u").to_str().unwrap(),
+    ]);
+}

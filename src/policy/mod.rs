@@ -3,9 +3,12 @@
 //! - [`retention`]: which snapshots of one group a retention policy keeps, and
 //!   why (`custos forget`); also the duration syntax of the command line and the
 //!   config (`7d`, `90d`, `12h`, `1d12h`).
+//! - [`window`]: whether a restore request falls within a service's restore
+//!   window.
 //!
 //! Nothing here does I/O or reads the clock: callers load the snapshots, group
 //! them (by service, host, paths), pass the current time, and act on the
 //! decisions. That keeps the rules property-testable against a reference model.
 
 pub mod retention;
+pub mod window;

@@ -597,6 +597,33 @@ impl IndexedRepository {
     }
 }
 
+/// Picks a snapshot by ID, unique ID prefix or `latest` (`spec`), or as the
+/// newest at or before `at`; only among snapshots passing `filter`.
+/// `snaps` must be sorted oldest first, as [`Repository::snapshots`] returns
+/// them.
+///
+/// # Errors
+/// [`Error::Usage`] when both or an ambiguous prefix are given,
+/// [`Error::NotFound`] when nothing matches.
+pub fn select_snapshot_at<'a>(
+    snaps: &'a [(SnapshotId, Snapshot)],
+    spec: Option<&str>,
+    at: Option<jiff::Timestamp>,
+    filter: impl Fn(&Snapshot) -> bool,
+) -> Result<&'a (SnapshotId, Snapshot)> {
+    match (spec, at) {
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "give either a snapshot or a point in time (--at), not both".into(),
+        )),
+        (None, Some(t)) => snaps
+            .iter()
+            .rev()
+            .find(|(_, s)| filter(s) && s.timestamp() <= t)
+            .ok_or_else(|| Error::NotFound(format!("a snapshot at or before {t}"))),
+        (spec, None) => select_snapshot(snaps, spec.unwrap_or("latest"), filter),
+    }
+}
+
 /// Resolves a snapshot selector: `latest`, a full ID or a unique prefix.
 /// `filter` limits `latest` (and prefixes) to matching snapshots.
 ///
