@@ -82,6 +82,17 @@ impl Progress {
         }
     }
 
+    /// Files done, files expected, bytes done, bytes expected (for status
+    /// reports; works when the bar is hidden too).
+    pub fn counts(&self) -> (u64, u64, u64, u64) {
+        (
+            self.inner.files.load(Ordering::Relaxed),
+            self.inner.total_files.load(Ordering::Relaxed),
+            self.inner.bar.position(),
+            self.inner.bar.length().unwrap_or(0),
+        )
+    }
+
     /// Prints a line above the bar (warnings).
     pub fn println(&self, line: &str) {
         if self.inner.bar.is_hidden() {

@@ -10,6 +10,9 @@
 //! | `POST /v1/services/{tenant}/{service}/backup` | operator, partner | on-demand backup; body `{"tags": ["pre-change"]}` (optional); 202 with the job |
 //! | `GET /v1/jobs[?tenant=&service=&limit=]` | all roles | recent jobs |
 //! | `GET /v1/jobs/{id}` | all roles | one job |
+//! | `POST /v1/services/{tenant}/{service}/restores` | operator, partner | restore request: `{"ticket": "SD-1", "snapshot": "latest" \| ID \| prefix, "at": RFC 3339, "include": [globs], "exclude": [globs], "verify": true}`; 202 with the request, 422 outside the restore window |
+//! | `GET /v1/restores[?tenant=&service=&limit=]` | all roles | recent restore requests |
+//! | `GET /v1/restores/{id}` | all roles | one request: state (`queued`, `running`, `done`, `failed`), files and bytes so far, errors |
 //!
 //! Authentication: `Authorization: Bearer <token>`. A partner token only ever
 //! sees its own tenant: anything of another tenant answers 404, exactly as if
@@ -66,7 +69,7 @@ impl From<Error> for ApiError {
         let status = match &e {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Usage(_) => StatusCode::BAD_REQUEST,
-            Error::Refused(_) => StatusCode::CONFLICT,
+            Error::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -92,6 +95,12 @@ pub fn router(state: State) -> Router {
         .route("/v1/services/{tenant}/{service}/backup", post(start_backup))
         .route("/v1/jobs", get(list_jobs))
         .route("/v1/jobs/{id}", get(get_job))
+        .route(
+            "/v1/services/{tenant}/{service}/restores",
+            post(request_restore),
+        )
+        .route("/v1/restores", get(list_restores))
+        .route("/v1/restores/{id}", get(get_restore))
         .layer(middleware::from_fn_with_state(app.clone(), answer_once));
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
@@ -319,6 +328,75 @@ async fn get_job(
         .filter(|j| token.role.sees(&j.tenant))
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job {id}")))?;
     Ok(Json(job).into_response())
+}
+
+async fn request_restore(
+    AxState(app): AxState<App>,
+    headers: HeaderMap,
+    Path((tenant, service)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    let info = app
+        .state
+        .service(&tenant, &service)
+        .filter(|_| token.role.sees(&tenant))
+        .ok_or_else(|| not_found(&tenant, &service))?;
+    if !token.role.acts_on(&tenant) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("token {} is read-only", token.name),
+        ));
+    }
+    let Some((desk, jobs)) = &app.state.restores else {
+        return Err(ApiError(
+            StatusCode::NOT_IMPLEMENTED,
+            "this daemon takes no restore requests".into(),
+        ));
+    };
+    let req: super::restores::RestoreRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))?;
+    let svc = jobs
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&(tenant.clone(), service.clone()))
+        .cloned()
+        .ok_or_else(|| not_found(&tenant, &service))?;
+    let window = info
+        .restore_window
+        .map(|w| crate::policy::retention::HumanDuration::from_secs(w.as_secs()));
+    let rec = desk.submit(svc, window, req, &token.name, app.state.clock.now())?;
+    Ok((StatusCode::ACCEPTED, Json(rec)).into_response())
+}
+
+async fn list_restores(
+    AxState(app): AxState<App>,
+    headers: HeaderMap,
+    Query(q): Query<JobQuery>,
+) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    let limit = q.limit.unwrap_or(50).min(1000);
+    let list = app.state.catalog.restores(limit, |r| {
+        token.role.sees(&r.tenant)
+            && q.tenant.as_ref().is_none_or(|t| *t == r.tenant)
+            && q.service.as_ref().is_none_or(|s| *s == r.service)
+    })?;
+    Ok(Json(list).into_response())
+}
+
+async fn get_restore(
+    AxState(app): AxState<App>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    let rec = app
+        .state
+        .catalog
+        .restore(id)?
+        .filter(|r| token.role.sees(&r.tenant))
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no restore request {id}")))?;
+    Ok(Json(rec).into_response())
 }
 
 /// Serves the API on `listener` until `shutdown` turns true.

@@ -6,6 +6,7 @@
 //! | `last_runs` | `tenant/service/kind` | RFC 3339 time of the last scheduled run that was started |
 //! | `snapshots` | `tenant/service/time/id` | [`SnapshotEntry`] (JSON) |
 //! | `counters` | `tenant/service/name` | u64, big-endian (monotonic, for `/metrics`) |
+//! | `restores` | request ID (8 bytes, big-endian) | `RestoreRecord` (JSON) |
 //!
 //! Everything here can be rebuilt: job history is informational, `last_runs`
 //! only drives catch-up, and the snapshot cache is rebuilt from the
@@ -178,6 +179,7 @@ pub struct Catalog {
     last_runs: sled::Tree,
     snapshots: sled::Tree,
     counters: sled::Tree,
+    restores: sled::Tree,
 }
 
 fn db_err(what: &str, e: impl std::fmt::Display) -> Error {
@@ -216,6 +218,7 @@ impl Catalog {
             last_runs: tree("last_runs")?,
             snapshots: tree("snapshots")?,
             counters: tree("counters")?,
+            restores: tree("restores")?,
             db,
         })
     }
@@ -235,6 +238,7 @@ impl Catalog {
             last_runs: tree("last_runs")?,
             snapshots: tree("snapshots")?,
             counters: tree("counters")?,
+            restores: tree("restores")?,
             db,
         })
     }
@@ -252,7 +256,7 @@ impl Catalog {
         tags: Vec<String>,
         now: Timestamp,
     ) -> Result<JobRecord> {
-        let id = self.db.generate_id().map_err(|e| db_err("job id", e))? + 1;
+        let id = self.next_id()?;
         let rec = JobRecord {
             id,
             kind,
@@ -321,6 +325,29 @@ impl Catalog {
             }
         }
         Ok(out)
+    }
+
+    /// Restores left queued or running by a daemon that stopped: marked
+    /// failed ("interrupted"; asking again resumes into the same target).
+    /// Returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn fail_interrupted_restores(&self, now: Timestamp) -> Result<usize> {
+        use super::restores::RestoreState;
+        let mut n = 0;
+        for item in self.restores.iter() {
+            let (_, v) = item.map_err(|e| db_err("restores", e))?;
+            let mut rec: super::restores::RestoreRecord = decode("restore", &v)?;
+            if matches!(rec.state, RestoreState::Queued | RestoreState::Running) {
+                rec.state = RestoreState::Failed;
+                rec.finished = Some(now.to_string());
+                rec.errors = vec!["interrupted: the daemon stopped during the restore".into()];
+                self.put_restore(&rec)?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Jobs left queued or running by a daemon that stopped: marked failed
@@ -469,6 +496,60 @@ impl Catalog {
         Ok(None)
     }
 
+    /// A fresh ID (jobs and restore requests share the sequence).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn next_id(&self) -> Result<u64> {
+        Ok(self.db.generate_id().map_err(|e| db_err("id", e))? + 1)
+    }
+
+    /// Stores a restore request (insert or update).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn put_restore(&self, rec: &super::restores::RestoreRecord) -> Result<()> {
+        self.restores
+            .insert(rec.id.to_be_bytes(), encode("restore", rec)?)
+            .map_err(|e| db_err("restore", e))?;
+        Ok(())
+    }
+
+    /// One restore request.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn restore(&self, id: u64) -> Result<Option<super::restores::RestoreRecord>> {
+        self.restores
+            .get(id.to_be_bytes())
+            .map_err(|e| db_err("restore", e))?
+            .map(|v| decode("restore", &v))
+            .transpose()
+    }
+
+    /// The newest `limit` restore requests matching `filter`, newest first.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn restores(
+        &self,
+        limit: usize,
+        filter: impl Fn(&super::restores::RestoreRecord) -> bool,
+    ) -> Result<Vec<super::restores::RestoreRecord>> {
+        let mut out = Vec::new();
+        for item in self.restores.iter().rev() {
+            let (_, v) = item.map_err(|e| db_err("restores", e))?;
+            let rec: super::restores::RestoreRecord = decode("restore", &v)?;
+            if filter(&rec) {
+                out.push(rec);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds `n` to a service's counter `name`.
     ///
     /// # Errors
@@ -521,6 +602,14 @@ impl Catalog {
             let rec: JobRecord = decode("job", &v)?;
             if rec.tenant == tenant {
                 self.jobs.remove(k).map_err(|e| db_err("purge", e))?;
+                n += 1;
+            }
+        }
+        for item in self.restores.iter() {
+            let (k, v) = item.map_err(|e| db_err("purge", e))?;
+            let rec: super::restores::RestoreRecord = decode("restore", &v)?;
+            if rec.tenant == tenant {
+                self.restores.remove(k).map_err(|e| db_err("purge", e))?;
                 n += 1;
             }
         }

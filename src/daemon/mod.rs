@@ -11,6 +11,7 @@ pub mod api;
 pub mod catalog;
 pub mod jobs;
 pub mod metrics;
+pub mod restores;
 pub mod runner;
 pub mod scheduler;
 pub mod state;
@@ -33,6 +34,10 @@ use state::{ServiceInfo, State, Token};
 pub struct Setup {
     /// State directory (catalog, caches).
     pub state_dir: PathBuf,
+    /// Where service-desk restores are written (`<root>/<tenant>/<ticket>-<id>`).
+    pub restore_root: PathBuf,
+    /// Restores running at once.
+    pub restore_concurrency: usize,
     /// API address; `None`: no API.
     pub listen: Option<SocketAddr>,
     /// Concurrency limits.
@@ -109,7 +114,8 @@ pub async fn run(loader: Loader) -> Result<()> {
     let setup = loader()?;
     let catalog = Catalog::open(&setup.state_dir)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let interrupted = catalog.fail_interrupted(clock.now())?;
+    let interrupted =
+        catalog.fail_interrupted(clock.now())? + catalog.fail_interrupted_restores(clock.now())?;
     if interrupted > 0 {
         tracing::warn!(
             jobs = interrupted,
@@ -131,6 +137,14 @@ pub async fn run(loader: Loader) -> Result<()> {
         clock.clone(),
         Vec::new(),
         Vec::new(),
+    )
+    .with_restores(
+        restores::RestoreDesk::new(
+            catalog.clone(),
+            setup.restore_root.clone(),
+            setup.restore_concurrency,
+        ),
+        services.clone(),
     );
     let entries = apply(&setup, &runner, &state, &services);
 

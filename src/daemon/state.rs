@@ -174,6 +174,8 @@ pub struct State {
     pub clock: Arc<dyn Clock>,
     services: Arc<RwLock<Arc<Vec<ServiceInfo>>>>,
     tokens: Arc<RwLock<Arc<Vec<Token>>>>,
+    /// Restores, when the daemon takes restore requests.
+    pub restores: Option<(super::restores::RestoreDesk, super::jobs::Services)>,
 }
 
 impl State {
@@ -191,7 +193,18 @@ impl State {
             clock,
             services: Arc::new(RwLock::new(Arc::new(services))),
             tokens: Arc::new(RwLock::new(Arc::new(tokens))),
+            restores: None,
         }
+    }
+
+    /// Takes restore requests through `desk`, for the services in `jobs`.
+    pub fn with_restores(
+        mut self,
+        desk: super::restores::RestoreDesk,
+        jobs: super::jobs::Services,
+    ) -> State {
+        self.restores = Some((desk, jobs));
+        self
     }
 
     /// Replaces services and tokens (config reload).

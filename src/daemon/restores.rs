@@ -1,0 +1,389 @@
+//! Restores for the service desk: request (with a ticket) → queued → running
+//! (files and bytes so far) → done or failed with the reason.
+//!
+//! A request is checked when it is made: the service exists for the caller,
+//! the ticket reference is well formed, and the snapshot it designates (by ID,
+//! prefix, `latest`, or the newest at or before `at`, resolved on the
+//! catalog's snapshot cache) is inside the service's restore window. A
+//! request outside the window is refused at once, naming the window and the
+//! date asked for.
+//!
+//! Restores land in `<restore root>/<tenant>/<ticket>-<request id>`, never
+//! over live data; the partner's data is handed over from there. They run
+//! one at a time by default (a restore is I/O heavy and should not starve
+//! backups), each with `--verify` unless the request says otherwise.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Semaphore;
+
+use super::catalog::{Catalog, SnapshotEntry};
+use super::jobs::ServiceJobs;
+use crate::commands::restore;
+use crate::policy::retention::HumanDuration;
+use crate::progress::Progress;
+use crate::repository::lock::{Lock, LockKind};
+use crate::{Error, Result};
+
+/// How often a running restore's progress is written to the catalog.
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// What a caller asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreRequest {
+    /// Service-desk ticket reference (letters, digits, `-`, `_`, `.`).
+    pub ticket: String,
+    /// Snapshot ID, unique prefix, or `latest` (default).
+    #[serde(default)]
+    pub snapshot: Option<String>,
+    /// Or the newest snapshot at or before this time (RFC 3339).
+    #[serde(default)]
+    pub at: Option<String>,
+    /// Only these paths (globs).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Not these paths.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Read everything back after writing (default true).
+    #[serde(default = "yes")]
+    pub verify: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where a restore is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreState {
+    /// Waiting for its turn.
+    Queued,
+    /// Writing.
+    Running,
+    /// Finished, every file restored (and verified).
+    Done,
+    /// Finished with problems, or not at all.
+    Failed,
+}
+
+/// A restore as the catalog keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreRecord {
+    /// Request ID.
+    pub id: u64,
+    /// Tenant.
+    pub tenant: String,
+    /// Service.
+    pub service: String,
+    /// Ticket reference.
+    pub ticket: String,
+    /// Who asked (token name).
+    pub requested_by: String,
+    /// When.
+    pub requested_at: String,
+    /// The request as made.
+    pub request: RestoreRequest,
+    /// The snapshot it resolved to.
+    pub snapshot: String,
+    /// That snapshot's time.
+    pub snapshot_time: String,
+    /// Where the files go.
+    pub target: PathBuf,
+    /// State.
+    pub state: RestoreState,
+    /// Files written so far.
+    pub files_done: u64,
+    /// Files to write.
+    pub files_total: u64,
+    /// Bytes written so far.
+    pub bytes_done: u64,
+    /// Bytes to write.
+    pub bytes_total: u64,
+    /// Start.
+    pub started: Option<String>,
+    /// End.
+    pub finished: Option<String>,
+    /// Seconds from start to end.
+    pub duration_secs: f64,
+    /// Why it failed, or what could not be restored.
+    pub errors: Vec<String>,
+}
+
+/// Resolves a request against the cached snapshots (oldest first).
+fn resolve<'a>(
+    snaps: &'a [SnapshotEntry],
+    req: &RestoreRequest,
+    at: Option<Timestamp>,
+) -> Result<&'a SnapshotEntry> {
+    let time = |s: &SnapshotEntry| s.time.parse::<Timestamp>().unwrap_or(Timestamp::MIN);
+    match (req.snapshot.as_deref(), at) {
+        (Some(_), Some(_)) => Err(Error::Usage(
+            "give either a snapshot or `at`, not both".into(),
+        )),
+        (None, Some(t)) => snaps
+            .iter()
+            .rev()
+            .find(|s| time(s) <= t)
+            .ok_or_else(|| Error::NotFound(format!("a snapshot at or before {t}"))),
+        (None | Some("latest"), None) => snaps
+            .last()
+            .ok_or_else(|| Error::NotFound("a snapshot of this service".into())),
+        (Some(spec), None) => {
+            let spec = spec.to_ascii_lowercase();
+            let hits: Vec<_> = snaps.iter().filter(|s| s.id.starts_with(&spec)).collect();
+            match hits.as_slice() {
+                [one] => Ok(one),
+                [] => Err(Error::NotFound(format!("snapshot {spec} of this service"))),
+                _ => Err(Error::Usage(format!("snapshot prefix {spec} is ambiguous"))),
+            }
+        }
+    }
+}
+
+fn valid_ticket(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !t.starts_with('.')
+}
+
+/// The restore desk: checks requests, queues and runs them.
+#[derive(Clone)]
+pub struct RestoreDesk {
+    catalog: Catalog,
+    root: PathBuf,
+    slots: Arc<Semaphore>,
+}
+
+impl RestoreDesk {
+    /// Restores go under `root`; `concurrency` run at once.
+    pub fn new(catalog: Catalog, root: PathBuf, concurrency: usize) -> RestoreDesk {
+        RestoreDesk {
+            catalog,
+            root,
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+        }
+    }
+
+    /// Checks a request and queues it; the restore runs in the background.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for a malformed request, [`Error::NotFound`] when no
+    /// snapshot matches, [`Error::Refused`] outside the restore window.
+    pub fn submit(
+        &self,
+        svc: Arc<ServiceJobs>,
+        window: Option<HumanDuration>,
+        req: RestoreRequest,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<RestoreRecord> {
+        if !valid_ticket(&req.ticket) {
+            return Err(Error::Usage(format!(
+                "ticket {:?}: 1-64 letters, digits, '-', '_' or '.' expected",
+                req.ticket
+            )));
+        }
+        let at = req
+            .at
+            .as_deref()
+            .map(|t| {
+                t.parse::<Timestamp>()
+                    .map_err(|e| Error::Usage(format!("at {t:?}: not an RFC 3339 time: {e}")))
+            })
+            .transpose()?;
+        // A point in time before the window is refused before anything else.
+        crate::policy::window::check(window, at, now, now)?;
+        let snaps = self.catalog.snapshots(&svc.tenant, &svc.service)?;
+        let snap = resolve(&snaps, &req, at)?.clone();
+        let snap_time = snap.time.parse::<Timestamp>().unwrap_or(Timestamp::MIN);
+        crate::policy::window::check(window, at, snap_time, now)?;
+        let id = self.catalog.next_id()?;
+        let rec = RestoreRecord {
+            id,
+            tenant: svc.tenant.clone(),
+            service: svc.service.clone(),
+            ticket: req.ticket.clone(),
+            requested_by: actor.to_string(),
+            requested_at: now.to_string(),
+            snapshot: snap.id.clone(),
+            snapshot_time: snap.time.clone(),
+            target: self
+                .root
+                .join(&svc.tenant)
+                .join(format!("{}-{id}", req.ticket)),
+            state: RestoreState::Queued,
+            files_done: 0,
+            files_total: 0,
+            bytes_done: 0,
+            bytes_total: 0,
+            started: None,
+            finished: None,
+            duration_secs: 0.0,
+            errors: Vec::new(),
+            request: req,
+        };
+        self.catalog.put_restore(&rec)?;
+        tracing::info!(restore = id, tenant = %rec.tenant, service = %rec.service, ticket = %rec.ticket, by = actor, snapshot = %rec.snapshot, "restore requested");
+        let desk = self.clone();
+        let queued = rec.clone();
+        tokio::spawn(async move { desk.run(svc, queued).await });
+        Ok(rec)
+    }
+
+    async fn run(self, svc: Arc<ServiceJobs>, mut rec: RestoreRecord) {
+        let Ok(_slot) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let start = tokio::time::Instant::now();
+        rec.state = RestoreState::Running;
+        rec.started = Some(Timestamp::now().to_string());
+        self.save(&rec);
+        let progress = Progress::hidden();
+        let request = rec.clone();
+        let work = run_restore(&svc, &request, progress.clone());
+        tokio::pin!(work);
+        let mut tick = tokio::time::interval(PROGRESS_EVERY);
+        let result = loop {
+            tokio::select! {
+                r = &mut work => break r,
+                _ = tick.tick() => {
+                    (rec.files_done, rec.files_total, rec.bytes_done, rec.bytes_total) = progress.counts();
+                    self.save(&rec);
+                }
+            }
+        };
+        (
+            rec.files_done,
+            rec.files_total,
+            rec.bytes_done,
+            rec.bytes_total,
+        ) = progress.counts();
+        rec.finished = Some(Timestamp::now().to_string());
+        rec.duration_secs = start.elapsed().as_secs_f64();
+        match result {
+            Ok(r) if r.errors.is_empty() => rec.state = RestoreState::Done,
+            Ok(r) => {
+                rec.state = RestoreState::Failed;
+                rec.errors = r.errors;
+            }
+            Err(e) => {
+                rec.state = RestoreState::Failed;
+                rec.errors = vec![e.to_string()];
+            }
+        }
+        tracing::info!(restore = rec.id, state = ?rec.state, secs = rec.duration_secs, "restore finished");
+        self.save(&rec);
+    }
+
+    fn save(&self, rec: &RestoreRecord) {
+        if let Err(e) = self.catalog.put_restore(rec) {
+            tracing::error!(restore = rec.id, error = %e, "cannot record the restore");
+        }
+    }
+}
+
+async fn run_restore(
+    svc: &ServiceJobs,
+    rec: &RestoreRecord,
+    progress: Progress,
+) -> Result<restore::RestoreResult> {
+    let repo = svc.repo.open(false).await?;
+    let (snaps, _) = repo.snapshots().await?;
+    let (_, snap) = snaps
+        .iter()
+        .find(|(id, _)| id.to_hex() == rec.snapshot)
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "snapshot {} (forgotten since the request?)",
+                rec.snapshot
+            ))
+        })?;
+    let lock = Lock::acquire(repo.backend(), LockKind::Shared, "restore").await?;
+    let opts = restore::RestoreOptions {
+        target: rec.target.clone(),
+        includes: rec.request.include.clone(),
+        excludes: rec.request.exclude.clone(),
+        verify: rec.request.verify,
+        progress,
+        ..Default::default()
+    };
+    let r = restore::restore(&repo, snap, &opts).await;
+    let released = lock.release().await;
+    let r = r?;
+    released?;
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, time: &str) -> SnapshotEntry {
+        SnapshotEntry {
+            id: id.into(),
+            tenant: "acme".into(),
+            service: "app".into(),
+            time: time.into(),
+            tags: vec![],
+            size: 1,
+            partial: false,
+        }
+    }
+
+    #[test]
+    fn requests_resolve_by_id_prefix_latest_and_time() {
+        let snaps = [
+            entry("aa11", "2026-11-01T01:00:00Z"),
+            entry("ab22", "2026-11-02T01:00:00Z"),
+            entry("cc33", "2026-11-03T01:00:00Z"),
+        ];
+        let req = |snapshot: Option<&str>| RestoreRequest {
+            ticket: "SD-1".into(),
+            snapshot: snapshot.map(str::to_string),
+            ..Default::default()
+        };
+        assert_eq!(resolve(&snaps, &req(None), None).unwrap().id, "cc33");
+        assert_eq!(
+            resolve(&snaps, &req(Some("latest")), None).unwrap().id,
+            "cc33"
+        );
+        assert_eq!(resolve(&snaps, &req(Some("AB")), None).unwrap().id, "ab22");
+        assert!(matches!(
+            resolve(&snaps, &req(Some("a")), None),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            resolve(&snaps, &req(Some("ff")), None),
+            Err(Error::NotFound(_))
+        ));
+        let at = "2026-11-02T12:00:00Z".parse().ok();
+        assert_eq!(resolve(&snaps, &req(None), at).unwrap().id, "ab22");
+        let before = "2026-10-01T00:00:00Z".parse().ok();
+        assert!(matches!(
+            resolve(&snaps, &req(None), before),
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            resolve(&snaps, &req(Some("aa11")), at),
+            Err(Error::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn tickets_are_safe_path_components() {
+        assert!(valid_ticket("SD-4711"));
+        assert!(valid_ticket("INC0012345.2"));
+        for bad in ["", "../etc", ".hidden", "a/b", "a b", &"x".repeat(65)] {
+            assert!(!valid_ticket(bad), "{bad}");
+        }
+    }
+}

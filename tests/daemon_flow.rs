@@ -1,0 +1,385 @@
+//! The daemon's pieces end to end on a local repository: on-demand backups
+//! through the API (paths and a dump command, with hooks), the service-desk
+//! restore flow with its window, and tenant isolation.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use custos::daemon::catalog::Catalog;
+use custos::daemon::jobs::{self, Hook, KeySource, RepoAccess, ServiceJobs, SourceSpec};
+use custos::daemon::restores::RestoreDesk;
+use custos::daemon::runner::{JobSettings, Limits, Runner};
+use custos::daemon::scheduler::SystemClock;
+use custos::daemon::state::{Role, ServiceInfo, State, Token};
+use custos::source::command::CommandSpec;
+
+struct Daemon {
+    base: String,
+    client: reqwest::Client,
+    dir: tempfile::TempDir,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+fn sh(script: &str) -> CommandSpec {
+    CommandSpec {
+        argv: vec!["sh".into(), "-c".into(), script.into()],
+        env: vec![],
+    }
+}
+
+fn service(dir: &Path, tenant: &str, name: &str, source: SourceSpec) -> ServiceJobs {
+    ServiceJobs {
+        tenant: tenant.into(),
+        service: name.into(),
+        repo: RepoAccess {
+            url: dir
+                .join("target")
+                .join(tenant)
+                .to_string_lossy()
+                .into_owned(),
+            key: KeySource::PasswordFile(dir.join(format!("{tenant}.pass"))),
+            cache_dir: dir.join("cache"),
+        },
+        standby: None,
+        source,
+        pre_hook: None,
+        post_hook: None,
+        compression_level: 3,
+        retention: custos::policy::retention::RetentionPolicy {
+            keep_daily: Some(7),
+            ..Default::default()
+        },
+        prune: Default::default(),
+        check_subset: 10.0,
+    }
+}
+
+async fn start() -> Daemon {
+    std::env::set_var("CUSTOS_TEST_FAST_KDF", "1");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for t in ["acme", "globex"] {
+        std::fs::write(d.join(format!("{t}.pass")), format!("{t} passphrase\n")).unwrap();
+    }
+    let src = d.join("www");
+    std::fs::create_dir_all(src.join("img")).unwrap();
+    std::fs::write(src.join("index.html"), b"<h1>acme</h1>\n".repeat(1000)).unwrap();
+    std::fs::write(src.join("img/logo.bin"), vec![7u8; 300_000]).unwrap();
+
+    let mut web = service(
+        d,
+        "acme",
+        "web",
+        SourceSpec::Paths {
+            paths: vec![src.clone()],
+            excludes: vec![],
+        },
+    );
+    web.pre_hook = Some(Hook {
+        command: sh(&format!(
+            "echo \"$CUSTOS_SERVICE\" > {}/pre-ran",
+            d.display()
+        )),
+        timeout: Duration::from_secs(10),
+    });
+    web.post_hook = Some(Hook {
+        command: sh(&format!("echo thawed > {}/post-ran", d.display())),
+        timeout: Duration::from_secs(10),
+    });
+    let db = service(
+        d,
+        "acme",
+        "db",
+        SourceSpec::Command {
+            command: sh("printf 'CREATE TABLE t (id int);\\n'; seq 1 20000"),
+            name: "db.sql".into(),
+        },
+    );
+    let mut broken = service(
+        d,
+        "acme",
+        "broken-db",
+        SourceSpec::Command {
+            command: sh("printf partial; echo 'pg_dump: connection refused' >&2; exit 1"),
+            name: "db.sql".into(),
+        },
+    );
+    broken.post_hook = Some(Hook {
+        command: sh(&format!("touch {}/broken-post-ran", d.display())),
+        timeout: Duration::from_secs(10),
+    });
+    let other = service(
+        d,
+        "globex",
+        "web",
+        SourceSpec::Paths {
+            paths: vec![src.clone()],
+            excludes: vec![],
+        },
+    );
+    let all = [web, db, broken, other];
+
+    let catalog = Catalog::open(&d.join("state")).unwrap();
+    let services: jobs::Services = Arc::new(RwLock::new(
+        all.iter()
+            .map(|s| ((s.tenant.clone(), s.service.clone()), Arc::new(s.clone())))
+            .collect(),
+    ));
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let runner = Runner::new(
+        catalog.clone(),
+        Arc::new(SystemClock),
+        jobs::executor(services.clone(), catalog.clone()),
+        Limits {
+            global: 2,
+            per_target: HashMap::new(),
+        },
+        rx.clone(),
+    );
+    runner.set_services(
+        all.iter()
+            .map(|s| {
+                (
+                    (s.tenant.clone(), s.service.clone()),
+                    JobSettings {
+                        retries: 0,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect(),
+    );
+    let infos = all
+        .iter()
+        .map(|s| ServiceInfo {
+            tenant: s.tenant.clone(),
+            name: s.service.clone(),
+            class: "caas".into(),
+            target: "local".into(),
+            standby: None,
+            rpo: Duration::from_secs(26 * 3600),
+            restore_window: Some(Duration::from_secs(90 * 86_400)),
+            schedule: None,
+            schedule_text: "0 0 1 * * *".into(),
+        })
+        .collect();
+    let state = State::new(
+        catalog.clone(),
+        runner,
+        Arc::new(SystemClock),
+        infos,
+        vec![
+            Token::new("desk", Role::Operator, "op"),
+            Token::new(
+                "acme-portal",
+                Role::Partner {
+                    tenant: "acme".into(),
+                },
+                "acme",
+            ),
+            Token::new(
+                "globex-portal",
+                Role::Partner {
+                    tenant: "globex".into(),
+                },
+                "globex",
+            ),
+        ],
+    )
+    .with_restores(RestoreDesk::new(catalog, d.join("restores"), 1), services);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(custos::daemon::api::serve(listener, state, rx));
+    Daemon {
+        base,
+        client: reqwest::Client::new(),
+        dir,
+        _stop: stop,
+    }
+}
+
+impl Daemon {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        let resp = self
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {token}"))
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Polls `path` until `done` says so (at most 60 s).
+    async fn wait(
+        &self,
+        path: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        for _ in 0..600 {
+            let (s, v) = self.call("GET", path, "op", "").await;
+            assert_eq!(s, 200, "{v}");
+            if done(&v) {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{path} did not finish");
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+}
+
+fn finished(v: &serde_json::Value) -> bool {
+    matches!(
+        v["state"].as_str(),
+        Some("succeeded" | "warning" | "failed" | "done")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backups_restores_and_isolation_through_the_api() {
+    let d = start().await;
+
+    // On-demand backup of a path service, with hooks around it.
+    let (s, job) = d
+        .call(
+            "POST",
+            "/v1/services/acme/web/backup",
+            "acme",
+            r#"{"tags": ["pre-change"]}"#,
+        )
+        .await;
+    assert_eq!(s, 202, "{job}");
+    let job = d.wait(&format!("/v1/jobs/{}", job["id"]), finished).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert!(job["snapshot"].as_str().is_some());
+    assert_eq!(
+        std::fs::read_to_string(d.path("pre-ran")).unwrap().trim(),
+        "web"
+    );
+    assert!(d.path("post-ran").exists());
+    let (_, snaps) = d
+        .call("GET", "/v1/services/acme/web/snapshots", "acme", "")
+        .await;
+    assert_eq!(snaps.as_array().unwrap().len(), 1, "{snaps}");
+    assert_eq!(snaps[0]["tags"][0], "pre-change");
+
+    // A dump command's output is the snapshot.
+    let (_, job) = d
+        .call("POST", "/v1/services/acme/db/backup", "op", "")
+        .await;
+    let job = d.wait(&format!("/v1/jobs/{}", job["id"]), finished).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    // A failing dump command fails the job: no snapshot of a truncated dump,
+    // and the post hook still ran.
+    let (_, job) = d
+        .call("POST", "/v1/services/acme/broken-db/backup", "op", "")
+        .await;
+    let job = d.wait(&format!("/v1/jobs/{}", job["id"]), finished).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .contains("connection refused"),
+        "{job}"
+    );
+    assert!(d.path("broken-post-ran").exists());
+    let (_, snaps) = d
+        .call("GET", "/v1/services/acme/broken-db/snapshots", "op", "")
+        .await;
+    assert!(snaps.as_array().unwrap().is_empty(), "{snaps}");
+
+    // The service desk restores for a ticket; the partner follows it.
+    let (s, req) = d
+        .call(
+            "POST",
+            "/v1/services/acme/web/restores",
+            "acme",
+            r#"{"ticket": "SD-4711", "include": ["**/img/**"]}"#,
+        )
+        .await;
+    assert_eq!(s, 202, "{req}");
+    assert_eq!(req["requested_by"], "acme-portal");
+    let done = d
+        .wait(&format!("/v1/restores/{}", req["id"]), finished)
+        .await;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["files_done"], 1, "{done}");
+    let target = PathBuf::from(done["target"].as_str().unwrap());
+    assert!(
+        target.starts_with(d.path("restores/acme")),
+        "{}",
+        target.display()
+    );
+    let src = d.path("www");
+    let restored = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(
+        std::fs::read(restored.join("img/logo.bin")).unwrap(),
+        std::fs::read(src.join("img/logo.bin")).unwrap()
+    );
+    assert!(!restored.join("index.html").exists(), "only what was asked");
+
+    // Outside the 90-day window: refused with the window and the date.
+    let (s, v) = d
+        .call(
+            "POST",
+            "/v1/services/acme/web/restores",
+            "acme",
+            r#"{"ticket": "SD-4712", "at": "2026-01-01T00:00:00Z"}"#,
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("2026-01-01") && e.contains("90d restore window"),
+        "{e}"
+    );
+    let (s, v) = d
+        .call(
+            "POST",
+            "/v1/services/acme/web/restores",
+            "acme",
+            r#"{"ticket": "../etc"}"#,
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+
+    // Another tenant sees none of it.
+    let (s, _) = d
+        .call("GET", &format!("/v1/restores/{}", req["id"]), "globex", "")
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = d
+        .call(
+            "POST",
+            "/v1/services/acme/web/restores",
+            "globex",
+            r#"{"ticket": "X"}"#,
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (_, list) = d.call("GET", "/v1/restores", "globex", "").await;
+    assert!(list.as_array().unwrap().is_empty());
+    let (_, list) = d.call("GET", "/v1/jobs", "globex", "").await;
+    assert!(list.as_array().unwrap().is_empty());
+}
