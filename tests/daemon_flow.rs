@@ -16,6 +16,7 @@ use custos::daemon::state::{Role, ServiceInfo, State, Token};
 use custos::source::command::CommandSpec;
 
 struct Daemon {
+    runner: Runner,
     base: String,
     client: reqwest::Client,
     dir: tempfile::TempDir,
@@ -53,6 +54,7 @@ fn service(dir: &Path, tenant: &str, name: &str, source: SourceSpec) -> ServiceJ
         },
         prune: Default::default(),
         check_subset: 10.0,
+        drill: None,
     }
 }
 
@@ -89,7 +91,7 @@ async fn start() -> Daemon {
         command: sh(&format!("echo thawed > {}/post-ran", d.display())),
         timeout: Duration::from_secs(10),
     });
-    let db = service(
+    let mut db = service(
         d,
         "acme",
         "db",
@@ -98,6 +100,17 @@ async fn start() -> Daemon {
             name: "db.sql".into(),
         },
     );
+    db.drill = Some(jobs::DrillSpec {
+        check: Some(Hook {
+            command: sh(&format!(
+                "grep -qx 20000 \"$CUSTOS_DRILL_DIR/db.sql\" && ls \"$CUSTOS_DRILL_DIR\" > {}/drill-saw",
+                d.display()
+            )),
+            timeout: Duration::from_secs(30),
+        }),
+        rto: Duration::from_secs(86_400),
+        scratch_root: d.join("scratch"),
+    });
     let mut broken = service(
         d,
         "acme",
@@ -168,7 +181,7 @@ async fn start() -> Daemon {
         .collect();
     let state = State::new(
         catalog.clone(),
-        runner,
+        runner.clone(),
         Arc::new(SystemClock),
         infos,
         vec![
@@ -194,6 +207,7 @@ async fn start() -> Daemon {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(custos::daemon::api::serve(listener, state, rx));
     Daemon {
+        runner,
         base,
         client: reqwest::Client::new(),
         dir,
@@ -288,6 +302,55 @@ async fn backups_restores_and_isolation_through_the_api() {
         .await;
     let job = d.wait(&format!("/v1/jobs/{}", job["id"]), finished).await;
     assert_eq!(job["state"], "succeeded", "{job}");
+
+    // A DR drill restores it into scratch space, checks it, measures, wipes.
+    let drill = d
+        .runner
+        .submit(custos::daemon::scheduler::Request {
+            tenant: "acme".into(),
+            service: "db".into(),
+            kind: custos::daemon::catalog::JobKind::Drill,
+            trigger: custos::daemon::catalog::Trigger::Schedule,
+            tags: vec![],
+            due: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let drill = d.wait(&format!("/v1/jobs/{}", drill.id), finished).await;
+    assert_eq!(drill["state"], "succeeded", "{drill}");
+    assert!(
+        drill["rto"]["achieved_secs"].as_f64().unwrap() > 0.0,
+        "{drill}"
+    );
+    assert_eq!(drill["rto"]["objective_secs"], 86_400.0);
+    assert_eq!(
+        std::fs::read_to_string(d.path("drill-saw")).unwrap().trim(),
+        "db.sql"
+    );
+    assert_eq!(
+        std::fs::read_dir(d.path("scratch")).unwrap().count(),
+        0,
+        "scratch wiped"
+    );
+    let (_, status) = d.call("GET", "/v1/services/acme/db", "op", "").await;
+    assert!(
+        status["last_jobs"].to_string().contains("drill"),
+        "{status}"
+    );
+    let metrics = d
+        .client
+        .get(format!("{}/metrics", d.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("custos_drill_rto_ok{tenant=\"acme\",service=\"db\",class=\"caas\"} 1"),
+        "{metrics}"
+    );
 
     // A failing dump command fails the job: no snapshot of a truncated dump,
     // and the post hook still ran.

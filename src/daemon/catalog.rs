@@ -32,15 +32,19 @@ pub enum JobKind {
     Check,
     /// Copy new snapshots to the standby target.
     Replicate,
+    /// DR drill: restore the newest snapshot into a scratch place, verify,
+    /// run the check command, measure the RTO, wipe.
+    Drill,
 }
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [JobKind; 4] = [
+    pub const ALL: [JobKind; 5] = [
         JobKind::Backup,
         JobKind::Retention,
         JobKind::Check,
         JobKind::Replicate,
+        JobKind::Drill,
     ];
 
     /// Lowercase name, as in metrics labels and the API.
@@ -50,6 +54,7 @@ impl JobKind {
             JobKind::Retention => "retention",
             JobKind::Check => "check",
             JobKind::Replicate => "replicate",
+            JobKind::Drill => "drill",
         }
     }
 }
@@ -150,6 +155,25 @@ pub struct JobRecord {
     /// A one-line summary (what retention removed, what check found).
     #[serde(default)]
     pub summary: Option<String>,
+    /// DR drills: the restore time achieved and the policy's RTO.
+    #[serde(default)]
+    pub rto: Option<RtoMeasure>,
+}
+
+/// What a DR drill measured.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RtoMeasure {
+    /// Seconds from the start of the restore to the end of the check command.
+    pub achieved_secs: f64,
+    /// The policy's RTO in seconds.
+    pub objective_secs: f64,
+}
+
+impl RtoMeasure {
+    /// True when the drill met the objective.
+    pub fn met(&self) -> bool {
+        self.achieved_secs <= self.objective_secs
+    }
 }
 
 /// A snapshot in the cache.
@@ -276,6 +300,7 @@ impl Catalog {
             files: 0,
             duration_secs: 0.0,
             summary: None,
+            rto: None,
         };
         self.put_job(&rec)?;
         Ok(rec)

@@ -6,6 +6,7 @@
 //! | retention | `forget` with the service's policy (this service's snapshots only, grouped by service) then `prune` |
 //! | check | `check --read-data-subset` |
 //! | replicate | `copy` the service's new snapshots to the standby target |
+//! | drill | restore the newest snapshot into a scratch directory with `--verify`, run the check command on it, measure the time (the RTO achieved), compare it with the policy's RTO, wipe the scratch directory |
 //!
 //! A service's repository is `<target url>/<tenant>`: one repository per tenant
 //! and target, shared by the tenant's services (deduplication within a
@@ -132,6 +133,18 @@ pub struct Hook {
     pub timeout: Duration,
 }
 
+/// A DR drill's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrillSpec {
+    /// Run on the restored data (e.g. start the database and run a query);
+    /// it gets `CUSTOS_DRILL_DIR` (the restored tree) and `CUSTOS_SNAPSHOT`.
+    pub check: Option<Hook>,
+    /// The policy's RTO.
+    pub rto: Duration,
+    /// Scratch directories are created under this one, and wiped afterwards.
+    pub scratch_root: PathBuf,
+}
+
 /// Everything the jobs of one service need.
 #[derive(Debug, Clone)]
 pub struct ServiceJobs {
@@ -157,6 +170,8 @@ pub struct ServiceJobs {
     pub prune: prune::PruneOptions,
     /// Percentage of packs a check job reads.
     pub check_subset: f64,
+    /// DR drills, if the policy has them.
+    pub drill: Option<DrillSpec>,
 }
 
 /// The services' jobs, replaceable on reload.
@@ -184,6 +199,7 @@ pub fn executor(services: Services, catalog: Catalog) -> Executor {
                 JobKind::Retention => run_retention(&svc, &catalog).await,
                 JobKind::Check => run_check(&svc).await,
                 JobKind::Replicate => run_replicate(&svc).await,
+                JobKind::Drill => run_drill(&svc, &ctx).await,
             }
         })
     })
@@ -231,6 +247,7 @@ async fn run_backup(svc: &ServiceJobs, ctx: &JobContext, catalog: &Catalog) -> R
         summary.push_str(&format!("; post hook failed: {p}"));
     }
     Ok(JobOutcome {
+        rto: None,
         warning: !s.errors.is_empty() || post.is_some(),
         snapshot: Some(r.id.to_hex()),
         bytes_read: s.bytes_read,
@@ -314,6 +331,114 @@ async fn run_retention(svc: &ServiceJobs, catalog: &Catalog) -> Result<JobOutcom
         )),
         ..Default::default()
     })
+}
+
+async fn run_drill(svc: &ServiceJobs, ctx: &JobContext) -> Result<JobOutcome> {
+    let spec = svc.drill.as_ref().ok_or_else(|| {
+        Error::Usage(format!(
+            "service {}/{} has no DR drill configured",
+            svc.tenant, svc.service
+        ))
+    })?;
+    let scratch = spec
+        .scratch_root
+        .join(format!("{}-{}-{}", svc.tenant, svc.service, ctx.job.id));
+    let started = tokio::time::Instant::now();
+    let result = drill_in(svc, ctx, spec, &scratch).await;
+    let achieved = started.elapsed();
+    // Wiped whatever happened: drill data must not linger.
+    if scratch.exists() {
+        if let Err(e) = std::fs::remove_dir_all(&scratch) {
+            tracing::error!(dir = %scratch.display(), error = %e, "cannot wipe the drill's scratch directory");
+        }
+    }
+    let (snapshot, files, bytes) = result?;
+    let rto = super::catalog::RtoMeasure {
+        achieved_secs: achieved.as_secs_f64(),
+        objective_secs: spec.rto.as_secs_f64(),
+    };
+    Ok(JobOutcome {
+        warning: !rto.met(),
+        snapshot: Some(snapshot.clone()),
+        files,
+        summary: Some(format!(
+            "drill of snapshot {}: {files} files ({}) restored, verified{} in {:.1} s; RTO {} s {}",
+            &snapshot[..8.min(snapshot.len())],
+            crate::util::human_bytes(bytes),
+            if spec.check.is_some() {
+                " and checked"
+            } else {
+                ""
+            },
+            rto.achieved_secs,
+            spec.rto.as_secs(),
+            if rto.met() { "met" } else { "MISSED" }
+        )),
+        rto: Some(rto),
+        ..Default::default()
+    })
+}
+
+async fn drill_in(
+    svc: &ServiceJobs,
+    ctx: &JobContext,
+    spec: &DrillSpec,
+    scratch: &std::path::Path,
+) -> Result<(String, u64, u64)> {
+    let repo = svc.repo.open(false).await?;
+    let (snaps, _) = repo.snapshots().await?;
+    let (id, snap) = snaps
+        .iter()
+        .rev()
+        .filter(|(_, s)| {
+            s.tenant.as_deref() == Some(svc.tenant.as_str())
+                && s.service.as_deref() == Some(svc.service.as_str())
+        })
+        .find(|(_, s)| s.summary.errors.is_empty())
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "a complete snapshot of {}/{} to drill",
+                svc.tenant, svc.service
+            ))
+        })?;
+    let lock = crate::repository::lock::Lock::acquire(
+        repo.backend(),
+        crate::repository::lock::LockKind::Shared,
+        "drill",
+    )
+    .await?;
+    let restored = crate::commands::restore::restore(
+        &repo,
+        snap,
+        &crate::commands::restore::RestoreOptions {
+            target: scratch.to_path_buf(),
+            verify: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let released = lock.release().await;
+    let r = restored?;
+    released?;
+    if !r.errors.is_empty() {
+        return Err(Error::Problems(format!(
+            "drill restore of {} failed: {}",
+            id.short(),
+            r.errors.join("; ")
+        )));
+    }
+    if let Some(check) = &spec.check {
+        let mut env = job_env(svc, ctx);
+        env.push(("CUSTOS_DRILL_DIR".into(), scratch.display().to_string()));
+        env.push(("CUSTOS_SNAPSHOT".into(), id.to_hex()));
+        run_hook(
+            &with_env(&check.command, &env),
+            "drill check",
+            check.timeout,
+        )
+        .await?;
+    }
+    Ok((id.to_hex(), r.files, r.total_bytes))
 }
 
 async fn run_check(svc: &ServiceJobs) -> Result<JobOutcome> {

@@ -13,6 +13,10 @@
 //! | `custos_bytes_read_total` | counter | bytes read from the source by backups |
 //! | `custos_bytes_added_total` | counter | bytes added to the repository by backups |
 //!
+//! | `custos_drill_rto_seconds` | gauge | restore time achieved by the last DR drill |
+//! | `custos_drill_rto_objective_seconds` | gauge | the policy's RTO |
+//! | `custos_drill_rto_ok` | gauge | 1 when the last drill met the RTO |
+//!
 //! And `custos_jobs_active`: jobs queued or running.
 
 use std::fmt::Write;
@@ -111,6 +115,44 @@ pub fn render(state: &State) -> Result<String> {
     );
     for (l, v) in success {
         o.sample("custos_job_last_success", &l, v);
+    }
+
+    let drills: Vec<_> = statuses
+        .iter()
+        .filter_map(|s| {
+            s.last_jobs
+                .iter()
+                .find(|(k, _)| *k == JobKind::Drill)
+                .and_then(|(_, j)| j.rto.map(|r| (label(s), r)))
+        })
+        .collect();
+    o.help(
+        "custos_drill_rto_seconds",
+        "gauge",
+        "Restore time achieved by the last DR drill.",
+    );
+    for (l, r) in &drills {
+        o.sample(
+            "custos_drill_rto_seconds",
+            l,
+            format!("{:.3}", r.achieved_secs),
+        );
+    }
+    o.help(
+        "custos_drill_rto_objective_seconds",
+        "gauge",
+        "The policy's RTO.",
+    );
+    for (l, r) in &drills {
+        o.sample("custos_drill_rto_objective_seconds", l, r.objective_secs);
+    }
+    o.help(
+        "custos_drill_rto_ok",
+        "gauge",
+        "1 when the last DR drill met the RTO.",
+    );
+    for (l, r) in &drills {
+        o.sample("custos_drill_rto_ok", l, u8::from(r.met()));
     }
 
     let mut totals = Vec::new();

@@ -36,6 +36,8 @@ pub struct JobOutcome {
     pub files: u64,
     /// One line for people.
     pub summary: Option<String>,
+    /// DR drills: what was measured.
+    pub rto: Option<super::catalog::RtoMeasure>,
 }
 
 /// What the executor gets for one attempt.
@@ -410,6 +412,7 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
             job.bytes_added = o.bytes_added;
             job.files = o.files;
             job.summary = o.summary;
+            job.rto = o.rto;
             tracing::info!(state = ?job.state, "job finished");
             true
         }

@@ -116,6 +116,10 @@ pub struct LastJob {
     pub duration_secs: f64,
     /// Error, if it failed.
     pub error: Option<String>,
+    /// One line for people.
+    pub summary: Option<String>,
+    /// DR drills: the RTO achieved and the objective.
+    pub rto: Option<super::catalog::RtoMeasure>,
 }
 
 impl From<&JobRecord> for LastJob {
@@ -126,6 +130,8 @@ impl From<&JobRecord> for LastJob {
             at: j.finished.clone().or_else(|| j.started.clone()),
             duration_secs: j.duration_secs,
             error: j.error.clone(),
+            summary: j.summary.clone(),
+            rto: j.rto,
         }
     }
 }
