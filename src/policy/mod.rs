@@ -3,6 +3,8 @@
 //! - [`retention`]: which snapshots of one group a retention policy keeps, and
 //!   why (`custos forget`); also the duration syntax of the command line and the
 //!   config (`7d`, `90d`, `12h`, `1d12h`).
+//! - [`schedule`]: cron expressions with seconds in a time zone, correct
+//!   across daylight-saving changes.
 //! - [`window`]: whether a restore request falls within a service's restore
 //!   window.
 //!
@@ -11,4 +13,5 @@
 //! decisions. That keeps the rules property-testable against a reference model.
 
 pub mod retention;
+pub mod schedule;
 pub mod window;
