@@ -23,6 +23,7 @@ pub mod backend;
 pub mod blob;
 pub mod chunker;
 pub mod commands;
+pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod error;

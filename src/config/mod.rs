@@ -1,0 +1,1168 @@
+//! The daemon's configuration: TOML → checked, resolved policies.
+//!
+//! `schema` holds the file as written (unknown keys are errors); this module
+//! checks every value, applies the class defaults of `classes`, enforces the
+//! placement rules, and collects **every** problem before refusing, each as
+//! `file: key: reason`. `custos config check` prints the resolved policies and
+//! next run times; `custos daemon` turns them into a [`crate::daemon::Setup`].
+//!
+//! Placement (POLICIES.md, platform rules): a service's target (and standby)
+//! must be outside the workload's availability zone, and in an allowed region
+//! (`daemon.allowed_regions`, glob patterns, default `["eu-*"]`: all data
+//! stays in the EU).
+
+pub mod classes;
+pub mod schema;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::daemon::catalog::JobKind;
+use crate::daemon::jobs::{DrillSpec, Hook, KeySource, RepoAccess, ServiceJobs, SourceSpec};
+use crate::daemon::runner::{JobSettings, Limits};
+use crate::daemon::scheduler::Entry;
+use crate::daemon::state::{Role, ServiceInfo, Token};
+use crate::policy::retention::{HumanDuration, RetentionPolicy};
+use crate::policy::schedule::CronSchedule;
+use crate::source::command::CommandSpec;
+use schema::{RawConfig, RawService};
+
+/// Problems found in a config file: every one, each with its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    /// The file.
+    pub file: PathBuf,
+    /// (key, reason) pairs.
+    pub errors: Vec<(String, String)>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        writeln!(
+            f,
+            "config {} refused: {n} problem{}",
+            self.file.display(),
+            if n == 1 { "" } else { "s" }
+        )?;
+        for (i, (key, reason)) in self.errors.iter().enumerate() {
+            write!(f, "{}: {key}: {reason}", self.file.display())?;
+            if i + 1 < n {
+                writeln!(f)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl From<ConfigErrors> for crate::Error {
+    /// A configuration error: exit code 2.
+    fn from(e: ConfigErrors) -> Self {
+        crate::Error::Usage(e.to_string())
+    }
+}
+
+/// Standby replication mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StandbyMode {
+    /// Daily copy.
+    Cold,
+    /// Right after each backup.
+    Hot,
+}
+
+/// One storage target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Target {
+    /// Name.
+    pub name: String,
+    /// Root URL.
+    pub url: String,
+    /// Region.
+    pub region: String,
+    /// Availability zone.
+    pub zone: String,
+    /// Jobs at once.
+    pub max_jobs: Option<usize>,
+}
+
+/// One tenant.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// ID.
+    pub id: String,
+    /// Contract reference.
+    pub contract: Option<String>,
+    /// Where its key comes from.
+    pub key: KeySource,
+}
+
+/// A service with every policy resolved.
+#[derive(Debug, Clone)]
+pub struct Service {
+    /// Tenant.
+    pub tenant: String,
+    /// Name.
+    pub name: String,
+    /// Class.
+    pub class: String,
+    /// Workload zone.
+    pub zone: String,
+    /// Primary target.
+    pub target: String,
+    /// Standby target and mode.
+    pub standby: Option<(String, StandbyMode)>,
+    /// What to back up.
+    pub source: SourceSpec,
+    /// Hooks.
+    pub pre_hook: Option<Hook>,
+    /// Hooks.
+    pub post_hook: Option<Hook>,
+    /// Backup schedule.
+    pub schedule: CronSchedule,
+    /// Retention rules.
+    pub retention: RetentionPolicy,
+    /// When retention runs.
+    pub retention_schedule: CronSchedule,
+    /// Prune grace.
+    pub prune_grace: Duration,
+    /// Sampled check: when and what share.
+    pub check: (CronSchedule, f64),
+    /// DR drill: when, and the check command.
+    pub drill: Option<(CronSchedule, Option<Hook>)>,
+    /// Restore window.
+    pub restore_window: Option<HumanDuration>,
+    /// RPO.
+    pub rpo: Duration,
+    /// RTO.
+    pub rto: Option<Duration>,
+    /// Keep up to a year.
+    pub long_term: bool,
+    /// zstd level.
+    pub compression: i32,
+    /// Job timeout.
+    pub timeout: Duration,
+    /// Retries.
+    pub retries: u32,
+    /// First retry delay.
+    pub backoff: Duration,
+    /// Jitter bound.
+    pub jitter: Duration,
+}
+
+/// An API token's configuration.
+#[derive(Debug, Clone)]
+pub struct TokenSpec {
+    /// Name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+    /// Secret file or variable.
+    pub secret: KeySource,
+}
+
+/// The resolved config.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it was read from.
+    pub file: PathBuf,
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// Cache directory.
+    pub cache_dir: PathBuf,
+    /// API address.
+    pub listen: Option<SocketAddr>,
+    /// Allowed region patterns.
+    pub allowed_regions: Vec<String>,
+    /// Jobs at once.
+    pub max_jobs: usize,
+    /// Catch-up window.
+    pub catch_up: Duration,
+    /// Restore root.
+    pub restore_root: PathBuf,
+    /// Restores at once.
+    pub restore_concurrency: usize,
+    /// Drill scratch space.
+    pub scratch_dir: PathBuf,
+    /// Tokens.
+    pub tokens: Vec<TokenSpec>,
+    /// Targets.
+    pub targets: Vec<Target>,
+    /// Tenants.
+    pub tenants: Vec<Tenant>,
+    /// Services.
+    pub services: Vec<Service>,
+}
+
+fn glob_match(pattern: &str, value: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => value.starts_with(prefix),
+        None => pattern == value,
+    }
+}
+
+fn valid_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Collects problems while resolving.
+struct Problems(Vec<(String, String)>);
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.0.push((key.into(), reason.into()));
+    }
+
+    fn duration(&mut self, key: &str, v: Option<&str>, default: &str) -> Duration {
+        let text = v.unwrap_or(default);
+        match text.parse::<HumanDuration>() {
+            Ok(d) => d.as_std(),
+            Err(e) => {
+                self.add(
+                    key,
+                    format!("bad duration {text:?}: {e} (write e.g. 90d, 12h, 30min)"),
+                );
+                Duration::ZERO
+            }
+        }
+    }
+
+    fn schedule(&mut self, key: &str, expr: &str, tz: &str) -> Option<CronSchedule> {
+        match CronSchedule::new(expr, tz) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.add(key, e);
+                None
+            }
+        }
+    }
+}
+
+fn key_source(
+    p: &mut Problems,
+    key: &str,
+    file: &Option<PathBuf>,
+    keyfile: &Option<PathBuf>,
+    env: &Option<String>,
+) -> Option<KeySource> {
+    match (file, keyfile, env) {
+        (Some(f), None, None) => Some(KeySource::PasswordFile(f.clone())),
+        (None, Some(f), None) => Some(KeySource::KeyFile(f.clone())),
+        (None, None, Some(v)) => Some(KeySource::Env(v.clone())),
+        (None, None, None) => {
+            p.add(key, "no key: give password_file, key_file or password_env");
+            None
+        }
+        _ => {
+            p.add(
+                key,
+                "give only one of password_file, key_file and password_env",
+            );
+            None
+        }
+    }
+}
+
+impl Config {
+    /// Reads and resolves a config file.
+    ///
+    /// # Errors
+    /// [`ConfigErrors`] with every problem found.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let fail = |key: &str, reason: String| ConfigErrors {
+            file: path.to_path_buf(),
+            errors: vec![(key.to_string(), reason)],
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail("(file)", format!("cannot read: {e}")))?;
+        Config::parse(path, &text)
+    }
+
+    /// Resolves config text (as read from `path`).
+    ///
+    /// # Errors
+    /// [`ConfigErrors`] with every problem found.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let key = e
+                .span()
+                .map(|s| {
+                    let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}")
+                })
+                .unwrap_or_else(|| "(syntax)".into());
+            ConfigErrors {
+                file: path.to_path_buf(),
+                errors: vec![(key, e.message().trim().to_string())],
+            }
+        })?;
+        let mut p = Problems(Vec::new());
+        let cfg = resolve(&raw, &mut p);
+        if p.0.is_empty() {
+            Ok(Config {
+                file: path.to_path_buf(),
+                ..cfg
+            })
+        } else {
+            Err(ConfigErrors {
+                file: path.to_path_buf(),
+                errors: p.0,
+            })
+        }
+    }
+
+    fn target(&self, name: &str) -> Option<&Target> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+
+    fn tenant(&self, id: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.id == id)
+    }
+
+    fn repo(&self, target: &str, tenant: &Tenant) -> Option<RepoAccess> {
+        let t = self.target(target)?;
+        Some(RepoAccess {
+            url: format!("{}/{}", t.url.trim_end_matches('/'), tenant.id),
+            key: tenant.key.clone(),
+            cache_dir: self.cache_dir.clone(),
+        })
+    }
+
+    /// What the daemon runs. Reads the API tokens' secrets.
+    ///
+    /// # Errors
+    /// [`crate::Error::Usage`] when a token secret cannot be read.
+    pub fn setup(&self) -> crate::Result<crate::daemon::Setup> {
+        let mut tokens = Vec::new();
+        for t in &self.tokens {
+            let secret = match &t.secret {
+                KeySource::PasswordFile(f) | KeySource::KeyFile(f) => std::fs::read_to_string(f)
+                    .map_err(|e| {
+                        crate::Error::Usage(format!(
+                            "token {}: cannot read {}: {e}",
+                            t.name,
+                            f.display()
+                        ))
+                    })?
+                    .trim()
+                    .to_string(),
+                KeySource::Env(v) => std::env::var(v).map_err(|_| {
+                    crate::Error::Usage(format!(
+                        "token {}: environment variable {v} is not set",
+                        t.name
+                    ))
+                })?,
+            };
+            if secret.len() < 16 {
+                return Err(crate::Error::Usage(format!(
+                    "token {}: the secret is shorter than 16 characters",
+                    t.name
+                )));
+            }
+            tokens.push(Token::new(&t.name, t.role.clone(), &secret));
+        }
+        let mut services = Vec::new();
+        for s in &self.services {
+            let tenant = self
+                .tenant(&s.tenant)
+                .ok_or_else(|| crate::Error::Usage(format!("unknown tenant {}", s.tenant)))?;
+            let repo = self
+                .repo(&s.target, tenant)
+                .ok_or_else(|| crate::Error::Usage(format!("unknown target {}", s.target)))?;
+            let standby = s.standby.as_ref().and_then(|(t, _)| self.repo(t, tenant));
+            let mut entries = vec![
+                (JobKind::Backup, s.schedule.clone()),
+                (JobKind::Retention, s.retention_schedule.clone()),
+                (JobKind::Check, s.check.0.clone()),
+            ];
+            if let Some((d, _)) = &s.drill {
+                entries.push((JobKind::Drill, d.clone()));
+            }
+            if let Some((_, StandbyMode::Cold)) = &s.standby {
+                entries.push((JobKind::Replicate, s.retention_schedule.clone()));
+            }
+            services.push(crate::daemon::ServiceSetup {
+                info: ServiceInfo {
+                    tenant: s.tenant.clone(),
+                    name: s.name.clone(),
+                    class: s.class.clone(),
+                    target: s.target.clone(),
+                    standby: s.standby.as_ref().map(|(t, m)| {
+                        (
+                            t.clone(),
+                            if *m == StandbyMode::Hot {
+                                "hot"
+                            } else {
+                                "cold"
+                            }
+                            .to_string(),
+                        )
+                    }),
+                    rpo: s.rpo,
+                    restore_window: s.restore_window.map(HumanDuration::as_std),
+                    schedule: Some(Arc::new(s.schedule.clone())),
+                    schedule_text: s.schedule.to_string(),
+                },
+                settings: JobSettings {
+                    target: s.target.clone(),
+                    timeout: s.timeout,
+                    retries: s.retries,
+                    backoff: s.backoff,
+                    max_backoff: Duration::from_secs(3600),
+                    replicate_after_backup: matches!(s.standby, Some((_, StandbyMode::Hot))),
+                },
+                jobs: ServiceJobs {
+                    tenant: s.tenant.clone(),
+                    service: s.name.clone(),
+                    repo,
+                    standby,
+                    source: s.source.clone(),
+                    pre_hook: s.pre_hook.clone(),
+                    post_hook: s.post_hook.clone(),
+                    compression_level: s.compression,
+                    retention: s.retention.clone(),
+                    prune: crate::commands::prune::PruneOptions {
+                        grace: s.prune_grace,
+                        ..Default::default()
+                    },
+                    check_subset: s.check.1,
+                    drill: s.drill.as_ref().map(|(_, check)| DrillSpec {
+                        check: check.clone(),
+                        rto: s.rto.unwrap_or(Duration::from_secs(86_400)),
+                        scratch_root: self.scratch_dir.clone(),
+                    }),
+                },
+                entries: entries
+                    .into_iter()
+                    .map(|(kind, sch)| Entry {
+                        tenant: s.tenant.clone(),
+                        service: s.name.clone(),
+                        kind,
+                        schedule: Arc::new(sch),
+                        jitter: s.jitter,
+                        catch_up: self.catch_up,
+                    })
+                    .collect(),
+            });
+        }
+        Ok(crate::daemon::Setup {
+            state_dir: self.state_dir.clone(),
+            restore_root: self.restore_root.clone(),
+            restore_concurrency: self.restore_concurrency,
+            listen: self.listen,
+            limits: Limits {
+                global: self.max_jobs,
+                per_target: self
+                    .targets
+                    .iter()
+                    .filter_map(|t| t.max_jobs.map(|n| (t.name.clone(), n)))
+                    .collect(),
+            },
+            tokens,
+            services,
+        })
+    }
+
+    /// Every service's resolved policy and next `runs` backup times after
+    /// `now`, for `custos config check`.
+    pub fn report(&self, now: Timestamp, runs: usize) -> Vec<ServiceReport> {
+        self.services
+            .iter()
+            .map(|s| ServiceReport {
+                tenant: s.tenant.clone(),
+                service: s.name.clone(),
+                class: s.class.clone(),
+                zone: s.zone.clone(),
+                target: s.target.clone(),
+                repository: self
+                    .tenant(&s.tenant)
+                    .and_then(|t| self.repo(&s.target, t))
+                    .map(|r| r.url)
+                    .unwrap_or_default(),
+                standby: s.standby.as_ref().map(|(t, m)| {
+                    format!(
+                        "{t} ({})",
+                        if *m == StandbyMode::Hot {
+                            "hot"
+                        } else {
+                            "cold"
+                        }
+                    )
+                }),
+                schedule: s.schedule.to_string(),
+                next_runs: s
+                    .schedule
+                    .upcoming(now, runs)
+                    .iter()
+                    .map(|t| s.schedule.local(*t))
+                    .collect(),
+                retention: s.retention.to_string(),
+                retention_schedule: s.retention_schedule.to_string(),
+                check: format!("{} of packs, {}", s.check.1, s.check.0),
+                drill: s.drill.as_ref().map(|(d, _)| d.to_string()),
+                restore_window: s.restore_window.map(|w| w.to_string()),
+                rpo: HumanDuration::from_secs(s.rpo.as_secs()).to_string(),
+                rto: s
+                    .rto
+                    .map(|r| HumanDuration::from_secs(r.as_secs()).to_string()),
+                long_term: s.long_term,
+                compression: s.compression,
+                source: match &s.source {
+                    SourceSpec::Paths { paths, .. } => paths
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    SourceSpec::Command { command, name } => {
+                        format!("`{}` → {name}", command.argv.join(" "))
+                    }
+                },
+            })
+            .collect()
+    }
+}
+
+/// One service as `config check` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceReport {
+    /// Tenant.
+    pub tenant: String,
+    /// Service.
+    pub service: String,
+    /// Class.
+    pub class: String,
+    /// Workload zone.
+    pub zone: String,
+    /// Target.
+    pub target: String,
+    /// Repository URL.
+    pub repository: String,
+    /// Standby.
+    pub standby: Option<String>,
+    /// Backup schedule.
+    pub schedule: String,
+    /// Next backup runs, local time.
+    pub next_runs: Vec<String>,
+    /// Retention rules.
+    pub retention: String,
+    /// When retention runs.
+    pub retention_schedule: String,
+    /// Sampled check.
+    pub check: String,
+    /// DR drill schedule.
+    pub drill: Option<String>,
+    /// Restore window.
+    pub restore_window: Option<String>,
+    /// RPO.
+    pub rpo: String,
+    /// RTO.
+    pub rto: Option<String>,
+    /// Long-term option.
+    pub long_term: bool,
+    /// zstd level.
+    pub compression: i32,
+    /// What is backed up.
+    pub source: String,
+}
+
+fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
+    let d = &raw.daemon;
+    let state_dir = d
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("/var/lib/custos"));
+    let default_tz = d.time_zone.clone().unwrap_or_else(|| "UTC".into());
+    if jiff::tz::TimeZone::get(&default_tz).is_err() {
+        p.add(
+            "daemon.time_zone",
+            format!("unknown time zone {default_tz:?}"),
+        );
+    }
+    let listen = d
+        .listen
+        .as_ref()
+        .and_then(|l| match l.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                p.add(
+                    "daemon.listen",
+                    format!("{l:?}: {e} (write e.g. 127.0.0.1:8420)"),
+                );
+                None
+            }
+        });
+    let jitter = p.duration("daemon.jitter", d.jitter.as_deref(), "5min");
+    let catch_up = p.duration("daemon.catch_up", d.catch_up.as_deref(), "24h");
+    let allowed_regions = d
+        .allowed_regions
+        .clone()
+        .unwrap_or_else(|| vec!["eu-*".into()]);
+
+    let mut tokens = Vec::new();
+    let mut token_names = HashSet::new();
+    for (i, t) in d.token.iter().enumerate() {
+        let key = format!("daemon.token[{i}] ({})", t.name);
+        if !token_names.insert(t.name.clone()) {
+            p.add(&key, "duplicate token name");
+        }
+        let role = match (t.role.as_str(), &t.tenant) {
+            ("operator", None) => Some(Role::Operator),
+            ("auditor", None) => Some(Role::Auditor),
+            ("partner", Some(tenant)) => {
+                if !raw.tenant.iter().any(|x| &x.id == tenant) {
+                    p.add(
+                        format!("{key}.tenant"),
+                        format!("unknown tenant {tenant:?}"),
+                    );
+                }
+                Some(Role::Partner {
+                    tenant: tenant.clone(),
+                })
+            }
+            ("partner", None) => {
+                p.add(&key, "a partner token needs `tenant`");
+                None
+            }
+            ("operator" | "auditor", Some(_)) => {
+                p.add(&key, "only partner tokens have a tenant");
+                None
+            }
+            (other, _) => {
+                p.add(
+                    format!("{key}.role"),
+                    format!("unknown role {other:?}: operator, partner or auditor"),
+                );
+                None
+            }
+        };
+        let secret = match (&t.secret_file, &t.secret_env) {
+            (Some(f), None) => Some(KeySource::PasswordFile(f.clone())),
+            (None, Some(v)) => Some(KeySource::Env(v.clone())),
+            _ => {
+                p.add(
+                    &key,
+                    "give exactly one of secret_file and secret_env (never the secret itself)",
+                );
+                None
+            }
+        };
+        if let (Some(role), Some(secret)) = (role, secret) {
+            tokens.push(TokenSpec {
+                name: t.name.clone(),
+                role,
+                secret,
+            });
+        }
+    }
+
+    let mut targets = Vec::new();
+    let mut target_names = HashSet::new();
+    for (i, t) in raw.target.iter().enumerate() {
+        let key = format!("target[{i}] ({})", t.name);
+        if !target_names.insert(t.name.clone()) {
+            p.add(&key, "duplicate target name");
+        }
+        if !allowed_regions.iter().any(|pat| glob_match(pat, &t.region)) {
+            p.add(
+                format!("{key}.region"),
+                format!(
+                    "region {:?} is outside the allowed regions {:?}: data must stay in the EU (daemon.allowed_regions)",
+                    t.region, allowed_regions
+                ),
+            );
+        }
+        if let Err(e) = url_scheme_ok(&t.url) {
+            p.add(format!("{key}.url"), e);
+        }
+        targets.push(Target {
+            name: t.name.clone(),
+            url: t.url.clone(),
+            region: t.region.clone(),
+            zone: t.zone.clone(),
+            max_jobs: t.max_jobs,
+        });
+    }
+
+    let mut tenants = Vec::new();
+    let mut tenant_ids = HashSet::new();
+    for (i, t) in raw.tenant.iter().enumerate() {
+        let key = format!("tenant[{i}] ({})", t.id);
+        if !valid_id(&t.id) {
+            p.add(
+                format!("{key}.id"),
+                "1-64 letters, digits, '-' or '_' (it is the repository prefix)",
+            );
+        }
+        if !tenant_ids.insert(t.id.clone()) {
+            p.add(&key, "duplicate tenant id");
+        }
+        for name in t.targets.iter().flatten() {
+            if !target_names.contains(name) {
+                p.add(format!("{key}.targets"), format!("unknown target {name:?}"));
+            }
+        }
+        if let Some(k) = key_source(p, &key, &t.password_file, &t.key_file, &t.password_env) {
+            tenants.push(Tenant {
+                id: t.id.clone(),
+                contract: t.contract.clone(),
+                key: k,
+            });
+        }
+    }
+
+    let mut services = Vec::new();
+    let mut service_names = HashSet::new();
+    let target_by_name: HashMap<&str, &schema::RawTarget> =
+        raw.target.iter().map(|t| (t.name.as_str(), t)).collect();
+    for (i, s) in raw.service.iter().enumerate() {
+        let key = format!("service[{i}] ({}/{})", s.tenant, s.name);
+        if !service_names.insert((s.tenant.clone(), s.name.clone())) {
+            p.add(&key, "duplicate service (tenant and name)");
+        }
+        if !valid_id(&s.name) {
+            p.add(format!("{key}.name"), "1-64 letters, digits, '-' or '_'");
+        }
+        let Some(tenant) = raw.tenant.iter().find(|t| t.id == s.tenant) else {
+            p.add(
+                format!("{key}.tenant"),
+                format!("unknown tenant {:?}", s.tenant),
+            );
+            continue;
+        };
+        if let Some(svc) = resolve_service(s, &key, tenant, &target_by_name, &default_tz, jitter, p)
+        {
+            services.push(svc);
+        }
+    }
+
+    Config {
+        file: PathBuf::new(),
+        cache_dir: d
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("cache")),
+        restore_root: d
+            .restore_root
+            .clone()
+            .unwrap_or_else(|| state_dir.join("restores")),
+        scratch_dir: d
+            .scratch_dir
+            .clone()
+            .unwrap_or_else(|| state_dir.join("drills")),
+        state_dir,
+        listen,
+        allowed_regions,
+        max_jobs: d.max_jobs.unwrap_or(2).max(1),
+        catch_up,
+        restore_concurrency: d.restore_concurrency.unwrap_or(1).max(1),
+        tokens,
+        targets,
+        tenants,
+        services,
+    }
+}
+
+fn url_scheme_ok(url: &str) -> Result<(), String> {
+    const SCHEMES: [&str; 6] = [
+        "file://",
+        "s3://",
+        "az://",
+        "azure://",
+        "gs://",
+        "memory://",
+    ];
+    if SCHEMES.iter().any(|s| url.starts_with(s)) || url.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!(
+            "{url:?}: expected an absolute path, file://, s3://, az://, gs:// or memory:// URL"
+        ))
+    }
+}
+
+fn check_placement(
+    p: &mut Problems,
+    key: &str,
+    what: &str,
+    target: &str,
+    zone: &str,
+    tenant: &schema::RawTenant,
+    targets: &HashMap<&str, &schema::RawTarget>,
+) -> bool {
+    let Some(t) = targets.get(target) else {
+        p.add(
+            format!("{key}.{what}"),
+            format!("unknown target {target:?}"),
+        );
+        return false;
+    };
+    if t.zone == zone {
+        p.add(
+            format!("{key}.{what}"),
+            format!(
+                "target {target:?} is in zone {:?}, the workload's own availability zone: backups must live outside it",
+                t.zone
+            ),
+        );
+    }
+    if let Some(allowed) = &tenant.targets {
+        if !allowed.iter().any(|a| a == target) {
+            p.add(
+                format!("{key}.{what}"),
+                format!(
+                    "tenant {:?} may not use target {target:?} (tenant.targets)",
+                    tenant.id
+                ),
+            );
+        }
+    }
+    true
+}
+
+fn command_spec(
+    p: &mut Problems,
+    key: &str,
+    argv: &[String],
+    env: &[(String, String)],
+) -> Option<CommandSpec> {
+    if argv.first().is_none_or(|a| a.is_empty()) {
+        p.add(
+            key,
+            "empty command: give the program and its arguments as a list",
+        );
+        return None;
+    }
+    Some(CommandSpec {
+        argv: argv.to_vec(),
+        env: env.to_vec(),
+    })
+}
+
+fn resolve_service(
+    s: &RawService,
+    key: &str,
+    tenant: &schema::RawTenant,
+    targets: &HashMap<&str, &schema::RawTarget>,
+    default_tz: &str,
+    default_jitter: Duration,
+    p: &mut Problems,
+) -> Option<Service> {
+    let Some(class) = classes::class(&s.class) else {
+        p.add(
+            format!("{key}.class"),
+            format!("unknown class {:?}: {}", s.class, classes::names()),
+        );
+        return None;
+    };
+    let ok_target = check_placement(p, key, "target", &s.target, &s.zone, tenant, targets);
+    let standby = match (&s.standby_target, &s.standby) {
+        (None, None) => None,
+        (Some(t), mode) => {
+            if t == &s.target {
+                p.add(
+                    format!("{key}.standby_target"),
+                    "the standby target must differ from the primary",
+                );
+            }
+            check_placement(p, key, "standby_target", t, &s.zone, tenant, targets);
+            let mode = match mode.as_deref().unwrap_or("cold") {
+                "cold" => StandbyMode::Cold,
+                "hot" => StandbyMode::Hot,
+                other => {
+                    p.add(
+                        format!("{key}.standby"),
+                        format!("{other:?}: \"cold\" or \"hot\""),
+                    );
+                    StandbyMode::Cold
+                }
+            };
+            Some((t.clone(), mode))
+        }
+        (None, Some(_)) => {
+            p.add(
+                format!("{key}.standby"),
+                "a standby mode needs standby_target",
+            );
+            None
+        }
+    };
+    let tz = s
+        .time_zone
+        .clone()
+        .unwrap_or_else(|| default_tz.to_string());
+    let time_zone = match jiff::tz::TimeZone::get(&tz) {
+        Ok(z) => z,
+        Err(_) => {
+            p.add(
+                format!("{key}.time_zone"),
+                format!("unknown time zone {tz:?}"),
+            );
+            jiff::tz::TimeZone::UTC
+        }
+    };
+    let schedule = p.schedule(
+        &format!("{key}.schedule"),
+        s.schedule.as_deref().unwrap_or(class.schedule),
+        &tz,
+    );
+    let retention_schedule = p.schedule(
+        &format!("{key}.retention_schedule"),
+        s.retention_schedule.as_deref().unwrap_or("0 30 5 * * *"),
+        &tz,
+    );
+    let check_raw = s.check.clone().unwrap_or(schema::RawCheck {
+        schedule: None,
+        subset: None,
+    });
+    let check_schedule = p.schedule(
+        &format!("{key}.check.schedule"),
+        check_raw.schedule.as_deref().unwrap_or("0 0 6 * * Sun"),
+        &tz,
+    );
+    let subset_text = check_raw.subset.unwrap_or_else(|| "5%".into());
+    let subset = match subset_text.trim_end_matches('%').parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 100.0 => v,
+        _ => {
+            p.add(
+                format!("{key}.check.subset"),
+                format!("{subset_text:?}: a percentage above 0 and at most 100, e.g. \"5%\""),
+            );
+            5.0
+        }
+    };
+
+    // Retention: the service's rules replace the class's; long_term adds 12 monthly.
+    let r = s.retention.clone().unwrap_or_default();
+    let overridden = s.retention.is_some();
+    let pick = |own: Option<u32>, class: Option<u32>| if overridden { own } else { class };
+    let keep_within_text = if overridden {
+        r.keep_within.clone()
+    } else {
+        class.keep_within.map(str::to_string)
+    };
+    let keep_within = keep_within_text
+        .as_deref()
+        .and_then(|w| match w.parse::<HumanDuration>() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                p.add(
+                    format!("{key}.retention.keep_within"),
+                    format!("bad duration {w:?}: {e}"),
+                );
+                None
+            }
+        });
+    let long_term = s.long_term.unwrap_or(false);
+    let mut retention = RetentionPolicy {
+        keep_last: if overridden { r.keep_last } else { None },
+        keep_hourly: pick(r.keep_hourly, class.keep[0]),
+        keep_daily: pick(r.keep_daily, class.keep[1]),
+        keep_weekly: pick(r.keep_weekly, class.keep[2]),
+        keep_monthly: pick(r.keep_monthly, class.keep[3]),
+        keep_yearly: if overridden { r.keep_yearly } else { None },
+        keep_within,
+        keep_tags: r.keep_tags.clone(),
+        time_zone,
+    };
+    if long_term {
+        retention.keep_monthly = Some(retention.keep_monthly.unwrap_or(0).max(12));
+    }
+    if retention.is_empty() {
+        p.add(
+            format!("{key}.retention"),
+            "no retention rule: every snapshot would be forgotten",
+        );
+    }
+
+    let restore_window = s
+        .restore_window
+        .as_deref()
+        .or(class.restore_window)
+        .and_then(|w| match w.parse::<HumanDuration>() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                p.add(
+                    format!("{key}.restore_window"),
+                    format!("bad duration {w:?}: {e}"),
+                );
+                None
+            }
+        });
+    if let (Some(w), Some(k)) = (restore_window, retention.keep_within) {
+        if w.as_secs() > k.as_secs()
+            && retention.keep_daily.is_none()
+            && retention.keep_monthly.is_none()
+        {
+            p.add(
+                format!("{key}.restore_window"),
+                format!("the restore window ({w}) is longer than what retention keeps (keep_within {k}): partners would be promised snapshots that are gone"),
+            );
+        }
+    }
+    let interval = schedule
+        .as_ref()
+        .and_then(|sch| sch.interval(Timestamp::now()))
+        .unwrap_or(Duration::from_secs(86_400));
+    let rpo = match &s.rpo {
+        Some(r) => p.duration(&format!("{key}.rpo"), Some(r), "26h"),
+        None => interval + Duration::from_secs(2 * 3600),
+    };
+    let rto = s
+        .rto
+        .as_deref()
+        .or(class.rto)
+        .map(|r| p.duration(&format!("{key}.rto"), Some(r), "1d"));
+    let compression = s.compression.unwrap_or(3);
+    if !(1..=19).contains(&compression) {
+        p.add(
+            format!("{key}.compression"),
+            format!("zstd level {compression}: 1 to 19"),
+        );
+    }
+    let timeout = p.duration(&format!("{key}.timeout"), s.timeout.as_deref(), "6h");
+    let backoff = p.duration(
+        &format!("{key}.retry_backoff"),
+        s.retry_backoff.as_deref(),
+        "1min",
+    );
+    let jitter = match &s.jitter {
+        Some(j) => p.duration(&format!("{key}.jitter"), Some(j), "5min"),
+        None => default_jitter,
+    };
+    let prune_grace = p.duration(
+        &format!("{key}.prune_grace"),
+        s.prune_grace.as_deref(),
+        "0s",
+    );
+
+    let env: Vec<(String, String)> = s
+        .source
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let source = match (&s.source.paths, &s.source.command) {
+        (Some(paths), None) => {
+            if paths.is_empty() {
+                p.add(format!("{key}.source.paths"), "no paths");
+            }
+            for path in paths {
+                if !path.is_absolute() {
+                    p.add(
+                        format!("{key}.source.paths"),
+                        format!("{} is not absolute", path.display()),
+                    );
+                }
+            }
+            Some(SourceSpec::Paths {
+                paths: paths.clone(),
+                excludes: s.source.exclude.clone(),
+            })
+        }
+        (None, Some(cmd)) => {
+            command_spec(p, &format!("{key}.source.command"), cmd, &env).map(|command| {
+                SourceSpec::Command {
+                    command,
+                    name: s
+                        .source
+                        .stream_name
+                        .clone()
+                        .unwrap_or_else(|| format!("{}.dump", s.name)),
+                }
+            })
+        }
+        _ => {
+            p.add(format!("{key}.source"), "give either `paths` or `command`");
+            None
+        }
+    };
+    let hook_timeout = s
+        .hooks
+        .as_ref()
+        .map(|h| {
+            p.duration(
+                &format!("{key}.hooks.timeout"),
+                h.timeout.as_deref(),
+                "5min",
+            )
+        })
+        .unwrap_or(Duration::from_secs(300));
+    let hook = |p: &mut Problems, which: &str, argv: Option<&Vec<String>>| {
+        argv.and_then(|a| command_spec(p, &format!("{key}.hooks.{which}"), a, &[]))
+            .map(|command| Hook {
+                command,
+                timeout: hook_timeout,
+            })
+    };
+    let pre_hook = hook(p, "pre", s.hooks.as_ref().and_then(|h| h.pre.as_ref()));
+    let post_hook = hook(p, "post", s.hooks.as_ref().and_then(|h| h.post.as_ref()));
+    let drill_schedule = s
+        .drill
+        .as_ref()
+        .and_then(|d| d.schedule.clone())
+        .or(class.drill.map(str::to_string))
+        .filter(|d| d != "never");
+    let drill = match drill_schedule {
+        Some(expr) => {
+            let sch = p.schedule(&format!("{key}.drill.schedule"), &expr, &tz);
+            let check_timeout = p.duration(
+                &format!("{key}.drill.check_timeout"),
+                s.drill.as_ref().and_then(|d| d.check_timeout.as_deref()),
+                "1h",
+            );
+            let check = s
+                .drill
+                .as_ref()
+                .and_then(|d| d.check_command.as_ref())
+                .and_then(|a| command_spec(p, &format!("{key}.drill.check_command"), a, &[]))
+                .map(|command| Hook {
+                    command,
+                    timeout: check_timeout,
+                });
+            sch.map(|sch| (sch, check))
+        }
+        None => None,
+    };
+
+    Some(Service {
+        tenant: s.tenant.clone(),
+        name: s.name.clone(),
+        class: class.name.to_string(),
+        zone: s.zone.clone(),
+        target: s.target.clone(),
+        standby,
+        source: source?,
+        pre_hook,
+        post_hook,
+        schedule: schedule?,
+        retention,
+        retention_schedule: retention_schedule?,
+        prune_grace,
+        check: (check_schedule?, subset),
+        drill,
+        restore_window,
+        rpo,
+        rto,
+        long_term,
+        compression,
+        timeout,
+        retries: s.retries.unwrap_or(3),
+        backoff,
+        jitter,
+    })
+    .filter(|_| ok_target)
+}
+
+#[cfg(test)]
+mod tests;

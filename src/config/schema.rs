@@ -1,0 +1,238 @@
+//! The config file as written: plain serde types, every table with
+//! `deny_unknown_fields`, so a misspelt key is an error naming it (and its
+//! line) instead of a silently ignored setting. Values are checked and
+//! resolved in `config::resolve`.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[daemon]`.
+    #[serde(default)]
+    pub daemon: RawDaemon,
+    /// `[[target]]`.
+    #[serde(default)]
+    pub target: Vec<RawTarget>,
+    /// `[[tenant]]`.
+    #[serde(default)]
+    pub tenant: Vec<RawTenant>,
+    /// `[[service]]`.
+    #[serde(default)]
+    pub service: Vec<RawService>,
+}
+
+/// `[daemon]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDaemon {
+    /// Catalog and caches (default `/var/lib/custos`).
+    pub state_dir: Option<PathBuf>,
+    /// Index caches (default `<state_dir>/cache`).
+    pub cache_dir: Option<PathBuf>,
+    /// API address, e.g. `127.0.0.1:8420` (no API when absent).
+    pub listen: Option<String>,
+    /// Region patterns targets must match (default `["eu-*"]`).
+    pub allowed_regions: Option<Vec<String>>,
+    /// Jobs at once in the whole daemon (default 2).
+    pub max_jobs: Option<usize>,
+    /// Default time zone of schedules and retention buckets (default UTC).
+    pub time_zone: Option<String>,
+    /// Default jitter bound (default `5min`).
+    pub jitter: Option<String>,
+    /// Catch-up window for runs missed while down (default `24h`).
+    pub catch_up: Option<String>,
+    /// Where service-desk restores are written (default `<state_dir>/restores`).
+    pub restore_root: Option<PathBuf>,
+    /// Restores at once (default 1).
+    pub restore_concurrency: Option<usize>,
+    /// Scratch space for DR drills (default `<state_dir>/drills`).
+    pub scratch_dir: Option<PathBuf>,
+    /// API tokens.
+    #[serde(default)]
+    pub token: Vec<RawToken>,
+}
+
+/// `[[daemon.token]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    /// Name (recorded as the actor).
+    pub name: String,
+    /// `operator`, `partner` or `auditor`.
+    pub role: String,
+    /// The tenant of a partner token.
+    pub tenant: Option<String>,
+    /// File holding the secret.
+    pub secret_file: Option<PathBuf>,
+    /// Environment variable holding the secret.
+    pub secret_env: Option<String>,
+}
+
+/// `[[target]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    /// Name services refer to.
+    pub name: String,
+    /// Repository root URL; each tenant gets `<url>/<tenant>`.
+    pub url: String,
+    /// Region (e.g. `eu-west-par`).
+    pub region: String,
+    /// Availability zone.
+    pub zone: String,
+    /// Jobs at once on this target (default: the daemon's).
+    pub max_jobs: Option<usize>,
+}
+
+/// `[[tenant]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTenant {
+    /// Tenant ID (also the repository prefix): letters, digits, `-`, `_`.
+    pub id: String,
+    /// Contract reference (erasure certificates quote it).
+    pub contract: Option<String>,
+    /// File holding the repository passphrase.
+    pub password_file: Option<PathBuf>,
+    /// Key file.
+    pub key_file: Option<PathBuf>,
+    /// Environment variable holding the passphrase.
+    pub password_env: Option<String>,
+    /// Targets this tenant's services may use (default: any).
+    pub targets: Option<Vec<String>>,
+}
+
+/// `[[service]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    /// Tenant ID.
+    pub tenant: String,
+    /// Name, unique within the tenant.
+    pub name: String,
+    /// Class from POLICIES.md.
+    pub class: String,
+    /// Availability zone of the workload.
+    pub zone: String,
+    /// Primary target.
+    pub target: String,
+    /// What to back up.
+    pub source: RawSource,
+    /// Backup schedule (cron, 5–7 fields).
+    pub schedule: Option<String>,
+    /// Time zone of the schedule and retention buckets.
+    pub time_zone: Option<String>,
+    /// Retention overrides (replace the class's rules when given).
+    pub retention: Option<RawRetention>,
+    /// Keep up to one year (12 monthly) on top of the class's rules.
+    pub long_term: Option<bool>,
+    /// Restore window (e.g. `90d`).
+    pub restore_window: Option<String>,
+    /// RPO (default: one schedule interval + 2 h).
+    pub rpo: Option<String>,
+    /// RTO (for drills).
+    pub rto: Option<String>,
+    /// Standby target name.
+    pub standby_target: Option<String>,
+    /// `cold` (daily copy) or `hot` (after each backup).
+    pub standby: Option<String>,
+    /// zstd level 1–19.
+    pub compression: Option<i32>,
+    /// Longest a job may run (default `6h`).
+    pub timeout: Option<String>,
+    /// Retries after a failed attempt (default 3).
+    pub retries: Option<u32>,
+    /// First retry delay (default `1min`, doubling).
+    pub retry_backoff: Option<String>,
+    /// Jitter bound for this service.
+    pub jitter: Option<String>,
+    /// When forget + prune run (default daily 05:30).
+    pub retention_schedule: Option<String>,
+    /// Prune's grace period (default `0s`).
+    pub prune_grace: Option<String>,
+    /// Sampled check.
+    pub check: Option<RawCheck>,
+    /// Hooks.
+    pub hooks: Option<RawHooks>,
+    /// DR drill (dbaas has one by default).
+    pub drill: Option<RawDrill>,
+}
+
+/// `source`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Paths to back up.
+    pub paths: Option<Vec<PathBuf>>,
+    /// Exclude globs.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// A command whose stdout is the backup (argument vector).
+    pub command: Option<Vec<String>>,
+    /// File name of the stream in the snapshot (default `<service>.dump`).
+    pub stream_name: Option<String>,
+    /// Extra environment for the command.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+/// `retention`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetention {
+    /// Keep the N newest.
+    pub keep_last: Option<u32>,
+    /// Hourly.
+    pub keep_hourly: Option<u32>,
+    /// Daily.
+    pub keep_daily: Option<u32>,
+    /// Weekly.
+    pub keep_weekly: Option<u32>,
+    /// Monthly.
+    pub keep_monthly: Option<u32>,
+    /// Yearly.
+    pub keep_yearly: Option<u32>,
+    /// Within a duration.
+    pub keep_within: Option<String>,
+    /// Tags.
+    #[serde(default)]
+    pub keep_tags: Vec<String>,
+}
+
+/// `check`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    /// When (default weekly, Sunday 06:00).
+    pub schedule: Option<String>,
+    /// Percentage of packs read, e.g. `5%` (default 5 %).
+    pub subset: Option<String>,
+}
+
+/// `hooks`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHooks {
+    /// Before the backup (quiesce, snapshot).
+    pub pre: Option<Vec<String>>,
+    /// After the backup, always (thaw).
+    pub post: Option<Vec<String>>,
+    /// Longest each may run (default `5min`).
+    pub timeout: Option<String>,
+}
+
+/// `drill`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDrill {
+    /// When (default monthly, the 1st at 04:00); `"never"` disables.
+    pub schedule: Option<String>,
+    /// Run on the restored data.
+    pub check_command: Option<Vec<String>>,
+    /// Longest the check may run (default `1h`).
+    pub check_timeout: Option<String>,
+}
