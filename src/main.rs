@@ -146,11 +146,60 @@ enum Command {
         #[arg(long, default_value = "custos-demo")]
         dir: PathBuf,
     },
+    /// Run the scheduler daemon (backups, retention, checks, drills, API)
+    Daemon {
+        /// Config file
+        #[arg(long, short = 'c', env = "CUSTOS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Daemon configuration
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Services, newest good snapshot, RPO, last jobs (from the daemon's API
+    /// with CUSTOS_TOKEN, or from its catalog when it is stopped)
+    Status {
+        /// Config file
+        #[arg(long, short = 'c', env = "CUSTOS_CONFIG")]
+        config: PathBuf,
+        /// API token (operator or auditor)
+        #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// The daemon's local catalog
+    Catalog {
+        #[command(subcommand)]
+        action: CatalogAction,
+    },
     /// Remove stale locks (or all with --all)
     Unlock {
         /// Also remove locks that have not expired
         #[arg(long)]
         all: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate a config; print each service's resolved policy and next run times
+    Check {
+        /// Config file
+        #[arg(long, short = 'c', env = "CUSTOS_CONFIG")]
+        config: PathBuf,
+        /// Compute next runs from this time (RFC 3339) instead of now
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogAction {
+    /// Rebuild the catalog from the repositories (the daemon must be stopped)
+    Rebuild {
+        /// Config file
+        #[arg(long, short = 'c', env = "CUSTOS_CONFIG")]
+        config: PathBuf,
     },
 }
 
@@ -986,6 +1035,101 @@ async fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Demo { dir } => demo::run(&dir).map(|()| 0),
+        Command::Daemon { config } => {
+            let path = config.clone();
+            custos::config::Config::load(&path)?;
+            let loader: custos::daemon::Loader =
+                Box::new(move || custos::config::Config::load(&path)?.setup());
+            custos::daemon::run(loader).await.map(|()| 0)
+        }
+        Command::Config {
+            action: ConfigAction::Check { config, now },
+        } => {
+            let cfg = custos::config::Config::load(&config)?;
+            // Token secrets must be readable too.
+            cfg.setup()?;
+            let now = now
+                .as_deref()
+                .map(|t| parse_time(t, "--now"))
+                .transpose()?
+                .unwrap_or_else(jiff::Timestamp::now);
+            let report = cfg.report(now, 3);
+            if g.json {
+                print_json(&report)?;
+            } else if !g.quiet {
+                println!(
+                    "{}: valid; {} targets, {} tenants, {} services",
+                    config.display(),
+                    cfg.targets.len(),
+                    cfg.tenants.len(),
+                    cfg.services.len()
+                );
+                for r in &report {
+                    println!("\n{}/{} ({})", r.tenant, r.service, r.class);
+                    println!("  source:          {}", r.source);
+                    println!(
+                        "  target:          {} (workload zone {}) → {}",
+                        r.target, r.zone, r.repository
+                    );
+                    if let Some(s) = &r.standby {
+                        println!("  standby:         {s}");
+                    }
+                    println!("  schedule:        {}", r.schedule);
+                    println!("  next runs:       {}", r.next_runs.join(", "));
+                    println!(
+                        "  retention:       {} (runs {})",
+                        r.retention, r.retention_schedule
+                    );
+                    println!(
+                        "  restore window:  {}",
+                        r.restore_window.as_deref().unwrap_or("every kept snapshot")
+                    );
+                    println!(
+                        "  RPO:             {}{}",
+                        r.rpo,
+                        r.rto
+                            .as_ref()
+                            .map(|t| format!(", RTO {t}"))
+                            .unwrap_or_default()
+                    );
+                    println!("  check:           {}", r.check);
+                    if let Some(d) = &r.drill {
+                        println!("  DR drill:        {d}");
+                    }
+                    println!(
+                        "  compression:     zstd {}{}",
+                        r.compression,
+                        if r.long_term { ", long_term" } else { "" }
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Command::Status { config, token } => {
+            let cfg = custos::config::Config::load(&config)?;
+            let statuses = custos::daemon::status::statuses(&cfg, token.as_deref()).await?;
+            if g.json {
+                print_json(&statuses)?;
+            } else {
+                print!("{}", custos::daemon::status::table(&statuses));
+            }
+            Ok(if statuses.iter().all(|s| s.rpo_ok) {
+                0
+            } else {
+                1
+            })
+        }
+        Command::Catalog {
+            action: CatalogAction::Rebuild { config },
+        } => {
+            let cfg = custos::config::Config::load(&config)?;
+            let (services, snapshots, problems) = custos::daemon::status::rebuild(&cfg).await?;
+            for p in &problems {
+                eprintln!("warning: {p}");
+            }
+            println!("catalog rebuilt: {services} services, {snapshots} snapshots");
+            Ok(0)
+        }
         Command::Unlock { all } => {
             let backend = Backend::open(&repo_url(&g)?, false)?;
             let removed = lock::unlock(&backend, all).await?;

@@ -308,6 +308,19 @@ impl Config {
             }
         })?;
         let mut p = Problems(Vec::new());
+        let base = path
+            .parent()
+            .filter(|b| !b.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let base = if base.is_absolute() {
+            base
+        } else {
+            std::env::current_dir()
+                .map(|d| d.join(&base))
+                .unwrap_or(base)
+        };
+        let raw = relative_to(raw, &base);
         let cfg = resolve(&raw, &mut p);
         if p.0.is_empty() {
             Ok(Config {
@@ -344,8 +357,21 @@ impl Config {
     /// # Errors
     /// [`crate::Error::Usage`] when a token secret cannot be read.
     pub fn setup(&self) -> crate::Result<crate::daemon::Setup> {
+        self.build_setup(true)
+    }
+
+    /// As [`Config::setup`] without API tokens (no secrets read): for
+    /// `status` and `catalog rebuild`, which need the services only.
+    ///
+    /// # Errors
+    /// As [`Config::setup`].
+    pub fn setup_without_tokens(&self) -> crate::Result<crate::daemon::Setup> {
+        self.build_setup(false)
+    }
+
+    fn build_setup(&self, with_tokens: bool) -> crate::Result<crate::daemon::Setup> {
         let mut tokens = Vec::new();
-        for t in &self.tokens {
+        for t in self.tokens.iter().filter(|_| with_tokens) {
             let secret = match &t.secret {
                 KeySource::PasswordFile(f) | KeySource::KeyFile(f) => std::fs::read_to_string(f)
                     .map_err(|e| {
@@ -509,7 +535,7 @@ impl Config {
                     .collect(),
                 retention: s.retention.to_string(),
                 retention_schedule: s.retention_schedule.to_string(),
-                check: format!("{} of packs, {}", s.check.1, s.check.0),
+                check: format!("{}% of packs, {}", s.check.1, s.check.0),
                 drill: s.drill.as_ref().map(|(d, _)| d.to_string()),
                 restore_window: s.restore_window.map(|w| w.to_string()),
                 rpo: HumanDuration::from_secs(s.rpo.as_secs()).to_string(),
@@ -771,6 +797,47 @@ fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
         tenants,
         services,
     }
+}
+
+/// Paths in the file (state, keys, token secrets, local targets) may be
+/// relative: they are taken relative to the config file's directory.
+fn relative_to(mut raw: RawConfig, base: &Path) -> RawConfig {
+    let fix = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
+    let d = &mut raw.daemon;
+    for p in [
+        &mut d.state_dir,
+        &mut d.cache_dir,
+        &mut d.restore_root,
+        &mut d.scratch_dir,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        fix(p);
+    }
+    for t in &mut d.token {
+        if let Some(f) = &mut t.secret_file {
+            fix(f);
+        }
+    }
+    for t in &mut raw.tenant {
+        for f in [&mut t.password_file, &mut t.key_file]
+            .into_iter()
+            .flatten()
+        {
+            fix(f);
+        }
+    }
+    for t in &mut raw.target {
+        if !t.url.contains("://") && !t.url.starts_with('/') {
+            t.url = base.join(&t.url).to_string_lossy().into_owned();
+        }
+    }
+    raw
 }
 
 fn url_scheme_ok(url: &str) -> Result<(), String> {

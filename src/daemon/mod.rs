@@ -15,6 +15,7 @@ pub mod restores;
 pub mod runner;
 pub mod scheduler;
 pub mod state;
+pub mod status;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

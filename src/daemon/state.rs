@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, JobKind, JobRecord, JobState};
 use super::runner::Runner;
@@ -104,7 +104,7 @@ impl Token {
 }
 
 /// The last job of one kind.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LastJob {
     /// Job ID.
     pub id: u64,
@@ -137,7 +137,7 @@ impl From<&JobRecord> for LastJob {
 }
 
 /// A service's status, as `/v1/services`, `custos status` and `/metrics` show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceStatus {
     /// Tenant.
     pub tenant: String,

@@ -1,0 +1,167 @@
+//! `custos status` and `custos catalog rebuild`: the operator's view from the
+//! command line.
+//!
+//! Status asks the running daemon's API when the config has one (with the
+//! token in `CUSTOS_TOKEN`), and reads the catalog directly otherwise (or when
+//! the daemon is not running). Rebuild fills the catalog from the
+//! repositories, for a new host or a lost state directory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::catalog::{Catalog, JobKind};
+use super::runner::{Limits, Runner};
+use super::scheduler::SystemClock;
+use super::state::{Role, ServiceStatus, State};
+use crate::config::Config;
+use crate::{Error, Result};
+
+/// Statuses from the daemon's API.
+async fn from_api(cfg: &Config, token: &str) -> Result<Vec<ServiceStatus>> {
+    let Some(addr) = cfg.listen else {
+        return Err(Error::Usage(
+            "the config has no daemon.listen address".into(),
+        ));
+    };
+    crate::backend::install_tls_provider();
+    let url = format!("http://{addr}/v1/services");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| Error::Problems(format!("HTTP client: {e}")))?;
+    let resp = client
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| Error::Locked(format!("the daemon's API at {url} does not answer: {e}")))?;
+    let status = resp.status();
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| Error::Problems(format!("{url}: {e}")))?;
+    if !status.is_success() {
+        return Err(Error::Usage(format!("{url}: {status}: {body}")));
+    }
+    serde_json::from_str(&body).map_err(|e| Error::Problems(format!("{url}: bad answer: {e}")))
+}
+
+/// Statuses read from the catalog (the daemon must not be running: sled
+/// allows one process).
+async fn from_catalog(cfg: &Config) -> Result<Vec<ServiceStatus>> {
+    let catalog = Catalog::open(&cfg.state_dir)?;
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let exec: super::runner::Executor =
+        Arc::new(|_| Box::pin(async { Err(Error::Refused("read-only".into())) }));
+    let runner = Runner::new(
+        catalog.clone(),
+        Arc::new(SystemClock),
+        exec,
+        Limits {
+            global: 1,
+            per_target: Default::default(),
+        },
+        rx,
+    );
+    let setup = cfg.setup_without_tokens()?;
+    let state = State::new(
+        catalog,
+        runner,
+        Arc::new(SystemClock),
+        setup.services.into_iter().map(|s| s.info).collect(),
+        Vec::new(),
+    );
+    state.statuses(&Role::Auditor)
+}
+
+/// Every service's status: from the API when a token is given, else from the
+/// catalog.
+///
+/// # Errors
+/// The API's or the catalog's errors.
+pub async fn statuses(cfg: &Config, token: Option<&str>) -> Result<Vec<ServiceStatus>> {
+    match token {
+        Some(t) if cfg.listen.is_some() => from_api(cfg, t).await,
+        _ => from_catalog(cfg).await.map_err(|e| match e {
+            Error::Io { context, .. } if context.contains("another daemon") => Error::Locked(format!(
+                "the daemon is running and holds the catalog: set CUSTOS_TOKEN to ask its API ({context})"
+            )),
+            e => e,
+        }),
+    }
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 3600 => format!("{}min", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// The status table.
+pub fn table(statuses: &[ServiceStatus]) -> String {
+    let mut out = format!(
+        "{:<28} {:<15} {:>7} {:>7} {:<4} {:<10} {:<26} {}\n",
+        "SERVICE", "CLASS", "AGE", "RPO", "OK", "LAST", "NEXT BACKUP", "LAST DRILL"
+    );
+    for s in statuses {
+        let drill = s
+            .last_jobs
+            .iter()
+            .find(|(k, _)| *k == JobKind::Drill)
+            .and_then(|(_, j)| j.rto)
+            .map(|r| {
+                format!(
+                    "{:.0}s of {:.0}s {}",
+                    r.achieved_secs,
+                    r.objective_secs,
+                    if r.met() { "met" } else { "MISSED" }
+                )
+            })
+            .unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "{:<28} {:<15} {:>7} {:>7} {:<4} {:<10} {:<26} {}\n",
+            format!("{}/{}", s.tenant, s.service),
+            s.class,
+            s.age_secs.map_or_else(|| "never".into(), age),
+            age(s.rpo_secs),
+            if s.rpo_ok { "yes" } else { "NO" },
+            s.last_backup
+                .as_ref()
+                .map_or_else(|| "-".into(), |j| format!("{:?}", j.state).to_lowercase()),
+            s.next_backup.clone().unwrap_or_else(|| "-".into()),
+            drill
+        ));
+    }
+    out
+}
+
+/// Rebuilds the catalog's snapshot cache and last-run times from the
+/// repositories. The daemon must be stopped. Returns (services, snapshots).
+///
+/// # Errors
+/// The catalog's errors; a repository that cannot be read is reported and
+/// skipped (returned in the list of problems).
+pub async fn rebuild(cfg: &Config) -> Result<(usize, usize, Vec<String>)> {
+    let catalog = Catalog::open(&cfg.state_dir)?;
+    let setup = cfg.setup_without_tokens()?;
+    let (mut services, mut snapshots, mut problems) = (0, 0, Vec::new());
+    for s in &setup.services {
+        super::jobs::refresh_snapshots(&s.jobs, &catalog).await;
+        let snaps = catalog.snapshots(&s.jobs.tenant, &s.jobs.service)?;
+        if let Some(newest) = snaps.last().and_then(|n| n.time.parse().ok()) {
+            catalog.set_last_run(&s.jobs.tenant, &s.jobs.service, JobKind::Backup, newest)?;
+        }
+        if snaps.is_empty() {
+            problems.push(format!(
+                "{}/{}: no snapshot found in {}",
+                s.jobs.tenant, s.jobs.service, s.jobs.repo.url
+            ));
+        }
+        services += 1;
+        snapshots += snaps.len();
+    }
+    catalog.flush()?;
+    Ok((services, snapshots, problems))
+}

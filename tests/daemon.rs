@@ -1,0 +1,509 @@
+//! `custos daemon` as a process: the shipped example config, scheduled and
+//! on-demand backups of three services of different classes on the S3
+//! emulator, the API and `custos status`, reload on SIGHUP (a bad config is
+//! refused and the old one kept), clean stop on SIGTERM; config errors.
+
+#[allow(dead_code)]
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cli::bin;
+use common::servers::{missing, s3_env, start_moto};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn custos(env: &[(String, String)]) -> Command {
+    let mut c = Command::new(bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("CUSTOS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("CUSTOS_TEST_FAST_KDF", "1").env_remove("RUST_LOG");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.stdin(Stdio::null());
+    c
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    // Copy it so that its example-run/ lands in the temporary directory.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    std::fs::copy(root.join("custos.toml"), dir.path().join("custos.toml")).unwrap();
+    let keys = dir.path().join("example-keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    for e in std::fs::read_dir(root.join("example-keys")).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), keys.join(e.file_name())).unwrap();
+    }
+    let cfg = dir.path().join("custos.toml");
+    let o = custos(&[])
+        .args(["--json", "config", "check", "--config"])
+        .arg(&cfg)
+        .args(["--now", "2026-11-22T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let classes: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["class"].as_str().unwrap())
+        .collect();
+    for c in [
+        "vmaas-standard",
+        "vmaas-custom",
+        "dbaas",
+        "staas-critical",
+        "staas-standard",
+        "staas-low",
+        "caas",
+    ] {
+        assert!(classes.contains(&c), "{c} missing from the example");
+    }
+    assert_eq!(v[0]["next_runs"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn config_errors_name_the_file_the_key_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    let write = |text: &str| std::fs::write(&cfg, text).unwrap();
+    let check = || {
+        let o = custos(&[])
+            .args(["config", "check", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    write("[daemon]\nstate_dir = \"s\"\nlisten_on = \"127.0.0.1:1\"\n");
+    let e = check();
+    assert!(
+        e.contains("bad.toml: line 3") && e.contains("unknown field `listen_on`"),
+        "{e}"
+    );
+
+    write(
+        r#"
+[[target]]
+name = "t"
+url = "/srv/t"
+region = "us-east-1"
+zone = "z1"
+
+[[tenant]]
+id = "acme"
+password_env = "X"
+
+[[service]]
+tenant = "acme"
+name = "db"
+class = "dbaas"
+zone = "z1"
+target = "t"
+schedule = "0 0 25 * * *"
+rpo = "soon"
+source = { command = ["pg_dump"] }
+
+[[service]]
+tenant = "nobody"
+name = "x"
+class = "caas"
+zone = "z1"
+target = "t"
+source = { paths = ["/x"] }
+"#,
+    );
+    let e = check();
+    for want in [
+        "target[0] (t).region: region \"us-east-1\" is outside the allowed regions",
+        "service[0] (acme/db).target: target \"t\" is in zone \"z1\", the workload's own availability zone",
+        "service[0] (acme/db).schedule: cron expression \"0 0 25 * * *\"",
+        "service[0] (acme/db).rpo: bad duration \"soon\"",
+        "service[1] (nobody/x).tenant: unknown tenant \"nobody\"",
+    ] {
+        assert!(e.contains(want), "missing {want:?} in:\n{e}");
+    }
+}
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(cfg: &Path, env: &[(String, String)], log: PathBuf) -> Daemon {
+        let port = std::fs::read_to_string(cfg)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
+            .and_then(|r| r.trim_end_matches('"').parse().ok())
+            .unwrap();
+        let child = custos(env)
+            .args(["daemon", "--config"])
+            .arg(cfg)
+            .env("RUST_LOG", "custos=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon { child, port, log };
+        d.wait_until(Duration::from_secs(30), || d.get("/health", "").0 == 200);
+        d
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        use std::io::Write;
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return (0, serde_json::Value::Null);
+        };
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        if s.write_all(req.as_bytes()).is_err() {
+            return (0, serde_json::Value::Null);
+        }
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        let status = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+        // Chunked bodies: keep the JSON between the first { or [ and the last } or ].
+        let json = body
+            .find(['{', '['])
+            .and_then(|a| body.rfind(['}', ']']).map(|b| &body[a..=b]))
+            .unwrap_or(body);
+        (
+            status,
+            serde_json::from_str(json).unwrap_or(serde_json::Value::String(body.to_string())),
+        )
+    }
+
+    fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        self.request("GET", path, token, "")
+    }
+
+    fn wait_until(&self, limit: Duration, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "timed out; daemon log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill on our own child's PID.
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const OP: &str = "operator-token-for-tests-0123456789";
+const ACME: &str = "acme-partner-token-for-tests-0123";
+
+fn write_config(dir: &Path, port: u16, target_url: &str, backup_every: &str) -> PathBuf {
+    std::fs::write(dir.join("acme.pass"), "acme secret\n").unwrap();
+    std::fs::write(dir.join("globex.pass"), "globex secret\n").unwrap();
+    std::fs::write(dir.join("op.token"), OP).unwrap();
+    std::fs::write(dir.join("acme.token"), ACME).unwrap();
+    let src = dir.join("data");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), b"hello custos\n".repeat(500)).unwrap();
+    std::fs::write(src.join("sub/b.bin"), vec![3u8; 200_000]).unwrap();
+    let cfg = dir.join("custos.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[daemon]
+state_dir = "state"
+listen = "127.0.0.1:{port}"
+time_zone = "Europe/Paris"
+jitter = "0s"
+restore_root = "restores"
+
+[[daemon.token]]
+name = "desk"
+role = "operator"
+secret_file = "op.token"
+
+[[daemon.token]]
+name = "acme-portal"
+role = "partner"
+tenant = "acme"
+secret_file = "acme.token"
+
+[[target]]
+name = "primary"
+url = "{target_url}"
+region = "eu-west-par"
+zone = "par2"
+
+[[tenant]]
+id = "acme"
+password_file = "acme.pass"
+
+[[tenant]]
+id = "globex"
+password_file = "globex.pass"
+
+[[service]]
+tenant = "acme"
+name = "web"
+class = "vmaas-standard"
+zone = "par1"
+target = "primary"
+schedule = "{backup_every}"
+source = {{ paths = ["{src}"] }}
+
+[[service]]
+tenant = "acme"
+name = "db"
+class = "dbaas"
+zone = "par1"
+target = "primary"
+source = {{ command = ["sh", "-c", "seq 1 50000"], stream_name = "db.sql" }}
+
+[[service]]
+tenant = "globex"
+name = "shop"
+class = "caas"
+zone = "par1"
+target = "primary"
+source = {{ paths = ["{src}"] }}
+"#,
+            src = src.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn finished(v: &serde_json::Value) -> bool {
+    matches!(
+        v["state"].as_str(),
+        Some("succeeded" | "warning" | "failed")
+    )
+}
+
+fn scenario(target_url: &str, env: &[(String, String)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(dir.path(), port, target_url, "*/3 * * * * *");
+    let d = Daemon::start(&cfg, env, dir.path().join("daemon.log"));
+
+    // Scheduled backups of acme/web happen by themselves (every 3 s here).
+    d.wait_until(Duration::from_secs(60), || {
+        let (_, v) = d.get("/v1/jobs?service=web", OP);
+        v.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|j| j["state"] == "succeeded" && j["trigger"]["type"] == "schedule")
+        })
+    });
+
+    // On-demand backups of the two other classes, one tagged by the partner.
+    let (s, db) = d.request("POST", "/v1/services/acme/db/backup", ACME, "");
+    assert_eq!(s, 202, "{db}");
+    let (s, shop) = d.request(
+        "POST",
+        "/v1/services/globex/shop/backup",
+        OP,
+        r#"{"tags": ["pre-change"]}"#,
+    );
+    assert_eq!(s, 202, "{shop}");
+    for job in [&db, &shop] {
+        let path = format!("/v1/jobs/{}", job["id"]);
+        d.wait_until(Duration::from_secs(60), || finished(&d.get(&path, OP).1));
+        let (_, j) = d.get(&path, OP);
+        assert_eq!(j["state"], "succeeded", "{j}");
+    }
+
+    // The API shows them; the partner sees only its tenant.
+    let (_, services) = d.get("/v1/services", OP);
+    assert_eq!(services.as_array().unwrap().len(), 3);
+    assert!(
+        services
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["last_good_snapshot"].is_string()),
+        "{services}"
+    );
+    assert!(
+        services
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["rpo_ok"] == true),
+        "{services}"
+    );
+    let (_, mine) = d.get("/v1/services", ACME);
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["tenant"] == "acme"),
+        "{mine}"
+    );
+    assert_eq!(d.get("/v1/services/globex/shop/snapshots", ACME).0, 404);
+    let (_, snaps) = d.get("/v1/services/globex/shop/snapshots", OP);
+    assert_eq!(snaps[0]["tags"][0], "pre-change", "{snaps}");
+    let (_, metrics) = d.get("/metrics", "");
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains("custos_rpo_ok{tenant=\"globex\",service=\"shop\",class=\"caas\"} 1"),
+        "{metrics}"
+    );
+
+    // custos status asks the API.
+    let o = custos(env)
+        .args(["status", "--config"])
+        .arg(&cfg)
+        .env("CUSTOS_TOKEN", OP)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        table.contains("acme/db") && table.contains("globex/shop"),
+        "{table}"
+    );
+
+    // SIGHUP with a broken config: refused, the daemon goes on.
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        good.replace("class = \"caas\"", "class = \"platinum\""),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_until(Duration::from_secs(20), || {
+        std::fs::read_to_string(&d.log)
+            .unwrap_or_default()
+            .contains("config refused on reload")
+    });
+    assert_eq!(d.get("/v1/services", OP).1.as_array().unwrap().len(), 3);
+    // A good one (a service removed) is applied.
+    let reduced = good
+        .split("[[service]]\ntenant = \"globex\"")
+        .next()
+        .unwrap()
+        .to_string();
+    std::fs::write(&cfg, reduced).unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_until(Duration::from_secs(20), || {
+        d.get("/v1/services", OP)
+            .1
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    });
+
+    // SIGTERM: a clean stop, well within the bound.
+    let start = Instant::now();
+    d.signal(libc::SIGTERM);
+    let mut d = d;
+    let status = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(80),
+            "daemon did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "exit {status:?}");
+    let log = std::fs::read_to_string(&d.log).unwrap();
+    assert!(log.contains("stopped"), "{log}");
+
+    // With the daemon stopped, status reads the catalog, and the catalog can
+    // be rebuilt from the repositories.
+    std::fs::remove_dir_all(dir.path().join("state")).unwrap();
+    let o = custos(env)
+        .args(["catalog", "rebuild", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = custos(env)
+        .args(["--json", "status", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["last_good_snapshot"].is_string()),
+        "{v}"
+    );
+}
+
+#[test]
+fn daemon_on_a_local_target() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(&dir.path().join("target").to_string_lossy(), &[]);
+}
+
+#[test]
+fn daemon_on_the_s3_emulator() {
+    let Some(s3) = start_moto() else {
+        missing("moto_server");
+        return;
+    };
+    scenario(&s3.repo_url("daemon"), &s3_env(&s3));
+}
