@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use custos::backend::Backend;
-use custos::commands::{backup, browse, check, forget, prune, repair, restore, stats};
+use custos::commands::{backup, browse, check, copy, forget, prune, repair, restore, stats};
 use custos::crypto::keyslot::{KdfParams, Secret};
 use custos::progress::Progress;
 use custos::repository::{lock, select_snapshot, select_snapshot_at, InitOptions, Repository};
@@ -107,6 +107,8 @@ enum Command {
     },
     /// Show sizes and ratios
     Stats,
+    /// Copy snapshots to another repository (the standby target)
+    Copy(CopyArgs),
     /// Apply a retention policy: remove the snapshots no rule keeps
     Forget(ForgetArgs),
     /// Remove data no snapshot references (two-phase, safe with concurrent backups)
@@ -257,6 +259,37 @@ struct BackupArgs {
     /// zstd compression level
     #[arg(long, default_value_t = 3)]
     compression: i32,
+}
+
+#[derive(Args)]
+struct CopyArgs {
+    /// Destination repository URL
+    #[arg(long, env = "CUSTOS_TO_REPOSITORY")]
+    to: String,
+    /// Destination passphrase file (or CUSTOS_TO_PASSWORD)
+    #[arg(long, env = "CUSTOS_TO_PASSWORD_FILE")]
+    to_password_file: Option<PathBuf>,
+    /// Destination key file
+    #[arg(long, env = "CUSTOS_TO_KEY_FILE")]
+    to_key_file: Option<PathBuf>,
+    /// Create the destination if it does not exist (same chunker and pack sizes
+    /// as the source, its own master key)
+    #[arg(long)]
+    to_init: bool,
+    /// Snapshots to copy (IDs, prefixes, `latest`); all by default
+    snapshots: Vec<String>,
+    /// Only snapshots of this service
+    #[arg(long)]
+    service: Option<String>,
+    /// Only snapshots of this tenant
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only snapshots with this tag (repeatable)
+    #[arg(long)]
+    tag: Vec<String>,
+    /// Say what would be copied; write nothing
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Args)]
@@ -935,6 +968,83 @@ async fn run(cli: Cli) -> Result<u8> {
                 }
             }
             Ok(0)
+        }
+        Command::Copy(a) => {
+            let src = open(&g).await?.load_index().await?;
+            let secret = match (&a.to_key_file, &a.to_password_file) {
+                (Some(k), _) => Secret::from_key_file(k)?,
+                (None, Some(p)) => Secret::from_password_file(p)?,
+                (None, None) => match std::env::var("CUSTOS_TO_PASSWORD") {
+                    Ok(p) if !p.is_empty() => Secret::Passphrase(Zeroizing::new(p)),
+                    _ => {
+                        return Err(Error::Usage(
+                            "no key for the destination: --to-password-file, --to-key-file or CUSTOS_TO_PASSWORD".into(),
+                        ))
+                    }
+                },
+            };
+            let dst =
+                match Repository::open(Backend::open(&a.to, a.to_init)?, &secret, cache_root(&g))
+                    .await
+                {
+                    Err(Error::NoRepository(_)) if a.to_init => {
+                        let opts = InitOptions {
+                            chunker: src.config().chunker,
+                            pack_size: src.config().pack_size,
+                            kdf: kdf_params(),
+                        };
+                        let r = Repository::init(
+                            Backend::open(&a.to, true)?,
+                            &secret,
+                            &opts,
+                            cache_root(&g),
+                        )
+                        .await?;
+                        eprintln!("created repository {} at {}", r.config().id.short(), a.to);
+                        r
+                    }
+                    r => r?,
+                }
+                .load_index()
+                .await?;
+            let r = copy::copy(
+                &src,
+                &dst,
+                &copy::CopyOptions {
+                    snapshots: a.snapshots,
+                    service: a.service,
+                    tenant: a.tenant,
+                    tags: a.tag,
+                    dry_run: a.dry_run,
+                    compression_level: 3,
+                },
+            )
+            .await?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                for s in &r.snapshots {
+                    match (&s.copy, &s.error) {
+                        (Some(c), _) => println!(
+                            "copied snapshot {} → {}: {} blobs, {} uploaded",
+                            &s.source[..8],
+                            &c[..8],
+                            s.blobs_added,
+                            human_bytes(s.bytes_added)
+                        ),
+                        (None, Some(e)) => println!("snapshot {} not copied: {e}", &s.source[..8]),
+                        (None, None) => println!("snapshot {}: {}", &s.source[..8], s.outcome),
+                    }
+                }
+                println!(
+                    "{} copied, {} already present, {} failed; {} uploaded",
+                    r.copied,
+                    r.present,
+                    r.failed,
+                    human_bytes(r.bytes_added)
+                );
+            }
+            Ok(if r.failed > 0 { 1 } else { 0 })
         }
         Command::Forget(a) => {
             let opts = forget_options(&a)?;

@@ -317,6 +317,7 @@ async fn run(
         tags: opts.tags.clone(),
         parent: parent.map(|(id, _)| id),
         stream: opts.stream.is_some() || paths.is_empty(),
+        original: None,
         program: format!("custos {}", env!("CARGO_PKG_VERSION")),
         summary: Summary {
             files: ld(&stats.files),

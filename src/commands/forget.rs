@@ -306,6 +306,7 @@ mod tests {
             tags: Vec::new(),
             parent: None,
             stream: false,
+            original: None,
             program: "custos".into(),
             summary: Default::default(),
         }

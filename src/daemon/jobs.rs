@@ -472,15 +472,46 @@ async fn run_check(svc: &ServiceJobs) -> Result<JobOutcome> {
 }
 
 async fn run_replicate(svc: &ServiceJobs) -> Result<JobOutcome> {
-    let Some(_standby) = &svc.standby else {
+    let Some(standby) = &svc.standby else {
         return Err(Error::Usage(format!(
             "service {}/{} has no standby target",
             svc.tenant, svc.service
         )));
     };
-    Err(Error::Problems(
-        "replication to the standby target is not available in this build".into(),
-    ))
+    let src = svc.repo.open(false).await?;
+    let dst = standby.open(true).await?;
+    let r = crate::commands::copy::copy(
+        &src,
+        &dst,
+        &crate::commands::copy::CopyOptions {
+            service: Some(svc.service.clone()),
+            tenant: Some(svc.tenant.clone()),
+            compression_level: svc.compression_level,
+            ..Default::default()
+        },
+    )
+    .await?;
+    if r.failed > 0 {
+        let why = r
+            .snapshots
+            .iter()
+            .find_map(|s| s.error.clone())
+            .unwrap_or_default();
+        return Err(Error::Problems(format!(
+            "{} snapshots not copied to the standby target ({} copied): {why}",
+            r.failed, r.copied
+        )));
+    }
+    Ok(JobOutcome {
+        bytes_added: r.bytes_added,
+        summary: Some(format!(
+            "{} snapshots copied to the standby target, {} already there, {} uploaded",
+            r.copied,
+            r.present,
+            crate::util::human_bytes(r.bytes_added)
+        )),
+        ..Default::default()
+    })
 }
 
 /// Re-reads the service's snapshots into the catalog's cache (best effort:

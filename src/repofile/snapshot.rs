@@ -69,6 +69,10 @@ pub struct Snapshot {
     /// True for a stream snapshot (`--stdin` or a command's output).
     #[serde(default)]
     pub stream: bool,
+    /// For a copy (`custos copy`, standby replication): the snapshot it was
+    /// copied from, in the source repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<SnapshotId>,
     /// Version of custos that wrote it.
     pub program: String,
     /// What the run did.
