@@ -45,13 +45,27 @@ pub fn is_root() -> bool {
 
 /// A named point where crash tests stop the process dead.
 ///
-/// When `CUSTOS_TEST_CRASH_AT` equals `point`, the process sends itself
-/// SIGKILL: no destructor, flush or lock release runs, exactly as if the
-/// machine had died there. Crash tests use it to stop a command between two
-/// writes that random timing would rarely separate. Unset, it costs one
-/// environment lookup.
+/// When `CUSTOS_TEST_CRASH_AT` equals `point` (or `point#N`: the N-th time the
+/// point is reached), the process sends itself SIGKILL: no destructor, flush
+/// or lock release runs, exactly as if the machine had died there. Crash
+/// tests use it to stop a command between two writes that random timing would
+/// rarely separate. Unset, it costs one environment lookup.
 pub fn crash_point(point: &str) {
-    if std::env::var_os("CUSTOS_TEST_CRASH_AT").is_some_and(|v| v == point) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let Some(want) = std::env::var_os("CUSTOS_TEST_CRASH_AT") else {
+        return;
+    };
+    let want = want.to_string_lossy();
+    let (name, nth) = match want.split_once('#') {
+        Some((n, k)) => (n, k.parse::<u64>().unwrap_or(1)),
+        None => (want.as_ref(), 1),
+    };
+    if name != point {
+        return;
+    }
+    // One counter is enough: a test arms one point per run.
+    if HITS.fetch_add(1, Ordering::SeqCst) + 1 >= nth {
         // SAFETY: getpid and kill have no memory-safety preconditions.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);
