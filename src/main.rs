@@ -378,8 +378,22 @@ struct RestoreArgs {
     /// Snapshot ID, unique prefix, or `latest` (default with --at)
     snapshot: Option<String>,
     /// Directory to restore into
+    #[arg(long, required_unless_present = "daemon")]
+    target: Option<PathBuf>,
+    /// Ask a running daemon (its API URL, e.g. http://127.0.0.1:8420) to
+    /// restore for a ticket instead of restoring here; needs --tenant,
+    /// --service, --ticket and CUSTOS_TOKEN
+    #[arg(long, requires_all = ["tenant", "service", "ticket"])]
+    daemon: Option<String>,
+    /// Tenant of the service (with --daemon)
     #[arg(long)]
-    target: PathBuf,
+    tenant: Option<String>,
+    /// Service-desk ticket reference (with --daemon)
+    #[arg(long)]
+    ticket: Option<String>,
+    /// API token (with --daemon)
+    #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// The newest snapshot at or before this time (RFC 3339)
     #[arg(long)]
     at: Option<String>,
@@ -743,7 +757,12 @@ async fn run(cli: Cli) -> Result<u8> {
             browse::dump(&repo, snap, path.as_deref(), &mut out).await?;
             Ok(0)
         }
+        Command::Restore(a) if a.daemon.is_some() => restore_via_daemon(&g, a).await,
         Command::Restore(a) => {
+            let target = a
+                .target
+                .clone()
+                .ok_or_else(|| Error::Usage("--target is required".into()))?;
             let repo = open(&g).await?.load_index().await?;
             let (snaps, _) = repo.snapshots().await?;
             let service_ok = |s: &custos::repofile::snapshot::Snapshot| {
@@ -765,7 +784,7 @@ async fn run(cli: Cli) -> Result<u8> {
             let lock =
                 lock::Lock::acquire(repo.backend(), lock::LockKind::Shared, "restore").await?;
             let opts = restore::RestoreOptions {
-                target: a.target.clone(),
+                target: target.clone(),
                 includes: a.include,
                 excludes: a.exclude,
                 verify: a.verify,
@@ -778,13 +797,13 @@ async fn run(cli: Cli) -> Result<u8> {
             let r = r?;
             if g.json {
                 print_json(
-                    &serde_json::json!({ "snapshot": id.to_hex(), "target": a.target, "result": r }),
+                    &serde_json::json!({ "snapshot": id.to_hex(), "target": target, "result": r }),
                 )?;
             } else if !g.quiet {
                 eprintln!(
                     "restored snapshot {} to {}: {} files, {} dirs, {} others, {} written{}{}",
                     id.short(),
-                    a.target.display(),
+                    target.display(),
                     r.files,
                     r.dirs,
                     r.others,
@@ -1272,6 +1291,60 @@ async fn run_prune(repo: &custos::IndexedRepository, a: &PruneArgs) -> Result<pr
         },
     )
     .await
+}
+
+async fn restore_via_daemon(g: &Global, a: RestoreArgs) -> Result<u8> {
+    let (Some(base), Some(tenant), Some(service), Some(ticket)) =
+        (&a.daemon, &a.tenant, &a.service, &a.ticket)
+    else {
+        return Err(Error::Usage(
+            "--daemon needs --tenant, --service and --ticket".into(),
+        ));
+    };
+    let token = a.token.as_deref().ok_or_else(|| {
+        Error::Usage("--daemon needs an API token: --token or CUSTOS_TOKEN".into())
+    })?;
+    let request = custos::daemon::restores::RestoreRequest {
+        ticket: ticket.clone(),
+        snapshot: a.snapshot.clone(),
+        at: a.at.clone(),
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        verify: true,
+    };
+    let quiet = g.quiet || g.json;
+    let rec = custos::daemon::client::restore(base, token, tenant, service, &request, |r| {
+        if !quiet {
+            eprintln!(
+                "restore {} ({}): {:?}, {}/{} files, {}/{}",
+                r.id,
+                r.ticket,
+                r.state,
+                r.files_done,
+                r.files_total,
+                human_bytes(r.bytes_done),
+                human_bytes(r.bytes_total)
+            );
+        }
+    })
+    .await?;
+    if g.json {
+        print_json(&rec)?;
+    } else {
+        println!(
+            "restore {} for ticket {}: snapshot {} of {} restored to {} on the daemon's host ({:?})",
+            rec.id,
+            rec.ticket,
+            &rec.snapshot[..8.min(rec.snapshot.len())],
+            rec.snapshot_time,
+            rec.target.display(),
+            rec.state
+        );
+        for e in &rec.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(if rec.errors.is_empty() { 0 } else { 1 })
 }
 
 fn forget_options(a: &ForgetArgs) -> Result<forget::ForgetOptions> {

@@ -422,6 +422,62 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
         "{table}"
     );
 
+    // custos restore can hand the job to the daemon, for a ticket.
+    let base = format!("http://127.0.0.1:{}", d.port);
+    let o = custos(env)
+        .args([
+            "--json",
+            "restore",
+            "--daemon",
+            &base,
+            "--tenant",
+            "acme",
+            "--service",
+            "web",
+            "--ticket",
+            "SD-1",
+        ])
+        .env("CUSTOS_TOKEN", ACME)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rec: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rec["state"], "done", "{rec}");
+    let restored = std::path::PathBuf::from(rec["target"].as_str().unwrap());
+    assert!(
+        restored.starts_with(dir.path().join("restores").join("acme")),
+        "{rec}"
+    );
+    let src = dir.path().join("data");
+    assert_eq!(
+        std::fs::read(restored.join(src.strip_prefix("/").unwrap()).join("a.txt")).unwrap(),
+        std::fs::read(src.join("a.txt")).unwrap()
+    );
+    // Outside caas's 90-day window: refused, exit 1, naming the window.
+    let o = custos(env)
+        .args([
+            "restore",
+            "--daemon",
+            &base,
+            "--tenant",
+            "globex",
+            "--service",
+            "shop",
+            "--ticket",
+            "SD-2",
+            "--at",
+            "2025-01-01T00:00:00Z",
+        ])
+        .env("CUSTOS_TOKEN", OP)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("90d restore window") && e.contains("2025-01-01"),
+        "{e}"
+    );
+
     // SIGHUP with a broken config: refused, the daemon goes on.
     let good = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(

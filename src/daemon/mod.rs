@@ -9,6 +9,7 @@
 //! ```
 pub mod api;
 pub mod catalog;
+pub mod client;
 pub mod jobs;
 pub mod metrics;
 pub mod restores;

@@ -1,0 +1,87 @@
+//! A small client of the daemon's API for the command line: submit a
+//! service-desk restore and follow it to the end.
+
+use std::time::Duration;
+
+use super::restores::{RestoreRecord, RestoreRequest, RestoreState};
+use crate::{Error, Result};
+
+/// How often a followed restore is polled.
+const POLL: Duration = Duration::from_secs(1);
+
+fn client() -> Result<reqwest::Client> {
+    crate::backend::install_tls_provider();
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| Error::Problems(format!("HTTP client: {e}")))
+}
+
+async fn call(req: reqwest::RequestBuilder, what: &str) -> Result<RestoreRecord> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| Error::Locked(format!("the daemon does not answer ({what}): {e}")))?;
+    let status = resp.status();
+    let body = resp
+        .text()
+        .await
+        .map_err(|e| Error::Problems(format!("{what}: {e}")))?;
+    if status.is_success() {
+        return serde_json::from_str(&body)
+            .map_err(|e| Error::Problems(format!("{what}: unexpected answer: {e}")));
+    }
+    let msg = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or(body);
+    Err(match status.as_u16() {
+        400 | 401 | 403 => Error::Usage(format!("{what}: {msg}")),
+        404 => Error::NotFound(msg),
+        422 => Error::Refused(msg),
+        _ => Error::Problems(format!("{what}: {status}: {msg}")),
+    })
+}
+
+/// Submits a restore request to the daemon at `base` (e.g.
+/// `http://127.0.0.1:8420`) and follows it until it ends, calling `progress`
+/// with each state seen.
+///
+/// # Errors
+/// [`Error::Refused`] outside the restore window, [`Error::NotFound`] for an
+/// unknown service or snapshot, [`Error::Usage`] for a bad token or request,
+/// [`Error::Locked`] when the daemon does not answer.
+pub async fn restore(
+    base: &str,
+    token: &str,
+    tenant: &str,
+    service: &str,
+    request: &RestoreRequest,
+    mut progress: impl FnMut(&RestoreRecord),
+) -> Result<RestoreRecord> {
+    let http = client()?;
+    let base = base.trim_end_matches('/');
+    let url = format!("{base}/v1/services/{tenant}/{service}/restores");
+    let body = serde_json::to_vec(request)
+        .map_err(|e| Error::Problems(format!("cannot encode the request: {e}")))?;
+    let mut rec = call(
+        http.post(&url)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body),
+        "restore request",
+    )
+    .await?;
+    progress(&rec);
+    while matches!(rec.state, RestoreState::Queued | RestoreState::Running) {
+        tokio::time::sleep(POLL).await;
+        rec = call(
+            http.get(format!("{base}/v1/restores/{}", rec.id))
+                .bearer_auth(token),
+            "restore status",
+        )
+        .await?;
+        progress(&rec);
+    }
+    Ok(rec)
+}
