@@ -351,7 +351,7 @@ struct ForgetArgs {
     #[arg(long, hide = true)]
     now: Option<String>,
     /// With --prune: repack packs whose live fraction is below this percentage
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 80.0)]
     repack_below: f64,
     /// With --prune: minimum age of condemned packs before deletion
     #[arg(long, default_value = "0s")]
@@ -364,7 +364,7 @@ struct PruneArgs {
     #[arg(long)]
     dry_run: bool,
     /// Repack packs whose live fraction is below this percentage
-    #[arg(long, default_value_t = 50.0)]
+    #[arg(long, default_value_t = 80.0)]
     repack_below: f64,
     /// Condemned packs are deleted once every process that was in the
     /// repository when they were condemned is gone (in the same run when

@@ -237,7 +237,11 @@ impl IdMap {
                 std::io::Error::other(e.to_string()),
             )
         };
-        let db = sled::open(&path).map_err(err)?;
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(16 << 20)
+            .open()
+            .map_err(err)?;
         let tree = db.open_tree("map").map_err(err)?;
         Ok(IdMap {
             tree: Some(tree),

@@ -206,11 +206,7 @@ async fn get_service(
     Path((tenant, service)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
-    let s = app
-        .state
-        .service(&tenant, &service)
-        .filter(|_| token.role.sees(&tenant))
-        .ok_or_else(|| not_found(&tenant, &service))?;
+    let s = service_for(&app, &token, &tenant, &service, false)?;
     Ok(Json(app.state.status(&s)?).into_response())
 }
 
@@ -220,9 +216,7 @@ async fn list_snapshots(
     Path((tenant, service)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
-    if !token.role.sees(&tenant) || app.state.service(&tenant, &service).is_none() {
-        return Err(not_found(&tenant, &service));
-    }
+    service_for(&app, &token, &tenant, &service, false)?;
     let mut snaps = app.state.catalog.snapshots(&tenant, &service)?;
     snaps.reverse();
     Ok(Json(snaps).into_response())
@@ -242,15 +236,7 @@ async fn start_backup(
     body: Bytes,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
-    if !token.role.sees(&tenant) || app.state.service(&tenant, &service).is_none() {
-        return Err(not_found(&tenant, &service));
-    }
-    if !token.role.acts_on(&tenant) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("token {} is read-only", token.name),
-        ));
-    }
+    service_for(&app, &token, &tenant, &service, true)?;
     let body: BackupBody = if body.is_empty() {
         BackupBody::default()
     } else {
@@ -293,11 +279,51 @@ async fn start_backup(
     }
 }
 
+/// `?tenant=&service=&limit=` of the listing endpoints.
 #[derive(Debug, Deserialize)]
 struct JobQuery {
     tenant: Option<String>,
     service: Option<String>,
     limit: Option<usize>,
+}
+
+impl JobQuery {
+    /// At most 1000 rows, 50 by default.
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(50).min(1000)
+    }
+
+    /// True when `token` may see a record of (tenant, service) and it matches
+    /// the query.
+    fn allows(&self, token: &Token, tenant: &str, service: &str) -> bool {
+        token.role.sees(tenant)
+            && self.tenant.as_deref().is_none_or(|t| t == tenant)
+            && self.service.as_deref().is_none_or(|s| s == service)
+    }
+}
+
+/// The service `tenant/service` if `token` may see it (404 otherwise, as if
+/// it did not exist) and, with `act`, start work on it (403 for read-only
+/// tokens).
+fn service_for(
+    app: &App,
+    token: &Token,
+    tenant: &str,
+    service: &str,
+    act: bool,
+) -> ApiResult<super::state::ServiceInfo> {
+    let info = app
+        .state
+        .service(tenant, service)
+        .filter(|_| token.role.sees(tenant))
+        .ok_or_else(|| not_found(tenant, service))?;
+    if act && !token.role.acts_on(tenant) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!("token {} is read-only", token.name),
+        ));
+    }
+    Ok(info)
 }
 
 async fn list_jobs(
@@ -306,12 +332,10 @@ async fn list_jobs(
     Query(q): Query<JobQuery>,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
-    let limit = q.limit.unwrap_or(50).min(1000);
-    let jobs = app.state.catalog.jobs(limit, |j| {
-        token.role.sees(&j.tenant)
-            && q.tenant.as_ref().is_none_or(|t| *t == j.tenant)
-            && q.service.as_ref().is_none_or(|s| *s == j.service)
-    })?;
+    let jobs = app
+        .state
+        .catalog
+        .jobs(q.limit(), |j| q.allows(&token, &j.tenant, &j.service))?;
     Ok(Json(jobs).into_response())
 }
 
@@ -337,17 +361,7 @@ async fn request_restore(
     body: Bytes,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
-    let info = app
-        .state
-        .service(&tenant, &service)
-        .filter(|_| token.role.sees(&tenant))
-        .ok_or_else(|| not_found(&tenant, &service))?;
-    if !token.role.acts_on(&tenant) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            format!("token {} is read-only", token.name),
-        ));
-    }
+    let info = service_for(&app, &token, &tenant, &service, true)?;
     let Some((desk, jobs)) = &app.state.restores else {
         return Err(ApiError(
             StatusCode::NOT_IMPLEMENTED,
@@ -375,12 +389,10 @@ async fn list_restores(
     Query(q): Query<JobQuery>,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
-    let limit = q.limit.unwrap_or(50).min(1000);
-    let list = app.state.catalog.restores(limit, |r| {
-        token.role.sees(&r.tenant)
-            && q.tenant.as_ref().is_none_or(|t| *t == r.tenant)
-            && q.service.as_ref().is_none_or(|s| *s == r.service)
-    })?;
+    let list = app
+        .state
+        .catalog
+        .restores(q.limit(), |r| q.allows(&token, &r.tenant, &r.service))?;
     Ok(Json(list).into_response())
 }
 

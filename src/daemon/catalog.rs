@@ -217,6 +217,28 @@ fn decode<T: for<'de> Deserialize<'de>>(what: &str, v: &[u8]) -> Result<T> {
     serde_json::from_slice(v).map_err(|e| db_err(what, e))
 }
 
+/// The newest `limit` records of a tree keyed by increasing IDs that pass
+/// `filter`, newest first.
+fn newest<T: for<'de> Deserialize<'de>>(
+    tree: &sled::Tree,
+    what: &str,
+    limit: usize,
+    filter: impl Fn(&T) -> bool,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for item in tree.iter().rev() {
+        let (_, v) = item.map_err(|e| db_err(what, e))?;
+        let rec: T = decode(what, &v)?;
+        if filter(&rec) {
+            out.push(rec);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn encode<T: Serialize>(what: &str, v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| db_err(what, e))
 }
@@ -230,12 +252,16 @@ impl Catalog {
     pub fn open(state_dir: &Path) -> Result<Catalog> {
         let dir = state_dir.join("catalog");
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
-        let db = sled::open(&dir).map_err(|e| {
-            db_err(
-                &format!("cannot open {} (is another daemon running?)", dir.display()),
-                e,
-            )
-        })?;
+        let db = sled::Config::new()
+            .path(&dir)
+            .cache_capacity(32 << 20)
+            .open()
+            .map_err(|e| {
+                db_err(
+                    &format!("cannot open {} (is another daemon running?)", dir.display()),
+                    e,
+                )
+            })?;
         let tree = |name: &str| db.open_tree(name).map_err(|e| db_err(name, e));
         Ok(Catalog {
             jobs: tree("jobs")?,
@@ -338,18 +364,7 @@ impl Catalog {
         limit: usize,
         filter: impl Fn(&JobRecord) -> bool,
     ) -> Result<Vec<JobRecord>> {
-        let mut out = Vec::new();
-        for item in self.jobs.iter().rev() {
-            let (_, v) = item.map_err(|e| db_err("jobs", e))?;
-            let rec: JobRecord = decode("job", &v)?;
-            if filter(&rec) {
-                out.push(rec);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        newest(&self.jobs, "job", limit, filter)
     }
 
     /// Restores left queued or running by a daemon that stopped: marked
@@ -561,18 +576,7 @@ impl Catalog {
         limit: usize,
         filter: impl Fn(&super::restores::RestoreRecord) -> bool,
     ) -> Result<Vec<super::restores::RestoreRecord>> {
-        let mut out = Vec::new();
-        for item in self.restores.iter().rev() {
-            let (_, v) = item.map_err(|e| db_err("restores", e))?;
-            let rec: super::restores::RestoreRecord = decode("restore", &v)?;
-            if filter(&rec) {
-                out.push(rec);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        newest(&self.restores, "restore", limit, filter)
     }
 
     /// Adds `n` to a service's counter `name`.

@@ -137,7 +137,7 @@ impl BlobIndex {
             .map_err(crate::error::at("cannot create cache directory", dir))?;
         let db = sled::Config::new()
             .path(dir)
-            .cache_capacity(64 << 20)
+            .cache_capacity(32 << 20)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(sled_err(dir))?;
