@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod backend;
 pub mod blob;
 pub mod chunker;
