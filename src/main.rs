@@ -169,6 +169,11 @@ enum Command {
         #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// The daemon's audit log
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// The daemon's local catalog
     Catalog {
         #[command(subcommand)]
@@ -193,6 +198,48 @@ enum ConfigAction {
         #[arg(long)]
         now: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Check the hash chain; name the first edited, removed or reordered record
+    Verify {
+        #[command(flatten)]
+        log: AuditLogArg,
+    },
+    /// Show records (for auditors), optionally of one tenant
+    Show {
+        #[command(flatten)]
+        log: AuditLogArg,
+        /// Only this tenant's records
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Args)]
+struct AuditLogArg {
+    /// Daemon config (the log is <state_dir>/audit.log)
+    #[arg(
+        long,
+        short = 'c',
+        env = "CUSTOS_CONFIG",
+        required_unless_present = "file"
+    )]
+    config: Option<PathBuf>,
+    /// The log file itself
+    #[arg(long)]
+    file: Option<PathBuf>,
+}
+
+impl AuditLogArg {
+    fn path(&self) -> Result<PathBuf> {
+        match (&self.file, &self.config) {
+            (Some(f), _) => Ok(f.clone()),
+            (None, Some(c)) => Ok(custos::config::Config::load(c)?.state_dir.join("audit.log")),
+            (None, None) => Err(Error::Usage("give --config or --file".into())),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -1247,6 +1294,60 @@ async fn run(cli: Cli) -> Result<u8> {
             } else {
                 1
             })
+        }
+        Command::Audit {
+            action: AuditAction::Verify { log },
+        } => {
+            let path = log.path()?;
+            match custos::audit::verify(&path) {
+                Ok((n, head)) => {
+                    if g.json {
+                        print_json(&serde_json::json!({"records": n, "head": head, "ok": true}))?;
+                    } else {
+                        println!("{}: {n} records, chain intact, head {head}", path.display());
+                    }
+                    Ok(0)
+                }
+                Err(custos::audit::VerifyError::Missing) => {
+                    Err(Error::NotFound(format!("audit log {}", path.display())))
+                }
+                Err(custos::audit::VerifyError::Io(e)) => Err(e),
+                Err(custos::audit::VerifyError::Broken(b)) => {
+                    if g.json {
+                        print_json(
+                            &serde_json::json!({"ok": false, "line": b.line, "problem": b.problem}),
+                        )?;
+                    }
+                    eprintln!("error: {b}");
+                    Ok(1)
+                }
+            }
+        }
+        Command::Audit {
+            action: AuditAction::Show { log, tenant },
+        } => {
+            let path = log.path()?;
+            let records = custos::audit::read(&path, |r| {
+                tenant
+                    .as_deref()
+                    .is_none_or(|t| r.tenant.as_deref() == Some(t))
+            })?;
+            if g.json {
+                print_json(&records)?;
+            } else {
+                for r in &records {
+                    println!(
+                        "{:>6}  {}  {:<18} {:<20} {:<12} {}",
+                        r.seq,
+                        r.time,
+                        r.action,
+                        r.actor,
+                        r.tenant.as_deref().unwrap_or("-"),
+                        r.details
+                    );
+                }
+            }
+            Ok(0)
         }
         Command::Catalog {
             action: CatalogAction::Rebuild { config },

@@ -525,6 +525,42 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
     let log = std::fs::read_to_string(&d.log).unwrap();
     assert!(log.contains("stopped"), "{log}");
 
+    // The audit log recorded the acts, and any edit is found.
+    let o = custos(env)
+        .args(["audit", "verify", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = custos(env)
+        .args(["--json", "audit", "show", "--tenant", "acme", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let recs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let actions: Vec<&str> = recs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"backup.requested") && actions.contains(&"restore.done"),
+        "{actions:?}"
+    );
+    let log_path = dir.path().join("state/audit.log");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    std::fs::write(&log_path, text.replacen("acme-portal", "someone-else", 1)).unwrap();
+    let o = custos(env)
+        .args(["audit", "verify", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains("line ") && e.contains("edited"), "{e}");
+    std::fs::write(&log_path, text).unwrap();
+
     // With the daemon stopped, status reads the catalog, and the catalog can
     // be rebuilt from the repositories.
     std::fs::remove_dir_all(dir.path().join("state")).unwrap();

@@ -136,6 +136,7 @@ async fn start() -> Daemon {
     let all = [web, db, broken, other];
 
     let catalog = Catalog::open(&d.join("state")).unwrap();
+    let audit = custos::audit::AuditLog::open(&d.join("state/audit.log")).unwrap();
     let services: jobs::Services = Arc::new(RwLock::new(
         all.iter()
             .map(|s| ((s.tenant.clone(), s.service.clone()), Arc::new(s.clone())))
@@ -145,7 +146,7 @@ async fn start() -> Daemon {
     let runner = Runner::new(
         catalog.clone(),
         Arc::new(SystemClock),
-        jobs::executor(services.clone(), catalog.clone()),
+        jobs::executor(services.clone(), catalog.clone(), Some(audit.clone())),
         Limits {
             global: 2,
             per_target: HashMap::new(),
@@ -202,7 +203,11 @@ async fn start() -> Daemon {
             ),
         ],
     )
-    .with_restores(RestoreDesk::new(catalog, d.join("restores"), 1), services);
+    .with_restores(
+        RestoreDesk::new(catalog, d.join("restores"), 1).with_audit(audit.clone()),
+        services,
+    )
+    .with_audit(audit);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(custos::daemon::api::serve(listener, state, rx));
@@ -426,6 +431,39 @@ async fn backups_restores_and_isolation_through_the_api() {
         )
         .await;
     assert_eq!(s, 400, "{v}");
+
+    // The audit trail: who asked what, when, and how it ended; verifiable.
+    let (s, audit) = d.call("GET", "/v1/audit", "op", "").await;
+    assert_eq!(s, 200, "{audit}");
+    let actions: Vec<(String, String)> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_string(),
+                r["actor"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for want in [
+        ("backup.requested", "acme-portal"),
+        ("restore.requested", "acme-portal"),
+        ("restore.done", "daemon"),
+        ("restore.refused", "acme-portal"),
+    ] {
+        assert!(
+            actions.iter().any(|(a, b)| a == want.0 && b == want.1),
+            "{want:?} not in {actions:?}"
+        );
+    }
+    let (n, head) = custos::audit::verify(&d.path("state/audit.log"))
+        .map_err(|_| "broken")
+        .unwrap();
+    assert!(n >= 4);
+    assert_eq!(audit["head"], head);
+    let (_, theirs) = d.call("GET", "/v1/audit", "globex", "").await;
+    assert!(theirs["records"].as_array().unwrap().is_empty(), "{theirs}");
 
     // Another tenant sees none of it.
     let (s, _) = d

@@ -160,7 +160,13 @@ impl AuditLog {
     }
 
     /// Appends, logging instead of failing (for acts already done).
-    pub fn record(&self, actor: &str, action: &str, tenant: Option<&str>, details: serde_json::Value) {
+    pub fn record(
+        &self,
+        actor: &str,
+        action: &str,
+        tenant: Option<&str>,
+        details: serde_json::Value,
+    ) {
         if let Err(e) = self.append(actor, action, tenant, details) {
             tracing::error!(error = %e, action, "cannot write the audit log");
         }
@@ -198,7 +204,10 @@ pub fn read(path: &Path, filter: impl Fn(&Record) -> bool) -> Result<Vec<Record>
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line.map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
         let rec: Record = serde_json::from_str(&line).map_err(|e| {
-            Error::integrity(format!("audit log {}", path.display()), format!("line {}: {e}", i + 1))
+            Error::integrity(
+                format!("audit log {}", path.display()),
+                format!("line {}: {e}", i + 1),
+            )
         })?;
         if filter(&rec) {
             out.push(rec);
@@ -227,7 +236,12 @@ pub fn verify(path: &Path) -> std::result::Result<(u64, String), VerifyError> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(VerifyError::Missing),
-        Err(e) => return Err(VerifyError::Io(Error::io(format!("cannot read {}", path.display()), e))),
+        Err(e) => {
+            return Err(VerifyError::Io(Error::io(
+                format!("cannot read {}", path.display()),
+                e,
+            )))
+        }
     };
     let broken = |line: usize, problem: String| {
         VerifyError::Broken(Broken {
@@ -239,9 +253,11 @@ pub fn verify(path: &Path) -> std::result::Result<(u64, String), VerifyError> {
     let (mut seq, mut head) = (0u64, GENESIS.to_string());
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let n = i + 1;
-        let line = line.map_err(|e| VerifyError::Io(Error::io(format!("cannot read {}", path.display()), e)))?;
-        let rec: Record = serde_json::from_str(&line)
-            .map_err(|e| broken(n, format!("not a record ({e})")))?;
+        let line = line.map_err(|e| {
+            VerifyError::Io(Error::io(format!("cannot read {}", path.display()), e))
+        })?;
+        let rec: Record =
+            serde_json::from_str(&line).map_err(|e| broken(n, format!("not a record ({e})")))?;
         if rec.seq != seq + 1 {
             return Err(broken(
                 n,
@@ -255,11 +271,17 @@ pub fn verify(path: &Path) -> std::result::Result<(u64, String), VerifyError> {
         if rec.prev != head {
             return Err(broken(
                 n,
-                format!("record {} does not follow the previous one (chain broken)", rec.seq),
+                format!(
+                    "record {} does not follow the previous one (chain broken)",
+                    rec.seq
+                ),
             ));
         }
         if rec.compute_hash() != rec.hash {
-            return Err(broken(n, format!("record {} was edited (hash mismatch)", rec.seq)));
+            return Err(broken(
+                n,
+                format!("record {} was edited (hash mismatch)", rec.seq),
+            ));
         }
         seq = rec.seq;
         head = rec.hash;
@@ -276,14 +298,23 @@ mod tests {
         let path = dir.path().join("audit.log");
         let log = AuditLog::open(&path).unwrap();
         for i in 0..n {
-            log.append("desk", "restore.requested", Some("acme"), serde_json::json!({"ticket": format!("SD-{i}")}))
-                .unwrap();
+            log.append(
+                "desk",
+                "restore.requested",
+                Some("acme"),
+                serde_json::json!({"ticket": format!("SD-{i}")}),
+            )
+            .unwrap();
         }
         (dir, path)
     }
 
     fn lines(path: &Path) -> Vec<String> {
-        std::fs::read_to_string(path).unwrap().lines().map(str::to_string).collect()
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 
     #[test]
@@ -293,9 +324,15 @@ mod tests {
         assert_eq!(n, 5);
         let log = AuditLog::open(&path).unwrap();
         assert_eq!(log.head(), head);
-        log.append("daemon", "daemon.stopped", None, serde_json::json!({})).unwrap();
+        log.append("daemon", "daemon.stopped", None, serde_json::json!({}))
+            .unwrap();
         assert_eq!(verify(&path).unwrap().0, 6);
-        assert_eq!(log.read(|r| r.tenant.as_deref() == Some("acme")).unwrap().len(), 5);
+        assert_eq!(
+            log.read(|r| r.tenant.as_deref() == Some("acme"))
+                .unwrap()
+                .len(),
+            5
+        );
     }
 
     #[test]
@@ -306,22 +343,31 @@ mod tests {
         let mut edited = orig.clone();
         edited[2] = edited[2].replace("SD-2", "SD-9");
         std::fs::write(&path, edited.join("\n") + "\n").unwrap();
-        let Err(VerifyError::Broken(b)) = verify(&path) else { panic!("edit not found") };
+        let Err(VerifyError::Broken(b)) = verify(&path) else {
+            panic!("edit not found")
+        };
         assert_eq!(b.line, 3);
         assert!(b.problem.contains("edited"), "{b}");
-        assert!(AuditLog::open(&path).is_err(), "no appending to a tampered log");
+        assert!(
+            AuditLog::open(&path).is_err(),
+            "no appending to a tampered log"
+        );
 
         let mut removed = orig.clone();
         removed.remove(1);
         std::fs::write(&path, removed.join("\n") + "\n").unwrap();
-        let Err(VerifyError::Broken(b)) = verify(&path) else { panic!("removal not found") };
+        let Err(VerifyError::Broken(b)) = verify(&path) else {
+            panic!("removal not found")
+        };
         assert_eq!(b.line, 2);
         assert!(b.problem.contains("removed"), "{b}");
 
         let mut swapped = orig.clone();
         swapped.swap(3, 4);
         std::fs::write(&path, swapped.join("\n") + "\n").unwrap();
-        let Err(VerifyError::Broken(b)) = verify(&path) else { panic!("reorder not found") };
+        let Err(VerifyError::Broken(b)) = verify(&path) else {
+            panic!("reorder not found")
+        };
         assert_eq!(b.line, 4);
 
         // Removing the last record cannot be seen from the file alone: the

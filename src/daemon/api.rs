@@ -12,6 +12,7 @@
 //! | `GET /v1/jobs/{id}` | all roles | one job |
 //! | `POST /v1/services/{tenant}/{service}/restores` | operator, partner | restore request: `{"ticket": "SD-1", "snapshot": "latest" \| ID \| prefix, "at": RFC 3339, "include": [globs], "exclude": [globs], "verify": true}`; 202 with the request, 422 outside the restore window |
 //! | `GET /v1/restores[?tenant=&service=&limit=]` | all roles | recent restore requests |
+//! | `GET /v1/audit[?tenant=]` | operator, auditor (all); partner (its tenant) | audit records, oldest first, with the chain's head |
 //! | `GET /v1/restores/{id}` | all roles | one request: state (`queued`, `running`, `done`, `failed`), files and bytes so far, errors |
 //!
 //! Authentication: `Authorization: Bearer <token>`. A partner token only ever
@@ -101,6 +102,7 @@ pub fn router(state: State) -> Router {
         )
         .route("/v1/restores", get(list_restores))
         .route("/v1/restores/{id}", get(get_restore))
+        .route("/v1/audit", get(list_audit))
         .layer(middleware::from_fn_with_state(app.clone(), answer_once));
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
@@ -271,7 +273,15 @@ async fn start_backup(
         })
         .await?;
     match job {
-        Some(job) => Ok((StatusCode::ACCEPTED, Json(job)).into_response()),
+        Some(job) => {
+            app.state.audit(
+                &token.name,
+                "backup.requested",
+                Some(&tenant),
+                serde_json::json!({"service": service, "job": job.id, "tags": job.tags}),
+            );
+            Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+        }
         None => Err(ApiError(
             StatusCode::CONFLICT,
             format!("a backup of {tenant}/{service} is already queued or running"),
@@ -409,6 +419,34 @@ async fn get_restore(
         .filter(|r| token.role.sees(&r.tenant))
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no restore request {id}")))?;
     Ok(Json(rec).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditQuery {
+    tenant: Option<String>,
+}
+
+async fn list_audit(
+    AxState(app): AxState<App>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    let Some(audit) = &app.state.audit else {
+        return Err(ApiError(
+            StatusCode::NOT_IMPLEMENTED,
+            "this daemon keeps no audit log".into(),
+        ));
+    };
+    let records = audit.read(|r| {
+        let tenant = r.tenant.as_deref();
+        let visible = match &token.role {
+            super::state::Role::Partner { tenant: t } => tenant == Some(t.as_str()),
+            _ => true,
+        };
+        visible && q.tenant.as_deref().is_none_or(|t| tenant == Some(t))
+    })?;
+    Ok(Json(serde_json::json!({"head": audit.head(), "records": records})).into_response())
 }
 
 /// Serves the API on `listener` until `shutdown` turns true.

@@ -177,11 +177,17 @@ pub struct ServiceJobs {
 /// The services' jobs, replaceable on reload.
 pub type Services = Arc<RwLock<HashMap<(String, String), Arc<ServiceJobs>>>>;
 
-/// The executor over `services`, recording snapshots in `catalog`.
-pub fn executor(services: Services, catalog: Catalog) -> Executor {
+/// The executor over `services`, recording snapshots in `catalog` and
+/// deletions (retention) in `audit`.
+pub fn executor(
+    services: Services,
+    catalog: Catalog,
+    audit: Option<crate::audit::AuditLog>,
+) -> Executor {
     Arc::new(move |ctx: JobContext| {
         let services = services.clone();
         let catalog = catalog.clone();
+        let audit = audit.clone();
         Box::pin(async move {
             let svc = services
                 .read()
@@ -196,7 +202,18 @@ pub fn executor(services: Services, catalog: Catalog) -> Executor {
                 })?;
             match ctx.job.kind {
                 JobKind::Backup => run_backup(&svc, &ctx, &catalog).await,
-                JobKind::Retention => run_retention(&svc, &catalog).await,
+                JobKind::Retention => {
+                    let r = run_retention(&svc, &catalog).await;
+                    if let (Some(a), Ok(o)) = (&audit, &r) {
+                        a.record(
+                            "daemon",
+                            "retention.done",
+                            Some(&svc.tenant),
+                            serde_json::json!({"service": svc.service, "job": ctx.job.id, "summary": o.summary}),
+                        );
+                    }
+                    r
+                }
                 JobKind::Check => run_check(&svc).await,
                 JobKind::Replicate => run_replicate(&svc).await,
                 JobKind::Drill => run_drill(&svc, &ctx).await,

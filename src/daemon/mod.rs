@@ -126,10 +126,11 @@ pub async fn run(loader: Loader) -> Result<()> {
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let services: jobs::Services = Arc::new(RwLock::new(HashMap::new()));
+    let audit = crate::audit::AuditLog::open(&setup.state_dir.join("audit.log"))?;
     let runner = Runner::new(
         catalog.clone(),
         clock.clone(),
-        jobs::executor(services.clone(), catalog.clone()),
+        jobs::executor(services.clone(), catalog.clone(), Some(audit.clone())),
         setup.limits.clone(),
         stop_rx.clone(),
     );
@@ -145,9 +146,11 @@ pub async fn run(loader: Loader) -> Result<()> {
             catalog.clone(),
             setup.restore_root.clone(),
             setup.restore_concurrency,
-        ),
+        )
+        .with_audit(audit.clone()),
         services.clone(),
-    );
+    )
+    .with_audit(audit.clone());
     let entries = apply(&setup, &runner, &state, &services);
 
     let (queue_tx, queue_rx) = mpsc::channel(1024);
@@ -204,6 +207,12 @@ pub async fn run(loader: Loader) -> Result<()> {
     let mut ping =
         tokio::time::interval(watchdog.map_or(std::time::Duration::from_secs(3600), |d| d / 2));
     tracing::info!(services = setup.services.len(), "daemon started");
+    audit.record(
+        "daemon",
+        "daemon.started",
+        None,
+        serde_json::json!({"services": setup.services.len(), "pid": std::process::id()}),
+    );
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("running"),
@@ -219,10 +228,12 @@ pub async fn run(loader: Loader) -> Result<()> {
                         while gen_tasks.join_next().await.is_some() {}
                         (gen_stop, gen_tasks) = start_entries(entries);
                         tracing::info!(services = new.services.len(), "config reloaded");
+                        audit.record("daemon", "config.reloaded", None, serde_json::json!({"services": new.services.len()}));
                         notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running (config reloaded)")]);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "config refused on reload; keeping the running one");
+                        audit.record("daemon", "config.refused", None, serde_json::json!({"error": e.to_string()}));
                         notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running (last reload refused: see the log)")]);
                     }
                 }
@@ -251,6 +262,7 @@ pub async fn run(loader: Loader) -> Result<()> {
         }
     }
     catalog.flush()?;
+    audit.record("daemon", "daemon.stopped", None, serde_json::json!({}));
     tracing::info!("stopped");
     Ok(())
 }

@@ -161,6 +161,7 @@ pub struct RestoreDesk {
     catalog: Catalog,
     root: PathBuf,
     slots: Arc<Semaphore>,
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl RestoreDesk {
@@ -170,6 +171,29 @@ impl RestoreDesk {
             catalog,
             root,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            audit: None,
+        }
+    }
+
+    /// Records requests and outcomes in `audit`.
+    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> RestoreDesk {
+        self.audit = Some(audit);
+        self
+    }
+
+    fn audit(&self, actor: &str, action: &str, rec: &RestoreRecord, extra: serde_json::Value) {
+        if let Some(a) = &self.audit {
+            let mut details = serde_json::json!({
+                "restore": rec.id,
+                "service": rec.service,
+                "ticket": rec.ticket,
+                "snapshot": rec.snapshot,
+                "target": rec.target,
+            });
+            if let (Some(d), Some(e)) = (details.as_object_mut(), extra.as_object()) {
+                d.extend(e.clone());
+            }
+            a.record(actor, action, Some(&rec.tenant), details);
         }
     }
 
@@ -192,6 +216,17 @@ impl RestoreDesk {
                 req.ticket
             )));
         }
+        let refused = |e: Error| {
+            if let Some(a) = &self.audit {
+                a.record(
+                    actor,
+                    "restore.refused",
+                    Some(&svc.tenant),
+                    serde_json::json!({"service": svc.service, "ticket": req.ticket, "snapshot": req.snapshot, "at": req.at, "reason": e.to_string()}),
+                );
+            }
+            e
+        };
         let at = req
             .at
             .as_deref()
@@ -201,11 +236,11 @@ impl RestoreDesk {
             })
             .transpose()?;
         // A point in time before the window is refused before anything else.
-        crate::policy::window::check(window, at, now, now)?;
+        crate::policy::window::check(window, at, now, now).map_err(|e| refused(e.into()))?;
         let snaps = self.catalog.snapshots(&svc.tenant, &svc.service)?;
-        let snap = resolve(&snaps, &req, at)?.clone();
+        let snap = resolve(&snaps, &req, at).map_err(refused)?.clone();
         let snap_time = snap.time.parse::<Timestamp>().unwrap_or(Timestamp::MIN);
-        crate::policy::window::check(window, at, snap_time, now)?;
+        crate::policy::window::check(window, at, snap_time, now).map_err(|e| refused(e.into()))?;
         let id = self.catalog.next_id()?;
         let rec = RestoreRecord {
             id,
@@ -232,6 +267,12 @@ impl RestoreDesk {
             request: req,
         };
         self.catalog.put_restore(&rec)?;
+        self.audit(
+            actor,
+            "restore.requested",
+            &rec,
+            serde_json::json!({"at": rec.request.at}),
+        );
         tracing::info!(restore = id, tenant = %rec.tenant, service = %rec.service, ticket = %rec.ticket, by = actor, snapshot = %rec.snapshot, "restore requested");
         let desk = self.clone();
         let queued = rec.clone();
@@ -282,6 +323,17 @@ impl RestoreDesk {
         }
         tracing::info!(restore = rec.id, state = ?rec.state, secs = rec.duration_secs, "restore finished");
         self.save(&rec);
+        let action = if rec.state == RestoreState::Done {
+            "restore.done"
+        } else {
+            "restore.failed"
+        };
+        self.audit(
+            "daemon",
+            action,
+            &rec,
+            serde_json::json!({"requested_by": rec.requested_by, "files": rec.files_done, "bytes": rec.bytes_done, "errors": rec.errors}),
+        );
     }
 
     fn save(&self, rec: &RestoreRecord) {

@@ -182,6 +182,8 @@ pub struct State {
     tokens: Arc<RwLock<Arc<Vec<Token>>>>,
     /// Restores, when the daemon takes restore requests.
     pub restores: Option<(super::restores::RestoreDesk, super::jobs::Services)>,
+    /// The audit log, when the daemon keeps one.
+    pub audit: Option<crate::audit::AuditLog>,
 }
 
 impl State {
@@ -200,6 +202,26 @@ impl State {
             services: Arc::new(RwLock::new(Arc::new(services))),
             tokens: Arc::new(RwLock::new(Arc::new(tokens))),
             restores: None,
+            audit: None,
+        }
+    }
+
+    /// Records administrative acts in `audit`.
+    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> State {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Writes an audit record (logged, not fatal, when it cannot be written).
+    pub fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        tenant: Option<&str>,
+        details: serde_json::Value,
+    ) {
+        if let Some(a) = &self.audit {
+            a.record(actor, action, tenant, details);
         }
     }
 
