@@ -77,6 +77,51 @@ fn the_shipped_example_config_is_valid() {
         assert!(classes.contains(&c), "{c} missing from the example");
     }
     assert_eq!(v[0]["next_runs"].as_array().unwrap().len(), 3);
+
+    // One file per class too, each valid on its own.
+    let examples = root.join("examples");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&examples).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "toml") {
+            continue;
+        }
+        let o = custos(&[])
+            .args(["-q", "config", "check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 7, "an example per class");
+
+    // And the daemon runs it out of the box (on its own port here).
+    let port = free_port();
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("127.0.0.1:8420", &format!("127.0.0.1:{port}"));
+    std::fs::write(&cfg, text).unwrap();
+    let d = Daemon::start(&cfg, &[], dir.path().join("daemon.log"));
+    let token = std::fs::read_to_string(keys.join("token-service-desk")).unwrap();
+    let (s, job) = d.request(
+        "POST",
+        "/v1/services/acme/db-orders/backup",
+        token.trim(),
+        "",
+    );
+    assert_eq!(s, 202, "{job}");
+    let path = format!("/v1/jobs/{}", job["id"]);
+    d.wait_until(Duration::from_secs(60), || {
+        finished(&d.get(&path, token.trim()).1)
+    });
+    assert_eq!(d.get(&path, token.trim()).1["state"], "succeeded");
+    d.signal(libc::SIGTERM);
 }
 
 #[test]
@@ -160,7 +205,7 @@ impl Daemon {
             .unwrap()
             .lines()
             .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
-            .and_then(|r| r.trim_end_matches('"').parse().ok())
+            .and_then(|r| r.split('"').next()?.parse().ok())
             .unwrap();
         let child = custos(env)
             .args(["daemon", "--config"])
