@@ -13,35 +13,10 @@ pub fn compress(
     compressor: &mut zstd::bulk::Compressor<'_>,
     data: &[u8],
 ) -> (Compression, Option<Vec<u8>>) {
-    if looks_incompressible(compressor, data) {
-        return (Compression::Raw, None);
-    }
     match compressor.compress(data) {
         Ok(c) if c.len() + data.len() / 32 < data.len() => (Compression::Zstd, Some(c)),
         _ => (Compression::Raw, None),
     }
-}
-
-/// Probe size and count: 8 samples of 4 KiB spread over the blob.
-const PROBE_LEN: usize = 4096;
-const PROBES: usize = 8;
-
-/// True when every one of a few samples spread over `data` fails to compress:
-/// already-compressed or encrypted data (archives, media, random blocks of a
-/// disk image). Compressing those whole costs CPU for nothing. One sample
-/// that compresses is enough to try the whole blob, so mixed data (zeros next
-/// to random blocks) is still compressed.
-fn looks_incompressible(compressor: &mut zstd::bulk::Compressor<'_>, data: &[u8]) -> bool {
-    if data.len() < PROBE_LEN * PROBES * 4 {
-        return false;
-    }
-    let step = (data.len() - PROBE_LEN) / (PROBES - 1);
-    (0..PROBES).all(|i| {
-        let sample = &data[i * step..i * step + PROBE_LEN];
-        compressor
-            .compress(sample)
-            .map_or(true, |c| c.len() + PROBE_LEN / 64 >= PROBE_LEN)
-    })
 }
 
 /// Accumulates blobs into packs of about `target` bytes.
@@ -125,25 +100,6 @@ mod tests {
         let text = b"hello hello hello hello hello hello hello hello".repeat(100);
         assert_eq!(compress(&mut c, &text).0, Compression::Zstd);
         let _ = compress(&mut c, &random);
-    }
-
-    #[test]
-    fn probes_skip_random_blobs_but_not_mixed_ones() {
-        let mut c = zstd::bulk::Compressor::new(3).unwrap();
-        let mut random = vec![0u8; 1 << 20];
-        blake3::Hasher::new()
-            .update(b"seed")
-            .finalize_xof()
-            .fill(&mut random);
-        assert!(looks_incompressible(&mut c, &random));
-        assert_eq!(compress(&mut c, &random).0, Compression::Raw);
-        // A run of zeros in the middle: one probe sees it, the blob is compressed.
-        let mut mixed = random.clone();
-        mixed[400_000..600_000].fill(0);
-        assert!(!looks_incompressible(&mut c, &mixed));
-        assert_eq!(compress(&mut c, &mixed).0, Compression::Zstd);
-        // Small blobs are not probed.
-        assert!(!looks_incompressible(&mut c, &random[..100_000]));
     }
 
     #[test]
