@@ -138,6 +138,7 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
     }
 
     // Snapshots and trees.
+    // (Refreshes the index too: a backup that finished meanwhile is covered.)
     let (snaps, bad) = repo.snapshots().await?;
     report.snapshots = snaps.len();
     for (path, e) in bad {

@@ -408,7 +408,16 @@ async fn mark(repo: &IndexedRepository, used: &mut UsedSet) -> Result<()> {
             if !used.insert(&tid)? {
                 continue;
             }
-            let tree = repo.read_tree(&tid).await.map_err(|e| refuse(sid, e))?;
+            let tree = match repo.read_tree(&tid).await {
+                Ok(t) => t,
+                // A backup that finished since our index was read: its index
+                // objects are there now.
+                Err(Error::NotFound(_)) => {
+                    repo.refresh_index().await?;
+                    repo.read_tree(&tid).await.map_err(|e| refuse(sid, e))?
+                }
+                Err(e) => return Err(refuse(sid, e)),
+            };
             for n in &tree.nodes {
                 if let Some(s) = n.subtree {
                     stack.push(s);

@@ -582,6 +582,19 @@ impl IndexedRepository {
         self.repo.read_tree_at(id, &loc).await
     }
 
+    /// Lists snapshots, then brings the index up to date: a backup writes its
+    /// index objects before its snapshot, so every snapshot returned can be
+    /// read, even one that a concurrent backup wrote after this repository's
+    /// index was loaded.
+    ///
+    /// # Errors
+    /// As [`Repository::snapshots`] and [`Self::refresh_index`].
+    pub async fn snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(String, Error)>)> {
+        let listed = self.repo.snapshots().await?;
+        self.refresh_index().await?;
+        Ok(listed)
+    }
+
     /// Re-reads the repository's index objects into the cache (after taking a
     /// lock, so that what a prune removed is no longer used for deduplication).
     ///
