@@ -11,6 +11,8 @@
 //! Transient failures are retried with exponential backoff; what still fails is
 //! reported as [`Error::Backend`], which maps to exit code 3 (unreachable).
 
+pub mod faults;
+
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -173,6 +175,15 @@ impl Backend {
                 .with_fsync(true)
                 .with_automatic_cleanup(true);
             (Arc::new(fs), Some(path))
+        };
+        // Reliability tests inject faults with CUSTOS_FAULTS (hidden on purpose).
+        let store: Arc<dyn ObjectStore> = match std::env::var("CUSTOS_FAULTS") {
+            Ok(spec) if !spec.is_empty() => {
+                let cfg = faults::FaultConfig::parse(&spec).map_err(Error::Usage)?;
+                tracing::warn!(?cfg, "injecting storage faults (CUSTOS_FAULTS)");
+                Arc::new(faults::FaultyStore::new(store, cfg))
+            }
+            _ => store,
         };
         let mut retry = RetryPolicy::default();
         // Operators (and tests) may shorten or lengthen the retry budget.

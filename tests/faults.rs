@@ -1,0 +1,118 @@
+//! Store faults on the S3 emulator: with 10 % of requests refused, lost,
+//! slow or timed out, backups and restores either complete through retries
+//! with correct data or stop with exit code 3, and the repository is never
+//! left with a corrupt snapshot.
+
+#[allow(dead_code)]
+mod common;
+
+use common::cli::{assert_same_content, make_tree, pseudo_random, restored, Env};
+use common::servers::{missing, s3_env, start_moto};
+
+#[test]
+fn ten_percent_faults_on_s3_never_corrupt_anything() {
+    let Some(s3) = start_moto() else {
+        missing("moto_server");
+        return;
+    };
+    let env = Env::remote(s3.repo_url("faults/repo"), s3_env(&s3));
+    env.ok(&["init", "--chunk-avg-kib", "64", "--pack-size-mib", "1"]);
+    let src = env.path("src");
+    make_tree(&src);
+    let s = src.to_str().unwrap();
+
+    let run = |args: &[&str], seed: u64| {
+        env.cmd()
+            .args(args)
+            .env("CUSTOS_FAULTS", format!("rate=0.1,seed={seed},delay=5ms"))
+            .env("CUSTOS_BACKEND_RETRIES", "4")
+            .output()
+            .unwrap()
+    };
+    let mut good = Vec::new();
+    let (mut ok, mut stopped) = (0, 0);
+    for seed in 1..=6u64 {
+        // Each round changes the data a little.
+        std::fs::write(
+            src.join(format!("round-{seed}.bin")),
+            pseudo_random(200_000, seed),
+        )
+        .unwrap();
+        let o = run(&["--json", "backup", s], seed);
+        match o.status.code() {
+            Some(0) => {
+                ok += 1;
+                let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+                let copy = env.path(&format!("expect-{seed}"));
+                copy_tree(&src, &copy);
+                good.push((v["id"].as_str().unwrap().to_string(), copy));
+            }
+            Some(3) => {
+                stopped += 1;
+                let e = String::from_utf8_lossy(&o.stderr);
+                assert!(
+                    e.contains("injected fault") || e.contains("storage"),
+                    "exit 3 says why: {e}"
+                );
+            }
+            other => panic!(
+                "backup under faults exited {other:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        }
+        // A restore under faults: correct data or exit 3.
+        if let Some((id, expect)) = good.last() {
+            let target = env.path(&format!("r-{seed}"));
+            let o = run(
+                &[
+                    "restore",
+                    id,
+                    "--target",
+                    target.to_str().unwrap(),
+                    "--verify",
+                ],
+                seed + 100,
+            );
+            match o.status.code() {
+                Some(0) => assert_same_content(expect, &restored(&target, &src)),
+                Some(3) => {}
+                other => panic!(
+                    "restore under faults exited {other:?}: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ),
+            }
+        }
+    }
+    assert!(
+        ok >= 3,
+        "most backups get through their retries ({ok} ok, {stopped} stopped)"
+    );
+
+    // Without faults: the repository is sound and every snapshot restores.
+    let report = env.json(&["check", "--read-data"]);
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    for (id, expect) in &good {
+        let target = env.path(&format!("final-{}", &id[..8]));
+        env.ok(&[
+            "restore",
+            id,
+            "--target",
+            target.to_str().unwrap(),
+            "--verify",
+        ]);
+        assert_same_content(expect, &restored(&target, &src));
+    }
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).unwrap();
+        }
+    }
+}
