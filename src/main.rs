@@ -169,6 +169,11 @@ enum Command {
         #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Deletion certificates: the operator's signing key, offline verification
+    Certificate {
+        #[command(subcommand)]
+        action: CertificateAction,
+    },
     /// The daemon's audit log
     Audit {
         #[command(subcommand)]
@@ -197,6 +202,24 @@ enum ConfigAction {
         /// Compute next runs from this time (RFC 3339) instead of now
         #[arg(long)]
         now: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertificateAction {
+    /// Create the operator's Ed25519 signing key (FILE, mode 600) and FILE.pub
+    Keygen {
+        /// Where to write the signing key
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a certificate offline: exit 0 when intact and signed by the key
+    Verify {
+        /// The certificate (JSON)
+        file: PathBuf,
+        /// The operator's public key (FILE.pub from keygen)
+        #[arg(long)]
+        public_key: PathBuf,
     },
 }
 
@@ -1309,6 +1332,45 @@ async fn run(cli: Cli) -> Result<u8> {
             } else {
                 1
             })
+        }
+        Command::Certificate {
+            action: CertificateAction::Keygen { out },
+        } => {
+            let public = custos::erasure::certificate::keygen(&out)?;
+            println!(
+                "signing key {} created; public key {} in {}",
+                out.display(),
+                hex::encode(public.to_bytes()),
+                out.with_extension("pub").display()
+            );
+            Ok(0)
+        }
+        Command::Certificate {
+            action: CertificateAction::Verify { file, public_key },
+        } => {
+            let key = custos::erasure::certificate::read_public_key(&public_key)?;
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Error::io(format!("cannot read {}", file.display()), e))?;
+            match custos::erasure::certificate::verify(&text, &key) {
+                Ok(c) => {
+                    if g.json {
+                        print_json(&c)?;
+                    } else {
+                        println!(
+                            "certificate valid: tenant {} erased {} on {} targets, signed by {}",
+                            c.certificate.tenant,
+                            c.certificate.erasure_completed,
+                            c.certificate.targets.len(),
+                            c.public_key
+                        );
+                    }
+                    Ok(0)
+                }
+                Err(e) => {
+                    eprintln!("error: certificate {} is not valid: {e}", file.display());
+                    Ok(1)
+                }
+            }
         }
         Command::Audit {
             action: AuditAction::Verify { log },
