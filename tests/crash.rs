@@ -10,7 +10,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::cli::{assert_same_content, pseudo_random, restored, Env};
+use common::cli::{assert_same_content, copy_tree, pseudo_random, restored, Env};
 
 #[test]
 fn backup_killed_at_random_moments_loses_nothing() {
@@ -29,7 +29,7 @@ fn backup_killed_at_random_moments_loses_nothing() {
     let first = env.json(&["backup", &s]);
     let first_id = first["id"].as_str().unwrap().to_string();
     let expect = env.path("expect");
-    copy_dir(&src, &expect);
+    copy_tree(&src, &expect);
 
     let mut x = 0x5eed_u64;
     let mut killed = 0;
@@ -96,12 +96,4 @@ fn backup_killed_at_random_moments_loses_nothing() {
         report["warnings"].as_array().unwrap().is_empty(),
         "prune removed what the killed backups left: {report}"
     );
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
 }

@@ -6,7 +6,7 @@
 #[allow(dead_code)]
 mod common;
 
-use common::cli::{assert_same_content, make_tree, pseudo_random, restored, Env};
+use common::cli::{assert_same_content, copy_tree, make_tree, pseudo_random, restored, Env};
 use common::servers::{missing, s3_env, start_moto};
 
 #[test]
@@ -101,18 +101,5 @@ fn ten_percent_faults_on_s3_never_corrupt_anything() {
             "--verify",
         ]);
         assert_same_content(expect, &restored(&target, &src));
-    }
-}
-
-fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::cli::{assert_same_content, pseudo_random, restored, Env};
+use common::cli::{assert_same_content, copy_tree, pseudo_random, restored, Env};
 use common::servers::{missing, s3_env, start_moto};
 
 /// Files in the test source, and how many change per "day".
@@ -41,19 +41,6 @@ fn write_day(env: &Env, day: usize) -> PathBuf {
     let copy = env.path(&format!("expect/{day}"));
     copy_tree(&src, &copy);
     copy
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), &dest).unwrap();
-        }
-    }
 }
 
 /// A repository with small chunks and packs (so prune has packs to condemn

@@ -252,3 +252,18 @@ pub fn objects(repo: &str, folder: &str) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Copies a tree of directories and regular files (an expected state to
+/// compare restores with later).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), &dest).expect("copy");
+        }
+    }
+}
