@@ -169,6 +169,11 @@ enum Command {
         #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// End of contract: give notice, show state, erase a tenant's data
+    Erase {
+        #[command(subcommand)]
+        action: EraseAction,
+    },
     /// Deletion certificates: the operator's signing key, offline verification
     Certificate {
         #[command(subcommand)]
@@ -202,6 +207,47 @@ enum ConfigAction {
         /// Compute next runs from this time (RFC 3339) instead of now
         #[arg(long)]
         now: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EraseAction {
+    /// Record the notice (erasure may start 21 days later, must end within 30)
+    Notice {
+        /// Daemon config
+        #[arg(long, short = 'c', env = "CUSTOS_CONFIG")]
+        config: PathBuf,
+        /// Tenant
+        #[arg(long)]
+        tenant: String,
+        /// Contract reference (default: the tenant's in the config)
+        #[arg(long)]
+        contract: Option<String>,
+        /// When notice was given (RFC 3339; default now)
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Show erasure states and deadlines
+    Status {
+        /// Daemon config
+        #[arg(long, short = 'c', env = "CUSTOS_CONFIG")]
+        config: PathBuf,
+    },
+    /// Erase (or resume erasing) a tenant's data on every target, then issue
+    /// the signed certificate
+    Execute {
+        /// Daemon config
+        #[arg(long, short = 'c', env = "CUSTOS_CONFIG")]
+        config: PathBuf,
+        /// Tenant
+        #[arg(long)]
+        tenant: String,
+        /// Start before the notice period ends (needs --reason; audited)
+        #[arg(long, requires = "reason")]
+        now: bool,
+        /// Why erasure starts early
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -1333,6 +1379,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 1
             })
         }
+        Command::Erase { action } => run_erase(&g, action).await,
         Command::Certificate {
             action: CertificateAction::Keygen { out },
         } => {
@@ -1469,6 +1516,118 @@ async fn run_prune(repo: &custos::IndexedRepository, a: &PruneArgs) -> Result<pr
         },
     )
     .await
+}
+
+async fn run_erase(g: &Global, action: EraseAction) -> Result<u8> {
+    use custos::erasure;
+    let config = match &action {
+        EraseAction::Notice { config, .. }
+        | EraseAction::Status { config }
+        | EraseAction::Execute { config, .. } => config,
+    };
+    let cfg = custos::config::Config::load(config)?;
+    let catalog = custos::daemon::catalog::Catalog::open(&cfg.state_dir).map_err(|e| {
+        Error::Locked(format!(
+            "cannot open the catalog ({e}): stop the daemon first"
+        ))
+    })?;
+    let audit = custos::audit::AuditLog::open(&cfg.state_dir.join("audit.log"))?;
+    let actor = format!(
+        "operator:{}@{}",
+        custos::util::username(),
+        custos::util::hostname()
+    );
+    match action {
+        EraseAction::Notice {
+            tenant,
+            contract,
+            at,
+            ..
+        } => {
+            let at = at
+                .as_deref()
+                .map(|t| parse_time(t, "--at"))
+                .transpose()?
+                .unwrap_or_else(jiff::Timestamp::now);
+            let r = erasure::give_notice(
+                &cfg,
+                &catalog,
+                &audit,
+                &tenant,
+                contract.as_deref(),
+                &actor,
+                at,
+            )?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "notice recorded for {tenant}: erasure from {} and by {} at the latest",
+                    r.due, r.deadline
+                );
+            }
+            Ok(0)
+        }
+        EraseAction::Status { .. } => {
+            let list = catalog.erasures()?;
+            let now = jiff::Timestamp::now();
+            if g.json {
+                print_json(&list)?;
+            } else {
+                for r in &list {
+                    println!(
+                        "{:<20} {:<12} notice {}  due {}  deadline {}{}",
+                        r.tenant,
+                        format!("{:?}", r.state).to_lowercase(),
+                        r.notice_given,
+                        r.due,
+                        r.deadline,
+                        if r.overdue(now) { "  OVERDUE" } else { "" }
+                    );
+                }
+            }
+            Ok(if list.iter().any(|r| r.overdue(now)) {
+                1
+            } else {
+                0
+            })
+        }
+        EraseAction::Execute {
+            tenant,
+            now,
+            reason,
+            ..
+        } => {
+            let early = if now { reason.as_deref() } else { None };
+            let r = erasure::execute(
+                &cfg,
+                &catalog,
+                &audit,
+                &tenant,
+                &actor,
+                early,
+                jiff::Timestamp::now(),
+            )
+            .await?;
+            if g.json {
+                print_json(&r)?;
+            } else {
+                for (name, t) in &r.targets {
+                    println!(
+                        "{name}: {} objects, {} deleted; {} key slots destroyed; verified empty",
+                        t.objects,
+                        human_bytes(t.bytes),
+                        t.keys_destroyed.len()
+                    );
+                }
+                println!(
+                    "{tenant} erased; certificate {}",
+                    r.certificate.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(0)
+        }
+    }
 }
 
 async fn restore_via_daemon(g: &Global, a: RestoreArgs) -> Result<u8> {

@@ -192,6 +192,8 @@ pub struct Config {
     pub restore_concurrency: usize,
     /// Drill scratch space.
     pub scratch_dir: PathBuf,
+    /// Signing key for deletion certificates.
+    pub certificate_key: Option<PathBuf>,
     /// Tokens.
     pub tokens: Vec<TokenSpec>,
     /// Targets.
@@ -774,6 +776,7 @@ fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
 
     Config {
         file: PathBuf::new(),
+        certificate_key: d.certificate_key.clone(),
         cache_dir: d
             .cache_dir
             .clone()
@@ -813,6 +816,7 @@ fn relative_to(mut raw: RawConfig, base: &Path) -> RawConfig {
         &mut d.cache_dir,
         &mut d.restore_root,
         &mut d.scratch_dir,
+        &mut d.certificate_key,
     ]
     .into_iter()
     .flatten()

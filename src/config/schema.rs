@@ -51,6 +51,9 @@ pub struct RawDaemon {
     pub restore_concurrency: Option<usize>,
     /// Scratch space for DR drills (default `<state_dir>/drills`).
     pub scratch_dir: Option<PathBuf>,
+    /// The operator's Ed25519 signing key for deletion certificates
+    /// (`custos certificate keygen`).
+    pub certificate_key: Option<PathBuf>,
     /// API tokens.
     #[serde(default)]
     pub token: Vec<RawToken>,

@@ -7,6 +7,8 @@
 //! | `snapshots` | `tenant/service/time/id` | [`SnapshotEntry`] (JSON) |
 //! | `counters` | `tenant/service/name` | u64, big-endian (monotonic, for `/metrics`) |
 //! | `restores` | request ID (8 bytes, big-endian) | `RestoreRecord` (JSON) |
+//! | `erasures` | tenant | `ErasureRecord` (JSON): the end-of-contract state machine; never purged |
+//! | `erased` | `tenant/target/object` (and `tenant//cache/<repo id>`) | `[size, key fingerprint]`: every object an erasure deleted, for the certificate |
 //!
 //! Everything here can be rebuilt: job history is informational, `last_runs`
 //! only drives catch-up, and the snapshot cache is rebuilt from the
@@ -204,6 +206,8 @@ pub struct Catalog {
     snapshots: sled::Tree,
     counters: sled::Tree,
     restores: sled::Tree,
+    erasures: sled::Tree,
+    erased: sled::Tree,
 }
 
 fn db_err(what: &str, e: impl std::fmt::Display) -> Error {
@@ -269,6 +273,8 @@ impl Catalog {
             snapshots: tree("snapshots")?,
             counters: tree("counters")?,
             restores: tree("restores")?,
+            erasures: tree("erasures")?,
+            erased: tree("erased")?,
             db,
         })
     }
@@ -289,6 +295,8 @@ impl Catalog {
             snapshots: tree("snapshots")?,
             counters: tree("counters")?,
             restores: tree("restores")?,
+            erasures: tree("erasures")?,
+            erased: tree("erased")?,
             db,
         })
     }
@@ -577,6 +585,132 @@ impl Catalog {
         filter: impl Fn(&super::restores::RestoreRecord) -> bool,
     ) -> Result<Vec<super::restores::RestoreRecord>> {
         newest(&self.restores, "restore", limit, filter)
+    }
+
+    /// A tenant's erasure record.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn erasure(&self, tenant: &str) -> Result<Option<crate::erasure::ErasureRecord>> {
+        self.erasures
+            .get(tenant)
+            .map_err(|e| db_err("erasure", e))?
+            .map(|v| decode("erasure", &v))
+            .transpose()
+    }
+
+    /// Every erasure record.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn erasures(&self) -> Result<Vec<crate::erasure::ErasureRecord>> {
+        self.erasures
+            .iter()
+            .map(|item| {
+                let (_, v) = item.map_err(|e| db_err("erasures", e))?;
+                decode("erasure", &v)
+            })
+            .collect()
+    }
+
+    /// Stores a tenant's erasure record (synced: it is a legal record).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn put_erasure(&self, rec: &crate::erasure::ErasureRecord) -> Result<()> {
+        self.erasures
+            .insert(rec.tenant.as_bytes(), encode("erasure", rec)?)
+            .map_err(|e| db_err("erasure", e))?;
+        self.flush()
+    }
+
+    /// Records one object an erasure deleted (synced before the next delete
+    /// counts on it).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn record_erased_object(
+        &self,
+        tenant: &str,
+        target: &str,
+        name: &str,
+        size: u64,
+        fingerprint: Option<&str>,
+    ) -> Result<()> {
+        self.erased
+            .insert(
+                format!("{tenant}/{target}/{name}"),
+                encode("erased", &(size, fingerprint))?,
+            )
+            .map_err(|e| db_err("erased", e))?;
+        self.erased.flush().map_err(|e| db_err("erased", e))?;
+        Ok(())
+    }
+
+    /// The objects an erasure deleted on one target: (name, size, key
+    /// fingerprint for key slots).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn erased_objects(
+        &self,
+        tenant: &str,
+        target: &str,
+    ) -> Result<Vec<(String, u64, Option<String>)>> {
+        let prefix = format!("{tenant}/{target}/");
+        self.erased
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (k, v) = item.map_err(|e| db_err("erased", e))?;
+                let (size, fp): (u64, Option<String>) = decode("erased", &v)?;
+                Ok((
+                    String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                    size,
+                    fp,
+                ))
+            })
+            .collect()
+    }
+
+    /// Remembers a repository ID whose index cache must be removed.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn note_erasure_cache(&self, tenant: &str, repo_id: &str) -> Result<()> {
+        self.erased
+            .insert(
+                format!("{tenant}//cache/{repo_id}"),
+                encode("erased", &(0u64, None::<String>))?,
+            )
+            .map_err(|e| db_err("erased", e))?;
+        Ok(())
+    }
+
+    /// The repository IDs noted by [`Catalog::note_erasure_cache`].
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn erasure_caches(&self, tenant: &str) -> Result<Vec<String>> {
+        let prefix = format!("{tenant}//cache/");
+        self.erased
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (k, _) = item.map_err(|e| db_err("erased", e))?;
+                Ok(String::from_utf8_lossy(&k[prefix.len()..]).into_owned())
+            })
+            .collect()
+    }
+
+    /// Forgets an erasure's object list once its certificate is written.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn drop_erased_objects(&self, tenant: &str) -> Result<()> {
+        for item in self.erased.scan_prefix(format!("{tenant}/")) {
+            let (k, _) = item.map_err(|e| db_err("erased", e))?;
+            self.erased.remove(k).map_err(|e| db_err("erased", e))?;
+        }
+        self.flush()
     }
 
     /// Adds `n` to a service's counter `name`.

@@ -200,6 +200,15 @@ pub fn executor(
                         ctx.job.tenant, ctx.job.service
                     ))
                 })?;
+            // Once erasure has started, nothing more is written for the tenant.
+            if let Some(e) = catalog.erasure(&svc.tenant)? {
+                if e.state != crate::erasure::ErasureState::NoticeGiven {
+                    return Err(Error::Refused(format!(
+                        "tenant {} is being erased ({:?}): no more jobs",
+                        svc.tenant, e.state
+                    )));
+                }
+            }
             match ctx.job.kind {
                 JobKind::Backup => run_backup(&svc, &ctx, &catalog).await,
                 JobKind::Retention => {
