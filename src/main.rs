@@ -1367,17 +1367,18 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Status { config, token } => {
             let cfg = custos::config::Config::load(&config)?;
-            let statuses = custos::daemon::status::statuses(&cfg, token.as_deref()).await?;
+            let (statuses, erasures) =
+                custos::daemon::status::statuses(&cfg, token.as_deref()).await?;
             if g.json {
-                print_json(&statuses)?;
+                print_json(&serde_json::json!({"services": statuses, "erasures": erasures}))?;
             } else {
                 print!("{}", custos::daemon::status::table(&statuses));
+                print!("{}", custos::daemon::status::erasure_lines(&erasures));
             }
-            Ok(if statuses.iter().all(|s| s.rpo_ok) {
-                0
-            } else {
-                1
-            })
+            let now = jiff::Timestamp::now();
+            let alarm =
+                !statuses.iter().all(|s| s.rpo_ok) || erasures.iter().any(|r| r.overdue(now));
+            Ok(if alarm { 1 } else { 0 })
         }
         Command::Erase { action } => run_erase(&g, action).await,
         Command::Certificate {

@@ -622,12 +622,14 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
         .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
-        v.as_array()
+        v["services"]
+            .as_array()
             .unwrap()
             .iter()
             .all(|s| s["last_good_snapshot"].is_string()),
         "{v}"
     );
+    assert!(v["erasures"].as_array().unwrap().is_empty(), "{v}");
 }
 
 #[test]

@@ -499,6 +499,7 @@ impl Config {
             },
             tokens,
             services,
+            config: Some(Arc::new(self.clone())),
         })
     }
 

@@ -12,6 +12,7 @@
 //! | `GET /v1/jobs/{id}` | all roles | one job |
 //! | `POST /v1/services/{tenant}/{service}/restores` | operator, partner | restore request: `{"ticket": "SD-1", "snapshot": "latest" \| ID \| prefix, "at": RFC 3339, "include": [globs], "exclude": [globs], "verify": true}`; 202 with the request, 422 outside the restore window |
 //! | `GET /v1/restores[?tenant=&service=&limit=]` | all roles | recent restore requests |
+//! | `GET /v1/erasures` | operator, auditor (all); partner (its tenant) | end-of-contract erasure states and deadlines |
 //! | `GET /v1/audit[?tenant=]` | operator, auditor (all); partner (its tenant) | audit records, oldest first, with the chain's head |
 //! | `GET /v1/restores/{id}` | all roles | one request: state (`queued`, `running`, `done`, `failed`), files and bytes so far, errors |
 //!
@@ -103,6 +104,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/restores", get(list_restores))
         .route("/v1/restores/{id}", get(get_restore))
         .route("/v1/audit", get(list_audit))
+        .route("/v1/erasures", get(list_erasures))
         .layer(middleware::from_fn_with_state(app.clone(), answer_once));
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
@@ -419,6 +421,18 @@ async fn get_restore(
         .filter(|r| token.role.sees(&r.tenant))
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no restore request {id}")))?;
     Ok(Json(rec).into_response())
+}
+
+async fn list_erasures(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    let list: Vec<_> = app
+        .state
+        .catalog
+        .erasures()?
+        .into_iter()
+        .filter(|r| token.role.sees(&r.tenant))
+        .collect();
+    Ok(Json(list).into_response())
 }
 
 #[derive(Debug, Deserialize)]

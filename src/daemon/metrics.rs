@@ -203,6 +203,37 @@ pub fn render(state: &State) -> Result<String> {
     for (l, n) in added {
         o.sample("custos_bytes_added_total", &l, n);
     }
+    o.help(
+        "custos_erasure_overdue",
+        "gauge",
+        "1 when a tenant's erasure deadline (notice + 30 days) passed before it was erased.",
+    );
+    let now = state.clock.now();
+    let erasures = state.catalog.erasures()?;
+    for r in &erasures {
+        o.sample(
+            "custos_erasure_overdue",
+            &format!("tenant=\"{}\"", esc(&r.tenant)),
+            u8::from(r.overdue(now)),
+        );
+    }
+    o.help(
+        "custos_erasure_state",
+        "gauge",
+        "1 for the state each tenant under erasure is in.",
+    );
+    for r in &erasures {
+        let st = match r.state {
+            crate::erasure::ErasureState::NoticeGiven => "notice_given",
+            crate::erasure::ErasureState::Erasing => "erasing",
+            crate::erasure::ErasureState::Erased => "erased",
+        };
+        o.sample(
+            "custos_erasure_state",
+            &format!("tenant=\"{}\",state=\"{st}\"", esc(&r.tenant)),
+            1,
+        );
+    }
     o.help("custos_jobs_active", "gauge", "Jobs queued or running.");
     let _ = writeln!(o.0, "custos_jobs_active {}", state.runner.active());
     Ok(o.0)

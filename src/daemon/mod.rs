@@ -48,6 +48,8 @@ pub struct Setup {
     pub tokens: Vec<Token>,
     /// The services.
     pub services: Vec<ServiceSetup>,
+    /// The config it came from (end-of-contract erasures run from it).
+    pub config: Option<Arc<crate::config::Config>>,
 }
 
 /// One service: what the API shows, how the runner treats it, what its jobs
@@ -102,6 +104,43 @@ fn apply(setup: &Setup, runner: &Runner, state: &State, services: &jobs::Service
 fn notify(state: &[sd_notify::NotifyState<'_>]) {
     if let Err(e) = sd_notify::notify(state) {
         tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+/// Starts or resumes the erasures that are due: notice period over, or
+/// interrupted. Problems are logged (and visible in `erase status` and
+/// `/metrics`); the next round tries again.
+async fn run_due_erasures(
+    cfg: &crate::config::Config,
+    catalog: &Catalog,
+    audit: &crate::audit::AuditLog,
+) {
+    use crate::erasure::ErasureState;
+    let now = jiff::Timestamp::now();
+    let records = match catalog.erasures() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read erasure records");
+            return;
+        }
+    };
+    for r in records {
+        let due = r.due.parse::<jiff::Timestamp>().is_ok_and(|d| d <= now);
+        let run = match r.state {
+            ErasureState::NoticeGiven => due,
+            ErasureState::Erasing => true,
+            ErasureState::Erased => false,
+        };
+        if !run {
+            continue;
+        }
+        tracing::info!(tenant = %r.tenant, "running the end-of-contract erasure");
+        match crate::erasure::execute(cfg, catalog, audit, &r.tenant, "daemon", None, now).await {
+            Ok(done) => {
+                tracing::info!(tenant = %r.tenant, certificate = ?done.certificate, "tenant erased")
+            }
+            Err(e) => tracing::error!(tenant = %r.tenant, error = %e, "erasure not complete"),
+        }
     }
 }
 
@@ -185,6 +224,30 @@ pub async fn run(loader: Loader) -> Result<()> {
         tokio::spawn(async move { jobs::refresh_snapshots(&jobs, &catalog).await });
     }
 
+    // End-of-contract erasures: run by the daemon on time, resumed if
+    // interrupted; checked at start and every ten minutes.
+    let erasing = {
+        let (catalog, audit, mut stop) = (catalog.clone(), audit.clone(), stop_rx.clone());
+        let config = Arc::new(RwLock::new(setup.config.clone()));
+        let handle = config.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let cfg = config
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .clone();
+                if let Some(cfg) = cfg {
+                    run_due_erasures(&cfg, &catalog, &audit).await;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        });
+        (handle, task)
+    };
+
     let api = match setup.listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -224,6 +287,7 @@ pub async fn run(loader: Loader) -> Result<()> {
                 match loader() {
                     Ok(new) => {
                         let entries = apply(&new, &runner, &state, &services);
+                        *erasing.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new.config.clone();
                         let _ = gen_stop.send(true);
                         while gen_tasks.join_next().await.is_some() {}
                         (gen_stop, gen_tasks) = start_entries(entries);
@@ -254,6 +318,7 @@ pub async fn run(loader: Loader) -> Result<()> {
     while gen_tasks.join_next().await.is_some() {}
     runner.drain().await;
     serving.abort();
+    erasing.1.abort();
     if let Some(api) = api {
         match api.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "API server"),

@@ -14,17 +14,28 @@ use super::runner::{Limits, Runner};
 use super::scheduler::SystemClock;
 use super::state::{Role, ServiceStatus, State};
 use crate::config::Config;
+use crate::erasure::ErasureRecord;
 use crate::{Error, Result};
 
-/// Statuses from the daemon's API.
-async fn from_api(cfg: &Config, token: &str) -> Result<Vec<ServiceStatus>> {
+/// Statuses (and erasures) from the daemon's API.
+async fn from_api(cfg: &Config, token: &str) -> Result<(Vec<ServiceStatus>, Vec<ErasureRecord>)> {
+    let services = get_json(cfg, token, "/v1/services").await?;
+    let erasures = get_json(cfg, token, "/v1/erasures").await?;
+    Ok((services, erasures))
+}
+
+async fn get_json<T: for<'de> serde::Deserialize<'de>>(
+    cfg: &Config,
+    token: &str,
+    path: &str,
+) -> Result<T> {
     let Some(addr) = cfg.listen else {
         return Err(Error::Usage(
             "the config has no daemon.listen address".into(),
         ));
     };
     crate::backend::install_tls_provider();
-    let url = format!("http://{addr}/v1/services");
+    let url = format!("http://{addr}{path}");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -48,7 +59,7 @@ async fn from_api(cfg: &Config, token: &str) -> Result<Vec<ServiceStatus>> {
 
 /// Statuses read from the catalog (the daemon must not be running: sled
 /// allows one process).
-async fn from_catalog(cfg: &Config) -> Result<Vec<ServiceStatus>> {
+async fn from_catalog(cfg: &Config) -> Result<(Vec<ServiceStatus>, Vec<ErasureRecord>)> {
     let catalog = Catalog::open(&cfg.state_dir)?;
     let (_stop, rx) = tokio::sync::watch::channel(false);
     let exec: super::runner::Executor =
@@ -64,6 +75,7 @@ async fn from_catalog(cfg: &Config) -> Result<Vec<ServiceStatus>> {
         rx,
     );
     let setup = cfg.setup_without_tokens()?;
+    let erasures = catalog.erasures()?;
     let state = State::new(
         catalog,
         runner,
@@ -71,7 +83,7 @@ async fn from_catalog(cfg: &Config) -> Result<Vec<ServiceStatus>> {
         setup.services.into_iter().map(|s| s.info).collect(),
         Vec::new(),
     );
-    state.statuses(&Role::Auditor)
+    Ok((state.statuses(&Role::Auditor)?, erasures))
 }
 
 /// Every service's status: from the API when a token is given, else from the
@@ -79,7 +91,10 @@ async fn from_catalog(cfg: &Config) -> Result<Vec<ServiceStatus>> {
 ///
 /// # Errors
 /// The API's or the catalog's errors.
-pub async fn statuses(cfg: &Config, token: Option<&str>) -> Result<Vec<ServiceStatus>> {
+pub async fn statuses(
+    cfg: &Config,
+    token: Option<&str>,
+) -> Result<(Vec<ServiceStatus>, Vec<ErasureRecord>)> {
     match token {
         Some(t) if cfg.listen.is_some() => from_api(cfg, t).await,
         _ => from_catalog(cfg).await.map_err(|e| match e {
@@ -135,6 +150,25 @@ pub fn table(statuses: &[ServiceStatus]) -> String {
         ));
     }
     out
+}
+
+/// The erasure lines under the status table (overdue ones flagged).
+pub fn erasure_lines(erasures: &[ErasureRecord]) -> String {
+    let now = jiff::Timestamp::now();
+    erasures
+        .iter()
+        .map(|r| {
+            format!(
+                "erasure {}: {:?}, notice {}, due {}, deadline {}{}\n",
+                r.tenant,
+                r.state,
+                r.notice_given,
+                r.due,
+                r.deadline,
+                if r.overdue(now) { "  OVERDUE" } else { "" }
+            )
+        })
+        .collect()
 }
 
 /// Rebuilds the catalog's snapshot cache and last-run times from the
