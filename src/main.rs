@@ -1098,6 +1098,10 @@ async fn run(cli: Cli) -> Result<u8> {
                         }
                     };
                     let id = repo.add_key(&secret, kdf_params()).await?;
+                    audit_cli(
+                        "key.added",
+                        serde_json::json!({"repository": repo_url(&g)?, "slot": id.to_hex()}),
+                    );
                     println!("added key slot {}", id.short());
                 }
                 KeyAction::Remove { id } => {
@@ -1114,6 +1118,10 @@ async fn run(cli: Cli) -> Result<u8> {
                         }
                     };
                     repo.remove_key(&slot).await?;
+                    audit_cli(
+                        "key.removed",
+                        serde_json::json!({"repository": repo_url(&g)?, "slot": slot.to_hex()}),
+                    );
                     println!("removed key slot {}", slot.short());
                 }
             }
@@ -1216,12 +1224,24 @@ async fn run(cli: Cli) -> Result<u8> {
             } else {
                 None
             };
+            if !report.dry_run {
+                audit_cli(
+                    "forget",
+                    serde_json::json!({"repository": repo_url(&g)?, "tenant": a.tenant, "service": a.service, "removed": report.removed, "kept": report.kept, "freed": pruned.as_ref().map(|p| p.bytes_freed)}),
+                );
+            }
             print_forget(&g, &report, pruned.as_ref())?;
             Ok(0)
         }
         Command::Prune(a) => {
             let repo = open(&g).await?.load_index().await?;
             let r = run_prune(&repo, &a).await?;
+            if !r.dry_run {
+                audit_cli(
+                    "prune",
+                    serde_json::json!({"repository": repo_url(&g)?, "packs_deleted": r.packs_deleted, "freed": r.bytes_freed}),
+                );
+            }
             print_prune(&g, &r)?;
             Ok(0)
         }
@@ -1283,6 +1303,10 @@ async fn run(cli: Cli) -> Result<u8> {
             let (snaps, _) = repo.snapshots().await?;
             let (id, _) = select_snapshot(&snaps, &snapshot, |_| true)?;
             repo.pin(id, &reason).await?;
+            audit_cli(
+                "snapshot.pinned",
+                serde_json::json!({"repository": repo_url(&g)?, "snapshot": id.to_hex(), "reason": reason}),
+            );
             println!("snapshot {} pinned ({reason})", id.short());
             Ok(0)
         }
@@ -1291,6 +1315,10 @@ async fn run(cli: Cli) -> Result<u8> {
             let (snaps, _) = repo.snapshots().await?;
             let (id, _) = select_snapshot(&snaps, &snapshot, |_| true)?;
             repo.unpin(id).await?;
+            audit_cli(
+                "snapshot.unpinned",
+                serde_json::json!({"repository": repo_url(&g)?, "snapshot": id.to_hex()}),
+            );
             println!("snapshot {} unpinned", id.short());
             Ok(0)
         }
@@ -1488,6 +1516,12 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Unlock { all } => {
             let backend = Backend::open(&repo_url(&g)?, false)?;
             let removed = lock::unlock(&backend, all).await?;
+            if !removed.is_empty() {
+                audit_cli(
+                    "locks.removed",
+                    serde_json::json!({"repository": repo_url(&g)?, "all": all, "count": removed.len()}),
+                );
+            }
             for r in &removed {
                 eprintln!("removed {}", r.holder());
             }
@@ -1517,6 +1551,24 @@ async fn run_prune(repo: &custos::IndexedRepository, a: &PruneArgs) -> Result<pr
         },
     )
     .await
+}
+
+/// Records an operator's act in the audit log named by `CUSTOS_AUDIT_LOG`
+/// (the daemon's `<state_dir>/audit.log` on a daemon host), if set.
+fn audit_cli(action: &str, details: serde_json::Value) {
+    let Some(path) = std::env::var_os("CUSTOS_AUDIT_LOG") else {
+        return;
+    };
+    let actor = format!(
+        "operator:{}@{}",
+        custos::util::username(),
+        custos::util::hostname()
+    );
+    let tenant = details["tenant"].as_str().map(str::to_string);
+    match custos::audit::AuditLog::open(std::path::Path::new(&path)) {
+        Ok(log) => log.record(&actor, action, tenant.as_deref(), details),
+        Err(e) => eprintln!("warning: cannot write the audit log: {e}"),
+    }
 }
 
 async fn run_erase(g: &Global, action: EraseAction) -> Result<u8> {

@@ -313,6 +313,7 @@ listen = "127.0.0.1:{port}"
 time_zone = "Europe/Paris"
 jitter = "0s"
 restore_root = "restores"
+audit_mirror = "audit-mirror"
 
 [[daemon.token]]
 name = "desk"
@@ -569,6 +570,29 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
     assert!(status.success(), "exit {status:?}");
     let log = std::fs::read_to_string(&d.log).unwrap();
     assert!(log.contains("stopped"), "{log}");
+
+    // Operators' commands append to the same log (CUSTOS_AUDIT_LOG).
+    let pass2 = dir.path().join("second.pass");
+    std::fs::write(&pass2, "a second passphrase\n").unwrap();
+    let o = custos(env)
+        .args(["-r", &format!("{target_url}/acme"), "--password-file"])
+        .arg(dir.path().join("acme.pass"))
+        .args(["key", "add", "--new-password-file"])
+        .arg(&pass2)
+        .env("CUSTOS_AUDIT_LOG", dir.path().join("state/audit.log"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The daemon mirrored every record it wrote (the last at stop).
+    let mirrored =
+        std::fs::read_dir(dir.path().join("audit-mirror/audit")).map_or(0, |d| d.count());
+    let local = std::fs::read_to_string(dir.path().join("state/audit.log")).unwrap();
+    assert!(local.contains("\"key.added\""), "{local}");
+    assert_eq!(
+        mirrored + 1,
+        local.lines().count(),
+        "all but the operator's last record"
+    );
 
     // The audit log recorded the acts, and any edit is found.
     let o = custos(env)

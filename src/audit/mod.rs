@@ -129,6 +129,30 @@ impl AuditLog {
             .state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(crate::error::at("cannot create", dir))?;
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(crate::error::at("cannot open the audit log", &self.path))?;
+        // Other processes (the daemon, operators' commands) append to the same
+        // log: take the file lock, then continue the chain from its last line.
+        // SAFETY: flock on a descriptor we own; released when `f` is closed.
+        if unsafe { libc::flock(std::os::unix::io::AsRawFd::as_raw_fd(&f), libc::LOCK_EX) } != 0 {
+            return Err(Error::io(
+                format!("cannot lock the audit log {}", self.path.display()),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        if let Some(last) = last_record(&mut f)
+            .map_err(crate::error::at("cannot read the audit log", &self.path))?
+        {
+            st.seq = last.seq;
+            st.head = last.hash;
+        }
         let mut rec = Record {
             seq: st.seq + 1,
             time: jiff::Timestamp::now().to_string(),
@@ -143,14 +167,6 @@ impl AuditLog {
         let mut line = serde_json::to_vec(&rec)
             .map_err(|e| Error::Problems(format!("cannot encode an audit record: {e}")))?;
         line.push(b'\n');
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(crate::error::at("cannot create", dir))?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(crate::error::at("cannot open the audit log", &self.path))?;
         f.write_all(&line)
             .and_then(|()| f.sync_data())
             .map_err(crate::error::at("cannot write the audit log", &self.path))?;
@@ -188,6 +204,58 @@ impl AuditLog {
             .head
             .clone()
     }
+}
+
+/// Copies the records not yet mirrored to `mirror` as `audit/<seq>.json`
+/// (conditional creates: a mirrored record is never replaced). Returns how
+/// many were copied.
+///
+/// # Errors
+/// Reading the local log, or the store.
+pub async fn mirror(path: &Path, mirror: &crate::backend::Backend) -> Result<usize> {
+    let have: std::collections::HashSet<u64> = mirror
+        .list("audit")
+        .await?
+        .iter()
+        .filter_map(|l| {
+            l.path
+                .strip_prefix("audit/")?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    let mut copied = 0;
+    for rec in read(path, |r| !have.contains(&r.seq))? {
+        let body = serde_json::to_vec(&rec)
+            .map_err(|e| Error::Problems(format!("cannot encode an audit record: {e}")))?;
+        if mirror
+            .put_new(
+                &format!("audit/{:020}.json", rec.seq),
+                bytes::Bytes::from(body),
+            )
+            .await?
+        {
+            copied += 1;
+        }
+    }
+    Ok(copied)
+}
+
+/// The last record of an open log (read from its tail).
+fn last_record(f: &mut std::fs::File) -> std::io::Result<Option<Record>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = f.seek(SeekFrom::End(0))?;
+    let start = len.saturating_sub(1 << 20);
+    f.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    let text = String::from_utf8_lossy(&tail);
+    Ok(text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| serde_json::from_str(l).ok()))
 }
 
 /// Reads a log's records.
@@ -333,6 +401,26 @@ mod tests {
                 .len(),
             5
         );
+    }
+
+    #[test]
+    fn two_writers_keep_one_chain() {
+        let (_d, path) = log_with(2);
+        // As if the daemon and an operator's command each had the log open.
+        let a = AuditLog::open(&path).unwrap();
+        let b = AuditLog::open(&path).unwrap();
+        for i in 0..5 {
+            a.append("daemon", "x", None, serde_json::json!({"i": i}))
+                .unwrap();
+            b.append(
+                "operator:root@host",
+                "key.added",
+                Some("acme"),
+                serde_json::json!({"i": i}),
+            )
+            .unwrap();
+        }
+        assert_eq!(verify(&path).unwrap().0, 12);
     }
 
     #[test]

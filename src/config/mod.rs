@@ -194,6 +194,8 @@ pub struct Config {
     pub scratch_dir: PathBuf,
     /// Signing key for deletion certificates.
     pub certificate_key: Option<PathBuf>,
+    /// Audit log mirror URL.
+    pub audit_mirror: Option<String>,
     /// Tokens.
     pub tokens: Vec<TokenSpec>,
     /// Targets.
@@ -778,6 +780,7 @@ fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
     Config {
         file: PathBuf::new(),
         certificate_key: d.certificate_key.clone(),
+        audit_mirror: d.audit_mirror.clone(),
         cache_dir: d
             .cache_dir
             .clone()
@@ -837,10 +840,16 @@ fn relative_to(mut raw: RawConfig, base: &Path) -> RawConfig {
             fix(f);
         }
     }
-    for t in &mut raw.target {
-        if !t.url.contains("://") && !t.url.starts_with('/') {
-            t.url = base.join(&t.url).to_string_lossy().into_owned();
+    let fix_url = |u: &mut String| {
+        if !u.contains("://") && !u.starts_with('/') {
+            *u = base.join(&*u).to_string_lossy().into_owned();
         }
+    };
+    for t in &mut raw.target {
+        fix_url(&mut t.url);
+    }
+    if let Some(m) = &mut raw.daemon.audit_mirror {
+        fix_url(m);
     }
     raw
 }

@@ -54,6 +54,9 @@ pub struct RawDaemon {
     /// The operator's Ed25519 signing key for deletion certificates
     /// (`custos certificate keygen`).
     pub certificate_key: Option<PathBuf>,
+    /// Where the audit log is mirrored (object store URL; each record becomes
+    /// `audit/<seq>.json`, written once).
+    pub audit_mirror: Option<String>,
     /// API tokens.
     #[serde(default)]
     pub token: Vec<RawToken>,

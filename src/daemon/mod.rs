@@ -224,8 +224,8 @@ pub async fn run(loader: Loader) -> Result<()> {
         tokio::spawn(async move { jobs::refresh_snapshots(&jobs, &catalog).await });
     }
 
-    // End-of-contract erasures: run by the daemon on time, resumed if
-    // interrupted; checked at start and every ten minutes.
+    // End-of-contract erasures (run on time, resumed if interrupted) and the
+    // audit log's mirror: at start and every minute.
     let erasing = {
         let (catalog, audit, mut stop) = (catalog.clone(), audit.clone(), stop_rx.clone());
         let config = Arc::new(RwLock::new(setup.config.clone()));
@@ -238,9 +238,25 @@ pub async fn run(loader: Loader) -> Result<()> {
                     .clone();
                 if let Some(cfg) = cfg {
                     run_due_erasures(&cfg, &catalog, &audit).await;
+                    if let Some(url) = &cfg.audit_mirror {
+                        let copied = async {
+                            let b = crate::backend::Backend::open(url, true)?;
+                            crate::audit::mirror(&cfg.state_dir.join("audit.log"), &b).await
+                        }
+                        .await;
+                        match copied {
+                            Ok(n) if n > 0 => {
+                                tracing::info!(records = n, mirror = %url, "audit log mirrored")
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, mirror = %url, "cannot mirror the audit log")
+                            }
+                        }
+                    }
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+                    () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
             }
@@ -328,6 +344,22 @@ pub async fn run(loader: Loader) -> Result<()> {
     }
     catalog.flush()?;
     audit.record("daemon", "daemon.stopped", None, serde_json::json!({}));
+    let mirror_url = erasing
+        .0
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .and_then(|c| c.audit_mirror.clone());
+    if let Some(url) = mirror_url {
+        let done = async {
+            let b = crate::backend::Backend::open(&url, true)?;
+            crate::audit::mirror(&setup.state_dir.join("audit.log"), &b).await
+        }
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "cannot mirror the audit log at stop");
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }
