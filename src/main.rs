@@ -293,7 +293,7 @@ struct AuditLogArg {
         long,
         short = 'c',
         env = "CUSTOS_CONFIG",
-        required_unless_present = "file"
+        default_value = "/etc/custos/custos.toml"
     )]
     config: Option<PathBuf>,
     /// The log file itself
