@@ -103,3 +103,64 @@ fn ten_percent_faults_on_s3_never_corrupt_anything() {
         assert_same_content(expect, &restored(&target, &src));
     }
 }
+
+/// Two backups of different services into one repository at once, on the S3
+/// emulator: both land, `check --read-data` passes, both restore.
+#[test]
+fn concurrent_backups_of_two_services_on_s3() {
+    let Some(s3) = start_moto() else {
+        missing("moto_server");
+        return;
+    };
+    let env = Env::remote(s3.repo_url("concurrent/repo"), s3_env(&s3));
+    env.ok(&["init", "--chunk-avg-kib", "64", "--pack-size-mib", "1"]);
+    let a = env.path("a");
+    let b = env.path("b");
+    make_tree(&a);
+    std::fs::create_dir_all(&b).unwrap();
+    for i in 0..8u64 {
+        std::fs::write(b.join(format!("f{i}.bin")), pseudo_random(300_000, 50 + i)).unwrap();
+    }
+    // Shared content too, so both deduplicate against what the other writes.
+    std::fs::copy(a.join("big.bin"), b.join("big-copy.bin")).unwrap();
+    for round in 0..2 {
+        let spawn = |dir: &std::path::Path, service: &str| {
+            env.cmd()
+                .args([
+                    "--json",
+                    "backup",
+                    dir.to_str().unwrap(),
+                    "--service",
+                    service,
+                ])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (ca, cb) = (spawn(&a, "web"), spawn(&b, "files"));
+        for (c, what) in [(ca, "web"), (cb, "files")] {
+            let o = c.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "round {round} {what}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    let report = env.json(&["check", "--read-data"]);
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    for (dir, service) in [(&a, "web"), (&b, "files")] {
+        let target = env.path(&format!("restore-{service}"));
+        env.ok(&[
+            "restore",
+            "latest",
+            "--service",
+            service,
+            "--target",
+            target.to_str().unwrap(),
+            "--verify",
+        ]);
+        assert_same_content(dir, &restored(&target, dir));
+    }
+}
