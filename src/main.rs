@@ -860,7 +860,7 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Ls { snapshot, path } => {
             let repo = open(&g).await?.load_index().await?;
-            let (snaps, _) = repo.snapshots().await?;
+            let (snaps, _) = repo.snapshots_naming(Some(&snapshot)).await?;
             let (_, snap) = select_snapshot(&snaps, &snapshot, |_| true)?;
             let entries = browse::ls(&repo, snap, path.as_deref()).await?;
             if g.json {
@@ -882,7 +882,7 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Dump { snapshot, path } => {
             let repo = open(&g).await?.load_index().await?;
-            let (snaps, _) = repo.snapshots().await?;
+            let (snaps, _) = repo.snapshots_naming(Some(&snapshot)).await?;
             let (_, snap) = select_snapshot(&snaps, &snapshot, |_| true)?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout());
             browse::dump(&repo, snap, path.as_deref(), &mut out).await?;
@@ -895,7 +895,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 .clone()
                 .ok_or_else(|| Error::Usage("--target is required".into()))?;
             let repo = open(&g).await?.load_index().await?;
-            let (snaps, _) = repo.snapshots().await?;
+            let (snaps, _) = repo.snapshots_naming(a.snapshot.as_deref()).await?;
             let service_ok = |s: &custos::repofile::snapshot::Snapshot| {
                 a.service
                     .as_ref()
@@ -1300,7 +1300,7 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Pin { snapshot, reason } => {
             let repo = open(&g).await?;
-            let (snaps, _) = repo.snapshots().await?;
+            let (snaps, _) = repo.snapshots_naming(Some(&snapshot)).await?;
             let (id, _) = select_snapshot(&snaps, &snapshot, |_| true)?;
             repo.pin(id, &reason).await?;
             audit_cli(
@@ -1312,7 +1312,7 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Unpin { snapshot } => {
             let repo = open(&g).await?;
-            let (snaps, _) = repo.snapshots().await?;
+            let (snaps, _) = repo.snapshots_naming(Some(&snapshot)).await?;
             let (id, _) = select_snapshot(&snaps, &snapshot, |_| true)?;
             repo.unpin(id).await?;
             audit_cli(

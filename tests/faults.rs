@@ -1,7 +1,7 @@
 //! Store faults on the S3 emulator: with 10 % of requests refused, lost,
 //! slow or timed out, backups and restores either complete through retries
 //! with correct data or stop with exit code 3, and the repository is never
-//! left with a corrupt snapshot.
+//! left with a corrupt snapshot. Listings that lag behind writes lose nothing.
 
 #[allow(dead_code)]
 mod common;
@@ -162,5 +162,120 @@ fn concurrent_backups_of_two_services_on_s3() {
             "--verify",
         ]);
         assert_same_content(dir, &restored(&target, dir));
+    }
+}
+
+/// Listings that lag two seconds behind writes and deletions (eventual
+/// consistency), on the S3 emulator: a backup is checked, restored by ID and
+/// listed at once; a backup that runs while prune plans and sweeps (with a
+/// grace period longer than the lag) loses nothing.
+#[test]
+fn lagging_listings_on_s3_lose_nothing() {
+    let Some(s3) = start_moto() else {
+        missing("moto_server");
+        return;
+    };
+    let lag = std::time::Duration::from_millis(2200);
+    let env = Env::remote(s3.repo_url("lag/repo"), s3_env(&s3));
+    env.ok(&["init", "--chunk-avg-kib", "64", "--pack-size-mib", "1"]);
+    let src = env.path("src");
+    make_tree(&src);
+    let only_a = pseudo_random(1_500_000, 77);
+    std::fs::write(src.join("only-a.bin"), &only_a).unwrap();
+    let s = src.to_str().unwrap();
+    env.ok(&["backup", s]);
+    std::thread::sleep(lag);
+
+    let lagged = |args: &[&str]| {
+        let o = env
+            .cmd()
+            .args(args)
+            .env("CUSTOS_FAULTS", "rate=0,lag=2s")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?} with lagging listings: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // Read our own writes at once: check, restore by ID, ls.
+    std::fs::remove_file(src.join("only-a.bin")).unwrap();
+    std::fs::write(src.join("b.bin"), pseudo_random(800_000, 78)).unwrap();
+    let b: serde_json::Value = serde_json::from_str(&lagged(&["--json", "backup", s])).unwrap();
+    let b_id = b["id"].as_str().unwrap().to_string();
+    let expect_b = env.path("expect-b");
+    copy_tree(&src, &expect_b);
+    let report: serde_json::Value = serde_json::from_str(&lagged(&["--json", "check"])).unwrap();
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    let target = env.path("restore-b");
+    lagged(&[
+        "restore",
+        &b_id,
+        "--target",
+        target.to_str().unwrap(),
+        "--verify",
+    ]);
+    assert_same_content(&expect_b, &restored(&target, &src));
+    assert!(lagged(&["ls", &b_id]).contains("b.bin"));
+
+    // Forget the first snapshot; then a backup that brings its data back runs
+    // while prune condemns that data.
+    std::thread::sleep(lag);
+    env.ok(&["forget", "--keep-last", "1"]);
+    std::fs::write(src.join("only-a.bin"), &only_a).unwrap();
+    std::fs::write(src.join("c.bin"), pseudo_random(2_000_000, 79)).unwrap();
+    let spawn = |args: &[&str]| {
+        env.cmd()
+            .args(args)
+            .env("CUSTOS_FAULTS", "rate=0,lag=2s")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let backup = spawn(&["--json", "backup", s]);
+    let prune = spawn(&["--json", "prune", "--grace", "3s"]);
+    let mut c_id = String::new();
+    for (child, what) in [(backup, "backup"), (prune, "prune")] {
+        let o = child.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if what == "backup" {
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            c_id = v["id"].as_str().unwrap().to_string();
+        }
+    }
+    let expect_c = env.path("expect-c");
+    copy_tree(&src, &expect_c);
+    // Later prunes sweep once the grace periods have run.
+    let mut swept = 0;
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        let r: serde_json::Value =
+            serde_json::from_str(&lagged(&["--json", "prune", "--grace", "3s"])).unwrap();
+        swept += r["plans_swept"].as_u64().unwrap();
+        if r["deferred"].as_array().unwrap().is_empty() && swept > 0 {
+            break;
+        }
+    }
+    assert!(swept > 0, "the plan was swept in the end");
+    std::thread::sleep(lag);
+    let report = env.json(&["check", "--read-data"]);
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    for (id, expect) in [(&b_id, &expect_b), (&c_id, &expect_c)] {
+        let target = env.path(&format!("final-{}", &id[..8]));
+        env.ok(&[
+            "restore",
+            id,
+            "--target",
+            target.to_str().unwrap(),
+            "--verify",
+        ]);
+        assert_same_content(expect, &restored(&target, &src));
     }
 }

@@ -1,6 +1,7 @@
 //! A fault-injecting object store for reliability tests: failed requests,
 //! lost responses (the write happened, the answer did not arrive), slow and
-//! timed-out requests, at a configurable rate and seed.
+//! timed-out requests, partial writes, and listings that lag behind writes
+//! and deletions (eventual consistency), at a configurable rate and seed.
 //!
 //! Enabled from tests or the command line with the hidden variable
 //! `CUSTOS_FAULTS`, e.g. `rate=0.1,seed=7` or
@@ -12,17 +13,27 @@
 //! | `seed` | seed of the fault sequence (same seed, same faults) | 0 |
 //! | `ops` | which requests: `put`, `get`, `list`, `head`, `delete` joined by `+` | all |
 //! | `delay` | how long a slow or timed-out request takes | `20ms` |
+//! | `lag` | how long listings lag behind writes and deletions | `0` (none) |
 //!
 //! A faulted request is, with equal chances: refused before it reaches the
 //! store; carried out with its answer lost (writes that replace, and reads);
-//! slow (delayed, then carried out); or timed out (delayed, then refused).
-//! Conditional creates never lose their answer here: that would turn our own
-//! lock into somebody else's, a case the retry policy cannot tell apart.
+//! slow (delayed, then carried out); timed out (delayed, then refused); or,
+//! for writes that replace, cut off part way: the first part of the object
+//! is stored, then the connection drops (as on a store whose uploads are not
+//! atomic). Conditional creates never lose their answer or half-write here:
+//! that would turn our own lock into somebody else's, a case the retry policy
+//! cannot tell apart. Requests other than writes that would be cut off are
+//! refused instead.
+//!
+//! With `lag`, a listing leaves out objects written less than `lag` ago (by
+//! any process: the object's modification time decides) and still shows
+//! objects this process deleted less than `lag` ago. Reads by name are not
+//! affected: stores with lagging listings still read their own writes.
 
 use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -31,7 +42,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    ObjectStoreExt, PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
 /// What to inject.
@@ -45,6 +56,8 @@ pub struct FaultConfig {
     pub ops: Vec<String>,
     /// Delay of slow and timed-out requests.
     pub delay: Duration,
+    /// How far listings lag behind writes and deletions.
+    pub lag: Duration,
 }
 
 impl FaultConfig {
@@ -60,6 +73,7 @@ impl FaultConfig {
                 .map(str::to_string)
                 .to_vec(),
             delay: Duration::from_millis(20),
+            lag: Duration::ZERO,
         };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part
@@ -79,21 +93,27 @@ impl FaultConfig {
                         .map_err(|_| format!("CUSTOS_FAULTS: seed {v:?}"))?
                 }
                 "ops" => c.ops = v.split('+').map(str::to_string).collect(),
-                "delay" => {
-                    c.delay = crate::policy::retention::parse_duration(v)
-                        .or_else(|_| {
-                            v.strip_suffix("ms")
-                                .and_then(|n| n.parse().ok())
-                                .map(Duration::from_millis)
-                                .ok_or_else(|| "bad".to_string())
-                        })
-                        .map_err(|_| format!("CUSTOS_FAULTS: delay {v:?}"))?;
-                }
+                "delay" => c.delay = parse_delay(k, v)?,
+                "lag" => c.lag = parse_delay(k, v)?,
                 other => return Err(format!("CUSTOS_FAULTS: unknown key {other:?}")),
             }
         }
         Ok(c)
     }
+}
+
+fn parse_delay(key: &str, v: &str) -> std::result::Result<Duration, String> {
+    if v == "0" {
+        return Ok(Duration::ZERO);
+    }
+    crate::policy::retention::parse_duration(v)
+        .or_else(|_| {
+            v.strip_suffix("ms")
+                .and_then(|n| n.parse().ok())
+                .map(Duration::from_millis)
+                .ok_or_else(|| "bad".to_string())
+        })
+        .map_err(|_| format!("CUSTOS_FAULTS: {key} {v:?}"))
 }
 
 /// What happens to one request.
@@ -104,6 +124,7 @@ enum Fault {
     LostAnswer,
     Slow,
     TimedOut,
+    Partial,
 }
 
 /// The wrapper.
@@ -111,6 +132,8 @@ pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     config: FaultConfig,
     state: Mutex<u64>,
+    /// Objects this process deleted, with their last listing and when.
+    deleted: Arc<Mutex<Vec<(ObjectMeta, Instant)>>>,
 }
 
 impl FaultyStore {
@@ -121,6 +144,7 @@ impl FaultyStore {
             inner,
             config,
             state: Mutex::new(seed),
+            deleted: Arc::default(),
         }
     }
 
@@ -144,11 +168,12 @@ impl FaultyStore {
         if (r >> 11) as f64 / (1u64 << 53) as f64 >= self.config.rate {
             return Fault::None;
         }
-        match r % 4 {
+        match r % 5 {
             0 => Fault::Refused,
             1 => Fault::LostAnswer,
             2 => Fault::Slow,
-            _ => Fault::TimedOut,
+            3 => Fault::TimedOut,
+            _ => Fault::Partial,
         }
     }
 
@@ -164,7 +189,15 @@ impl FaultyStore {
     where
         F: std::future::Future<Output = Result<T>>,
     {
-        match self.fault(op) {
+        self.apply(self.fault(op), op, lose_ok, f).await
+    }
+
+    /// Applies a decided fault around `f`.
+    async fn apply<T, F>(&self, fault: Fault, op: &str, lose_ok: bool, f: F) -> Result<T>
+    where
+        F: std::future::Future<Output = Result<T>>,
+    {
+        match fault {
             Fault::None => f.await,
             Fault::Refused => Err(Self::error(op, "refused")),
             Fault::Slow => {
@@ -179,8 +212,29 @@ impl FaultyStore {
                 let _ = f.await;
                 Err(Self::error(op, "answer lost"))
             }
-            Fault::LostAnswer => Err(Self::error(op, "refused")),
+            Fault::LostAnswer | Fault::Partial => Err(Self::error(op, "refused")),
         }
+    }
+
+    /// Objects modified after this are left out of listings.
+    fn cutoff(&self) -> chrono::DateTime<chrono::Utc> {
+        let lag = chrono::Duration::from_std(self.config.lag).unwrap_or(chrono::Duration::MAX);
+        chrono::Utc::now()
+            .checked_sub_signed(lag)
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+    }
+
+    /// Deleted objects that a listing of `prefix` still shows.
+    fn ghosts(&self, prefix: Option<&Path>) -> Vec<ObjectMeta> {
+        let mut d = self
+            .deleted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        d.retain(|(_, at)| at.elapsed() < self.config.lag);
+        d.iter()
+            .filter(|(m, _)| prefix.is_none_or(|p| m.location.prefix_matches(p)))
+            .map(|(m, _)| m.clone())
+            .collect()
     }
 }
 
@@ -205,12 +259,26 @@ impl ObjectStore for FaultyStore {
         opts: PutOptions,
     ) -> Result<PutResult> {
         let replaceable = matches!(opts.mode, PutMode::Overwrite);
-        self.around(
-            "put",
-            replaceable,
-            self.inner.put_opts(location, payload, opts),
-        )
-        .await
+        match self.fault("put") {
+            Fault::Partial if replaceable => {
+                let whole = Bytes::from(payload);
+                let cut = whole.slice(..whole.len() / 2);
+                let _ = self
+                    .inner
+                    .put_opts(location, PutPayload::from(cut), opts)
+                    .await;
+                Err(Self::error("put", "connection dropped part way"))
+            }
+            fault => {
+                self.apply(
+                    fault,
+                    "put",
+                    replaceable,
+                    self.inner.put_opts(location, payload, opts),
+                )
+                .await
+            }
+        }
     }
 
     async fn put_multipart_opts(
@@ -237,8 +305,35 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
+        let locations = if self.config.lag.is_zero() {
+            locations
+        } else {
+            // Remember what goes, so that listings can still show it a while.
+            let inner = self.inner.clone();
+            let deleted = self.deleted.clone();
+            locations
+                .then(move |r| {
+                    let inner = inner.clone();
+                    let deleted = deleted.clone();
+                    async move {
+                        if let Ok(p) = &r {
+                            if let Ok(meta) = inner.head(p).await {
+                                let mut d = deleted
+                                    .lock()
+                                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                                d.retain(|(m, _)| m.location != meta.location);
+                                d.push((meta, Instant::now()));
+                            }
+                        }
+                        r
+                    }
+                })
+                .boxed()
+        };
         match self.fault("delete") {
-            Fault::None | Fault::Slow | Fault::LostAnswer => self.inner.delete_stream(locations),
+            Fault::None | Fault::Slow | Fault::LostAnswer | Fault::Partial => {
+                self.inner.delete_stream(locations)
+            }
             Fault::Refused | Fault::TimedOut => locations
                 .map(|_| Err(Self::error("delete", "refused")))
                 .boxed(),
@@ -247,7 +342,22 @@ impl ObjectStore for FaultyStore {
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
         match self.fault("list") {
-            Fault::None | Fault::Slow | Fault::LostAnswer => self.inner.list(prefix),
+            Fault::None | Fault::Slow | Fault::LostAnswer | Fault::Partial => {
+                if self.config.lag.is_zero() {
+                    return self.inner.list(prefix);
+                }
+                let cutoff = self.cutoff();
+                let ghosts = self.ghosts(prefix);
+                self.inner
+                    .list(prefix)
+                    .filter(move |r| {
+                        futures::future::ready(
+                            r.as_ref().map_or(true, |m| m.last_modified <= cutoff),
+                        )
+                    })
+                    .chain(futures::stream::iter(ghosts.into_iter().map(Ok)))
+                    .boxed()
+            }
             Fault::Refused | Fault::TimedOut => {
                 futures::stream::once(async { Err(Self::error("list", "refused")) }).boxed()
             }
@@ -255,8 +365,14 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
-        self.around("list", true, self.inner.list_with_delimiter(prefix))
-            .await
+        let mut r = self
+            .around("list", true, self.inner.list_with_delimiter(prefix))
+            .await?;
+        if !self.config.lag.is_zero() {
+            let cutoff = self.cutoff();
+            r.objects.retain(|m| m.last_modified <= cutoff);
+        }
+        Ok(r)
     }
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
@@ -268,7 +384,6 @@ impl ObjectStore for FaultyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use object_store::ObjectStoreExt;
 
     #[test]
     fn config_parses_and_refuses_nonsense() {
@@ -276,6 +391,10 @@ mod tests {
         assert_eq!(
             (c.rate, c.seed, c.ops.len(), c.delay),
             (0.25, 9, 2, Duration::from_millis(5))
+        );
+        assert_eq!(
+            FaultConfig::parse("lag=2s").unwrap().lag,
+            Duration::from_secs(2)
         );
         assert!(FaultConfig::parse("rate=2").is_err());
         assert!(FaultConfig::parse("colour=red").is_err());
@@ -307,5 +426,73 @@ mod tests {
                 .await;
         }
         assert!(mem.head(&p).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn partial_writes_leave_half_an_object_and_an_error() {
+        let mem: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let s = FaultyStore::new(
+            mem.clone(),
+            FaultConfig::parse("rate=1,seed=4,ops=put,delay=1ms").unwrap(),
+        );
+        let p = Path::from("obj");
+        let mut halves = 0;
+        for _ in 0..40 {
+            let r = s
+                .put_opts(
+                    &p,
+                    PutPayload::from_static(b"0123456789"),
+                    PutOptions::default(),
+                )
+                .await;
+            assert!(r.is_err() || mem.get(&p).await.is_ok());
+            if let Ok(got) = mem.get(&p).await {
+                let b = got.bytes().await.unwrap();
+                if b.len() == 5 {
+                    halves += 1;
+                }
+            }
+            let _ = mem.delete(&p).await;
+        }
+        assert!(halves > 0, "some puts were cut off part way");
+    }
+
+    #[tokio::test]
+    async fn lagging_listings_hide_new_objects_and_show_deleted_ones() {
+        let mem: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let old = Path::from("d/old");
+        mem.put(&old, PutPayload::from_static(b"x")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let s = FaultyStore::new(mem.clone(), FaultConfig::parse("rate=0,lag=300ms").unwrap());
+        let new = Path::from("d/new");
+        s.put(&new, PutPayload::from_static(b"y")).await.unwrap();
+        let names = |s: &FaultyStore| {
+            let prefix = Path::from("d");
+            let list = s.list(Some(&prefix));
+            async move {
+                let mut v: Vec<String> = list
+                    .map(|m| m.unwrap().location.to_string())
+                    .collect()
+                    .await;
+                v.sort();
+                v
+            }
+        };
+        assert_eq!(names(&s).await, ["d/old"], "the new object lags");
+        // Reads by name see it at once.
+        assert!(s.head(&new).await.is_ok());
+        s.delete(&old).await.unwrap();
+        assert_eq!(
+            names(&s).await,
+            ["d/old"],
+            "the deleted one is still listed"
+        );
+        assert!(s.head(&old).await.is_err());
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(
+            names(&s).await,
+            ["d/new"],
+            "after the lag, listings catch up"
+        );
     }
 }

@@ -302,11 +302,22 @@ impl Backend {
     /// [`Error::Backend`].
     pub async fn put(&self, path: &str, data: Bytes) -> Result<()> {
         let p = StorePath::from(path);
-        self.retrying("write", path, || {
-            self.store.put(&p, PutPayload::from(data.clone()))
-        })
-        .await
-        .map(|_| ())
+        let r = self
+            .retrying("write", path, || {
+                self.store.put(&p, PutPayload::from(data.clone()))
+            })
+            .await;
+        if r.is_err() && is_content_object(path) {
+            // A write that failed may have left the first part of the object
+            // behind (stores whose uploads are not atomic). Content objects
+            // are named uniquely and written once, so nothing else can be
+            // there: remove it, best effort, rather than leave a truncated
+            // snapshot or index for every reader to trip over.
+            if let Err(e) = self.store.delete(&p).await {
+                tracing::warn!(path, error = %e, "could not remove what a failed write may have left");
+            }
+        }
+        r.map(|_| ())
     }
 
     /// Writes an object only if none exists there (conditional create).
@@ -404,6 +415,14 @@ fn wrap_prefix<T: ObjectStore>(store: T, prefix: &str) -> Arc<dyn ObjectStore> {
     } else {
         Arc::new(object_store::prefix::PrefixStore::new(store, prefix))
     }
+}
+
+/// Objects named by their content and written once: packs, index objects
+/// and snapshots.
+fn is_content_object(path: &str) -> bool {
+    ["data/", "index/", "snapshots/"]
+        .iter()
+        .any(|p| path.starts_with(p))
 }
 
 /// Whether an error may go away on retry.

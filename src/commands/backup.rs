@@ -318,6 +318,7 @@ async fn run(
         parent: parent.map(|(id, _)| id),
         stream: opts.stream.is_some() || paths.is_empty(),
         original: None,
+        index: index_ids.clone(),
         program: format!("custos {}", env!("CARGO_PKG_VERSION")),
         summary: Summary {
             files: ld(&stats.files),

@@ -184,6 +184,8 @@ async fn run(
                         tree: root,
                         original: Some(*id),
                         parent: None,
+                        // The source's index objects mean nothing here.
+                        index: Vec::new(),
                         ..snap.clone()
                     };
                     let new_id = dst.save_snapshot(&copy).await?;

@@ -307,6 +307,7 @@ mod tests {
             parent: None,
             stream: false,
             original: None,
+            index: Vec::new(),
             program: "custos".into(),
             summary: Default::default(),
         }

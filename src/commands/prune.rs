@@ -72,6 +72,16 @@ pub struct PrunePlan {
     pub bytes: u64,
     /// Locks alive when the plan was made: the sweep waits for all of them.
     pub blocking_locks: Vec<LockId>,
+    /// With a grace period: the index objects the plan's index rewrite
+    /// replaced. They stay until the sweep, so that a reader whose listing
+    /// does not show the new objects yet still finds every blob.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded_index: Vec<IndexId>,
+    /// With a grace period: when a prune first saw no lock left to wait for.
+    /// The sweep waits a further grace period from then, so that the last
+    /// snapshots of those writers show in listings that lag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writers_gone: Option<String>,
 }
 
 /// What a prune did (or would do, with `dry_run`).
@@ -201,9 +211,18 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
             "cannot prune: index object {bad} is damaged and the packs it lists would look unused; run `custos check` and `custos repair` first"
         )));
     }
+    let earlier_plans = load_plans(repo).await?;
     if !opts.dry_run {
-        // Finish an interrupted index rewrite.
-        for id in listed.iter().filter(|i| superseded.contains(i)) {
+        // Finish an interrupted index rewrite (objects that a plan keeps
+        // until its sweep excepted).
+        let kept: HashSet<IndexId> = earlier_plans
+            .iter()
+            .flat_map(|(_, p)| p.superseded_index.iter().copied())
+            .collect();
+        for id in listed
+            .iter()
+            .filter(|i| superseded.contains(i) && !kept.contains(i))
+        {
             repo.backend().delete(&format!("index/{id}")).await?;
         }
     }
@@ -217,8 +236,12 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
     // that could have deduplicated against their packs is gone by then, so its
     // snapshot is visible to the mark.
     let mut plans = Vec::new();
-    for (plan_id, plan) in load_plans(repo).await? {
-        let blocked = sweep_blocked(repo, &plan, opts.grace, own_lock).await?;
+    for (plan_id, plan) in earlier_plans {
+        let blocked = if opts.dry_run {
+            sweep_blocked(repo, &plan, opts.grace, own_lock).await?
+        } else {
+            sweep_blocked_recording(repo, &plan_id, &plan, opts.grace, own_lock).await?
+        };
         plans.push((plan_id, plan, blocked));
     }
 
@@ -328,6 +351,12 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
         created: now.to_string(),
         condemned: condemned.iter().map(|(p, _)| *p).collect(),
         bytes: report.bytes_condemned,
+        writers_gone: None,
+        superseded_index: if opts.grace.is_zero() {
+            Vec::new()
+        } else {
+            live_index.clone()
+        },
         blocking_locks,
     };
     let plan_id = crate::id::LockId::random().to_hex();
@@ -338,14 +367,14 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
         )
         .await?;
     crate::util::crash_point("prune:after-plan");
-    for id in &live_index {
+    for id in live_index.iter().filter(|_| opts.grace.is_zero()) {
         repo.backend().delete(&format!("index/{id}")).await?;
         crate::util::crash_point("prune:mid-index-delete");
     }
     repo.refresh_index().await?;
 
     // With no grace period and nobody else in the repository, sweep now.
-    match sweep_blocked(repo, &plan, opts.grace, own_lock).await? {
+    match sweep_blocked_recording(repo, &plan_id, &plan, opts.grace, own_lock).await? {
         None => sweep(repo, lock, &plan_id, &plan, &mut used, &mut report).await?,
         Some(why) => report.deferred.push(format!(
             "plan {plan_id} ({} packs, {}): {why}",
@@ -470,14 +499,63 @@ async fn sweep_blocked(
     }
     let blocking: HashSet<LockId> = plan.blocking_locks.iter().copied().collect();
     for (id, info) in lock::list(repo.backend()).await? {
-        if id != own && blocking.contains(&id) && !info.stale(now) {
+        if id == own || info.stale(now) {
+            continue;
+        }
+        // A lock taken just before the plan may have been missing from the
+        // plan's listing (listings that lag): its creation time tells.
+        let older = info
+            .created
+            .parse::<jiff::Timestamp>()
+            .is_ok_and(|c| c <= created);
+        if blocking.contains(&id) || older {
             return Ok(Some(format!(
                 "waiting for the {} (alive when the plan was made)",
                 info.holder()
             )));
         }
     }
-    Ok(None)
+    if grace.is_zero() {
+        return Ok(None);
+    }
+    match plan.writers_gone.as_deref().map(str::parse::<jiff::Timestamp>) {
+        Some(Ok(gone)) if now.duration_since(gone) >= grace_s => Ok(None),
+        Some(Ok(gone)) => Ok(Some(format!(
+            "the last writer of the plan's time finished at {gone}: waiting the grace period, until {}",
+            gone.checked_add(grace_s).unwrap_or(now)
+        ))),
+        _ => Ok(Some(
+            "no writer of the plan's time is left: waiting one more grace period from now".into(),
+        )),
+    }
+}
+
+/// As [`sweep_blocked`]; the first time no writer is left to wait for, the
+/// moment is recorded in the plan (the grace period runs again from there).
+async fn sweep_blocked_recording(
+    repo: &IndexedRepository,
+    plan_id: &str,
+    plan: &PrunePlan,
+    grace: Duration,
+    own: LockId,
+) -> Result<Option<String>> {
+    let blocked = sweep_blocked(repo, plan, grace, own).await?;
+    if blocked.is_some() && !grace.is_zero() && plan.writers_gone.is_none() {
+        // Recheck without the writers-gone rule: are only writers in the way?
+        let mut probe = plan.clone();
+        probe.writers_gone = Some(jiff::Timestamp::UNIX_EPOCH.to_string());
+        if sweep_blocked(repo, &probe, grace, own).await?.is_none() {
+            let mut updated = plan.clone();
+            updated.writers_gone = Some(jiff::Timestamp::now().to_string());
+            repo.backend()
+                .put(
+                    &format!("prune/{plan_id}"),
+                    Bytes::from(serde_json::to_vec_pretty(&updated).unwrap_or_default()),
+                )
+                .await?;
+        }
+    }
+    Ok(blocked)
 }
 
 /// Deletes a plan's packs, except those a snapshot still needs.
@@ -545,6 +623,10 @@ async fn sweep(
         report.bytes_freed += size;
     }
     repo.index().flush()?;
+    // The replaced index objects the plan kept for lagging listings.
+    for id in &plan.superseded_index {
+        repo.backend().delete(&format!("index/{id}")).await?;
+    }
     crate::util::crash_point("prune:before-plan-removal");
     repo.backend().delete(&format!("prune/{plan_id}")).await?;
     report.plans_swept += 1;

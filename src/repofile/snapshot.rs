@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::id::{BlobId, SnapshotId};
+use crate::id::{BlobId, IndexId, SnapshotId};
 
 /// What a backup run did, stored with its snapshot.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -73,6 +73,11 @@ pub struct Snapshot {
     /// copied from, in the source repository.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original: Option<SnapshotId>,
+    /// The index objects written by the run that made this snapshot, so
+    /// that a reader whose listing of `index/` lags behind (eventually
+    /// consistent stores) can still find every blob the snapshot adds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub index: Vec<IndexId>,
     /// Version of custos that wrote it.
     pub program: String,
     /// What the run did.

@@ -179,15 +179,26 @@ pub async fn list(backend: &Backend) -> Result<Vec<(LockId, LockInfo)>> {
         let Ok(id) = l.path.trim_start_matches("locks/").parse::<LockId>() else {
             continue;
         };
-        match backend.get(&l.path).await {
-            Ok(b) => match serde_json::from_slice::<LockInfo>(&b) {
-                Ok(info) => out.push((id, info)),
-                Err(e) => {
-                    tracing::warn!(lock = %l.path, error = %e, "ignoring a lock that does not decode")
-                }
-            },
-            Err(e) if crate::backend::is_not_found(&e) => {}
-            Err(e) => return Err(e),
+        // A lock that does not decode may be a refresh caught half written
+        // (stores whose uploads are not atomic): read it again a moment later
+        // before ignoring it.
+        for attempt in 0..2 {
+            match backend.get(&l.path).await {
+                Ok(b) => match serde_json::from_slice::<LockInfo>(&b) {
+                    Ok(info) => {
+                        out.push((id, info));
+                        break;
+                    }
+                    Err(_) if attempt == 0 => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(lock = %l.path, error = %e, "ignoring a lock that does not decode")
+                    }
+                },
+                Err(e) if crate::backend::is_not_found(&e) => break,
+                Err(e) => return Err(e),
+            }
         }
     }
     Ok(out)

@@ -266,7 +266,26 @@ impl Repository {
     /// # Errors
     /// [`Error::Backend`] when listing or reading fails.
     pub async fn snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(String, Error)>)> {
-        let listed = self.backend.list("snapshots").await?;
+        self.snapshots_naming(None).await
+    }
+
+    /// As [`Self::snapshots`]; when `spec` is a full snapshot ID that the
+    /// listing does not show (yet: listings of eventually consistent stores
+    /// lag behind writes), that snapshot is read by name and included.
+    ///
+    /// # Errors
+    /// As [`Self::snapshots`].
+    pub async fn snapshots_naming(
+        &self,
+        spec: Option<&str>,
+    ) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(String, Error)>)> {
+        let mut listed = self.backend.list("snapshots").await?;
+        if let Some(id) = spec.and_then(|s| s.parse::<SnapshotId>().ok()) {
+            let path = format!("snapshots/{id}");
+            if !listed.iter().any(|l| l.path == path) {
+                listed.push(crate::backend::Listed { path, size: 0 });
+            }
+        }
         let mut good = Vec::new();
         let mut bad = Vec::new();
         let reads = futures::future::join_all(listed.iter().map(|l| async move {
@@ -280,7 +299,9 @@ impl Repository {
         for (path, r) in reads {
             match r {
                 Ok(s) => good.push(s),
-                Err(e @ Error::Backend { .. }) if !is_not_found(&e) => return Err(e),
+                // Deleted since the listing, or a named ID that is not there.
+                Err(e) if is_not_found(&e) => {}
+                Err(e @ Error::Backend { .. }) => return Err(e),
                 Err(e) => bad.push((path, e)),
             }
         }
@@ -484,9 +505,17 @@ impl Repository {
 
     /// Brings the cache up to date with the index objects in the repository.
     async fn sync_index(&self, index: &BlobIndex) -> Result<()> {
-        let listed: HashSet<IndexId> = self.index_ids().await?.into_iter().collect();
+        let mut listed: HashSet<IndexId> = self.index_ids().await?.into_iter().collect();
         let loaded = index.loaded()?;
         let superseded = index.superseded()?;
+        // Loaded but not listed: deleted (replaced by a prune or repair), or
+        // too new for a listing that lags (eventually consistent stores).
+        // Asking by name tells which.
+        for id in loaded.difference(&listed.clone()) {
+            if !superseded.contains(id) && self.backend.exists(&format!("index/{id}")).await? {
+                listed.insert(*id);
+            }
+        }
         if !loaded.is_subset(&listed) || !loaded.is_disjoint(&superseded) {
             tracing::info!(
                 "index objects were replaced since the cache was built: rebuilding the index cache"
@@ -590,8 +619,51 @@ impl IndexedRepository {
     /// # Errors
     /// As [`Repository::snapshots`] and [`Self::refresh_index`].
     pub async fn snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(String, Error)>)> {
-        let listed = self.repo.snapshots().await?;
+        self.snapshots_naming(None).await
+    }
+
+    /// As [`Repository::snapshots_naming`], with the index brought up to
+    /// date as in [`Self::snapshots`]. Index objects that a snapshot names but
+    /// the listing of `index/` does not show yet are read by name.
+    ///
+    /// # Errors
+    /// As [`Self::snapshots`].
+    pub async fn snapshots_naming(
+        &self,
+        spec: Option<&str>,
+    ) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(String, Error)>)> {
+        let listed = self.repo.snapshots_naming(spec).await?;
         self.refresh_index().await?;
+        let loaded = self.index.loaded()?;
+        let superseded = self.index.superseded()?;
+        let mut unseen: Vec<IndexId> = listed
+            .0
+            .iter()
+            .flat_map(|(_, s)| s.index.iter())
+            .filter(|i| !loaded.contains(i) && !superseded.contains(i))
+            .copied()
+            .collect();
+        unseen.sort();
+        unseen.dedup();
+        if !unseen.is_empty() {
+            tracing::debug!(
+                objects = unseen.len(),
+                "reading index objects that the listing does not show yet"
+            );
+            for id in unseen {
+                match self.repo.read_index(&id).await {
+                    Ok(f) => self.index.add_index(id, &f)?,
+                    // Gone: a prune replaced it; its blobs are in the objects
+                    // that superseded it.
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e @ Error::Integrity { .. }) => {
+                        tracing::warn!(index = %id, error = %e, "skipping a damaged index object");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            self.index.flush()?;
+        }
         Ok(listed)
     }
 
