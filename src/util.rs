@@ -49,10 +49,27 @@ pub fn is_root() -> bool {
 /// point is reached), the process sends itself SIGKILL: no destructor, flush
 /// or lock release runs, exactly as if the machine had died there. Crash
 /// tests use it to stop a command between two writes that random timing would
-/// rarely separate. Unset, it costs one environment lookup.
+/// rarely separate. `CUSTOS_TEST_CRASH_COUNT=point=FILE` appends a byte to
+/// FILE each time the point is passed. Unset, they cost two environment lookups.
 pub fn crash_point(point: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     static HITS: AtomicU64 = AtomicU64::new(0);
+    // Crash tests count how often a point is passed (one byte per pass
+    // appended to a file), to choose where to kill the next run.
+    if let Some(spec) = std::env::var_os("CUSTOS_TEST_CRASH_COUNT") {
+        let spec = spec.to_string_lossy();
+        if let Some((name, file)) = spec.split_once('=') {
+            if name == point {
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(file)
+                {
+                    let _ = std::io::Write::write_all(&mut f, b".");
+                }
+            }
+        }
+    }
     let Some(want) = std::env::var_os("CUSTOS_TEST_CRASH_AT") else {
         return;
     };

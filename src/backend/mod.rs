@@ -301,6 +301,7 @@ impl Backend {
     /// # Errors
     /// [`Error::Backend`].
     pub async fn put(&self, path: &str, data: Bytes) -> Result<()> {
+        crate::util::crash_point("store:write");
         let p = StorePath::from(path);
         let r = self
             .retrying("write", path, || {
@@ -326,6 +327,7 @@ impl Backend {
     /// # Errors
     /// [`Error::Backend`].
     pub async fn put_new(&self, path: &str, data: Bytes) -> Result<bool> {
+        crate::util::crash_point("store:write");
         let p = StorePath::from(path);
         let opts = || PutOptions {
             mode: PutMode::Create,
@@ -394,6 +396,7 @@ impl Backend {
     /// # Errors
     /// [`Error::Backend`].
     pub async fn delete(&self, path: &str) -> Result<()> {
+        crate::util::crash_point("store:write");
         let p = StorePath::from(path);
         match self
             .retrying("delete", path, || self.store.delete(&p))

@@ -269,6 +269,7 @@ fn write_sparse(f: &std::fs::File, offset: u64, data: &[u8]) -> std::io::Result<
             }
             run_end = next;
         }
+        crate::util::crash_point("restore:write");
         f.write_all_at(&data[pos..run_end], offset + pos as u64)?;
         written += (run_end - pos) as u64;
         pos = run_end;
