@@ -540,7 +540,10 @@ pub async fn restore(
                     for (fi, e, disk_full) in errs {
                         if disk_full {
                             return Err(Error::io(
-                                format!("restore target {} is full", file_paths[fi].display()),
+                                format!(
+                                    "the restore target is full (writing {}): free space and run the same restore again, it resumes where it stopped",
+                                    file_paths[fi].display()
+                                ),
                                 std::io::Error::from_raw_os_error(libc::ENOSPC),
                             ));
                         }

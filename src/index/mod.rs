@@ -97,15 +97,35 @@ pub struct BlobIndex {
     by_pack: sled::Tree,
     loaded: sled::Tree,
     superseded: sled::Tree,
+    dir: std::path::PathBuf,
     _temp: Option<tempfile::TempDir>,
 }
 
 fn sled_err(path: &Path) -> impl Fn(sled::Error) -> Error + '_ {
-    move |e| {
-        Error::io(
-            format!("index cache {}", path.display()),
-            std::io::Error::other(e.to_string()),
-        )
+    move |e| cache_error(path, e)
+}
+
+/// A cache error with the directory named; a full disk is said plainly (and
+/// keeps ENOSPC, so that callers can tell).
+fn cache_error(dir: &Path, e: sled::Error) -> Error {
+    let full = |io: &std::io::Error| {
+        io.kind() == std::io::ErrorKind::StorageFull
+            || io.raw_os_error() == Some(libc::ENOSPC)
+            || io.to_string().contains("No space left on device")
+    };
+    match e {
+        sled::Error::Io(io) if full(&io) => Error::io(
+            format!(
+                "the cache directory {} is full: free space there or set CUSTOS_CACHE_DIR to another disk (the cache is only a copy of the repository's index; the repository is unchanged)",
+                dir.display()
+            ),
+            std::io::Error::from_raw_os_error(libc::ENOSPC),
+        ),
+        sled::Error::Io(io) => Error::io(format!("index cache {}", dir.display()), io),
+        other => Error::io(
+            format!("index cache {}", dir.display()),
+            std::io::Error::other(other.to_string()),
+        ),
     }
 }
 
@@ -153,12 +173,13 @@ impl BlobIndex {
             by_pack,
             loaded,
             superseded,
+            dir: dir.to_path_buf(),
             _temp: temp,
         })
     }
 
-    fn err(&self) -> impl Fn(sled::Error) -> Error {
-        |e| Error::io("index cache", std::io::Error::other(e.to_string()))
+    fn err(&self) -> impl Fn(sled::Error) -> Error + '_ {
+        |e| cache_error(&self.dir, e)
     }
 
     /// Index objects already loaded.
@@ -322,8 +343,7 @@ impl BlobIndex {
     /// Iterates over every blob and its location.
     pub fn iter(&self) -> impl Iterator<Item = Result<(BlobId, Location)>> + '_ {
         self.blobs.iter().map(|kv| {
-            let (k, v) =
-                kv.map_err(|e| Error::io("index cache", std::io::Error::other(e.to_string())))?;
+            let (k, v) = kv.map_err(self.err())?;
             let id =
                 BlobId::from_slice(&k).ok_or_else(|| Error::integrity("index cache", "bad key"))?;
             let loc =

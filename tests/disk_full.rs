@@ -1,0 +1,156 @@
+//! A full disk under the restore target and under the cache directory: a
+//! clear error, nothing corrupted, and the same command completes once there
+//! is space again.
+//!
+//! The full disk is real: a small tmpfs mounted in a private mount namespace
+//! (`unshare --mount`, as root, or with `--map-root-user` in a user
+//! namespace), so nothing is left mounted when the test ends. The shell
+//! script inside the namespace prints `rc=N` after each command; the test
+//! reads them back.
+
+#[allow(dead_code)]
+mod common;
+
+use std::process::Command;
+
+use common::cli::{assert_same_content, pseudo_random, restored, Env};
+use common::servers::missing;
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `unshare` arguments that give a private mount namespace here, if any.
+fn unshare_args() -> Option<Vec<&'static str>> {
+    let args = if is_root() {
+        vec!["--mount"]
+    } else {
+        vec!["--mount", "--map-root-user"]
+    };
+    let ok = Command::new("unshare")
+        .args(&args)
+        .args(["sh", "-c", "mount -t tmpfs -o size=64k tmpfs /mnt"])
+        .status()
+        .is_ok_and(|s| s.success());
+    ok.then_some(args)
+}
+
+/// Runs `script` with `sh -e` in a private mount namespace with the
+/// environment of `env`; returns stdout and stderr.
+fn in_namespace(env: &Env, args: &[&str], script: &str) -> (String, String) {
+    let mut c = env.cmd();
+    let prog = c.get_program().to_owned();
+    let mut cmd = Command::new("unshare");
+    cmd.args(args).args(["sh", "-c", script, "sh"]).arg(&prog);
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let o = cmd.output().unwrap();
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn rcs(out: &str) -> Vec<i32> {
+    out.lines()
+        .filter_map(|l| l.strip_prefix("rc="))
+        .map(|v| v.trim().parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn restore_target_full_then_resumed() {
+    let Some(args) = unshare_args() else {
+        missing("unshare --mount (a private mount namespace)");
+        return;
+    };
+    let env = Env::local();
+    env.ok(&["init"]);
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..6u64 {
+        std::fs::write(src.join(format!("f{i}.bin")), pseudo_random(1_000_000, i)).unwrap();
+    }
+    let snap = env.json(&["backup", src.to_str().unwrap()]);
+    let id = snap["id"].as_str().unwrap();
+    let mnt = env.path("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let m = mnt.display();
+    // 8 MiB of space, 5 MiB taken: 6 MB of files do not fit until the
+    // filler goes. The restored tree is copied out before the namespace ends.
+    let script = format!(
+        "mount -t tmpfs -o size=8m tmpfs {m}
+         head -c 5000000 /dev/zero > {m}/filler
+         \"$1\" restore {id} --target {m}/t; echo rc=$?
+         rm {m}/filler
+         \"$1\" restore {id} --target {m}/t; echo rc=$?
+         cp -a {m}/t {out}; echo rc=$?",
+        out = env.path("out").display()
+    );
+    let (out, err) = in_namespace(&env, &args, &script);
+    assert_eq!(rcs(&out), [1, 0, 0], "{out}\n{err}");
+    assert!(
+        err.contains("the restore target is full") && err.contains("No space left on device"),
+        "{err}"
+    );
+    assert!(err.contains("resumes"), "says what to do: {err}");
+    assert_same_content(&src, &restored(&env.path("out"), &src));
+    let report = env.json(&["check", "--read-data"]);
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+}
+
+#[test]
+fn cache_directory_full_then_resumed() {
+    let Some(args) = unshare_args() else {
+        missing("unshare --mount (a private mount namespace)");
+        return;
+    };
+    let env = Env::local();
+    env.ok(&["init"]);
+    let first = env.path("first");
+    std::fs::create_dir_all(&first).unwrap();
+    std::fs::write(first.join("a.bin"), pseudo_random(500_000, 1)).unwrap();
+    env.ok(&["backup", first.to_str().unwrap()]);
+    // Many small files: many index entries for the cache to hold.
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for i in 0..4000u64 {
+        std::fs::write(src.join(format!("s{i}")), pseudo_random(2000, 100 + i)).unwrap();
+    }
+    let mnt = env.path("cache-mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let m = mnt.display();
+    let s = src.display();
+    // The cache opens in an empty 4 MiB tmpfs, then a filler leaves it
+    // 160 KiB: the backup runs out of cache space on its way.
+    let script = format!(
+        "mount -t tmpfs -o size=4m tmpfs {m}
+         export CUSTOS_CACHE_DIR={m}/cache
+         \"$1\" snapshots > /dev/null; echo rc=$?
+         avail=$(df -k --output=avail {m} | tail -1)
+         head -c $(( (avail - 160) * 1024 )) /dev/zero > {m}/filler
+         \"$1\" backup {s}; echo rc=$?
+         \"$1\" check --read-data; echo rc=$?
+         rm {m}/filler
+         \"$1\" --json backup {s}; echo rc=$?
+         \"$1\" check --read-data; echo rc=$?"
+    );
+    let (out, err) = in_namespace(&env, &args, &script);
+    assert_eq!(rcs(&out), [0, 1, 0, 0, 0], "{out}\n{err}");
+    assert!(
+        err.contains("the cache directory") && err.contains("is full"),
+        "{err}"
+    );
+    // Outside the namespace (another cache): sound, and the backup that
+    // completed restores.
+    let report = env.json(&["check", "--read-data"]);
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+    let target = env.path("restore");
+    env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
+    assert_same_content(&src, &restored(&target, &src));
+}
