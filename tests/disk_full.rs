@@ -39,7 +39,7 @@ fn unshare_args() -> Option<Vec<&'static str>> {
 /// Runs `script` with `sh -e` in a private mount namespace with the
 /// environment of `env`; returns stdout and stderr.
 fn in_namespace(env: &Env, args: &[&str], script: &str) -> (String, String) {
-    let mut c = env.cmd();
+    let c = env.cmd();
     let prog = c.get_program().to_owned();
     let mut cmd = Command::new("unshare");
     cmd.args(args).args(["sh", "-c", script, "sh"]).arg(&prog);
