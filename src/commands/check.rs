@@ -87,6 +87,23 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
     let mut report = CheckReport::default();
     let mut damaged: HashSet<BlobId> = HashSet::new();
 
+    // Key slots must all decode (the one that opened the repository did; a
+    // damaged other one would fail its passphrase or key file later).
+    for l in repo.backend().list("keys").await? {
+        let data = repo.backend().get(&l.path).await?;
+        match serde_json::from_slice::<crate::crypto::keyslot::KeySlot>(&data) {
+            Ok(slot) if l.path.ends_with(&slot.id.to_string()) => {}
+            Ok(slot) => report.errors.push(format!(
+                "{}: key slot {} is stored under another name (moved or replaced)",
+                l.path, slot.id
+            )),
+            Err(e) => report.errors.push(format!(
+                "{}: damaged key slot, it does not decode ({e}); its passphrase or key file no longer opens the repository: remove it (`custos key remove`) and add a new one",
+                l.path
+            )),
+        }
+    }
+
     // Index objects must all decode (load_index already read them; re-read to
     // report every damaged one rather than the first).
     for id in repo.index_ids().await? {
