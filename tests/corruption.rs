@@ -461,3 +461,46 @@ fn tree_damage_is_named() {
         restores(&env, &f.a_id, &f.a, &what);
     }
 }
+
+#[test]
+fn key_slot_with_an_altered_argon2_cost_is_refused_not_run() {
+    let f = fixture();
+    let env = copy_of(&f);
+    let slots = objects(&env.repo, "keys");
+    let mut altered = 0;
+    for slot in &slots {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(slot).unwrap()).unwrap();
+        // Only the slot of the first passphrase: it is the one we open with
+        // below, and it must fail fast instead of asking for 4 TiB.
+        let kdf = &mut v["kdf"];
+        if kdf.get("m_kib").is_some() && altered == 0 {
+            kdf["m_kib"] = serde_json::json!(u32::MAX);
+            std::fs::write(slot, serde_json::to_vec(&v).unwrap()).unwrap();
+            altered += 1;
+        }
+    }
+    assert_eq!(altered, 1, "a passphrase slot to alter");
+    let both = [
+        env.run(&["--json", "check"]),
+        env.cmd()
+            .env_remove("CUSTOS_PASSWORD")
+            .env("CUSTOS_PASSWORD_FILE", &f.second_password)
+            .args(["--json", "check"])
+            .output()
+            .unwrap(),
+    ];
+    // One passphrase still opens the repository, and its check names the
+    // altered slot; the other is refused with a clear error, not run.
+    let opened: Vec<&std::process::Output> =
+        both.iter().filter(|o| o.status.code() != Some(2)).collect();
+    assert_eq!(opened.len(), 1);
+    let report: serde_json::Value = serde_json::from_slice(&opened[0].stdout).unwrap();
+    assert!(
+        report["errors"].to_string().contains("Argon2 parameters"),
+        "{report}"
+    );
+    let refused = both.iter().find(|o| o.status.code() == Some(2)).unwrap();
+    let e = String::from_utf8_lossy(&refused.stderr);
+    assert!(e.contains("passphrase") || e.contains("key"), "{e}");
+}

@@ -92,6 +92,18 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
     for l in repo.backend().list("keys").await? {
         let data = repo.backend().get(&l.path).await?;
         match serde_json::from_slice::<crate::crypto::keyslot::KeySlot>(&data) {
+            Ok(crate::crypto::keyslot::KeySlot {
+                kdf: crate::crypto::keyslot::Kdf::Argon2id { m_kib, t, p, .. },
+                ..
+            }) if m_kib > crate::crypto::keyslot::MAX_M_KIB
+                || t > crate::crypto::keyslot::MAX_T
+                || p > crate::crypto::keyslot::MAX_P =>
+            {
+                report.errors.push(format!(
+                    "{}: damaged key slot: its Argon2 parameters (m={m_kib} KiB, t={t}, p={p}) are beyond what custos writes; remove it (`custos key remove`) and add a new one",
+                    l.path
+                ))
+            }
             Ok(slot) if l.path.ends_with(&slot.id.to_string()) => {}
             Ok(slot) => report.errors.push(format!(
                 "{}: key slot {} is stored under another name (moved or replaced)",

@@ -117,6 +117,13 @@ impl KdfParams {
     }
 }
 
+/// Largest Argon2 memory cost a slot may ask for when opened (4 GiB).
+pub const MAX_M_KIB: u32 = 4 << 20;
+/// Largest Argon2 pass count a slot may ask for.
+pub const MAX_T: u32 = 64;
+/// Largest Argon2 lane count a slot may ask for.
+pub const MAX_P: u32 = 64;
+
 impl Default for KdfParams {
     /// 64 MiB, 3 passes, 1 lane: about 235 ms on the reference machine, which
     /// makes an offline guess cost as much while opening stays quick.
@@ -193,6 +200,15 @@ impl KeySlot {
             _ => return Ok(None),
         }
         let bad = |r: &str| Error::integrity(format!("key slot keys/{}", self.id), r.to_string());
+        // A slot names its own Argon2 cost; one altered to ask for terabytes
+        // or years must not take the machine down before it is found wrong.
+        if let Kdf::Argon2id { m_kib, t, p, .. } = &self.kdf {
+            if *m_kib > MAX_M_KIB || *t > MAX_T || *p > MAX_P {
+                return Err(bad(&format!(
+                    "its Argon2 parameters (m={m_kib} KiB, t={t}, p={p}) are beyond what custos ever writes (m ≤ {MAX_M_KIB} KiB, t ≤ {MAX_T}, p ≤ {MAX_P}): the slot was altered"
+                )));
+            }
+        }
         let kek = derive_kek(&self.kdf, secret)?;
         let nonce: [u8; 12] = hex::decode(&self.nonce)
             .ok()
@@ -308,6 +324,18 @@ mod tests {
         assert!(slot.open(&wrong).unwrap().is_none());
         let kf = Secret::KeyFile(Zeroizing::new(vec![7u8; 64]));
         assert!(slot.open(&kf).unwrap().is_none());
+    }
+
+    #[test]
+    fn altered_argon2_cost_is_refused_before_it_runs() {
+        let mk = MasterKey::generate();
+        let pw = Secret::Passphrase(Zeroizing::new("correct horse".into()));
+        let mut slot = KeySlot::create(&mk, &pw, fast()).unwrap();
+        if let Kdf::Argon2id { m_kib, .. } = &mut slot.kdf {
+            *m_kib = u32::MAX;
+        }
+        let e = slot.open(&pw).unwrap_err().to_string();
+        assert!(e.contains("altered") && e.contains("keys/"), "{e}");
     }
 
     #[test]

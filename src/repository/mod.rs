@@ -150,7 +150,16 @@ impl Repository {
                     continue;
                 }
             };
-            if let Some(master) = slot.open(secret)? {
+            let opened = match slot.open(secret) {
+                Ok(m) => m,
+                // A damaged slot must not keep the others from opening.
+                Err(e) => {
+                    tracing::warn!(slot = %l.path, error = %e, "skipping a damaged key slot");
+                    damaged.push(format!("{}: {e}", l.path));
+                    continue;
+                }
+            };
+            if let Some(master) = opened {
                 let keys = master.keys();
                 config.verify(&mac, &keys)?;
                 return Ok(Repository {
