@@ -1,4 +1,5 @@
-//! Decoder robustness on stable Rust (cargo-fuzz needs nightly): every
+//! Decoder robustness in the ordinary test run (coverage-guided fuzzing of
+//! the same decoders is in `fuzz/`, run by `.ci/fuzz.sh`): every
 //! decoder of a stored format is fed random bytes and mutated valid
 //! encodings; it must return an error or a value, never panic, hang or
 //! allocate without bound. Each property runs a few hundred cases in CI;
