@@ -10,8 +10,8 @@
 //! seeded random one of them (`CUSTOS_TEST_CRASH_AT=point#n`: the process
 //! SIGKILLs itself there, no destructor or flush runs). Backups are also
 //! killed at seeded random moments from outside, which can land in the middle
-//! of a write. `CUSTOS_CRASH_ROUNDS` sets the rounds per command (default 20,
-//! 12 for erase); `CUSTOS_CRASH_SEED` the seed.
+//! of a write. `CUSTOS_CRASH_ROUNDS` sets the rounds per command (default 24);
+//! `CUSTOS_CRASH_SEED` the seed.
 
 #[allow(dead_code)]
 mod common;
@@ -166,7 +166,7 @@ fn backup_killed_at_every_kind_of_point_loses_nothing() {
     copy_tree(&src, &snaps[0].1);
 
     let mut killed = 0;
-    let n_rounds = rounds(20);
+    let n_rounds = rounds(24);
     for round in 1..=n_rounds {
         churn(&src, round, &mut rng);
         if round % 4 == 0 {
@@ -229,7 +229,7 @@ fn prune_killed_at_seeded_points_loses_nothing() {
     let mut snaps: Vec<(String, PathBuf)> = Vec::new();
     let mut writes = 0;
     let mut killed = 0;
-    let n_rounds = rounds(20);
+    let n_rounds = rounds(24);
     for round in 0..n_rounds {
         churn(&src, round, &mut rng);
         let o = env.cmd().args(["--json", "backup", &s]).output().unwrap();
@@ -312,7 +312,7 @@ fn restore_killed_at_seeded_points_resumes() {
         })
         .collect();
     let mut killed = 0;
-    let n_rounds = rounds(20);
+    let n_rounds = rounds(24);
     for round in 0..n_rounds {
         let (id, expect) = &snaps[(round % 2) as usize];
         let writes = writes[(round % 2) as usize];
@@ -347,7 +347,7 @@ fn restore_killed_at_seeded_points_resumes() {
 
 #[test]
 fn erase_killed_at_seeded_points_resumes() {
-    let n_rounds = rounds(12);
+    let n_rounds = rounds(24);
     let env = Env::local();
     let d = env.path("");
     let base = env.path("backups");
