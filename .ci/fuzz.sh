@@ -6,6 +6,7 @@
 #   CUSTOS_FUZZ_SECONDS    time per target (default 20)
 #   CUSTOS_FUZZ_SANITIZER  cargo fuzz sanitizer: address (default) or none
 #   CUSTOS_FUZZ_TIMEOUT    seconds one input may take before it counts as a hang (default 10)
+#   CUSTOS_FUZZ_SEED       libFuzzer's seed (default 0: a new one each run; CI fixes it)
 #   CUSTOS_FUZZ_TARGETS    space-separated subset of targets (default: all, `cargo fuzz list`)
 #
 # Corpora and artifacts live in a temporary directory removed at exit; seeds
@@ -21,6 +22,7 @@ export RUSTC_BOOTSTRAP=1
 FUZZ_SECONDS="${CUSTOS_FUZZ_SECONDS:-20}"
 SANITIZER="${CUSTOS_FUZZ_SANITIZER:-address}"
 UNIT_TIMEOUT="${CUSTOS_FUZZ_TIMEOUT:-10}"
+FUZZ_SEED="${CUSTOS_FUZZ_SEED:-0}"
 KEEP_DIR="fuzz/artifacts"
 
 # Runs "$@"; on failure waits a little and runs it once more.
@@ -79,6 +81,7 @@ for t in "${targets[@]}"; do
     cargo fuzz run "${build_flags[@]}" "$t" "$corpus" -- \
         -artifact_prefix="$artifacts/" \
         -max_total_time="$FUZZ_SECONDS" \
+        -seed="$FUZZ_SEED" \
         -rss_limit_mb=2048 \
         -max_len=65536 \
         -timeout="$UNIT_TIMEOUT" \
