@@ -284,9 +284,28 @@ impl Backend {
     pub async fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         let p = StorePath::from(path);
         let want = range.end - range.start;
-        let got = self
+        let got = match self
             .retrying("read", path, || self.store.get_range(&p, range.clone()))
-            .await?;
+            .await
+        {
+            Ok(g) => g,
+            Err(e) => {
+                // A range past the end is not a storage failure: the object
+                // was truncated. Say so, so that it counts as damage.
+                if let Ok(meta) = self.store.head(&p).await {
+                    if meta.size < range.end {
+                        return Err(Error::integrity(
+                            path,
+                            format!(
+                                "truncated: {} bytes stored, reading bytes {}..{}",
+                                meta.size, range.start, range.end
+                            ),
+                        ));
+                    }
+                }
+                return Err(e);
+            }
+        };
         if got.len() as u64 != want {
             return Err(Error::integrity(
                 path,

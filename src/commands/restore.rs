@@ -135,19 +135,33 @@ fn globset(patterns: &[String], what: &str) -> Result<Option<GlobSet>> {
 }
 
 /// Collects the snapshot's entries (depth first, parents before children),
-/// applying include and exclude patterns.
+/// applying include and exclude patterns. A directory whose tree is damaged
+/// or missing is left out and named in the second list; everything else is
+/// still restored.
 async fn collect(
     repo: &IndexedRepository,
     snap: &Snapshot,
     opts: &RestoreOptions,
-) -> Result<Vec<Item>> {
+) -> Result<(Vec<Item>, Vec<String>)> {
     let includes = globset(&opts.includes, "include")?;
     let excludes = globset(&opts.excludes, "exclude")?;
     let mut out = Vec::new();
     // (tree, relative dir, snapshot dir, an ancestor matched an include)
     let mut stack = vec![(snap.tree, PathBuf::new(), String::new(), includes.is_none())];
+    let mut lost = Vec::new();
     while let Some((tree_id, rel, sp, included)) = stack.pop() {
-        let tree = repo.read_tree(&tree_id).await?;
+        let tree = match repo.read_tree(&tree_id).await {
+            Ok(t) => t,
+            // The root must be readable; below it, damage costs only the
+            // directory it is in.
+            Err(e @ (Error::Integrity { .. } | Error::NotFound(_))) if !sp.is_empty() => {
+                lost.push(format!(
+                    "{sp}/: the directory's tree {tree_id} cannot be read ({e}): nothing under it is restored"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for node in tree.nodes {
             let name = OsStr::from_bytes(&node.name);
             let rel_child = rel.join(name);
@@ -194,7 +208,7 @@ async fn collect(
         out.retain(|it| it.node.kind != NodeKind::Dir || keep_dirs.contains(&it.rel));
     }
     out.sort_by(|a, b| a.rel.cmp(&b.rel));
-    Ok(out)
+    Ok((out, lost))
 }
 
 fn cstr(p: &Path) -> Result<CString> {
@@ -336,11 +350,14 @@ pub async fn restore(
     snap: &Snapshot,
     opts: &RestoreOptions,
 ) -> Result<RestoreResult> {
-    let items = collect(repo, snap, opts).await?;
+    let (items, lost) = collect(repo, snap, opts).await?;
     let target = &opts.target;
     let marker = claim_target(target, &snap.tree, opts.overwrite)?;
     let root = crate::util::is_root();
-    let mut result = RestoreResult::default();
+    let mut result = RestoreResult {
+        errors: lost,
+        ..RestoreResult::default()
+    };
 
     // 1. Structure: directories, files sized, links, special files.
     let mut files: Vec<(PathBuf, &Node, String)> = Vec::new();
