@@ -489,12 +489,57 @@ async fn sweep_blocked(
     grace: Duration,
     own: LockId,
 ) -> Result<Option<String>> {
+    if let Some(why) = waiting_for_writers(repo, plan, grace, own).await? {
+        return Ok(Some(why));
+    }
+    Ok(after_writers(plan, grace))
+}
+
+/// As [`sweep_blocked`]; the first time no writer is left to wait for, the
+/// moment is recorded in the plan (with a grace period, the sweep waits one
+/// more grace period from there).
+async fn sweep_blocked_recording(
+    repo: &IndexedRepository,
+    plan_id: &str,
+    plan: &PrunePlan,
+    grace: Duration,
+    own: LockId,
+) -> Result<Option<String>> {
+    if let Some(why) = waiting_for_writers(repo, plan, grace, own).await? {
+        return Ok(Some(why));
+    }
+    if grace.is_zero() || plan.writers_gone.is_some() {
+        return Ok(after_writers(plan, grace));
+    }
+    let mut updated = plan.clone();
+    updated.writers_gone = Some(jiff::Timestamp::now().to_string());
+    repo.backend()
+        .put(
+            &format!("prune/{plan_id}"),
+            Bytes::from(serde_json::to_vec_pretty(&updated).unwrap_or_default()),
+        )
+        .await?;
+    Ok(Some(
+        "no writer of the plan's time is left: waiting one more grace period from now".into(),
+    ))
+}
+
+fn grace_span(grace: Duration) -> jiff::SignedDuration {
+    jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX)
+}
+
+/// The plan is younger than the grace period, or a lock alive when it was
+/// made (or taken before it) is still held.
+async fn waiting_for_writers(
+    repo: &IndexedRepository,
+    plan: &PrunePlan,
+    grace: Duration,
+    own: LockId,
+) -> Result<Option<String>> {
     let now = jiff::Timestamp::now();
     let created: jiff::Timestamp = plan.created.parse().unwrap_or(now);
-    let age = now.duration_since(created);
-    let grace_s = jiff::SignedDuration::try_from(grace).unwrap_or(jiff::SignedDuration::MAX);
-    if age < grace_s {
-        let due = created.checked_add(grace_s).unwrap_or(now);
+    if now.duration_since(created) < grace_span(grace) {
+        let due = created.checked_add(grace_span(grace)).unwrap_or(now);
         return Ok(Some(format!("grace period runs until {due}")));
     }
     let blocking: HashSet<LockId> = plan.blocking_locks.iter().copied().collect();
@@ -515,47 +560,27 @@ async fn sweep_blocked(
             )));
         }
     }
-    if grace.is_zero() {
-        return Ok(None);
-    }
-    match plan.writers_gone.as_deref().map(str::parse::<jiff::Timestamp>) {
-        Some(Ok(gone)) if now.duration_since(gone) >= grace_s => Ok(None),
-        Some(Ok(gone)) => Ok(Some(format!(
-            "the last writer of the plan's time finished at {gone}: waiting the grace period, until {}",
-            gone.checked_add(grace_s).unwrap_or(now)
-        ))),
-        _ => Ok(Some(
-            "no writer of the plan's time is left: waiting one more grace period from now".into(),
-        )),
-    }
+    Ok(None)
 }
 
-/// As [`sweep_blocked`]; the first time no writer is left to wait for, the
-/// moment is recorded in the plan (the grace period runs again from there).
-async fn sweep_blocked_recording(
-    repo: &IndexedRepository,
-    plan_id: &str,
-    plan: &PrunePlan,
-    grace: Duration,
-    own: LockId,
-) -> Result<Option<String>> {
-    let blocked = sweep_blocked(repo, plan, grace, own).await?;
-    if blocked.is_some() && !grace.is_zero() && plan.writers_gone.is_none() {
-        // Recheck without the writers-gone rule: are only writers in the way?
-        let mut probe = plan.clone();
-        probe.writers_gone = Some(jiff::Timestamp::UNIX_EPOCH.to_string());
-        if sweep_blocked(repo, &probe, grace, own).await?.is_none() {
-            let mut updated = plan.clone();
-            updated.writers_gone = Some(jiff::Timestamp::now().to_string());
-            repo.backend()
-                .put(
-                    &format!("prune/{plan_id}"),
-                    Bytes::from(serde_json::to_vec_pretty(&updated).unwrap_or_default()),
-                )
-                .await?;
-        }
+/// With a grace period, once the writers are gone: a grace period from the
+/// moment that was first seen, so their last snapshots show in listings that
+/// lag.
+fn after_writers(plan: &PrunePlan, grace: Duration) -> Option<String> {
+    if grace.is_zero() {
+        return None;
     }
-    Ok(blocked)
+    let now = jiff::Timestamp::now();
+    match plan.writers_gone.as_deref().map(str::parse::<jiff::Timestamp>) {
+        Some(Ok(gone)) if now.duration_since(gone) >= grace_span(grace) => None,
+        Some(Ok(gone)) => Some(format!(
+            "the last writer of the plan's time finished at {gone}: waiting the grace period, until {}",
+            gone.checked_add(grace_span(grace)).unwrap_or(now)
+        )),
+        _ => Some(
+            "no writer of the plan's time is left: waiting one more grace period from now".into(),
+        ),
+    }
 }
 
 /// Deletes a plan's packs, except those a snapshot still needs.
