@@ -279,3 +279,39 @@ fn lagging_listings_on_s3_lose_nothing() {
         assert_same_content(expect, &restored(&target, &src));
     }
 }
+
+/// Snapshots name the index objects their backup wrote; once prunes have
+/// replaced and deleted those, a reader asks for them by name once, finds
+/// them gone, and remembers it (no request per snapshot per command).
+#[test]
+fn replaced_index_objects_named_by_snapshots_are_asked_for_once() {
+    let env = Env::local();
+    env.ok(&["init", "--chunk-avg-kib", "64", "--pack-size-mib", "1"]);
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // Each prune rewrites the index; a kept snapshot outlives two rewrites.
+    for round in 0..4u64 {
+        std::fs::write(src.join("data.bin"), pseudo_random(300_000, round)).unwrap();
+        env.ok(&["backup", src.to_str().unwrap()]);
+        env.ok(&["forget", "--keep-last", "2"]);
+        env.ok(&["prune"]);
+    }
+    std::fs::remove_dir_all(env.path("cache")).unwrap();
+    let asked = |what: &str| {
+        let o = env
+            .cmd()
+            .env("RUST_LOG", "custos=debug")
+            .args(["ls", "latest"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{what}");
+        String::from_utf8_lossy(&o.stderr).contains("the listing does not show yet")
+    };
+    assert!(
+        asked("first"),
+        "the first reader asks for the replaced objects"
+    );
+    assert!(!asked("second"), "and remembers that they are gone");
+    let report = env.json(&["check", "--read-data"]);
+    assert!(report["errors"].as_array().unwrap().is_empty(), "{report}");
+}

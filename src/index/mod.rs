@@ -242,6 +242,18 @@ impl BlobIndex {
         Ok(())
     }
 
+    /// Records that index object `id` is gone (replaced and deleted), so that
+    /// readers do not ask for it again.
+    ///
+    /// # Errors
+    /// On cache I/O errors.
+    pub fn mark_gone(&self, id: IndexId) -> Result<()> {
+        self.superseded
+            .insert(id.as_bytes(), &[])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     /// Adds one pack's entries (not tied to an index object: used while writing).
     ///
     /// # Errors

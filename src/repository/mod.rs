@@ -663,8 +663,8 @@ impl IndexedRepository {
                 match self.repo.read_index(&id).await {
                     Ok(f) => self.index.add_index(id, &f)?,
                     // Gone: a prune replaced it; its blobs are in the objects
-                    // that superseded it.
-                    Err(e) if is_not_found(&e) => {}
+                    // that superseded it. Remembered, so as not to ask again.
+                    Err(e) if is_not_found(&e) => self.index.mark_gone(id)?,
                     Err(e @ Error::Integrity { .. }) => {
                         tracing::warn!(index = %id, error = %e, "skipping a damaged index object");
                     }
