@@ -18,6 +18,10 @@ use crate::{Error, Result};
 /// First byte of every encrypted metadata object: the format version.
 pub const OBJECT_VERSION: u8 = 1;
 
+/// Largest decompressed size of a metadata object (index, snapshot) that is
+/// read (256 MiB: fifty times the largest index object written).
+pub const MAX_METADATA_BYTES: u64 = 256 << 20;
+
 /// Encodes a value as CBOR.
 pub fn to_cbor<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = Vec::new();
@@ -75,8 +79,54 @@ pub fn open_object<T: DeserializeOwned>(
         .object_cipher(kind, id)
         .open(0, &[OBJECT_VERSION], rest)
         .map_err(|e| Error::integrity(what, e.to_string()))?;
-    // Metadata objects are small; cap decompression to stop a bomb anyway.
-    let plain = zstd::bulk::decompress(&compressed, 1 << 30)
+    // Metadata objects are small (an index object lists at most 50 000
+    // blobs, a few MiB); decompress as a stream, so memory follows the real
+    // size, and stop a bomb at the cap.
+    let mut plain = Vec::new();
+    let decoder = zstd::stream::read::Decoder::new(&compressed[..])
         .map_err(|e| Error::integrity(what, format!("cannot decompress: {e}")))?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(decoder, MAX_METADATA_BYTES + 1),
+        &mut plain,
+    )
+    .map_err(|e| Error::integrity(what, format!("cannot decompress: {e}")))?;
+    if plain.len() as u64 > MAX_METADATA_BYTES {
+        return Err(Error::integrity(
+            what,
+            format!("decompresses to more than {MAX_METADATA_BYTES} bytes"),
+        ));
+    }
     from_cbor(what, &plain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::MasterKey;
+
+    #[test]
+    fn a_decompression_bomb_is_refused_at_the_cap() {
+        let keys = MasterKey::generate().keys();
+        // 300 MiB of zeros, compressed in pieces (never held whole).
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..300 {
+            std::io::Write::write_all(&mut enc, &zeros).unwrap();
+        }
+        let compressed = enc.finish().unwrap();
+        let id = [5u8; 32];
+        let mut obj = vec![OBJECT_VERSION];
+        obj.extend_from_slice(&keys.object_cipher(ObjectKind::Index, &id).seal(
+            0,
+            &[OBJECT_VERSION],
+            &compressed,
+        ));
+        let e = open_object::<index::IndexFile>(&keys, ObjectKind::Index, &id, "index/x", &obj)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("decompresses to more than"), "{e}");
+        // A normal object still opens.
+        let ok = seal_object(&keys, ObjectKind::Index, &id, &index::IndexFile::default());
+        open_object::<index::IndexFile>(&keys, ObjectKind::Index, &id, "index/x", &ok).unwrap();
+    }
 }
