@@ -165,7 +165,8 @@ fn concurrent_backups_of_two_services_on_s3() {
     }
 }
 
-/// Listings that lag two seconds behind writes and deletions (eventual
+/// Listings that lag two seconds behind writes and deletions, in every
+/// process (eventual
 /// consistency), on the S3 emulator: a backup is checked, restored by ID and
 /// listed at once; a backup that runs while prune plans and sweeps (with a
 /// grace period longer than the lag) loses nothing.
@@ -186,11 +187,13 @@ fn lagging_listings_on_s3_lose_nothing() {
     env.ok(&["backup", s]);
     std::thread::sleep(lag);
 
+    // Deletions lag too, for every process (a journal they share).
+    let faults = format!("rate=0,lag=2s,ghosts={}", env.path("ghosts").display());
     let lagged = |args: &[&str]| {
         let o = env
             .cmd()
             .args(args)
-            .env("CUSTOS_FAULTS", "rate=0,lag=2s")
+            .env("CUSTOS_FAULTS", &faults)
             .output()
             .unwrap();
         assert!(
@@ -229,7 +232,7 @@ fn lagging_listings_on_s3_lose_nothing() {
     let spawn = |args: &[&str]| {
         env.cmd()
             .args(args)
-            .env("CUSTOS_FAULTS", "rate=0,lag=2s")
+            .env("CUSTOS_FAULTS", &faults)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -27,8 +27,9 @@
 //!
 //! With `lag`, a listing leaves out objects written less than `lag` ago (by
 //! any process: the object's modification time decides) and still shows
-//! objects this process deleted less than `lag` ago. Reads by name are not
-//! affected: stores with lagging listings still read their own writes.
+//! objects this process deleted less than `lag` ago — or, with
+//! `ghosts=FILE`, that any process sharing FILE deleted. Reads by name are
+//! not affected: stores with lagging listings still read their own writes.
 
 use std::fmt;
 use std::ops::Range;
@@ -58,6 +59,9 @@ pub struct FaultConfig {
     pub delay: Duration,
     /// How far listings lag behind writes and deletions.
     pub lag: Duration,
+    /// A file shared by processes in which deletions are journalled, so
+    /// that listings of every process still show them during the lag.
+    pub ghosts: Option<std::path::PathBuf>,
 }
 
 impl FaultConfig {
@@ -74,6 +78,7 @@ impl FaultConfig {
                 .to_vec(),
             delay: Duration::from_millis(20),
             lag: Duration::ZERO,
+            ghosts: None,
         };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part
@@ -95,6 +100,7 @@ impl FaultConfig {
                 "ops" => c.ops = v.split('+').map(str::to_string).collect(),
                 "delay" => c.delay = parse_delay(k, v)?,
                 "lag" => c.lag = parse_delay(k, v)?,
+                "ghosts" => c.ghosts = Some(std::path::PathBuf::from(v)),
                 other => return Err(format!("CUSTOS_FAULTS: unknown key {other:?}")),
             }
         }
@@ -226,16 +232,70 @@ impl FaultyStore {
 
     /// Deleted objects that a listing of `prefix` still shows.
     fn ghosts(&self, prefix: Option<&Path>) -> Vec<ObjectMeta> {
+        let matches = |m: &ObjectMeta| prefix.is_none_or(|p| m.location.prefix_matches(p));
+        if let Some(j) = &self.config.ghosts {
+            return journalled_deletions(j, self.config.lag)
+                .into_iter()
+                .filter(matches)
+                .collect();
+        }
         let mut d = self
             .deleted
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         d.retain(|(_, at)| at.elapsed() < self.config.lag);
         d.iter()
-            .filter(|(m, _)| prefix.is_none_or(|p| m.location.prefix_matches(p)))
+            .filter(|(m, _)| matches(m))
             .map(|(m, _)| m.clone())
             .collect()
     }
+}
+
+/// Appends a deletion to the shared journal: `millis size path` per line.
+fn journal_deletion(file: &std::path::Path, meta: &ObjectMeta) {
+    use std::io::Write;
+    let now = chrono::Utc::now().timestamp_millis();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(file)
+    {
+        // One write per line: appends from several processes do not mix.
+        let _ = f.write_all(format!("{now} {} {}\n", meta.size, meta.location).as_bytes());
+    }
+}
+
+/// Objects the journal says were deleted less than `lag` ago (the last
+/// deletion of each path counts).
+fn journalled_deletions(file: &std::path::Path, lag: Duration) -> Vec<ObjectMeta> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    let now = chrono::Utc::now();
+    let since = now.timestamp_millis() - i64::try_from(lag.as_millis()).unwrap_or(i64::MAX);
+    let mut out: std::collections::BTreeMap<String, ObjectMeta> = Default::default();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ' ');
+        let (Some(at), Some(size), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(at), Ok(size)) = (at.parse::<i64>(), size.parse::<u64>()) else {
+            continue;
+        };
+        if at >= since {
+            out.insert(
+                path.to_string(),
+                ObjectMeta {
+                    location: Path::from(path),
+                    last_modified: now,
+                    size,
+                    e_tag: None,
+                    version: None,
+                },
+            );
+        }
+    }
+    out.into_values().collect()
 }
 
 impl fmt::Display for FaultyStore {
@@ -311,13 +371,18 @@ impl ObjectStore for FaultyStore {
             // Remember what goes, so that listings can still show it a while.
             let inner = self.inner.clone();
             let deleted = self.deleted.clone();
+            let journal = self.config.ghosts.clone();
             locations
                 .then(move |r| {
                     let inner = inner.clone();
                     let deleted = deleted.clone();
+                    let journal = journal.clone();
                     async move {
                         if let Ok(p) = &r {
                             if let Ok(meta) = inner.head(p).await {
+                                if let Some(j) = &journal {
+                                    journal_deletion(j, &meta);
+                                }
                                 let mut d = deleted
                                     .lock()
                                     .unwrap_or_else(std::sync::PoisonError::into_inner);

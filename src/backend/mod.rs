@@ -407,6 +407,7 @@ impl Backend {
             })
             .await?;
         out.sort_by(|a, b| a.path.cmp(&b.path));
+        out.dedup_by(|a, b| a.path == b.path);
         Ok(out)
     }
 

@@ -203,10 +203,22 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
     let listed: Vec<IndexId> = repo.index_ids().await?;
     let loaded = repo.index().loaded()?;
     let superseded = repo.index().superseded()?;
-    if let Some(bad) = listed
+    for bad in listed
         .iter()
-        .find(|i| !loaded.contains(i) && !superseded.contains(i))
+        .filter(|i| !loaded.contains(i) && !superseded.contains(i))
     {
+        // Not loaded yet: new since the index was refreshed (listings that
+        // lag show it now), gone since (a listing that lags behind a
+        // deletion), or damaged. Only the last stops the prune.
+        match repo.read_index(bad).await {
+            Ok(f) => {
+                repo.index().add_index(*bad, &f)?;
+                continue;
+            }
+            Err(e) if crate::backend::is_not_found(&e) => continue,
+            Err(Error::Integrity { .. }) => {}
+            Err(e) => return Err(e),
+        }
         return Err(Error::Refused(format!(
             "cannot prune: index object {bad} is damaged and the packs it lists would look unused; run `custos check` and `custos repair` first"
         )));
@@ -471,7 +483,12 @@ async fn load_plans(repo: &IndexedRepository) -> Result<Vec<(String, PrunePlan)>
     let mut out = Vec::new();
     for l in repo.backend().list("prune").await? {
         let id = l.path.trim_start_matches("prune/").to_string();
-        let data = repo.backend().get(&l.path).await?;
+        let data = match repo.backend().get(&l.path).await {
+            Ok(d) => d,
+            // Swept by another prune since the listing.
+            Err(e) if crate::backend::is_not_found(&e) => continue,
+            Err(e) => return Err(e),
+        };
         match serde_json::from_slice::<PrunePlan>(&data) {
             Ok(p) => out.push((id, p)),
             Err(e) => {

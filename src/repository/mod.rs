@@ -559,6 +559,12 @@ impl Repository {
             for (id, f) in batch.iter().zip(files) {
                 match f {
                     Ok(f) => index.add_index(*id, &f)?,
+                    // Deleted since the listing: a prune replaced it (its
+                    // marker, written first, is listed too) — or the listing
+                    // lags behind the deletion.
+                    Err(e) if is_not_found(&e) => {
+                        tracing::debug!(index = %id, "index object gone since the listing");
+                    }
                     Err(e @ Error::Integrity { .. }) => {
                         // A damaged index object must not stop backups or restores of
                         // what other objects index; `check` reports it, `repair`
