@@ -14,6 +14,7 @@
 //! | `ops` | which requests: `put`, `get`, `list`, `head`, `delete` joined by `+` | all |
 //! | `delay` | how long a slow or timed-out request takes | `20ms` |
 //! | `lag` | how long listings lag behind writes and deletions | `0` (none) |
+//! | `ghosts` | a journal file shared by processes, so that deletions lag for all of them | none (this process only) |
 //!
 //! A faulted request is, with equal chances: refused before it reaches the
 //! store; carried out with its answer lost (writes that replace, and reads);
