@@ -50,39 +50,48 @@ pub fn is_root() -> bool {
 /// or lock release runs, exactly as if the machine had died there. Crash
 /// tests use it to stop a command between two writes that random timing would
 /// rarely separate. `CUSTOS_TEST_CRASH_COUNT=point=FILE` appends a byte to
-/// FILE each time the point is passed. Unset, they cost two environment lookups.
+/// FILE each time the point is passed. Both are read once per process; unset,
+/// a point costs one check of a cached value.
 pub fn crash_point(point: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    /// (point to kill at, at its N-th pass), (point to count, file).
+    type Armed = (Option<(String, u64)>, Option<(String, String)>);
+    static ARMED: OnceLock<Armed> = OnceLock::new();
     static HITS: AtomicU64 = AtomicU64::new(0);
+    let (kill_at, count) = ARMED.get_or_init(|| {
+        let var = |k| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
+        let kill_at = var("CUSTOS_TEST_CRASH_AT").map(|w| match w.split_once('#') {
+            Some((n, k)) => (n.to_string(), k.parse::<u64>().unwrap_or(1)),
+            None => (w, 1),
+        });
+        let count = var("CUSTOS_TEST_CRASH_COUNT").and_then(|c| {
+            c.split_once('=')
+                .map(|(n, f)| (n.to_string(), f.to_string()))
+        });
+        (kill_at, count)
+    });
     // Crash tests count how often a point is passed (one byte per pass
     // appended to a file), to choose where to kill the next run.
-    if let Some(spec) = std::env::var_os("CUSTOS_TEST_CRASH_COUNT") {
-        let spec = spec.to_string_lossy();
-        if let Some((name, file)) = spec.split_once('=') {
-            if name == point {
-                if let Ok(mut f) = std::fs::OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .open(file)
-                {
-                    let _ = std::io::Write::write_all(&mut f, b".");
-                }
+    if let Some((name, file)) = count {
+        if name == point {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(file)
+            {
+                let _ = std::io::Write::write_all(&mut f, b".");
             }
         }
     }
-    let Some(want) = std::env::var_os("CUSTOS_TEST_CRASH_AT") else {
+    let Some((name, nth)) = kill_at else {
         return;
-    };
-    let want = want.to_string_lossy();
-    let (name, nth) = match want.split_once('#') {
-        Some((n, k)) => (n, k.parse::<u64>().unwrap_or(1)),
-        None => (want.as_ref(), 1),
     };
     if name != point {
         return;
     }
     // One counter is enough: a test arms one point per run.
-    if HITS.fetch_add(1, Ordering::SeqCst) + 1 >= nth {
+    if HITS.fetch_add(1, Ordering::SeqCst) + 1 >= *nth {
         // SAFETY: getpid and kill have no memory-safety preconditions.
         unsafe {
             libc::kill(libc::getpid(), libc::SIGKILL);

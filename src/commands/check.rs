@@ -91,28 +91,24 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
     // damaged other one would fail its passphrase or key file later).
     for l in repo.backend().list("keys").await? {
         let data = repo.backend().get(&l.path).await?;
-        match serde_json::from_slice::<crate::crypto::keyslot::KeySlot>(&data) {
-            Ok(crate::crypto::keyslot::KeySlot {
-                kdf: crate::crypto::keyslot::Kdf::Argon2id { m_kib, t, p, .. },
-                ..
-            }) if m_kib > crate::crypto::keyslot::MAX_M_KIB
-                || t > crate::crypto::keyslot::MAX_T
-                || p > crate::crypto::keyslot::MAX_P =>
-            {
-                report.errors.push(format!(
-                    "{}: damaged key slot: its Argon2 parameters (m={m_kib} KiB, t={t}, p={p}) are beyond what custos writes; remove it (`custos key remove`) and add a new one",
-                    l.path
-                ))
-            }
-            Ok(slot) if l.path.ends_with(&slot.id.to_string()) => {}
-            Ok(slot) => report.errors.push(format!(
-                "{}: key slot {} is stored under another name (moved or replaced)",
-                l.path, slot.id
+        let problem = match serde_json::from_slice::<crate::crypto::keyslot::KeySlot>(&data) {
+            Ok(slot) => match slot.excessive_cost() {
+                Some(why) => Some(format!("damaged key slot: {why}")),
+                None if !l.path.ends_with(&slot.id.to_string()) => Some(format!(
+                    "key slot {} is stored under another name (moved or replaced)",
+                    slot.id
+                )),
+                None => None,
+            },
+            Err(e) => Some(format!(
+                "damaged key slot, it does not decode ({e}); its passphrase or key file no longer opens the repository"
             )),
-            Err(e) => report.errors.push(format!(
-                "{}: damaged key slot, it does not decode ({e}); its passphrase or key file no longer opens the repository: remove it (`custos key remove`) and add a new one",
+        };
+        if let Some(p) = problem {
+            report.errors.push(format!(
+                "{}: {p}: remove it (`custos key remove`) and add a new one",
                 l.path
-            )),
+            ));
         }
     }
 

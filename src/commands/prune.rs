@@ -249,11 +249,8 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
     // snapshot is visible to the mark.
     let mut plans = Vec::new();
     for (plan_id, plan) in earlier_plans {
-        let blocked = if opts.dry_run {
-            sweep_blocked(repo, &plan, opts.grace, own_lock).await?
-        } else {
-            sweep_blocked_recording(repo, &plan_id, &plan, opts.grace, own_lock).await?
-        };
+        let record = (!opts.dry_run).then_some(plan_id.as_str());
+        let blocked = sweep_blocked(repo, &plan, opts.grace, own_lock, record).await?;
         plans.push((plan_id, plan, blocked));
     }
 
@@ -386,7 +383,7 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
     repo.refresh_index().await?;
 
     // With no grace period and nobody else in the repository, sweep now.
-    match sweep_blocked_recording(repo, &plan_id, &plan, opts.grace, own_lock).await? {
+    match sweep_blocked(repo, &plan, opts.grace, own_lock, Some(&plan_id)).await? {
         None => sweep(repo, lock, &plan_id, &plan, &mut used, &mut report).await?,
         Some(why) => report.deferred.push(format!(
             "plan {plan_id} ({} packs, {}): {why}",
@@ -499,46 +496,31 @@ async fn load_plans(repo: &IndexedRepository) -> Result<Vec<(String, PrunePlan)>
     Ok(out)
 }
 
-/// Why a plan cannot be swept yet, or `None` when it can.
+/// Why a plan cannot be swept yet, or `None` when it can. With `record` (the
+/// plan's ID; not in a dry run), the first time no writer is left to wait
+/// for, the moment is recorded in the plan: with a grace period, the sweep
+/// waits one more grace period from there.
 async fn sweep_blocked(
     repo: &IndexedRepository,
     plan: &PrunePlan,
     grace: Duration,
     own: LockId,
+    record: Option<&str>,
 ) -> Result<Option<String>> {
     if let Some(why) = waiting_for_writers(repo, plan, grace, own).await? {
         return Ok(Some(why));
+    }
+    if let Some(plan_id) = record.filter(|_| !grace.is_zero() && plan.writers_gone.is_none()) {
+        let mut updated = plan.clone();
+        updated.writers_gone = Some(jiff::Timestamp::now().to_string());
+        repo.backend()
+            .put(
+                &format!("prune/{plan_id}"),
+                Bytes::from(serde_json::to_vec_pretty(&updated).unwrap_or_default()),
+            )
+            .await?;
     }
     Ok(after_writers(plan, grace))
-}
-
-/// As [`sweep_blocked`]; the first time no writer is left to wait for, the
-/// moment is recorded in the plan (with a grace period, the sweep waits one
-/// more grace period from there).
-async fn sweep_blocked_recording(
-    repo: &IndexedRepository,
-    plan_id: &str,
-    plan: &PrunePlan,
-    grace: Duration,
-    own: LockId,
-) -> Result<Option<String>> {
-    if let Some(why) = waiting_for_writers(repo, plan, grace, own).await? {
-        return Ok(Some(why));
-    }
-    if grace.is_zero() || plan.writers_gone.is_some() {
-        return Ok(after_writers(plan, grace));
-    }
-    let mut updated = plan.clone();
-    updated.writers_gone = Some(jiff::Timestamp::now().to_string());
-    repo.backend()
-        .put(
-            &format!("prune/{plan_id}"),
-            Bytes::from(serde_json::to_vec_pretty(&updated).unwrap_or_default()),
-        )
-        .await?;
-    Ok(Some(
-        "no writer of the plan's time is left: waiting one more grace period from now".into(),
-    ))
 }
 
 fn grace_span(grace: Duration) -> jiff::SignedDuration {

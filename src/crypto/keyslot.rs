@@ -202,12 +202,8 @@ impl KeySlot {
         let bad = |r: &str| Error::integrity(format!("key slot keys/{}", self.id), r.to_string());
         // A slot names its own Argon2 cost; one altered to ask for terabytes
         // or years must not take the machine down before it is found wrong.
-        if let Kdf::Argon2id { m_kib, t, p, .. } = &self.kdf {
-            if *m_kib > MAX_M_KIB || *t > MAX_T || *p > MAX_P {
-                return Err(bad(&format!(
-                    "its Argon2 parameters (m={m_kib} KiB, t={t}, p={p}) are beyond what custos ever writes (m ≤ {MAX_M_KIB} KiB, t ≤ {MAX_T}, p ≤ {MAX_P}): the slot was altered"
-                )));
-            }
+        if let Some(why) = self.excessive_cost() {
+            return Err(bad(&why));
         }
         let kek = derive_kek(&self.kdf, secret)?;
         let nonce: [u8; 12] = hex::decode(&self.nonce)
@@ -224,6 +220,19 @@ impl KeySlot {
                 Ok(Some(MasterKey::from_bytes(key)))
             }
             Err(_) => Ok(None),
+        }
+    }
+
+    /// Why the slot's Argon2 cost is beyond what custos ever writes (the slot
+    /// was altered), or `None` when it is within bounds.
+    pub fn excessive_cost(&self) -> Option<String> {
+        match &self.kdf {
+            Kdf::Argon2id { m_kib, t, p, .. } if *m_kib > MAX_M_KIB || *t > MAX_T || *p > MAX_P => {
+                Some(format!(
+                    "its Argon2 parameters (m={m_kib} KiB, t={t}, p={p}) are beyond what custos ever writes (m ≤ {MAX_M_KIB} KiB, t ≤ {MAX_T}, p ≤ {MAX_P}): the slot was altered"
+                ))
+            }
+            _ => None,
         }
     }
 
