@@ -532,6 +532,11 @@ struct RestoreArgs {
     /// Read every restored file back and check it
     #[arg(long)]
     verify: bool,
+    /// Also restore setuid and setgid bits of files, file capabilities
+    /// (security.capability) and device nodes; without it they are left out
+    /// and listed
+    #[arg(long)]
+    privileged: bool,
 }
 
 /// Large buffers (packs, ranges, chunks) are allocated and freed over and
@@ -912,20 +917,17 @@ async fn run(cli: Cli) -> Result<u8> {
                 })
                 .transpose()?;
             custos::policy::window::check(window, at, snap.timestamp(), jiff::Timestamp::now())?;
-            let lock =
-                lock::Lock::acquire(repo.backend(), lock::LockKind::Shared, "restore").await?;
             let opts = restore::RestoreOptions {
                 target: target.clone(),
                 includes: a.include,
                 excludes: a.exclude,
                 verify: a.verify,
                 overwrite: a.overwrite,
+                privileged: a.privileged,
                 concurrency: 4,
                 progress: Progress::new("restore", g.quiet || g.json),
             };
-            let r = restore::restore(&repo, snap, &opts).await;
-            lock.release().await?;
-            let r = r?;
+            let r = restore::restore(&repo, snap, &opts).await?;
             if g.json {
                 print_json(
                     &serde_json::json!({ "snapshot": id.to_hex(), "target": target, "result": r }),
@@ -951,10 +953,20 @@ async fn run(cli: Cli) -> Result<u8> {
                     }
                 );
             }
+            if !r.dropped.is_empty() && !g.quiet {
+                eprintln!(
+                    "note: {} privileged attributes or device nodes were left out (restore them with --privileged):",
+                    r.dropped.len()
+                );
+                for d in &r.dropped {
+                    eprintln!("  {}: {}", d.path, d.reason);
+                }
+            }
             if !r.errors.is_empty() {
                 eprintln!(
-                    "error: {} entries could not be restored or verified:",
-                    r.errors.len()
+                    "error: {} problems ({} entries not restored); everything else was restored:",
+                    r.errors.len(),
+                    r.skipped.len()
                 );
                 for e in &r.errors {
                     eprintln!("  {e}");

@@ -115,12 +115,14 @@ fn restore_fidelity() {
     let src_s = src.to_str().unwrap();
     env.ok(&["backup", src_s]);
     let target = env.path("restore");
+    // CONTRACT's fidelity list holds with --privileged (setuid, devices).
     env.ok(&[
         "restore",
         "latest",
         "--target",
         target.to_str().unwrap(),
         "--verify",
+        "--privileged",
     ]);
     let out = restored(&target, &src);
 

@@ -52,6 +52,7 @@ fn service(dir: &Path, tenant: &str, name: &str, source: SourceSpec) -> ServiceJ
             keep_daily: Some(7),
             ..Default::default()
         },
+        rpo: Duration::from_secs(26 * 3600),
         prune: Default::default(),
         check_subset: 10.0,
         drill: None,

@@ -234,6 +234,7 @@ async fn run(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
                 time: s.timestamp(),
                 tags: s.tags.clone(),
                 pinned: pins.contains(id) || s.tags.iter().any(|t| t == LEGAL_HOLD_TAG),
+                complete: s.summary.errors.is_empty(),
             })
             .collect();
         let mut decisions = retention::apply(&opts.policy, &candidates, opts.now)?;

@@ -462,6 +462,7 @@ impl Config {
                     post_hook: s.post_hook.clone(),
                     compression_level: s.compression,
                     retention: s.retention.clone(),
+                    rpo: s.rpo,
                     prune: crate::commands::prune::PruneOptions {
                         grace: s.prune_grace,
                         ..Default::default()

@@ -166,6 +166,9 @@ pub struct ServiceJobs {
     pub compression_level: i32,
     /// Retention rules.
     pub retention: RetentionPolicy,
+    /// The service's RPO: while its newest complete snapshot is older than
+    /// this, retention forgets nothing.
+    pub rpo: Duration,
     /// Prune settings after forget.
     pub prune: prune::PruneOptions,
     /// Percentage of packs a check job reads.
@@ -325,8 +328,54 @@ async fn backup_once(
     backup::backup(&repo, opts).await
 }
 
+/// Why retention must not run now: the service's newest complete snapshot
+/// (in `snaps`) is missing or older than its RPO. Forgetting on a schedule
+/// while backups fail would eat the history the service still has.
+fn rpo_breached(
+    svc: &ServiceJobs,
+    snaps: &[(crate::id::SnapshotId, crate::repofile::snapshot::Snapshot)],
+    now: jiff::Timestamp,
+) -> Option<String> {
+    let newest = snaps
+        .iter()
+        .filter(|(_, s)| {
+            s.tenant.as_deref() == Some(svc.tenant.as_str())
+                && s.service.as_deref() == Some(svc.service.as_str())
+                && s.summary.errors.is_empty()
+        })
+        .map(|(_, s)| s.timestamp())
+        .max();
+    let rpo = crate::policy::retention::HumanDuration::from_secs(svc.rpo.as_secs());
+    match newest {
+        None => Some(format!(
+            "retention of {}/{} forgot nothing: the service has no complete snapshot",
+            svc.tenant, svc.service
+        )),
+        Some(t) if now.duration_since(t).as_secs() > svc.rpo.as_secs() as i64 => {
+            let age = crate::policy::retention::HumanDuration::from_secs(
+                now.duration_since(t).as_secs().max(0) as u64,
+            );
+            Some(format!(
+                "retention of {}/{} forgot nothing: its newest complete snapshot ({t}) is {age} old, past its RPO of {rpo}; it runs again once a backup succeeds",
+                svc.tenant, svc.service
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
 async fn run_retention(svc: &ServiceJobs, catalog: &Catalog) -> Result<JobOutcome> {
     let repo = svc.repo.open(false).await?;
+    let now = jiff::Timestamp::now();
+    let (snaps, _) = repo.snapshots().await?;
+    if let Some(why) = rpo_breached(svc, &snaps, now) {
+        tracing::warn!(tenant = %svc.tenant, service = %svc.service, "{why}");
+        return Ok(JobOutcome {
+            warning: true,
+            summary: Some(why),
+            ..Default::default()
+        });
+    }
     let report = forget::forget(
         &repo,
         &forget::ForgetOptions {
@@ -337,7 +386,7 @@ async fn run_retention(svc: &ServiceJobs, catalog: &Catalog) -> Result<JobOutcom
             tags: Vec::new(),
             group_by: "service".parse().map_err(Error::Usage)?,
             dry_run: false,
-            now: jiff::Timestamp::now(),
+            now,
         },
     )
     .await?;
@@ -427,13 +476,7 @@ async fn drill_in(
                 svc.tenant, svc.service
             ))
         })?;
-    let lock = crate::repository::lock::Lock::acquire(
-        repo.backend(),
-        crate::repository::lock::LockKind::Shared,
-        "drill",
-    )
-    .await?;
-    let restored = crate::commands::restore::restore(
+    let r = crate::commands::restore::restore(
         &repo,
         snap,
         &crate::commands::restore::RestoreOptions {
@@ -442,10 +485,7 @@ async fn drill_in(
             ..Default::default()
         },
     )
-    .await;
-    let released = lock.release().await;
-    let r = restored?;
-    released?;
+    .await?;
     if !r.errors.is_empty() {
         return Err(Error::Problems(format!(
             "drill restore of {} failed: {}",

@@ -291,10 +291,15 @@ fn target_semaphore(inner: &Inner, target: &str) -> Arc<Semaphore> {
         .clone()
 }
 
+/// A refusal (an erased tenant, a policy) says the same on every attempt.
 fn retryable(e: &Error) -> bool {
     !matches!(
         e,
-        Error::Usage(_) | Error::NoRepository(_) | Error::WrongKey { .. } | Error::NoKey
+        Error::Usage(_)
+            | Error::NoRepository(_)
+            | Error::WrongKey { .. }
+            | Error::NoKey
+            | Error::Refused(_)
     )
 }
 

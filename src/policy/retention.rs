@@ -19,8 +19,9 @@
 //! | `keep_weekly` N | the same per ISO 8601 week (weeks start on Monday; the week-numbering year may differ from the calendar year around 1 January) | `weekly 2026-W47` |
 //! | `keep_monthly` N | the same per month | `monthly 2026-11` |
 //! | `keep_yearly` N | the same per year | `yearly 2026` |
-//! | `keep_within` D | every snapshot taken at or after `now - D` (and any dated after `now`) | `within 90d` |
+//! | `keep_within` D | every snapshot taken at or after `newest - D`, where `newest` is the group's newest snapshot (or `now`, if that is earlier): restic's rule | `within 90d` |
 //! | `keep_tags` | every snapshot carrying one of the tags | `tag pre-change` |
+//! | always | the group's newest complete snapshot (its newest snapshot if none is complete), when no rule above keeps it | `newest` |
 //!
 //! A calendar rule stops once it has taken N buckets; a bucket already taken
 //! by a newer snapshot does not count again. A count of 0 is the same as no
@@ -38,6 +39,12 @@
 //!
 //! A policy without any rule would forget every snapshot that is not pinned:
 //! [`apply`] refuses it with [`RetentionError::NoRule`], as restic does.
+//!
+//! No policy removes a group's newest complete snapshot, and `keep_within`
+//! counts back from the newest snapshot, not from the clock: a service whose
+//! backups have failed for longer than every window keeps its history
+//! instead of losing all of it to the next `forget`. (A snapshot dated in the
+//! future, from a wrong clock, does not move the window past `now`.)
 //!
 //! # Durations
 //!
@@ -81,6 +88,9 @@ pub struct Candidate<I = String> {
     pub tags: Vec<String>,
     /// Legal hold: a pinned snapshot is always kept.
     pub pinned: bool,
+    /// False when some files could not be read: the newest snapshot kept
+    /// whatever the policy is the newest complete one.
+    pub complete: bool,
 }
 
 /// A calendar period that a bucket rule counts in.
@@ -355,6 +365,9 @@ pub enum Reason {
     Within(HumanDuration),
     /// Carries a tag of `keep_tags`: `tag pre-change`.
     Tag(String),
+    /// The group's newest complete snapshot, which no policy removes:
+    /// `newest`.
+    Newest,
 }
 
 impl Reason {
@@ -375,6 +388,7 @@ impl fmt::Display for Reason {
             Reason::Calendar(bucket) => write!(f, "{} {bucket}", bucket.period()),
             Reason::Within(d) => write!(f, "within {d}"),
             Reason::Tag(tag) => write!(f, "tag {tag}"),
+            Reason::Newest => f.write_str("newest"),
         }
     }
 }
@@ -406,7 +420,8 @@ pub enum Miss {
         /// The rule's count.
         count: u32,
     },
-    /// Older than the `keep_within` window: `older than 90d`.
+    /// Older than the `keep_within` window, counted back from the newest
+    /// snapshot: `older than 90d before the newest snapshot`.
     Outside(HumanDuration),
     /// Carries none of `keep_tags`: `has none of the tags pre-change, post-change`.
     Untagged(Vec<String>),
@@ -431,7 +446,7 @@ impl fmt::Display for Miss {
                     )
                 }
             }
-            Miss::Outside(d) => write!(f, "older than {d}"),
+            Miss::Outside(d) => write!(f, "older than {d} before the newest snapshot"),
             Miss::Untagged(tags) if tags.len() == 1 => write!(f, "has no tag {}", tags[0]),
             Miss::Untagged(tags) => write!(f, "has none of the tags {}", tags.join(", ")),
         }
@@ -515,7 +530,9 @@ impl From<RetentionError> for crate::Error {
 /// Returns one [`Decision`] per candidate, **in the order of `snapshots`**
 /// (decision `i` is about `snapshots[i]`). Candidates need not be sorted; rules
 /// walk them newest first, and of two snapshots with the same time the one
-/// listed first counts as the newer. `now` is only used by `keep_within`.
+/// listed first counts as the newer. `now` only bounds the `keep_within`
+/// window: it counts back from the newest snapshot, or from `now` if that
+/// is earlier.
 ///
 /// # Errors
 ///
@@ -583,7 +600,8 @@ pub fn apply<I: Clone>(
     }
 
     if let Some(within) = policy.within() {
-        let cutoff = within_cutoff(now, within);
+        let newest = order.first().map_or(now, |&i| snapshots[i].time.min(now));
+        let cutoff = within_cutoff(newest, within);
         for (decision, candidate) in decisions.iter_mut().zip(snapshots) {
             // No cutoff: the window reaches back past the earliest time jiff
             // can represent, so it holds every snapshot.
@@ -617,6 +635,18 @@ pub fn apply<I: Clone>(
         }
     }
 
+    // Whatever the rules said, the newest complete snapshot stays (the
+    // newest of all when none is complete).
+    if let Some(&i) = order
+        .iter()
+        .find(|&&i| snapshots[i].complete)
+        .or(order.first())
+    {
+        if decisions[i].reasons.is_empty() {
+            decisions[i].reasons.push(Reason::Newest);
+        }
+    }
+
     for decision in &mut decisions {
         decision.keep = !decision.reasons.is_empty();
         if decision.keep {
@@ -626,11 +656,11 @@ pub fn apply<I: Clone>(
     Ok(decisions)
 }
 
-/// `now - within`, or `None` when that is before the earliest representable
-/// time.
-fn within_cutoff(now: Timestamp, within: HumanDuration) -> Option<Timestamp> {
+/// `newest - within`, or `None` when that is before the earliest
+/// representable time.
+fn within_cutoff(newest: Timestamp, within: HumanDuration) -> Option<Timestamp> {
     let secs = i64::try_from(within.as_secs()).ok()?;
-    now.checked_sub(SignedDuration::from_secs(secs)).ok()
+    newest.checked_sub(SignedDuration::from_secs(secs)).ok()
 }
 
 /// A length of time in whole seconds, written like `7d`, `90d`, `12h` or
@@ -879,6 +909,7 @@ mod tests {
             time: ts(time),
             tags: Vec::new(),
             pinned: false,
+            complete: true,
         }
     }
 
@@ -1059,6 +1090,7 @@ mod tests {
 
     #[test]
     fn within_keeps_the_window_inclusive_and_future_snapshots() {
+        // The newest snapshot is in the future: the window counts from now.
         let list = snaps(&[
             ("edge", "2027-05-25T00:00:00Z"),
             ("just-out", "2027-05-24T23:59:59Z"),
@@ -1071,7 +1103,71 @@ mod tests {
         let d = apply(&policy, &list, now()).unwrap();
         assert_eq!(kept(&d), ["edge", "future"]);
         assert_eq!(reasons(&d, "edge"), ["within 7d"]);
-        assert_eq!(misses(&d, "just-out"), ["older than 7d"]);
+        assert_eq!(
+            misses(&d, "just-out"),
+            ["older than 7d before the newest snapshot"]
+        );
+    }
+
+    #[test]
+    fn within_counts_back_from_the_newest_snapshot_not_the_clock() {
+        // A service whose backups stopped 100 days ago: every snapshot is
+        // older than a 30-day window counted from now.
+        let list = snaps(&[
+            ("newest", "2027-02-21T01:00:00Z"),
+            ("a", "2027-02-01T01:00:00Z"),
+            ("b", "2027-01-22T01:00:00Z"),
+            ("c", "2027-01-21T00:59:59Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_within: Some(dur("30d")),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["newest", "a", "b"]);
+        assert_eq!(
+            misses(&d, "c"),
+            ["older than 30d before the newest snapshot"]
+        );
+    }
+
+    #[test]
+    fn a_future_snapshot_does_not_move_the_window_past_now() {
+        let list = snaps(&[
+            ("skewed", "2030-01-01T00:00:00Z"),
+            ("recent", "2027-05-30T00:00:00Z"),
+        ]);
+        let policy = RetentionPolicy {
+            keep_within: Some(dur("7d")),
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["skewed", "recent"]);
+    }
+
+    #[test]
+    fn no_policy_removes_the_newest_complete_snapshot() {
+        // A tag rule that keeps nothing, and a newest snapshot that is
+        // partial: the newest complete one stays, with its reason.
+        let mut list = snaps(&[
+            ("partial", "2026-01-03T00:00:00Z"),
+            ("good", "2026-01-02T00:00:00Z"),
+            ("older", "2026-01-01T00:00:00Z"),
+        ]);
+        list[0].complete = false;
+        let policy = RetentionPolicy {
+            keep_tags: vec!["never-used".into()],
+            ..RetentionPolicy::default()
+        };
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["good"]);
+        assert_eq!(reasons(&d, "good"), ["newest"]);
+        // None complete: the newest of all stays.
+        for c in &mut list {
+            c.complete = false;
+        }
+        let d = apply(&policy, &list, now()).unwrap();
+        assert_eq!(kept(&d), ["partial"]);
     }
 
     #[test]
@@ -1091,9 +1187,11 @@ mod tests {
             ("pre", "2026-01-01T00:00:00Z"),
             ("both", "2026-01-02T00:00:00Z"),
             ("plain", "2026-01-03T00:00:00Z"),
+            ("post", "2026-01-04T00:00:00Z"),
         ]);
         list[0].tags = vec!["pre-change".to_owned()];
         list[1].tags = vec!["post-change".to_owned(), "pre-change".to_owned()];
+        list[3].tags = vec!["post-change".to_owned()];
         let policy = RetentionPolicy {
             keep_tags: vec![
                 "pre-change".to_owned(),
@@ -1103,7 +1201,7 @@ mod tests {
             ..RetentionPolicy::default()
         };
         let d = apply(&policy, &list, now()).unwrap();
-        assert_eq!(kept(&d), ["pre", "both"]);
+        assert_eq!(kept(&d), ["pre", "both", "post"]);
         assert_eq!(reasons(&d, "pre"), ["tag pre-change"]);
         assert_eq!(reasons(&d, "both"), ["tag pre-change", "tag post-change"]);
         assert_eq!(
@@ -1117,6 +1215,8 @@ mod tests {
         };
         let d = apply(&one, &list, now()).unwrap();
         assert_eq!(misses(&d, "plain"), ["has no tag pre-change"]);
+        // The newest snapshot has no pre-change tag, and stays anyway.
+        assert_eq!(reasons(&d, "post"), ["newest"]);
     }
 
     #[test]
@@ -1450,6 +1550,7 @@ mod tests {
             time: ts("2026-01-01T00:00:00Z"),
             tags: Vec::new(),
             pinned: false,
+            complete: true,
         }];
         let policy = RetentionPolicy {
             keep_last: Some(1),
@@ -1576,16 +1677,18 @@ mod tests {
             arb_offset(),
             proptest::sample::subsequence(vec!["a", "b", "c"], 0..=3),
             proptest::bool::weighted(0.1),
+            proptest::bool::weighted(0.9),
         );
         proptest::collection::vec(one, 0..200).prop_map(|items| {
             items
                 .into_iter()
                 .enumerate()
-                .map(|(i, (offset, tags, pinned))| Candidate {
+                .map(|(i, (offset, tags, pinned, complete))| Candidate {
                     id: format!("s{i}"),
                     time: Timestamp::from_second(BASE + offset).unwrap(),
                     tags: tags.into_iter().map(str::to_owned).collect(),
                     pinned,
+                    complete,
                 })
                 .collect()
         })
@@ -1703,7 +1806,7 @@ mod tests {
             }
         }
         if let Some(d) = policy.keep_within.filter(|d| !d.is_zero()) {
-            let cutoff = now.as_second() - d.as_secs() as i64;
+            let cutoff = window_start(snaps, now, d.as_secs());
             for (i, s) in snaps.iter().enumerate() {
                 if s.time.as_second() >= cutoff {
                     kept.insert(i);
@@ -1715,7 +1818,23 @@ mod tests {
                 kept.insert(i);
             }
         }
+        // The newest complete snapshot (else the newest) is always kept.
+        if let Some(&i) = order.iter().find(|&&i| snaps[i].complete).or(order.first()) {
+            kept.insert(i);
+        }
         kept
+    }
+
+    /// The first second of a `keep_within` window of `secs`: counted back
+    /// from the newest snapshot, or from `now` when that is earlier.
+    fn window_start(snaps: &[Candidate], now: Timestamp, secs: u64) -> i64 {
+        let newest = snaps
+            .iter()
+            .map(|s| s.time.as_second())
+            .max()
+            .unwrap_or(i64::MAX)
+            .min(now.as_second());
+        newest - secs as i64
     }
 
     fn kept_set(decisions: &[Decision]) -> BTreeSet<usize> {
@@ -1809,13 +1928,18 @@ mod tests {
                 ..RetentionPolicy::default()
             };
             let decisions = apply(&policy, &snaps, now).unwrap();
-            let cutoff = now.as_second() - secs as i64;
+            let cutoff = window_start(&snaps, now, secs);
             for (d, s) in decisions.iter().zip(&snaps) {
                 let inside = s.time.as_second() >= cutoff;
                 // (3)
                 prop_assert_eq!(d.reasons.contains(&Reason::Within(within)), inside);
-                prop_assert_eq!(d.keep, inside || s.pinned);
+                prop_assert_eq!(
+                    d.keep,
+                    inside || s.pinned || d.reasons == [Reason::Newest]
+                );
             }
+            // The window never comes out empty: the newest is inside.
+            prop_assert!(snaps.is_empty() || decisions.iter().any(|d| d.keep));
         }
 
         #[test]
@@ -1842,7 +1966,10 @@ mod tests {
             prop_assert_eq!(with_last.len(), (n as usize).min(snaps.len()));
             prop_assert_eq!(&with_last, &expected);
             for (i, (d, s)) in decisions.iter().zip(&snaps).enumerate() {
-                prop_assert_eq!(d.keep, expected.contains(&i) || s.pinned);
+                prop_assert_eq!(
+                    d.keep,
+                    expected.contains(&i) || s.pinned || d.reasons == [Reason::Newest]
+                );
             }
         }
 

@@ -1,0 +1,1163 @@
+//! `custos restore`: snapshot → tree walk (include/exclude) → reads planned by
+//! pack → decrypt, verify, decompress → sparse writes → metadata.
+//!
+//! * Each pack is fetched once, with ranged reads covering only the blobs needed
+//!   (neighbouring blobs are merged into one request when the gap is small).
+//! * Packs are processed a few at a time; memory is bounded by
+//!   `concurrency × largest range`, whatever the snapshot's size.
+//! * Blocks of zeros are not written: files are sized first, so holes stay holes.
+//! * **Nothing outside the target is touched**, whatever the target already
+//!   holds: every operation is relative to an open directory and names one
+//!   component, never following a symlink ([`target`] has the table). Paths of
+//!   any length restore.
+//! * A file's content is written under a temporary name
+//!   (`.custos-partial.<hash of the name>`) and renamed over its real name only
+//!   when complete, with its metadata already set: a file at its real name is
+//!   always a complete one. One that cannot be finished is removed.
+//! * A file already present with the right content (a regular file with one
+//!   link) is left alone, so a restore interrupted and run again finishes the
+//!   rest.
+//! * Live data is never overwritten by accident: a non-empty target is refused
+//!   unless it holds the marker of an unfinished restore of the same snapshot
+//!   (which is then resumed) or `overwrite` is set.
+//! * An entry that cannot be created is skipped and named
+//!   ([`RestoreResult::skipped`]); the restore goes on with the rest.
+//! * Privileged content (setuid and setgid bits of files, the
+//!   `security.capability` attribute, device nodes) is restored only with
+//!   [`RestoreOptions::privileged`]; otherwise it is dropped and listed in
+//!   [`RestoreResult::dropped`].
+//! * The restore holds a shared lock on the repository while it reads.
+
+mod target;
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use rustix::fs::{FileType, Mode, OFlags};
+use serde::Serialize;
+
+use crate::id::{BlobId, PackId};
+use crate::index::Location;
+use crate::progress::Progress;
+use crate::repofile::pack::open_blob;
+use crate::repofile::snapshot::Snapshot;
+use crate::repofile::tree::{Node, NodeKind};
+use crate::repository::lock::{Lock, LockKind};
+use crate::repository::{pack_path, IndexedRepository};
+use crate::{Error, Result};
+use target::{DirSlot, Meta, TargetDirs};
+
+/// One blob to restore: its ID, where it is stored, and the (file index, offset)
+/// pairs it is written to.
+type BlobWork = (BlobId, Location, Vec<(usize, u64)>);
+
+/// Largest gap between two needed blobs that is still read in one request
+/// (reading a little waste beats another round trip).
+const MERGE_GAP: u64 = 1 << 20;
+/// Largest single ranged read: with `concurrency` packs in flight, restore
+/// memory is about `concurrency × 2 × MAX_RANGE` (the read and the decoded
+/// blobs), whatever the snapshot's size.
+const MAX_RANGE: u64 = 8 << 20;
+/// Granularity of hole detection when writing.
+const SPARSE_BLOCK: usize = 4096;
+
+/// Left in the target while a restore runs; holds the snapshot's root tree ID,
+/// so that only the same restore may resume into a non-empty target.
+pub const MARKER: &str = ".custos-restore-in-progress";
+
+/// Prefix of the temporary name a file's content is written under.
+pub const PARTIAL_PREFIX: &str = ".custos-partial.";
+
+/// The extended attribute that grants file capabilities.
+const CAPABILITY_XATTR: &[u8] = b"security.capability";
+
+/// What to restore and how.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Where to restore to.
+    pub target: PathBuf,
+    /// Only these paths (globs on the path inside the snapshot); everything if empty.
+    pub includes: Vec<String>,
+    /// Not these paths.
+    pub excludes: Vec<String>,
+    /// Read every restored file back and check it.
+    pub verify: bool,
+    /// Restore into a non-empty target, replacing the entries the snapshot
+    /// has (entries it does not have are left alone).
+    pub overwrite: bool,
+    /// Restore setuid and setgid bits of files, file capabilities
+    /// (`security.capability`) and device nodes. Off by default: a snapshot's
+    /// content is the tenant's, and these grant privileges on the host that
+    /// restores it.
+    pub privileged: bool,
+    /// Packs processed at once.
+    pub concurrency: usize,
+    /// Progress display.
+    pub progress: Progress,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        RestoreOptions {
+            target: PathBuf::new(),
+            includes: Vec::new(),
+            excludes: Vec::new(),
+            verify: false,
+            overwrite: false,
+            privileged: false,
+            concurrency: 4,
+            progress: Progress::hidden(),
+        }
+    }
+}
+
+/// An entry a restore could not create (or finish), and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// Path inside the snapshot.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// What a restore did.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct RestoreResult {
+    /// Regular files restored (or found complete).
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Other entries (symlinks, hardlinks, special files).
+    pub others: u64,
+    /// Bytes of file content written.
+    pub bytes_written: u64,
+    /// Total size of restored files.
+    pub total_bytes: u64,
+    /// Files already complete (from an earlier, interrupted run).
+    pub files_skipped: u64,
+    /// Files verified after writing (with `verify`).
+    pub files_verified: u64,
+    /// Entries not restored: they could not be created or finished (the
+    /// rest was restored).
+    pub skipped: Vec<Skipped>,
+    /// Privileged content left out because it was not asked for: setuid and
+    /// setgid bits, file capabilities, device nodes.
+    pub dropped: Vec<Skipped>,
+    /// Every problem as one line: skipped entries, damaged directories,
+    /// metadata that could not be set, failed verifications. Empty exactly
+    /// when everything asked for was restored.
+    pub errors: Vec<String>,
+}
+
+impl RestoreResult {
+    fn skip(&mut self, path: &str, reason: impl Into<String>) {
+        let reason = reason.into();
+        self.errors.push(format!("{path}: {reason}"));
+        self.skipped.push(Skipped {
+            path: path.to_string(),
+            reason,
+        });
+    }
+
+    fn drop_privileged(&mut self, path: &str, what: impl Into<String>) {
+        self.dropped.push(Skipped {
+            path: path.to_string(),
+            reason: what.into(),
+        });
+    }
+}
+
+/// One entry to restore.
+struct Item {
+    /// Slot of its parent directory.
+    dir: usize,
+    /// Its own slot (directories).
+    slot: Option<usize>,
+    snap_path: String,
+    node: Node,
+}
+
+fn globset(patterns: &[String], what: &str) -> Result<Option<GlobSet>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let p = if p.starts_with('/') || p.contains('/') {
+            p.clone()
+        } else {
+            format!("**/{p}")
+        };
+        b.add(
+            Glob::new(&p)
+                .map_err(|e| Error::Usage(format!("invalid {what} pattern {p:?}: {e}")))?,
+        );
+    }
+    b.build()
+        .map(Some)
+        .map_err(|e| Error::Usage(format!("invalid {what} patterns: {e}")))
+}
+
+/// The entries to restore, parents before children, and the directory slots
+/// they live in.
+struct Collected {
+    items: Vec<Item>,
+    slots: Vec<DirSlot>,
+    /// Directories whose tree could not be read.
+    lost: Vec<String>,
+}
+
+/// Collects the snapshot's entries (depth first, parents before children),
+/// applying include and exclude patterns. A directory whose tree is damaged
+/// or missing is left out and named; everything else is still restored.
+async fn collect(
+    repo: &IndexedRepository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+) -> Result<Collected> {
+    let includes = globset(&opts.includes, "include")?;
+    let excludes = globset(&opts.excludes, "exclude")?;
+    let mut items = Vec::new();
+    let mut slots = vec![DirSlot {
+        parent: 0,
+        name: Vec::new(),
+    }];
+    // (tree, its slot, snapshot dir, an ancestor matched an include)
+    let mut stack = vec![(snap.tree, 0usize, String::new(), includes.is_none())];
+    let mut lost = Vec::new();
+    while let Some((tree_id, slot, sp, included)) = stack.pop() {
+        let tree = match repo.read_tree(&tree_id).await {
+            Ok(t) => t,
+            // The root must be readable; below it, damage costs only the
+            // directory it is in.
+            Err(e @ (Error::Integrity { .. } | Error::NotFound(_))) if !sp.is_empty() => {
+                lost.push(format!(
+                    "{sp}/: the directory's tree {tree_id} cannot be read ({e}): nothing under it is restored"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for node in tree.nodes {
+            let sp_child = format!("{sp}/{}", String::from_utf8_lossy(&node.name));
+            if excludes.as_ref().is_some_and(|e| e.is_match(&sp_child)) {
+                continue;
+            }
+            let inc = included || includes.as_ref().is_some_and(|i| i.is_match(&sp_child));
+            if node.kind == NodeKind::Dir {
+                let own = slots.len();
+                slots.push(DirSlot {
+                    parent: slot,
+                    name: node.name.clone(),
+                });
+                if let Some(sub) = node.subtree {
+                    stack.push((sub, own, sp_child.clone(), inc));
+                }
+                items.push(Item {
+                    dir: slot,
+                    slot: Some(own),
+                    snap_path: sp_child,
+                    node,
+                });
+            } else if inc {
+                items.push(Item {
+                    dir: slot,
+                    slot: None,
+                    snap_path: sp_child,
+                    node,
+                });
+            }
+        }
+    }
+    // Keep directories only when something under them is restored (or they
+    // were included themselves).
+    if let Some(inc) = includes.as_ref() {
+        let mut needed = vec![false; slots.len()];
+        needed[0] = true;
+        for it in &items {
+            let own = match it.slot {
+                Some(s) if inc.is_match(&it.snap_path) => Some(s),
+                Some(_) => continue,
+                None => None,
+            };
+            let mut s = own.unwrap_or(it.dir);
+            while !needed[s] {
+                needed[s] = true;
+                s = slots[s].parent;
+            }
+        }
+        items.retain(|it| it.slot.is_none_or(|s| needed[s]));
+    }
+    Ok(Collected { items, slots, lost })
+}
+
+/// Writes `data` at `offset`, skipping all-zero blocks (the file was sized
+/// beforehand, so they read back as zeros and stay holes).
+fn write_sparse(f: &std::fs::File, offset: u64, data: &[u8]) -> std::io::Result<u64> {
+    let mut written = 0u64;
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let end = (pos + SPARSE_BLOCK).min(data.len());
+        // Extend the run of non-zero blocks as far as it goes, then write it at once.
+        if data[pos..end].iter().all(|&b| b == 0) {
+            pos = end;
+            continue;
+        }
+        let mut run_end = end;
+        while run_end < data.len() {
+            let next = (run_end + SPARSE_BLOCK).min(data.len());
+            if data[run_end..next].iter().all(|&b| b == 0) {
+                break;
+            }
+            run_end = next;
+        }
+        crate::util::crash_point("restore:write");
+        f.write_all_at(&data[pos..run_end], offset + pos as u64)?;
+        written += (run_end - pos) as u64;
+        pos = run_end;
+    }
+    Ok(written)
+}
+
+/// Checks every chunk of an open file against the snapshot.
+fn verify_fd(repo: &IndexedRepository, f: &std::fs::File, node: &Node) -> Result<()> {
+    let mut offset = 0u64;
+    let mut buf = Vec::new();
+    for id in &node.content {
+        let loc = repo.locate(id)?;
+        buf.resize(loc.raw_len as usize, 0);
+        f.read_exact_at(&mut buf, offset)
+            .map_err(|e| Error::io("cannot read back", e))?;
+        if repo.keys().blob_id(&buf) != *id {
+            return Err(Error::integrity(
+                "the restored file",
+                format!("content at offset {offset} differs from the snapshot"),
+            ));
+        }
+        offset += u64::from(loc.raw_len);
+    }
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io("cannot read back", e))?
+        .len();
+    if len != offset {
+        return Err(Error::integrity(
+            "the restored file",
+            "size differs from the snapshot",
+        ));
+    }
+    Ok(())
+}
+
+/// Opens `name` of `dir` as a regular file for reading (never a symlink).
+fn open_regular(dir: BorrowedFd<'_>, name: &[u8]) -> std::io::Result<std::fs::File> {
+    let fd = target::open_child(dir, name, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())?;
+    let f = std::fs::File::from(fd);
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(f)
+}
+
+/// The temporary name a file's content is written under: a fixed prefix and
+/// a hash of the real name, so that a rerun finds (and replaces) its own
+/// leftovers, and at most 33 bytes, whatever the real name's length.
+fn partial_name(name: &[u8]) -> Vec<u8> {
+    let h = blake3::hash(name);
+    let mut n = PARTIAL_PREFIX.as_bytes().to_vec();
+    n.extend_from_slice(&h.to_hex().as_bytes()[..16]);
+    n
+}
+
+/// Where one regular file is.
+struct FileSlot {
+    item: usize,
+    /// (device, inode) of its temporary file: a write finds the very file
+    /// the restore created, or fails.
+    created: Mutex<Option<(u64, u64)>>,
+    /// Blob writes still to come.
+    remaining: AtomicU32,
+}
+
+/// State shared by the writers.
+struct Shared {
+    dirs: TargetDirs,
+    items: Vec<Item>,
+    files: Vec<FileSlot>,
+    root: bool,
+    privileged: bool,
+    /// Files that failed, with why.
+    failed: Mutex<HashMap<usize, String>>,
+    /// Metadata that could not be set on files that are otherwise complete.
+    meta_problems: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn fail(&self, fi: usize, why: String) {
+        self.failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(fi)
+            .or_insert(why);
+    }
+
+    fn has_failed(&self, fi: usize) -> bool {
+        self.failed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&fi)
+    }
+
+    /// Opens the temporary file of `fi` for writing, checking that it is
+    /// still the file created for it.
+    fn open_partial(&self, fi: usize) -> std::io::Result<std::fs::File> {
+        let item = &self.items[self.files[fi].item];
+        let dir = self.dirs.dir(item.dir)?;
+        let fd = target::open_child(
+            dir.as_fd(),
+            &partial_name(&item.node.name),
+            OFlags::WRONLY,
+            Mode::empty(),
+        )?;
+        let st = rustix::fs::fstat(&fd)?;
+        let expected = *self.files[fi]
+            .created
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if expected != Some((st.st_dev, st.st_ino)) {
+            return Err(std::io::Error::other(
+                "its temporary file was replaced during the restore",
+            ));
+        }
+        Ok(std::fs::File::from(fd))
+    }
+
+    /// Sets the metadata of a complete file and renames it to its real name.
+    fn finish(&self, fi: usize, f: &std::fs::File) {
+        let item = &self.items[self.files[fi].item];
+        let r = (|| -> std::io::Result<()> {
+            let (meta, _) = meta_of(&item.node, self.root, self.privileged);
+            let problems = target::set_meta_fd(f.as_fd(), &meta)?;
+            let dir = self.dirs.dir(item.dir)?;
+            target::rename_over(dir.as_fd(), &partial_name(&item.node.name), &item.node.name)?;
+            if !problems.is_empty() {
+                self.meta_problems
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(
+                        problems
+                            .into_iter()
+                            .map(|p| format!("{}: {p}", item.snap_path)),
+                    );
+            }
+            Ok(())
+        })();
+        if let Err(e) = r {
+            self.fail(fi, format!("cannot finish the file: {e}"));
+        }
+    }
+
+    /// Removes the temporary file of `fi`, if any (best effort).
+    fn remove_partial(&self, fi: usize) {
+        let item = &self.items[self.files[fi].item];
+        if let Ok(dir) = self.dirs.dir(item.dir) {
+            let _ = target::remove_file(dir.as_fd(), &partial_name(&item.node.name));
+        }
+    }
+}
+
+/// What a node's metadata becomes on this host, and what privileged part of
+/// it is left out (for [`RestoreResult::dropped`]).
+fn meta_of(node: &Node, root: bool, privileged: bool) -> (Meta<'_>, Vec<String>) {
+    let mut dropped = Vec::new();
+    let mut mode = node.mode & 0o7777;
+    // Setuid and setgid on a file run it with its owner's or group's rights;
+    // on a directory, setgid only passes the group on to new entries.
+    let special = if node.kind == NodeKind::Dir {
+        mode & 0o4000
+    } else {
+        mode & 0o6000
+    };
+    if special != 0 && !privileged {
+        mode &= !special;
+        dropped.push(match special {
+            0o4000 => "setuid bit".to_string(),
+            0o2000 => "setgid bit".to_string(),
+            _ => "setuid and setgid bits".to_string(),
+        });
+    }
+    let xattrs = node
+        .xattrs
+        .iter()
+        .filter(|x| {
+            let cap = x.name == CAPABILITY_XATTR;
+            if cap && !privileged {
+                dropped.push("file capabilities (security.capability)".to_string());
+            }
+            !cap || privileged
+        })
+        .map(|x| (x.name.as_slice(), x.value.as_slice()))
+        .collect();
+    (
+        Meta {
+            owner: root.then_some((node.uid, node.gid)),
+            mode,
+            xattrs,
+            mtime_ns: node.mtime_ns,
+        },
+        dropped,
+    )
+}
+
+struct PlannedBlob {
+    id: BlobId,
+    loc: Location,
+    targets: Vec<(usize, u64)>,
+}
+
+/// Restores a snapshot (or part of it) into `opts.target`, holding a shared
+/// lock on the repository while it reads.
+///
+/// # Errors
+/// Fatal errors: unreadable root tree, backend failure, a target that cannot
+/// be opened or is full, a lock that cannot be taken. Entries that fail one
+/// by one are listed in [`RestoreResult::skipped`] and [`RestoreResult::errors`]
+/// while the rest is restored.
+pub async fn restore(
+    repo: &IndexedRepository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+) -> Result<RestoreResult> {
+    let lock = Lock::acquire(repo.backend(), LockKind::Shared, "restore").await?;
+    let r = restore_locked(repo, snap, opts).await;
+    let released = lock.release().await;
+    let r = r?;
+    released?;
+    Ok(r)
+}
+
+async fn restore_locked(
+    repo: &IndexedRepository,
+    snap: &Snapshot,
+    opts: &RestoreOptions,
+) -> Result<RestoreResult> {
+    let Collected { items, slots, lost } = collect(repo, snap, opts).await?;
+    let dirs = TargetDirs::open(&opts.target, slots)
+        .map_err(crate::error::at("cannot open restore target", &opts.target))?;
+    let fresh = claim_target(&dirs, &opts.target, &snap.tree, opts.overwrite)?;
+    let root = crate::util::is_root();
+    let mut result = RestoreResult {
+        errors: lost,
+        ..RestoreResult::default()
+    };
+
+    // 1. Structure: directories, links, special files; regular files listed.
+    // A directory that cannot be made costs the entries under it: the first
+    // such entry names it.
+    let mut broken: HashMap<usize, String> = HashMap::new();
+    let mut files: Vec<FileSlot> = Vec::new();
+    let mut hardlinks: Vec<(usize, usize)> = Vec::new(); // (item, first file)
+    let mut first_link: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut specials: Vec<usize> = Vec::new();
+    for (ii, it) in items.iter().enumerate() {
+        let n = &it.node;
+        if let Some(why) = broken.get(&it.dir).cloned() {
+            if let Some(s) = it.slot {
+                broken.insert(s, why);
+            }
+            continue;
+        }
+        let parent = match dirs.dir(it.dir) {
+            Ok(d) => d,
+            Err(e) => {
+                let why = format!("its directory cannot be opened: {e}");
+                result.skip(&it.snap_path, why.clone());
+                if let Some(s) = it.slot {
+                    broken.insert(s, why);
+                }
+                continue;
+            }
+        };
+        match n.kind {
+            NodeKind::Dir => {
+                let slot = it.slot.unwrap_or(0);
+                match target::make_dir(parent.as_fd(), &n.name) {
+                    Ok(fd) => {
+                        dirs.remember(slot, fd);
+                        result.dirs += 1;
+                    }
+                    Err(e) => {
+                        result.skip(
+                            &it.snap_path,
+                            format!(
+                                "cannot create the directory ({e}): nothing under it is restored"
+                            ),
+                        );
+                        broken.insert(slot, "its directory was not created".into());
+                    }
+                }
+            }
+            NodeKind::File => {
+                if n.links > 1 && n.inode != 0 {
+                    if let Some(&first) = first_link.get(&(n.device, n.inode)) {
+                        hardlinks.push((ii, first));
+                        continue;
+                    }
+                    first_link.insert((n.device, n.inode), files.len());
+                }
+                result.total_bytes += n.size;
+                opts.progress.add_total(1, n.size);
+                files.push(FileSlot {
+                    item: ii,
+                    created: Mutex::new(None),
+                    remaining: AtomicU32::new(0),
+                });
+            }
+            NodeKind::Symlink => match target::make_symlink(parent.as_fd(), &n.name, &n.target) {
+                Ok(()) => {
+                    result.others += 1;
+                    specials.push(ii);
+                }
+                Err(e) => result.skip(&it.snap_path, format!("cannot create the symlink: {e}")),
+            },
+            NodeKind::Fifo | NodeKind::CharDev | NodeKind::BlockDev => {
+                let kind = match n.kind {
+                    NodeKind::Fifo => FileType::Fifo,
+                    NodeKind::CharDev => FileType::CharacterDevice,
+                    _ => FileType::BlockDevice,
+                };
+                if kind != FileType::Fifo && !opts.privileged {
+                    result.drop_privileged(&it.snap_path, "device node");
+                    continue;
+                }
+                if kind != FileType::Fifo && !root {
+                    result.skip(
+                        &it.snap_path,
+                        "device nodes are recreated only when running as root",
+                    );
+                    continue;
+                }
+                match target::make_node(parent.as_fd(), &n.name, kind, n.mode, n.rdev) {
+                    Ok(()) => {
+                        result.others += 1;
+                        specials.push(ii);
+                    }
+                    Err(e) => result.skip(
+                        &it.snap_path,
+                        format!("cannot create the special file: {e}"),
+                    ),
+                }
+            }
+            NodeKind::Socket => {}
+        }
+    }
+    for it in items
+        .iter()
+        .filter(|it| it.slot.is_none() && broken.contains_key(&it.dir))
+    {
+        result.skip(&it.snap_path, broken[&it.dir].clone());
+    }
+
+    let shared = Arc::new(Shared {
+        dirs,
+        items,
+        files,
+        root,
+        privileged: opts.privileged,
+        failed: Mutex::new(HashMap::new()),
+        meta_problems: Mutex::new(Vec::new()),
+    });
+
+    // 2. Plan reads by pack for files whose content is not already there;
+    // every other file gets its temporary file, sized.
+    let mut plan: BTreeMap<PackId, Vec<PlannedBlob>> = BTreeMap::new();
+    let mut by_blob: HashMap<BlobId, (PackId, usize)> = HashMap::new();
+    let mut complete = vec![false; shared.files.len()];
+    for (fi, done) in complete.iter_mut().enumerate() {
+        let item = &shared.items[shared.files[fi].item];
+        let node = &item.node;
+        let dir = match shared.dirs.dir(item.dir) {
+            Ok(d) => d,
+            Err(e) => {
+                shared.fail(fi, format!("its directory cannot be opened: {e}"));
+                continue;
+            }
+        };
+        if !fresh && node.size > 0 {
+            if let Some(f) = already_restored(repo, dir.as_fd(), node) {
+                let (meta, _) = meta_of(node, root, opts.privileged);
+                match target::set_meta_fd(f.as_fd(), &meta) {
+                    Ok(problems) => result.errors.extend(
+                        problems
+                            .into_iter()
+                            .map(|p| format!("{}: {p}", item.snap_path)),
+                    ),
+                    Err(e) => result
+                        .errors
+                        .push(format!("{}: cannot set metadata: {e}", item.snap_path)),
+                }
+                result.files_skipped += 1;
+                opts.progress.add_bytes(node.size);
+                *done = true;
+                continue;
+            }
+        }
+        let f = match target::create_file(dir.as_fd(), &partial_name(&node.name))
+            .and_then(|f| f.set_len(node.size).map(|()| f))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                shared.fail(fi, format!("cannot create the file: {e}"));
+                continue;
+            }
+        };
+        match rustix::fs::fstat(&f) {
+            Ok(st) => {
+                *shared.files[fi]
+                    .created
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((st.st_dev, st.st_ino))
+            }
+            Err(e) => {
+                shared.fail(fi, format!("cannot create the file: {e}"));
+                continue;
+            }
+        }
+        let mut offset = 0u64;
+        let mut targets = Vec::with_capacity(node.content.len());
+        let mut missing = None;
+        for id in &node.content {
+            match repo.locate(id) {
+                Ok(loc) => {
+                    targets.push((*id, loc, offset));
+                    offset += u64::from(loc.raw_len);
+                }
+                Err(e) => {
+                    missing = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = missing {
+            shared.fail(fi, e.to_string());
+            continue;
+        }
+        if targets.is_empty() {
+            shared.finish(fi, &f);
+            continue;
+        }
+        shared.files[fi]
+            .remaining
+            .store(targets.len() as u32, Ordering::Relaxed);
+        for (id, loc, off) in targets {
+            match by_blob.get(&id) {
+                Some(&(pack, i)) => plan.entry(pack).or_default()[i].targets.push((fi, off)),
+                None => {
+                    let v = plan.entry(loc.pack).or_default();
+                    by_blob.insert(id, (loc.pack, v.len()));
+                    v.push(PlannedBlob {
+                        id,
+                        loc,
+                        targets: vec![(fi, off)],
+                    });
+                }
+            }
+        }
+    }
+    drop(by_blob);
+
+    // 3. Fetch each pack once, a few at a time; decrypt, verify and write.
+    let written = AtomicU64::new(0);
+    let fatal = write_packs(repo, &shared, plan, opts, &written).await;
+    if let Err(e) = fatal {
+        // Nothing half-written stays behind under a real name; temporary
+        // files go too (a rerun resumes with what is complete).
+        for (fi, done) in complete.iter().enumerate() {
+            if !done {
+                shared.remove_partial(fi);
+            }
+        }
+        return Err(e);
+    }
+    result.bytes_written = written.into_inner();
+
+    // 4. Files not finished; hard links; metadata of links and special
+    // files, then of directories, deepest first.
+    let failed = shared
+        .failed
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    for (fi, slot) in shared.files.iter().enumerate() {
+        let item = &shared.items[slot.item];
+        if let Some(why) = failed.get(&fi) {
+            shared.remove_partial(fi);
+            result.skip(&item.snap_path, why.clone());
+            continue;
+        }
+        if !complete[fi] {
+            opts.progress.file_done();
+        }
+        let (_, dropped) = meta_of(&item.node, root, opts.privileged);
+        for d in dropped {
+            result.drop_privileged(&item.snap_path, d);
+        }
+        result.files += 1;
+    }
+    result.errors.extend(
+        shared
+            .meta_problems
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..),
+    );
+    for &(ii, first) in &hardlinks {
+        let it = &shared.items[ii];
+        if failed.contains_key(&first) {
+            result.skip(
+                &it.snap_path,
+                "the file it is a hard link of was not restored",
+            );
+            continue;
+        }
+        let from = &shared.items[shared.files[first].item];
+        let linked = shared.dirs.dir(from.dir).and_then(|from_dir| {
+            let dir = shared.dirs.dir(it.dir)?;
+            target::make_hardlink(
+                from_dir.as_fd(),
+                &from.node.name,
+                dir.as_fd(),
+                &it.node.name,
+            )
+        });
+        match linked {
+            Ok(()) => result.others += 1,
+            Err(e) => result.skip(&it.snap_path, format!("cannot create the hard link: {e}")),
+        }
+    }
+    for &ii in &specials {
+        let it = &shared.items[ii];
+        let (meta, dropped) = meta_of(&it.node, root, opts.privileged);
+        for d in dropped {
+            result.drop_privileged(&it.snap_path, d);
+        }
+        let set = shared.dirs.dir(it.dir).and_then(|dir| {
+            target::set_meta_at(
+                dir.as_fd(),
+                &it.node.name,
+                it.node.kind == NodeKind::Symlink,
+                &meta,
+            )
+        });
+        match set {
+            Ok(problems) => result.errors.extend(
+                problems
+                    .into_iter()
+                    .map(|p| format!("{}: {p}", it.snap_path)),
+            ),
+            Err(e) => result
+                .errors
+                .push(format!("{}: cannot set metadata: {e}", it.snap_path)),
+        }
+    }
+    for it in shared.items.iter().rev() {
+        let Some(slot) = it.slot else { continue };
+        if broken.contains_key(&slot) {
+            continue;
+        }
+        let (meta, dropped) = meta_of(&it.node, root, opts.privileged);
+        for d in dropped {
+            result.drop_privileged(&it.snap_path, d);
+        }
+        let set = shared
+            .dirs
+            .dir(slot)
+            .and_then(|fd| target::set_meta_fd(fd.as_fd(), &meta));
+        match set {
+            Ok(problems) => result.errors.extend(
+                problems
+                    .into_iter()
+                    .map(|p| format!("{}: {p}", it.snap_path)),
+            ),
+            Err(e) => result
+                .errors
+                .push(format!("{}: cannot set metadata: {e}", it.snap_path)),
+        }
+    }
+
+    // 5. Optional verification: read everything back.
+    if opts.verify {
+        for (fi, slot) in shared.files.iter().enumerate() {
+            if failed.contains_key(&fi) {
+                continue;
+            }
+            let item = &shared.items[slot.item];
+            let checked = shared
+                .dirs
+                .dir(item.dir)
+                .and_then(|dir| open_regular(dir.as_fd(), &item.node.name))
+                .map_err(|e| Error::io("cannot open for verification", e))
+                .and_then(|f| verify_fd(repo, &f, &item.node));
+            match checked {
+                Ok(()) => result.files_verified += 1,
+                Err(e) => result
+                    .errors
+                    .push(format!("{}: verification failed: {e}", item.snap_path)),
+            }
+        }
+    }
+    opts.progress.finish();
+    // A complete restore drops its marker; one with errors keeps it, so that
+    // running it again (after fixing the cause) resumes.
+    if result.errors.is_empty() {
+        target::remove_file(shared.dirs.root(), MARKER.as_bytes()).map_err(crate::error::at(
+            "cannot remove the restore marker",
+            &opts.target,
+        ))?;
+    }
+    Ok(result)
+}
+
+/// The file at `node`'s name in `dir` when it already holds exactly the
+/// node's content: a regular file with one link (a file linked from
+/// elsewhere is not trusted: its metadata would be changed there too).
+fn already_restored(
+    repo: &IndexedRepository,
+    dir: BorrowedFd<'_>,
+    node: &Node,
+) -> Option<std::fs::File> {
+    let f = open_regular(dir, &node.name).ok()?;
+    let st = rustix::fs::fstat(&f).ok()?;
+    if st.st_nlink != 1 || u64::try_from(st.st_size).ok()? != node.size {
+        return None;
+    }
+    verify_fd(repo, &f, node).ok()?;
+    Some(f)
+}
+
+/// Phase 3 of [`restore`]: every pack read once, its blobs written to their
+/// files. Returns only fatal errors (backend, full disk); a file that fails
+/// is recorded in `shared.failed`.
+async fn write_packs(
+    repo: &IndexedRepository,
+    shared: &Arc<Shared>,
+    plan: BTreeMap<PackId, Vec<PlannedBlob>>,
+    opts: &RestoreOptions,
+    written: &AtomicU64,
+) -> Result<()> {
+    let results = futures::stream::iter(plan)
+        .map(|(pack, mut blobs)| async move {
+            blobs.sort_by_key(|b| b.loc.offset);
+            for range in ranges(&blobs) {
+                let (start, end) = (
+                    blobs[range.start].loc.offset,
+                    range_end(&blobs[range.clone()]),
+                );
+                let data = repo
+                    .backend()
+                    .get_range(&pack_path(&pack), start..end)
+                    .await;
+                let data = match data {
+                    Ok(d) => d,
+                    Err(e)
+                        if matches!(e, Error::Backend { .. })
+                            && !crate::backend::is_not_found(&e) =>
+                    {
+                        return Err(e)
+                    }
+                    Err(e) => {
+                        for b in &blobs[range.clone()] {
+                            for &(fi, _) in &b.targets {
+                                shared.fail(fi, e.to_string());
+                            }
+                        }
+                        continue;
+                    }
+                };
+                let keys = repo.keys().clone();
+                let chunk: Vec<BlobWork> = blobs[range]
+                    .iter()
+                    .map(|b| (b.id, b.loc, b.targets.clone()))
+                    .collect();
+                let shared = shared.clone();
+                let progress = opts.progress.clone();
+                let n = tokio::task::spawn_blocking(move || -> Result<u64> {
+                    let mut n = 0u64;
+                    // The file written last, kept open for its next blob.
+                    let mut open: Option<(usize, std::fs::File)> = None;
+                    for (id, loc, targets) in chunk {
+                        let s = (loc.offset - start) as usize;
+                        let stored = &data[s..s + loc.length as usize];
+                        let plain = match open_blob(&keys, &pack, &loc.entry(id), stored) {
+                            Ok(p) => Some(p),
+                            Err(e) => {
+                                for &(fi, _) in &targets {
+                                    shared.fail(fi, e.to_string());
+                                }
+                                None
+                            }
+                        };
+                        for (fi, off) in targets {
+                            let Some(plain) = plain.as_ref() else { continue };
+                            if shared.has_failed(fi) {
+                                continue;
+                            }
+                            if open.as_ref().is_none_or(|(f, _)| *f != fi) {
+                                match shared.open_partial(fi) {
+                                    Ok(f) => open = Some((fi, f)),
+                                    Err(e) => {
+                                        shared.fail(fi, format!("cannot write: {e}"));
+                                        continue;
+                                    }
+                                }
+                            }
+                            let Some((_, f)) = open.as_ref() else { continue };
+                            match write_sparse(f, off, plain) {
+                                Ok(w) => n += w,
+                                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+                                    return Err(Error::io(
+                                        format!(
+                                            "the restore target is full (writing {}): free space and run the same restore again, it resumes where it stopped",
+                                            shared.items[shared.files[fi].item].snap_path
+                                        ),
+                                        e,
+                                    ));
+                                }
+                                Err(e) => {
+                                    shared.fail(fi, format!("cannot write: {e}"));
+                                    continue;
+                                }
+                            }
+                            progress.add_bytes(plain.len() as u64);
+                            // Counted after the write: whoever writes a
+                            // file's last blob finishes it, once every
+                            // other write to it is done.
+                            let left =
+                                shared.files[fi].remaining.fetch_sub(1, Ordering::AcqRel) - 1;
+                            if left == 0 && !shared.has_failed(fi) {
+                                shared.finish(fi, f);
+                                open = None;
+                            }
+                        }
+                    }
+                    Ok(n)
+                })
+                .await
+                .map_err(|e| Error::Problems(format!("restore writer failed: {e}")))??;
+                written.fetch_add(n, Ordering::Relaxed);
+            }
+            crate::util::crash_point("restore:after-pack");
+            Ok(())
+        })
+        .buffer_unordered(opts.concurrency.max(1))
+        .collect::<Vec<Result<()>>>()
+        .await;
+    results.into_iter().collect()
+}
+
+/// Checks that the target may be restored into and leaves the marker
+/// there; returns true when the target was empty (nothing can be in the
+/// way of any entry).
+///
+/// # Errors
+/// [`Error::Refused`] for a non-empty target that is not an unfinished restore
+/// of the same snapshot, without `overwrite`; I/O errors.
+fn claim_target(
+    dirs: &TargetDirs,
+    path: &std::path::Path,
+    tree: &BlobId,
+    overwrite: bool,
+) -> Result<bool> {
+    let root = dirs.root();
+    let marker = MARKER.as_bytes();
+    let resuming = open_regular(root, marker).ok().and_then(|f| {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(&f, 256), &mut s).ok()?;
+        Some(s.trim() == tree.to_hex())
+    });
+    let mut entries =
+        std::fs::read_dir(path).map_err(crate::error::at("cannot read restore target", path))?;
+    let occupied = entries.any(|e| e.is_ok_and(|e| e.file_name() != MARKER));
+    match resuming {
+        Some(true) => tracing::info!(target = %path.display(), "resuming an unfinished restore of this snapshot"),
+        _ if !occupied || overwrite => {}
+        Some(false) => {
+            return Err(Error::Refused(format!(
+                "restore target {} holds an unfinished restore of another snapshot: finish that one, or choose another target (or --overwrite)",
+                path.display()
+            )))
+        }
+        None => {
+            return Err(Error::Refused(format!(
+                "restore target {} is not empty: restore into a new or empty directory, or add --overwrite to replace the entries the snapshot has (others are left alone)",
+                path.display()
+            )))
+        }
+    }
+    let write = || -> std::io::Result<()> {
+        let f = target::create_file(root, marker)?;
+        f.write_all_at(tree.to_hex().as_bytes(), 0)?;
+        f.sync_all()
+    };
+    write().map_err(crate::error::at("cannot write the restore marker in", path))?;
+    Ok(!occupied)
+}
+
+/// Splits blobs (sorted by offset) into ranges read with one request each.
+fn ranges(blobs: &[PlannedBlob]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=blobs.len() {
+        let split = i == blobs.len() || {
+            let prev_end = blobs[i - 1].loc.offset + u64::from(blobs[i - 1].loc.length);
+            let next = &blobs[i].loc;
+            next.offset.saturating_sub(prev_end) > MERGE_GAP
+                || next.offset + u64::from(next.length) - blobs[start].loc.offset > MAX_RANGE
+        };
+        if split {
+            out.push(start..i);
+            start = i;
+        }
+    }
+    out
+}
+
+fn range_end(blobs: &[PlannedBlob]) -> u64 {
+    blobs
+        .iter()
+        .map(|b| b.loc.offset + u64::from(b.loc.length))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Finds a node by its path inside a snapshot (`/a/b/c`).
+///
+/// # Errors
+/// [`Error::NotFound`] when a component does not exist.
+pub async fn find_node(repo: &IndexedRepository, snap: &Snapshot, path: &str) -> Result<Node> {
+    let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+    let mut tree = repo.read_tree(&snap.tree).await?;
+    for (i, c) in comps.iter().enumerate() {
+        let node = tree
+            .find(c.as_bytes())
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("{path} in the snapshot")))?;
+        if i + 1 == comps.len() {
+            return Ok(node);
+        }
+        let sub = node
+            .subtree
+            .ok_or_else(|| Error::NotFound(format!("{path} in the snapshot (not a directory)")))?;
+        tree = repo.read_tree(&sub).await?;
+    }
+    Err(Error::Usage(
+        "give the path of a file inside the snapshot".into(),
+    ))
+}
