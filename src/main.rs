@@ -1348,6 +1348,9 @@ async fn run(cli: Cli) -> Result<u8> {
             let cfg = custos::config::Config::load(&config)?;
             // Token secrets must be readable too.
             cfg.setup()?;
+            for w in erased_tenant_warnings(&cfg) {
+                eprintln!("warning: {w}");
+            }
             let now = now
                 .as_deref()
                 .map(|t| parse_time(t, "--now"))
@@ -1583,6 +1586,45 @@ fn audit_cli(action: &str, details: serde_json::Value) {
     }
 }
 
+/// Tenants of `cfg` whose contract has ended: erased (a certificate exists,
+/// or the catalog says so) or being erased. Read without disturbing a
+/// running daemon: its catalog is only opened when nothing holds it.
+fn erased_tenant_warnings(cfg: &custos::config::Config) -> Vec<String> {
+    let mut out: Vec<String> = custos::erasure::erased_still_configured(cfg)
+        .into_iter()
+        .map(|(t, cert)| {
+            format!(
+                "tenant {t} was erased at the end of its contract (certificate {}) but is still in the config: its services are not run; remove it and its services",
+                cert.display()
+            )
+        })
+        .collect();
+    if cfg.state_dir.join("catalog").exists() {
+        if let Ok(catalog) = custos::daemon::catalog::Catalog::open(&cfg.state_dir) {
+            for t in &cfg.tenants {
+                let Ok(Some(r)) = catalog.erasure(&t.id) else {
+                    continue;
+                };
+                let known = out
+                    .iter()
+                    .any(|w| w.starts_with(&format!("tenant {} ", t.id)));
+                match r.state {
+                    custos::erasure::ErasureState::Erased if !known => out.push(format!(
+                        "tenant {} was erased at the end of its contract but is still in the config: its services are not run; remove it and its services",
+                        t.id
+                    )),
+                    custos::erasure::ErasureState::Erasing => out.push(format!(
+                        "tenant {} is being erased: its services run no more jobs",
+                        t.id
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
 async fn run_erase(g: &Global, action: EraseAction) -> Result<u8> {
     use custos::erasure;
     let config = match &action {
@@ -1634,16 +1676,40 @@ async fn run_erase(g: &Global, action: EraseAction) -> Result<u8> {
             Ok(0)
         }
         EraseAction::Status { .. } => {
-            let list = catalog.erasures()?;
+            let mut list = catalog.erasures()?;
+            // Erased tenants still in the config: the catalog keeps only
+            // their state; the certificate is found by name.
+            let certs = erasure::erased_still_configured(&cfg);
+            for t in &cfg.tenants {
+                if list.iter().any(|r| r.tenant == t.id) {
+                    continue;
+                }
+                if let Some(mut r) = catalog.erasure(&t.id)? {
+                    if let Some((_, path)) = certs.iter().find(|(id, _)| *id == t.id) {
+                        r.certificate = Some(path.display().to_string());
+                    }
+                    list.push(r);
+                }
+            }
             let now = jiff::Timestamp::now();
             if g.json {
                 print_json(&list)?;
             } else {
                 for r in &list {
+                    if r.state == erasure::ErasureState::Erased {
+                        println!(
+                            "{:<20} {:<12} completed {}  certificate {}",
+                            r.tenant,
+                            erasure::state_name(r.state),
+                            r.completed.as_deref().unwrap_or("-"),
+                            r.certificate.as_deref().unwrap_or("-")
+                        );
+                        continue;
+                    }
                     println!(
                         "{:<20} {:<12} notice {}  due {}  deadline {}{}",
                         r.tenant,
-                        format!("{:?}", r.state).to_lowercase(),
+                        erasure::state_name(r.state),
                         r.notice_given,
                         r.due,
                         r.deadline,
@@ -1679,10 +1745,18 @@ async fn run_erase(g: &Global, action: EraseAction) -> Result<u8> {
             } else {
                 for (name, t) in &r.targets {
                     println!(
-                        "{name}: {} objects, {} deleted; {} key slots destroyed; verified empty",
+                        "{name}: {} objects, {} deleted; {} key slots destroyed; verified empty{}",
                         t.objects,
                         human_bytes(t.bytes),
-                        t.keys_destroyed.len()
+                        t.keys_destroyed.len(),
+                        t.retention
+                            .as_ref()
+                            .filter(|r| r.keeps_versions)
+                            .map(|r| format!(
+                                " (versioning {}: every version deleted)",
+                                r.versioning
+                            ))
+                            .unwrap_or_default()
                     );
                 }
                 println!(

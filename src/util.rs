@@ -98,3 +98,54 @@ pub fn crash_point(point: &str) {
         }
     }
 }
+
+/// Overwrites a regular file with zeros over its whole length, syncs it,
+/// then removes it: what custos can do so that a removed file's bytes are
+/// not left in its blocks for the file system to hand out again. (Copies
+/// the file system or the disk keep elsewhere, journals, snapshots,
+/// remapped flash pages, are beyond it.) A file that is gone already is
+/// fine.
+///
+/// # Errors
+/// [`crate::Error::Io`] naming the file.
+pub fn overwrite_with_zeros(path: &std::path::Path) -> crate::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(crate::Error::io_path("cannot overwrite", path, e)),
+    };
+    let len = f
+        .metadata()
+        .map_err(|e| crate::Error::io_path("cannot overwrite", path, e))?
+        .len();
+    let zeros = vec![0u8; 1 << 16];
+    let mut w = std::io::BufWriter::new(&f);
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        w.write_all(&zeros[..n])
+            .map_err(|e| crate::Error::io_path("cannot overwrite", path, e))?;
+        left -= n as u64;
+    }
+    w.flush()
+        .and_then(|()| f.sync_all())
+        .map_err(|e| crate::Error::io_path("cannot overwrite", path, e))?;
+    drop(w);
+    std::fs::remove_file(path).map_err(|e| crate::Error::io_path("cannot remove", path, e))
+}
+
+/// Makes a directory custos created readable by its owner only (0700).
+///
+/// # Errors
+/// [`crate::Error::Io`] naming the directory.
+pub fn private_dir(dir: &std::path::Path) -> crate::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| crate::Error::io_path("cannot make private", dir, e))
+}

@@ -34,11 +34,14 @@ fn certificates_verify_offline_and_tampering_is_refused() {
             bytes_deleted: 10,
             merkle_root: merkle_root(&[("config".into(), 4), ("keys/a".into(), 6)]),
             remaining_after: 0,
+            store: None,
         }],
         destroyed_key_slots: vec!["a".into()],
         verification: "0 objects left".into(),
         audit_head: "00".repeat(32),
         issuer: "test".into(),
+        local_key_material: None,
+        host: None,
     };
     let signed = sign(cert, &read_signing_key(&key).unwrap()).unwrap();
     let file = dir.path().join("cert.json");

@@ -173,6 +173,14 @@ source = {{ paths = ["/tmp"] }}
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status[0]["state"], "erased", "{status}");
 
+    // The tenant's passphrase file is gone from this host; the other's stays.
+    assert!(
+        !d.join("acme.pass").exists(),
+        "acme's passphrase file is still there"
+    );
+    assert!(d.join("globex.pass").exists());
+    std::fs::write(d.join("acme.pass"), "acme secret\n").unwrap();
+
     // Nothing left under acme's prefix on either target.
     for base in [&primary, &standby] {
         let o = custos(&vars)
@@ -212,7 +220,14 @@ source = {{ paths = ["/tmp"] }}
     for t in targets {
         assert!(t["objects_deleted"].as_u64().unwrap() > 3, "{t}");
         assert_eq!(t["remaining_after"], 0);
+        // What the store keeps of deleted objects was read and recorded.
+        assert!(t["store"]["versioning"].is_string(), "{t}");
+        assert!(t["store"]["soft_delete"].is_string(), "{t}");
     }
+    assert_eq!(cert["certificate"]["version"], 2);
+    let keys = &cert["certificate"]["local_key_material"][0];
+    assert_eq!(keys["source"], "password_file", "{cert}");
+    assert_eq!(keys["erased"], true, "{cert}");
     assert_eq!(
         cert["certificate"]["destroyed_key_slots"]
             .as_array()

@@ -12,6 +12,7 @@
 //! reported as [`Error::Backend`], which maps to exit code 3 (unreachable).
 
 pub mod faults;
+pub mod versions;
 
 use std::collections::HashMap;
 use std::ops::Range;

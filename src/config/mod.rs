@@ -186,6 +186,8 @@ pub struct Config {
     pub max_jobs: usize,
     /// Catch-up window.
     pub catch_up: Duration,
+    /// Period of the snapshot list refresh.
+    pub snapshot_refresh: Duration,
     /// Restore root.
     pub restore_root: PathBuf,
     /// Restores at once.
@@ -636,6 +638,21 @@ fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
         });
     let jitter = p.duration("daemon.jitter", d.jitter.as_deref(), "5min");
     let catch_up = p.duration("daemon.catch_up", d.catch_up.as_deref(), "24h");
+    let snapshot_refresh = p.duration(
+        "daemon.snapshot_refresh",
+        d.snapshot_refresh.as_deref(),
+        "1min",
+    );
+    if snapshot_refresh.is_zero()
+        && d.snapshot_refresh
+            .as_deref()
+            .is_some_and(|v| v.parse::<HumanDuration>().is_ok())
+    {
+        p.add(
+            "daemon.snapshot_refresh",
+            "must be longer than 0s (e.g. 1min)",
+        );
+    }
     let allowed_regions = d
         .allowed_regions
         .clone()
@@ -799,6 +816,7 @@ fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
         allowed_regions,
         max_jobs: d.max_jobs.unwrap_or(2).max(1),
         catch_up,
+        snapshot_refresh,
         restore_concurrency: d.restore_concurrency.unwrap_or(1).max(1),
         tokens,
         targets,

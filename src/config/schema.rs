@@ -45,6 +45,10 @@ pub struct RawDaemon {
     pub jitter: Option<String>,
     /// Catch-up window for runs missed while down (default `24h`).
     pub catch_up: Option<String>,
+    /// How often each service's snapshot list is re-read from its
+    /// repository, to see snapshots written by the command line or another
+    /// host (default `1min`).
+    pub snapshot_refresh: Option<String>,
     /// Where service-desk restores are written (default `<state_dir>/restores`).
     pub restore_root: Option<PathBuf>,
     /// Restores at once (default 1).

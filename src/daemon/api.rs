@@ -7,10 +7,10 @@
 //! | `GET /v1/services` | all roles | status of every service the token may see |
 //! | `GET /v1/services/{tenant}/{service}` | all roles | one service's status |
 //! | `GET /v1/services/{tenant}/{service}/snapshots` | all roles | the service's snapshots |
-//! | `POST /v1/services/{tenant}/{service}/backup` | operator, partner | on-demand backup; body `{"tags": ["pre-change"]}` (optional); 202 with the job |
+//! | `POST /v1/services/{tenant}/{service}/backup` | operator, partner | on-demand backup; body `{"tags": ["pre-change"]}` (optional); 202 with the job; 409 while one is queued or running, or once the tenant's erasure has started |
 //! | `GET /v1/jobs[?tenant=&service=&limit=]` | all roles | recent jobs |
 //! | `GET /v1/jobs/{id}` | all roles | one job |
-//! | `POST /v1/services/{tenant}/{service}/restores` | operator, partner | restore request: `{"ticket": "SD-1", "snapshot": "latest" \| ID \| prefix, "at": RFC 3339, "include": [globs], "exclude": [globs], "verify": true}`; 202 with the request, 422 outside the restore window |
+//! | `POST /v1/services/{tenant}/{service}/restores` | operator, partner | restore request: `{"ticket": "SD-1", "snapshot": "latest" \| ID \| prefix, "at": RFC 3339, "include": [globs], "exclude": [globs], "verify": true}`; 202 with the request, 422 outside the restore window, 409 once the tenant's erasure has started. A snapshot the daemon has not seen yet (written by the command line or another host) is looked up in the repository before the request is refused. Privileged content (setuid bits, capabilities, device nodes) is never restored |
 //! | `GET /v1/restores[?tenant=&service=&limit=]` | all roles | recent restore requests |
 //! | `GET /v1/erasures` | operator, auditor (all); partner (its tenant) | end-of-contract erasure states and deadlines |
 //! | `GET /v1/audit[?tenant=]` | operator, auditor (all); partner (its tenant) | audit records, oldest first, with the chain's head |
@@ -18,7 +18,8 @@
 //!
 //! Authentication: `Authorization: Bearer <token>`. A partner token only ever
 //! sees its own tenant: anything of another tenant answers 404, exactly as if
-//! it did not exist. Auditors read everything and change nothing (403).
+//! it did not exist. Auditors read everything and change nothing (403). A
+//! partner token stops working (401) once its tenant's erasure has started.
 //!
 //! Identical requests (same token, method, path and body) within one second
 //! are answered once: the second gets the first's response, and nothing runs
@@ -129,9 +130,22 @@ fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Token> {
             "missing bearer token (Authorization: Bearer ...)".into(),
         )
     })?;
-    app.state
+    let token = app
+        .state
         .token(secret)
-        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown token".into()))
+        .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown token".into()))?;
+    // A partner's token ends with its contract: from `erasing` on.
+    if let super::state::Role::Partner { tenant } = &token.role {
+        if let Some(e) = app.state.catalog.erasure(tenant)? {
+            if e.state.refused() {
+                return Err(ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    format!("token {} no longer works: {}", token.name, e.refusal()),
+                ));
+            }
+        }
+    }
+    Ok(token)
 }
 
 fn not_found(tenant: &str, service: &str) -> ApiError {
@@ -335,6 +349,13 @@ fn service_for(
             format!("token {} is read-only", token.name),
         ));
     }
+    if act {
+        if let Some(e) = app.state.catalog.erasure(tenant)? {
+            if e.state.refused() {
+                return Err(ApiError(StatusCode::CONFLICT, e.refusal()));
+            }
+        }
+    }
     Ok(info)
 }
 
@@ -391,7 +412,9 @@ async fn request_restore(
     let window = info
         .restore_window
         .map(|w| crate::policy::retention::HumanDuration::from_secs(w.as_secs()));
-    let rec = desk.submit(svc, window, req, &token.name, app.state.clock.now())?;
+    let rec = desk
+        .submit(svc, window, req, &token.name, app.state.clock.now())
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(rec)).into_response())
 }
 

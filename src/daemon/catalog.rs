@@ -7,15 +7,24 @@
 //! | `snapshots` | `tenant/service/time/id` | [`SnapshotEntry`] (JSON) |
 //! | `counters` | `tenant/service/name` | u64, big-endian (monotonic, for `/metrics`) |
 //! | `restores` | request ID (8 bytes, big-endian) | `RestoreRecord` (JSON) |
-//! | `erasures` | tenant | `ErasureRecord` (JSON): the end-of-contract state machine; never purged |
+//! | `erasures` | tenant | `ErasureRecord` (JSON): the end-of-contract state machine, until the tenant is erased |
 //! | `erased` | `tenant/target/object` (and `tenant//cache/<repo id>`) | `[size, key fingerprint]`: every object an erasure deleted, for the certificate |
+//! | `erased_tenants` | BLAKE3 of the tenant ID | [`ErasedTenant`]: an erased tenant is refused everywhere, and nothing here names it |
+//! | `tenant_targets` | `tenant/target` | the target's URL: every target a tenant used, erased at the end of its contract even after a config change |
+//! | `meta` | `next_id`, `rewrite_owed` | the ID counter; set while a rewrite of the database is owed |
+//!
+//! When a tenant is erased, its records are removed and the database is
+//! rewritten into new files (sled is log-structured: removed records would
+//! otherwise stay in old log segments), the old files overwritten and
+//! removed: afterwards no file of the catalog holds the tenant's ID.
 //!
 //! Everything here can be rebuilt: job history is informational, `last_runs`
 //! only drives catch-up, and the snapshot cache is rebuilt from the
 //! repositories by `custos catalog rebuild` (or on demand). The repositories
 //! remain the truth.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -197,9 +206,18 @@ pub struct SnapshotEntry {
     pub partial: bool,
 }
 
-/// The catalog.
-#[derive(Clone)]
-pub struct Catalog {
+/// A tenant erased: what is left of it in the catalog, under a hash of its ID
+/// (so that nothing here names it), for refusing it later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasedTenant {
+    /// When the erasure completed (RFC 3339).
+    pub completed: String,
+    /// BLAKE3 of the certificate file (its name holds the tenant ID).
+    pub certificate_blake3: String,
+}
+
+/// The trees, replaced as a whole when the database is rewritten.
+struct Trees {
     db: sled::Db,
     jobs: sled::Tree,
     last_runs: sled::Tree,
@@ -208,6 +226,103 @@ pub struct Catalog {
     restores: sled::Tree,
     erasures: sled::Tree,
     erased: sled::Tree,
+    erased_tenants: sled::Tree,
+    tenant_targets: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl Trees {
+    fn from_db(db: sled::Db) -> Result<Trees> {
+        let tree = |name: &str| db.open_tree(name).map_err(|e| db_err(name, e));
+        let t = Trees {
+            jobs: tree("jobs")?,
+            last_runs: tree("last_runs")?,
+            snapshots: tree("snapshots")?,
+            counters: tree("counters")?,
+            restores: tree("restores")?,
+            erasures: tree("erasures")?,
+            erased: tree("erased")?,
+            erased_tenants: tree("erased_tenants")?,
+            tenant_targets: tree("tenant_targets")?,
+            meta: tree("meta")?,
+            db,
+        };
+        // IDs come from a counter of our own (copied with the rest when the
+        // database is rewritten); a catalog from before it starts above
+        // every ID sled handed out.
+        if t.meta
+            .get(NEXT_ID)
+            .map_err(|e| db_err("meta", e))?
+            .is_none()
+        {
+            let start = t.db.generate_id().map_err(|e| db_err("id", e))? + 1;
+            t.meta
+                .insert(NEXT_ID, &start.to_be_bytes())
+                .map_err(|e| db_err("meta", e))?;
+        }
+        Ok(t)
+    }
+
+    fn next_id(&self) -> Result<u64> {
+        let v = self
+            .meta
+            .update_and_fetch(NEXT_ID, |old| {
+                let cur = old
+                    .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                    .map_or(1, u64::from_be_bytes);
+                Some(cur.saturating_add(1).to_be_bytes().to_vec())
+            })
+            .map_err(|e| db_err("id", e))?
+            .and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok())
+            .map_or(1, u64::from_be_bytes);
+        Ok(v - 1)
+    }
+
+    fn put_job(&self, rec: &JobRecord) -> Result<()> {
+        self.jobs
+            .insert(rec.id.to_be_bytes(), encode("job", rec)?)
+            .map_err(|e| db_err("job", e))?;
+        Ok(())
+    }
+
+    fn put_restore(&self, rec: &super::restores::RestoreRecord) -> Result<()> {
+        self.restores
+            .insert(rec.id.to_be_bytes(), encode("restore", rec)?)
+            .map_err(|e| db_err("restore", e))?;
+        Ok(())
+    }
+
+    fn put_snapshot(&self, s: &SnapshotEntry) -> Result<()> {
+        let key = format!(
+            "{}{}/{}",
+            Catalog::snapshot_prefix(&s.tenant, &s.service),
+            s.time,
+            s.id
+        );
+        self.snapshots
+            .insert(key, encode("snapshot", s)?)
+            .map_err(|e| db_err("snapshot", e))?;
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.db.flush().map_err(|e| db_err("flush", e))?;
+        Ok(())
+    }
+}
+
+/// The `meta` key of the ID counter.
+const NEXT_ID: &[u8] = b"next_id";
+/// The `meta` key set while a rewrite of the database is owed (an erasure
+/// purged records whose old copies may still sit in sled's log).
+const REWRITE_OWED: &[u8] = b"rewrite_owed";
+
+/// The catalog.
+#[derive(Clone)]
+pub struct Catalog {
+    trees: Arc<RwLock<Trees>>,
+    /// The database directory (`None`: temporary).
+    dir: Option<PathBuf>,
 }
 
 fn db_err(what: &str, e: impl std::fmt::Display) -> Error {
@@ -247,36 +362,124 @@ fn encode<T: Serialize>(what: &str, v: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(v).map_err(|e| db_err(what, e))
 }
 
+/// Every (tree, key) of a record that names `tenant`.
+fn tenant_keys(t: &Trees, tenant: &str) -> Result<Vec<(sled::Tree, sled::IVec)>> {
+    let mut out = Vec::new();
+    let prefix = format!("{tenant}/");
+    for tree in [
+        &t.snapshots,
+        &t.last_runs,
+        &t.counters,
+        &t.erased,
+        &t.tenant_targets,
+    ] {
+        for item in tree.scan_prefix(&prefix) {
+            let (k, _) = item.map_err(|e| db_err("purge", e))?;
+            out.push((tree.clone(), k));
+        }
+    }
+    if t.erasures
+        .contains_key(tenant)
+        .map_err(|e| db_err("purge", e))?
+    {
+        out.push((t.erasures.clone(), sled::IVec::from(tenant.as_bytes())));
+    }
+    for item in t.jobs.iter() {
+        let (k, v) = item.map_err(|e| db_err("purge", e))?;
+        let rec: JobRecord = decode("job", &v)?;
+        if rec.tenant == tenant {
+            out.push((t.jobs.clone(), k));
+        }
+    }
+    for item in t.restores.iter() {
+        let (k, v) = item.map_err(|e| db_err("purge", e))?;
+        let rec: super::restores::RestoreRecord = decode("restore", &v)?;
+        if rec.tenant == tenant {
+            out.push((t.restores.clone(), k));
+        }
+    }
+    Ok(out)
+}
+
+/// The key an erased tenant is remembered under: a hash, not its ID.
+fn erased_key(tenant: &str) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"custos erased tenant v1\0");
+    h.update(tenant.as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
+fn open_db(dir: &Path) -> Result<sled::Db> {
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(32 << 20)
+        .open()
+        .map_err(|e| {
+            db_err(
+                &format!("cannot open {} (is another daemon running?)", dir.display()),
+                e,
+            )
+        })
+}
+
+/// Overwrites every file under `dir` with zeros, then removes the tree: the
+/// old copy of a rewritten catalog holds records an erasure purged.
+fn shred_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(crate::error::at("cannot read", &d))? {
+            let e = e.map_err(crate::error::at("cannot read", &d))?;
+            let p = e.path();
+            let ft = e.file_type().map_err(crate::error::at("cannot read", &p))?;
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file() {
+                crate::util::overwrite_with_zeros(&p)?;
+            }
+        }
+    }
+    std::fs::remove_dir_all(dir).map_err(crate::error::at("cannot remove", dir))
+}
+
 impl Catalog {
-    /// Opens (or creates) the catalog under `state_dir/catalog`.
+    /// Opens (or creates) the catalog under `state_dir/catalog`, finishing a
+    /// rewrite that a crash interrupted, or one an erasure still owes.
     ///
     /// # Errors
     /// [`Error::Io`] when the directory cannot be created or the database is
     /// locked by another daemon.
     pub fn open(state_dir: &Path) -> Result<Catalog> {
         let dir = state_dir.join("catalog");
+        let fresh = dir.with_extension("rewritten");
+        let old = dir.with_extension("old");
+        // A rewrite renames the live copy away only once the new one is
+        // complete: with no live copy, the new one is it.
+        if !dir.exists() && fresh.exists() {
+            std::fs::rename(&fresh, &dir).map_err(crate::error::at("cannot rename", &fresh))?;
+        }
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh).map_err(crate::error::at("cannot remove", &fresh))?;
+        }
+        shred_dir(&old)?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
-        let db = sled::Config::new()
-            .path(&dir)
-            .cache_capacity(32 << 20)
-            .open()
-            .map_err(|e| {
-                db_err(
-                    &format!("cannot open {} (is another daemon running?)", dir.display()),
-                    e,
-                )
-            })?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| db_err(name, e));
-        Ok(Catalog {
-            jobs: tree("jobs")?,
-            last_runs: tree("last_runs")?,
-            snapshots: tree("snapshots")?,
-            counters: tree("counters")?,
-            restores: tree("restores")?,
-            erasures: tree("erasures")?,
-            erased: tree("erased")?,
-            db,
-        })
+        crate::util::private_dir(&dir)?;
+        let trees = Trees::from_db(open_db(&dir)?)?;
+        let owed = trees
+            .meta
+            .get(REWRITE_OWED)
+            .map_err(|e| db_err("meta", e))?
+            .is_some();
+        let c = Catalog {
+            trees: Arc::new(RwLock::new(trees)),
+            dir: Some(dir),
+        };
+        if owed {
+            c.rewrite()?;
+        }
+        Ok(c)
     }
 
     /// A catalog in a temporary directory that sled removes on drop (tests).
@@ -288,17 +491,89 @@ impl Catalog {
             .temporary(true)
             .open()
             .map_err(|e| db_err("temporary", e))?;
-        let tree = |name: &str| db.open_tree(name).map_err(|e| db_err(name, e));
         Ok(Catalog {
-            jobs: tree("jobs")?,
-            last_runs: tree("last_runs")?,
-            snapshots: tree("snapshots")?,
-            counters: tree("counters")?,
-            restores: tree("restores")?,
-            erasures: tree("erasures")?,
-            erased: tree("erased")?,
-            db,
+            trees: Arc::new(RwLock::new(Trees::from_db(db)?)),
+            dir: None,
         })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Trees> {
+        self.trees
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Rewrites the database into a fresh one and shreds the old files.
+    ///
+    /// sled is log-structured: a removed record stays in the old log
+    /// segments until they are reused. After an erasure purged a tenant,
+    /// copying every live record into a new database and overwriting the
+    /// old files leaves no byte of the purged records in the catalog's
+    /// files. (What the file system or the disk keeps of overwritten blocks
+    /// is beyond what custos can verify.) Holds the catalog's write lock:
+    /// every other use waits for the few milliseconds it takes.
+    ///
+    /// # Errors
+    /// [`Error::Io`]; the old database stays in use when the copy fails.
+    pub fn rewrite(&self) -> Result<()> {
+        let mut trees = self
+            .trees
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        trees.flush()?;
+        let copy = |into: &sled::Db| -> Result<()> {
+            for name in trees.db.tree_names() {
+                let from = trees
+                    .db
+                    .open_tree(&name)
+                    .map_err(|e| db_err("rewrite", e))?;
+                let to = into.open_tree(&name).map_err(|e| db_err("rewrite", e))?;
+                for item in from.iter() {
+                    let (k, v) = item.map_err(|e| db_err("rewrite", e))?;
+                    if name.as_ref() == b"meta" && k.as_ref() == REWRITE_OWED {
+                        continue;
+                    }
+                    to.insert(k, v).map_err(|e| db_err("rewrite", e))?;
+                }
+            }
+            into.flush().map_err(|e| db_err("rewrite", e))?;
+            Ok(())
+        };
+        let Some(dir) = &self.dir else {
+            let db = sled::Config::new()
+                .temporary(true)
+                .open()
+                .map_err(|e| db_err("temporary", e))?;
+            copy(&db)?;
+            *trees = Trees::from_db(db)?;
+            return Ok(());
+        };
+        let fresh = dir.with_extension("rewritten");
+        let old = dir.with_extension("old");
+        if fresh.exists() {
+            std::fs::remove_dir_all(&fresh).map_err(crate::error::at("cannot remove", &fresh))?;
+        }
+        std::fs::create_dir_all(&fresh).map_err(crate::error::at("cannot create", &fresh))?;
+        crate::util::private_dir(&fresh)?;
+        {
+            let db = open_db(&fresh)?;
+            copy(&db)?;
+        }
+        // The new copy is complete: swap it in (`open` finishes a swap a
+        // crash interrupted), then reopen.
+        std::fs::rename(dir, &old).map_err(crate::error::at("cannot rename", dir))?;
+        std::fs::rename(&fresh, dir).map_err(crate::error::at("cannot rename", &fresh))?;
+        // sled releases the old files when the last handle goes: replace
+        // the trees first, then shred.
+        let placeholder = Trees::from_db(
+            sled::Config::new()
+                .temporary(true)
+                .open()
+                .map_err(|e| db_err("temporary", e))?,
+        )?;
+        drop(std::mem::replace(&mut *trees, placeholder));
+        *trees = Trees::from_db(open_db(dir)?)?;
+        shred_dir(&old)
     }
 
     /// Records a new queued job and returns it with its ID.
@@ -314,9 +589,9 @@ impl Catalog {
         tags: Vec<String>,
         now: Timestamp,
     ) -> Result<JobRecord> {
-        let id = self.next_id()?;
+        let t = self.read();
         let rec = JobRecord {
-            id,
+            id: t.next_id()?,
             kind,
             tenant: tenant.to_string(),
             service: service.to_string(),
@@ -336,7 +611,7 @@ impl Catalog {
             summary: None,
             rto: None,
         };
-        self.put_job(&rec)?;
+        t.put_job(&rec)?;
         Ok(rec)
     }
 
@@ -345,10 +620,7 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn put_job(&self, rec: &JobRecord) -> Result<()> {
-        self.jobs
-            .insert(rec.id.to_be_bytes(), encode("job", rec)?)
-            .map_err(|e| db_err("job", e))?;
-        Ok(())
+        self.read().put_job(rec)
     }
 
     /// One job.
@@ -356,7 +628,8 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn job(&self, id: u64) -> Result<Option<JobRecord>> {
-        self.jobs
+        self.read()
+            .jobs
             .get(id.to_be_bytes())
             .map_err(|e| db_err("job", e))?
             .map(|v| decode("job", &v))
@@ -372,7 +645,7 @@ impl Catalog {
         limit: usize,
         filter: impl Fn(&JobRecord) -> bool,
     ) -> Result<Vec<JobRecord>> {
-        newest(&self.jobs, "job", limit, filter)
+        newest(&self.read().jobs, "job", limit, filter)
     }
 
     /// Restores left queued or running by a daemon that stopped: marked
@@ -383,15 +656,16 @@ impl Catalog {
     /// [`Error::Io`].
     pub fn fail_interrupted_restores(&self, now: Timestamp) -> Result<usize> {
         use super::restores::RestoreState;
+        let t = self.read();
         let mut n = 0;
-        for item in self.restores.iter() {
+        for item in t.restores.iter() {
             let (_, v) = item.map_err(|e| db_err("restores", e))?;
             let mut rec: super::restores::RestoreRecord = decode("restore", &v)?;
             if matches!(rec.state, RestoreState::Queued | RestoreState::Running) {
                 rec.state = RestoreState::Failed;
                 rec.finished = Some(now.to_string());
                 rec.errors = vec!["interrupted: the daemon stopped during the restore".into()];
-                self.put_restore(&rec)?;
+                t.put_restore(&rec)?;
                 n += 1;
             }
         }
@@ -404,8 +678,9 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn fail_interrupted(&self, now: Timestamp) -> Result<usize> {
+        let t = self.read();
         let mut n = 0;
-        for item in self.jobs.iter() {
+        for item in t.jobs.iter() {
             let (_, v) = item.map_err(|e| db_err("jobs", e))?;
             let mut rec: JobRecord = decode("job", &v)?;
             if !rec.state.finished() {
@@ -414,7 +689,7 @@ impl Catalog {
                 rec.error = Some(
                     "interrupted: the daemon stopped while the job was queued or running".into(),
                 );
-                self.put_job(&rec)?;
+                t.put_job(&rec)?;
                 n += 1;
             }
         }
@@ -436,6 +711,7 @@ impl Catalog {
         kind: JobKind,
     ) -> Result<Option<Timestamp>> {
         Ok(self
+            .read()
             .last_runs
             .get(Self::run_key(tenant, service, kind))
             .map_err(|e| db_err("last run", e))?
@@ -453,7 +729,8 @@ impl Catalog {
         kind: JobKind,
         at: Timestamp,
     ) -> Result<()> {
-        self.last_runs
+        self.read()
+            .last_runs
             .insert(
                 Self::run_key(tenant, service, kind),
                 at.to_string().as_bytes(),
@@ -471,16 +748,7 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn put_snapshot(&self, s: &SnapshotEntry) -> Result<()> {
-        let key = format!(
-            "{}{}/{}",
-            Self::snapshot_prefix(&s.tenant, &s.service),
-            s.time,
-            s.id
-        );
-        self.snapshots
-            .insert(key, encode("snapshot", s)?)
-            .map_err(|e| db_err("snapshot", e))?;
-        Ok(())
+        self.read().put_snapshot(s)
     }
 
     /// Replaces the cached snapshots of one service with `snaps`.
@@ -493,15 +761,14 @@ impl Catalog {
         service: &str,
         snaps: &[SnapshotEntry],
     ) -> Result<()> {
+        let t = self.read();
         let prefix = Self::snapshot_prefix(tenant, service);
-        for item in self.snapshots.scan_prefix(&prefix) {
+        for item in t.snapshots.scan_prefix(&prefix) {
             let (k, _) = item.map_err(|e| db_err("snapshots", e))?;
-            self.snapshots
-                .remove(k)
-                .map_err(|e| db_err("snapshots", e))?;
+            t.snapshots.remove(k).map_err(|e| db_err("snapshots", e))?;
         }
         for s in snaps {
-            self.put_snapshot(s)?;
+            t.put_snapshot(s)?;
         }
         Ok(())
     }
@@ -511,7 +778,8 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn snapshots(&self, tenant: &str, service: &str) -> Result<Vec<SnapshotEntry>> {
-        self.snapshots
+        self.read()
+            .snapshots
             .scan_prefix(Self::snapshot_prefix(tenant, service))
             .map(|item| {
                 let (_, v) = item.map_err(|e| db_err("snapshots", e))?;
@@ -530,7 +798,8 @@ impl Catalog {
         tenant: &str,
         service: &str,
     ) -> Result<Option<SnapshotEntry>> {
-        for item in self
+        let t = self.read();
+        for item in t
             .snapshots
             .scan_prefix(Self::snapshot_prefix(tenant, service))
             .rev()
@@ -549,7 +818,7 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn next_id(&self) -> Result<u64> {
-        Ok(self.db.generate_id().map_err(|e| db_err("id", e))? + 1)
+        self.read().next_id()
     }
 
     /// Stores a restore request (insert or update).
@@ -557,10 +826,7 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn put_restore(&self, rec: &super::restores::RestoreRecord) -> Result<()> {
-        self.restores
-            .insert(rec.id.to_be_bytes(), encode("restore", rec)?)
-            .map_err(|e| db_err("restore", e))?;
-        Ok(())
+        self.read().put_restore(rec)
     }
 
     /// One restore request.
@@ -568,7 +834,8 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn restore(&self, id: u64) -> Result<Option<super::restores::RestoreRecord>> {
-        self.restores
+        self.read()
+            .restores
             .get(id.to_be_bytes())
             .map_err(|e| db_err("restore", e))?
             .map(|v| decode("restore", &v))
@@ -584,27 +851,39 @@ impl Catalog {
         limit: usize,
         filter: impl Fn(&super::restores::RestoreRecord) -> bool,
     ) -> Result<Vec<super::restores::RestoreRecord>> {
-        newest(&self.restores, "restore", limit, filter)
+        newest(&self.read().restores, "restore", limit, filter)
     }
 
-    /// A tenant's erasure record.
+    /// A tenant's erasure record: the live one while notice is given or
+    /// erasure runs, or, once it is erased, a record rebuilt from what the
+    /// catalog keeps (state, completion, certificate digest).
     ///
     /// # Errors
     /// [`Error::Io`].
     pub fn erasure(&self, tenant: &str) -> Result<Option<crate::erasure::ErasureRecord>> {
-        self.erasures
-            .get(tenant)
+        let t = self.read();
+        if let Some(v) = t.erasures.get(tenant).map_err(|e| db_err("erasure", e))? {
+            return decode("erasure", &v).map(Some);
+        }
+        let Some(v) = t
+            .erased_tenants
+            .get(erased_key(tenant))
             .map_err(|e| db_err("erasure", e))?
-            .map(|v| decode("erasure", &v))
-            .transpose()
+        else {
+            return Ok(None);
+        };
+        let e: ErasedTenant = decode("erased tenant", &v)?;
+        Ok(Some(crate::erasure::ErasureRecord::erased(tenant, &e)))
     }
 
-    /// Every erasure record.
+    /// Every live erasure record (notice given, erasing). Erased tenants are
+    /// not listed: nothing here names them; their certificates do.
     ///
     /// # Errors
     /// [`Error::Io`].
     pub fn erasures(&self) -> Result<Vec<crate::erasure::ErasureRecord>> {
-        self.erasures
+        self.read()
+            .erasures
             .iter()
             .map(|item| {
                 let (_, v) = item.map_err(|e| db_err("erasures", e))?;
@@ -618,10 +897,11 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn put_erasure(&self, rec: &crate::erasure::ErasureRecord) -> Result<()> {
-        self.erasures
+        let t = self.read();
+        t.erasures
             .insert(rec.tenant.as_bytes(), encode("erasure", rec)?)
             .map_err(|e| db_err("erasure", e))?;
-        self.flush()
+        t.flush()
     }
 
     /// Records one object an erasure deleted (synced before the next delete
@@ -637,13 +917,14 @@ impl Catalog {
         size: u64,
         fingerprint: Option<&str>,
     ) -> Result<()> {
-        self.erased
+        let t = self.read();
+        t.erased
             .insert(
                 format!("{tenant}/{target}/{name}"),
                 encode("erased", &(size, fingerprint))?,
             )
             .map_err(|e| db_err("erased", e))?;
-        self.erased.flush().map_err(|e| db_err("erased", e))?;
+        t.erased.flush().map_err(|e| db_err("erased", e))?;
         Ok(())
     }
 
@@ -658,7 +939,8 @@ impl Catalog {
         target: &str,
     ) -> Result<Vec<(String, u64, Option<String>)>> {
         let prefix = format!("{tenant}/{target}/");
-        self.erased
+        self.read()
+            .erased
             .scan_prefix(&prefix)
             .map(|item| {
                 let (k, v) = item.map_err(|e| db_err("erased", e))?;
@@ -677,7 +959,8 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn note_erasure_cache(&self, tenant: &str, repo_id: &str) -> Result<()> {
-        self.erased
+        self.read()
+            .erased
             .insert(
                 format!("{tenant}//cache/{repo_id}"),
                 encode("erased", &(0u64, None::<String>))?,
@@ -692,7 +975,8 @@ impl Catalog {
     /// [`Error::Io`].
     pub fn erasure_caches(&self, tenant: &str) -> Result<Vec<String>> {
         let prefix = format!("{tenant}//cache/");
-        self.erased
+        self.read()
+            .erased
             .scan_prefix(&prefix)
             .map(|item| {
                 let (k, _) = item.map_err(|e| db_err("erased", e))?;
@@ -701,16 +985,48 @@ impl Catalog {
             .collect()
     }
 
-    /// Forgets an erasure's object list once its certificate is written.
+    /// Remembers that `tenant` keeps data on target `name` at `url` (the
+    /// target's URL, without the tenant): an erasure erases every target the
+    /// tenant ever used, also those a later config no longer has.
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub fn drop_erased_objects(&self, tenant: &str) -> Result<()> {
-        for item in self.erased.scan_prefix(format!("{tenant}/")) {
-            let (k, _) = item.map_err(|e| db_err("erased", e))?;
-            self.erased.remove(k).map_err(|e| db_err("erased", e))?;
+    pub fn note_tenant_target(&self, tenant: &str, name: &str, url: &str) -> Result<()> {
+        let t = self.read();
+        let key = format!("{tenant}/{name}");
+        if t.tenant_targets
+            .get(&key)
+            .map_err(|e| db_err("tenant targets", e))?
+            .is_some_and(|v| v.as_ref() == url.as_bytes())
+        {
+            return Ok(());
         }
-        self.flush()
+        t.tenant_targets
+            .insert(key, url.as_bytes())
+            .map_err(|e| db_err("tenant targets", e))?;
+        t.tenant_targets
+            .flush()
+            .map_err(|e| db_err("tenant targets", e))?;
+        Ok(())
+    }
+
+    /// The targets noted for `tenant`: (name, target URL).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn tenant_targets(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+        let prefix = format!("{tenant}/");
+        self.read()
+            .tenant_targets
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (k, v) = item.map_err(|e| db_err("tenant targets", e))?;
+                Ok((
+                    String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                ))
+            })
+            .collect()
     }
 
     /// Adds `n` to a service's counter `name`.
@@ -718,7 +1034,8 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn add_counter(&self, tenant: &str, service: &str, name: &str, n: u64) -> Result<()> {
-        self.counters
+        self.read()
+            .counters
             .update_and_fetch(format!("{tenant}/{service}/{name}"), |old| {
                 let cur = old
                     .and_then(|b| <[u8; 8]>::try_from(b).ok())
@@ -735,7 +1052,8 @@ impl Catalog {
     /// [`Error::Io`].
     pub fn counters(&self, tenant: &str, service: &str) -> Result<Vec<(String, u64)>> {
         let prefix = format!("{tenant}/{service}/");
-        self.counters
+        self.read()
+            .counters
             .scan_prefix(&prefix)
             .map(|item| {
                 let (k, v) = item.map_err(|e| db_err("counters", e))?;
@@ -746,36 +1064,40 @@ impl Catalog {
             .collect()
     }
 
-    /// Removes everything about a tenant (end-of-contract erasure).
+    /// How many records name `tenant` (what [`Catalog::purge_tenant`]
+    /// removes).
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub fn purge_tenant(&self, tenant: &str) -> Result<usize> {
-        let mut n = 0;
-        let prefix = format!("{tenant}/");
-        for tree in [&self.snapshots, &self.last_runs, &self.counters] {
-            for item in tree.scan_prefix(&prefix) {
-                let (k, _) = item.map_err(|e| db_err("purge", e))?;
+    pub fn tenant_records(&self, tenant: &str) -> Result<usize> {
+        Ok(tenant_keys(&self.read(), tenant)?.len())
+    }
+
+    /// Removes every record about a tenant (end-of-contract erasure) and
+    /// remembers it as erased under a hash of its ID; then rewrites the
+    /// database so that no old copy of a purged record stays in its files
+    /// ([`Catalog::rewrite`]). Returns how many records were removed.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn purge_tenant(&self, tenant: &str, erased: &ErasedTenant) -> Result<usize> {
+        let n = {
+            let t = self.read();
+            // Owed until the rewrite is done: `open` finishes it after a crash.
+            t.meta
+                .insert(REWRITE_OWED, b"1")
+                .map_err(|e| db_err("meta", e))?;
+            t.erased_tenants
+                .insert(erased_key(tenant), encode("erased tenant", erased)?)
+                .map_err(|e| db_err("erased tenant", e))?;
+            let keys = tenant_keys(&t, tenant)?;
+            for (tree, k) in &keys {
                 tree.remove(k).map_err(|e| db_err("purge", e))?;
-                n += 1;
             }
-        }
-        for item in self.jobs.iter() {
-            let (k, v) = item.map_err(|e| db_err("purge", e))?;
-            let rec: JobRecord = decode("job", &v)?;
-            if rec.tenant == tenant {
-                self.jobs.remove(k).map_err(|e| db_err("purge", e))?;
-                n += 1;
-            }
-        }
-        for item in self.restores.iter() {
-            let (k, v) = item.map_err(|e| db_err("purge", e))?;
-            let rec: super::restores::RestoreRecord = decode("restore", &v)?;
-            if rec.tenant == tenant {
-                self.restores.remove(k).map_err(|e| db_err("purge", e))?;
-                n += 1;
-            }
-        }
+            t.flush()?;
+            keys.len()
+        };
+        self.rewrite()?;
         Ok(n)
     }
 
@@ -784,8 +1106,7 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn flush(&self) -> Result<()> {
-        self.db.flush().map_err(|e| db_err("flush", e))?;
-        Ok(())
+        self.read().flush()
     }
 }
 
@@ -884,9 +1205,88 @@ mod tests {
             [("bytes_read".to_string(), 12)]
         );
 
-        assert!(c.purge_tenant("acme").unwrap() >= 2);
+        let erased = ErasedTenant {
+            completed: "2026-11-30T00:00:00Z".into(),
+            certificate_blake3: "00".repeat(32),
+        };
+        assert!(c.purge_tenant("acme", &erased).unwrap() >= 2);
+        assert_eq!(
+            c.erasure("acme").unwrap().unwrap().state,
+            crate::erasure::ErasureState::Erased
+        );
         assert!(c.counters("acme", "db").unwrap().is_empty());
         assert!(c.snapshots("acme", "db").unwrap().is_empty());
         assert_eq!(c.last_run("acme", "db", JobKind::Backup).unwrap(), None);
+    }
+
+    #[test]
+    fn a_purged_tenant_leaves_no_byte_in_the_catalog_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Catalog::open(dir.path()).unwrap();
+        let now = t("2026-11-22T10:00:00Z");
+        for tenant in ["zyxwvut-erased", "kept-tenant"] {
+            for i in 0..200 {
+                let mut j = c
+                    .queue_job(
+                        JobKind::Backup,
+                        tenant,
+                        "web",
+                        Trigger::Schedule,
+                        vec![],
+                        now,
+                    )
+                    .unwrap();
+                j.summary = Some(format!("{tenant} job {i}"));
+                c.put_job(&j).unwrap();
+            }
+            c.note_tenant_target(tenant, "primary", "s3://b/p").unwrap();
+        }
+        c.flush().unwrap();
+        let ids_before = c.next_id().unwrap();
+        let erased = ErasedTenant {
+            completed: now.to_string(),
+            certificate_blake3: "ab".repeat(32),
+        };
+        assert!(c.purge_tenant("zyxwvut-erased", &erased).unwrap() >= 200);
+        c.flush().unwrap();
+        let grep = |needle: &[u8]| -> bool {
+            let mut stack = vec![dir.path().to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else if std::fs::read(&p)
+                        .unwrap()
+                        .windows(needle.len())
+                        .any(|w| w == needle)
+                    {
+                        return true;
+                    }
+                }
+            }
+            false
+        };
+        assert!(
+            !grep(b"zyxwvut-erased"),
+            "the erased tenant's ID is still in a file"
+        );
+        assert!(grep(b"kept-tenant"), "the other tenant's records are gone");
+        // Still refused, IDs go on, the other tenant's records are there.
+        assert_eq!(
+            c.erasure("zyxwvut-erased").unwrap().unwrap().state,
+            crate::erasure::ErasureState::Erased
+        );
+        assert!(c.next_id().unwrap() > ids_before);
+        assert_eq!(
+            c.jobs(1000, |j| j.tenant == "kept-tenant").unwrap().len(),
+            200
+        );
+        assert_eq!(c.tenant_targets("kept-tenant").unwrap().len(), 1);
+        // And after reopening.
+        drop(c);
+        let c = Catalog::open(dir.path()).unwrap();
+        assert_eq!(c.jobs(1000, |_| true).unwrap().len(), 200);
+        assert!(c.erasure("zyxwvut-erased").unwrap().is_some());
     }
 }

@@ -203,13 +203,12 @@ pub fn executor(
                         ctx.job.tenant, ctx.job.service
                     ))
                 })?;
-            // Once erasure has started, nothing more is written for the tenant.
+            // Once erasure has started, nothing more is done for the tenant
+            // (the runner refuses such jobs already; this covers one queued
+            // before erasure started).
             if let Some(e) = catalog.erasure(&svc.tenant)? {
-                if e.state != crate::erasure::ErasureState::NoticeGiven {
-                    return Err(Error::Refused(format!(
-                        "tenant {} is being erased ({:?}): no more jobs",
-                        svc.tenant, e.state
-                    )));
+                if e.state.refused() {
+                    return Err(Error::Refused(e.refusal()));
                 }
             }
             match ctx.job.kind {
@@ -415,9 +414,12 @@ async fn run_drill(svc: &ServiceJobs, ctx: &JobContext) -> Result<JobOutcome> {
             svc.tenant, svc.service
         ))
     })?;
+    // `<scratch>/<tenant>/<service>-<job>`: an erasure removes the tenant's
+    // directory, and the daemon wipes the whole scratch root at start.
     let scratch = spec
         .scratch_root
-        .join(format!("{}-{}-{}", svc.tenant, svc.service, ctx.job.id));
+        .join(&svc.tenant)
+        .join(format!("{}-{}", svc.service, ctx.job.id));
     let started = tokio::time::Instant::now();
     let result = drill_in(svc, ctx, spec, &scratch).await;
     let achieved = started.elapsed();
@@ -426,6 +428,10 @@ async fn run_drill(svc: &ServiceJobs, ctx: &JobContext) -> Result<JobOutcome> {
         if let Err(e) = std::fs::remove_dir_all(&scratch) {
             tracing::error!(dir = %scratch.display(), error = %e, "cannot wipe the drill's scratch directory");
         }
+    }
+    if let Some(tenant_dir) = scratch.parent() {
+        // Only when empty: another drill of the tenant may be running.
+        let _ = std::fs::remove_dir(tenant_dir);
     }
     let (snapshot, files, bytes) = result?;
     let rto = super::catalog::RtoMeasure {

@@ -72,32 +72,118 @@ fn key(s: &ServiceSetup) -> (String, String) {
     (s.info.tenant.clone(), s.info.name.clone())
 }
 
+/// Tenants of the setup that were erased: their services are not run (and
+/// nothing is recorded about them), with a warning to take them out of the
+/// config. The others have their targets noted, so that the end of their
+/// contract erases every target they ever used.
+fn erased_tenants(setup: &Setup, catalog: &Catalog) -> std::collections::HashSet<String> {
+    let mut erased = std::collections::HashSet::new();
+    let tenants: std::collections::BTreeSet<&str> = setup
+        .services
+        .iter()
+        .map(|s| s.info.tenant.as_str())
+        .chain(
+            setup
+                .config
+                .iter()
+                .flat_map(|c| c.tenants.iter().map(|t| t.id.as_str())),
+        )
+        .collect();
+    for tenant in tenants {
+        match catalog.erasure(tenant) {
+            Ok(Some(r)) if r.state == crate::erasure::ErasureState::Erased => {
+                tracing::warn!(
+                    %tenant,
+                    completed = r.completed.as_deref().unwrap_or("-"),
+                    "tenant was erased at the end of its contract but is still in the config: its services are not run; remove it from the config"
+                );
+                erased.insert(tenant.to_string());
+            }
+            Ok(_) => {
+                if let Some(cfg) = &setup.config {
+                    if let Err(e) = crate::erasure::note_config_targets(cfg, catalog, tenant) {
+                        tracing::warn!(%tenant, error = %e, "cannot note the tenant's targets");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(%tenant, error = %e, "cannot read the erasure state"),
+        }
+    }
+    erased
+}
+
 /// Applies a setup: services to the runner, state and executor; returns the
-/// scheduler entries to start.
-fn apply(setup: &Setup, runner: &Runner, state: &State, services: &jobs::Services) -> Vec<Entry> {
-    runner.set_services(
-        setup
-            .services
-            .iter()
-            .map(|s| (key(s), s.settings.clone()))
-            .collect(),
-    );
+/// scheduler entries to start. Services of erased tenants are left out.
+fn apply(
+    setup: &Setup,
+    catalog: &Catalog,
+    runner: &Runner,
+    state: &State,
+    services: &jobs::Services,
+) -> Vec<Entry> {
+    let erased = erased_tenants(setup, catalog);
+    let live: Vec<&ServiceSetup> = setup
+        .services
+        .iter()
+        .filter(|s| !erased.contains(&s.info.tenant))
+        .collect();
+    runner.set_services(live.iter().map(|s| (key(s), s.settings.clone())).collect());
     *services
         .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = setup
-        .services
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = live
         .iter()
         .map(|s| (key(s), Arc::new(s.jobs.clone())))
         .collect::<HashMap<_, _>>();
     state.replace(
-        setup.services.iter().map(|s| s.info.clone()).collect(),
+        live.iter().map(|s| s.info.clone()).collect(),
         setup.tokens.clone(),
     );
-    setup
-        .services
-        .iter()
-        .flat_map(|s| s.entries.clone())
-        .collect()
+    live.iter().flat_map(|s| s.entries.clone()).collect()
+}
+
+/// Wipes what drills left in the scratch directory (a drill killed with
+/// the daemon leaves its restore there): drill data must not linger.
+fn wipe_scratch(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        let r = if e.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&p)
+        } else {
+            std::fs::remove_file(&p)
+        };
+        match r {
+            Ok(()) => {
+                tracing::warn!(path = %p.display(), "wiped drill scratch left by an earlier run")
+            }
+            Err(e) => tracing::error!(path = %p.display(), error = %e, "cannot wipe drill scratch"),
+        }
+    }
+}
+
+/// Re-reads every service's snapshot list into the catalog, one service
+/// after the other (best effort: failures are logged).
+async fn refresh_all(services: &jobs::Services, catalog: &Catalog) {
+    let all: Vec<Arc<jobs::ServiceJobs>> = services
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .values()
+        .cloned()
+        .collect();
+    for svc in all {
+        // Not for a tenant being erased: its repository is going away.
+        if catalog
+            .erasure(&svc.tenant)
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.state.refused())
+        {
+            continue;
+        }
+        jobs::refresh_snapshots(&svc, catalog).await;
+    }
 }
 
 /// Tells systemd something (no-op outside systemd).
@@ -154,6 +240,9 @@ pub async fn run(loader: Loader) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let setup = loader()?;
     let catalog = Catalog::open(&setup.state_dir)?;
+    if let Some(cfg) = &setup.config {
+        wipe_scratch(&cfg.scratch_dir);
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let interrupted =
         catalog.fail_interrupted(clock.now())? + catalog.fail_interrupted_restores(clock.now())?;
@@ -190,7 +279,7 @@ pub async fn run(loader: Loader) -> Result<()> {
         services.clone(),
     )
     .with_audit(audit.clone());
-    let entries = apply(&setup, &runner, &state, &services);
+    let entries = apply(&setup, &catalog, &runner, &state, &services);
 
     let (queue_tx, queue_rx) = mpsc::channel(1024);
     let serve_runner = runner.clone();
@@ -218,11 +307,25 @@ pub async fn run(loader: Loader) -> Result<()> {
     };
     let (mut gen_stop, mut gen_tasks) = start_entries(entries);
 
-    // Fill the snapshot cache in the background.
-    for s in &setup.services {
-        let (jobs, catalog) = (s.jobs.clone(), catalog.clone());
-        tokio::spawn(async move { jobs::refresh_snapshots(&jobs, &catalog).await });
-    }
+    // The snapshot cache: filled at start, then refreshed on a period, so
+    // that snapshots written by the command line or another host are seen
+    // (a restore request that names one also refreshes its service first).
+    let refresh_every = setup
+        .config
+        .as_ref()
+        .map_or(std::time::Duration::from_secs(60), |c| c.snapshot_refresh);
+    let refreshing = {
+        let (services, catalog, mut stop) = (services.clone(), catalog.clone(), stop_rx.clone());
+        tokio::spawn(async move {
+            loop {
+                refresh_all(&services, &catalog).await;
+                tokio::select! {
+                    () = tokio::time::sleep(refresh_every) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        })
+    };
 
     // End-of-contract erasures (run on time, resumed if interrupted) and the
     // audit log's mirror: at start and every minute.
@@ -302,7 +405,7 @@ pub async fn run(loader: Loader) -> Result<()> {
                 notify(&[sd_notify::NotifyState::Reloading]);
                 match loader() {
                     Ok(new) => {
-                        let entries = apply(&new, &runner, &state, &services);
+                        let entries = apply(&new, &catalog, &runner, &state, &services);
                         *erasing.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new.config.clone();
                         let _ = gen_stop.send(true);
                         while gen_tasks.join_next().await.is_some() {}
@@ -335,6 +438,7 @@ pub async fn run(loader: Loader) -> Result<()> {
     runner.drain().await;
     serving.abort();
     erasing.1.abort();
+    refreshing.abort();
     if let Some(api) = api {
         match api.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "API server"),

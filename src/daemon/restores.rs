@@ -197,11 +197,15 @@ impl RestoreDesk {
     }
 
     /// Checks a request and queues it; the restore runs in the background.
+    /// When the catalog's snapshot cache has no snapshot that matches, the
+    /// service's snapshots are re-read from its repository first (one made
+    /// by the command line or another host is found).
     ///
     /// # Errors
     /// [`Error::Usage`] for a malformed request, [`Error::NotFound`] when no
-    /// snapshot matches, [`Error::Refused`] outside the restore window.
-    pub fn submit(
+    /// snapshot matches, [`Error::Refused`] outside the restore window or
+    /// once the tenant's erasure has started.
+    pub async fn submit(
         &self,
         svc: Arc<ServiceJobs>,
         window: Option<HumanDuration>,
@@ -236,7 +240,16 @@ impl RestoreDesk {
             .transpose()?;
         // A point in time before the window is refused before anything else.
         crate::policy::window::check(window, at, now, now).map_err(|e| refused(e.into()))?;
-        let snaps = self.catalog.snapshots(&svc.tenant, &svc.service)?;
+        if let Some(e) = self.catalog.erasure(&svc.tenant)? {
+            if e.state.refused() {
+                return Err(refused(Error::Refused(e.refusal())));
+            }
+        }
+        let mut snaps = self.catalog.snapshots(&svc.tenant, &svc.service)?;
+        if resolve(&snaps, &req, at).is_err() {
+            super::jobs::refresh_snapshots(&svc, &self.catalog).await;
+            snaps = self.catalog.snapshots(&svc.tenant, &svc.service)?;
+        }
         let snap = resolve(&snaps, &req, at).map_err(refused)?.clone();
         let snap_time = snap.time.parse::<Timestamp>().unwrap_or(Timestamp::MIN);
         crate::policy::window::check(window, at, snap_time, now).map_err(|e| refused(e.into()))?;
@@ -283,6 +296,16 @@ impl RestoreDesk {
         let Ok(_slot) = self.slots.clone().acquire_owned().await else {
             return;
         };
+        // Erasure may have started while the request waited for its turn.
+        if let Ok(Some(e)) = self.catalog.erasure(&rec.tenant) {
+            if e.state.refused() {
+                rec.state = RestoreState::Failed;
+                rec.finished = Some(Timestamp::now().to_string());
+                rec.errors = vec![e.refusal()];
+                self.save(&rec);
+                return;
+            }
+        }
         let start = tokio::time::Instant::now();
         rec.state = RestoreState::Running;
         rec.started = Some(Timestamp::now().to_string());

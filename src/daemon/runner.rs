@@ -194,6 +194,13 @@ impl Runner {
             .get(&(req.tenant.clone(), req.service.clone()))
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("service {}/{}", req.tenant, req.service)))?;
+        // A tenant being erased, or erased, gets no job (and no record that
+        // names it).
+        if let Some(e) = self.inner.catalog.erasure(&req.tenant)? {
+            if e.state.refused() {
+                return Err(Error::Refused(e.refusal()));
+            }
+        }
         let key: Key = (req.tenant.clone(), req.service.clone(), req.kind);
         if !lock(&self.inner.active).insert(key.clone()) {
             tracing::info!(tenant = %req.tenant, service = %req.service, job = req.kind.name(),

@@ -36,12 +36,65 @@ pub struct TargetReport {
     pub merkle_root: String,
     /// Objects found under the prefix by the verification listing (must be 0).
     pub remaining_after: u64,
+    /// What the store does with deleted objects, as read before anything
+    /// was deleted, and the kept versions deleted (format version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreReport>,
+}
+
+/// A target's store settings and kept versions (format version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreReport {
+    /// `s3`, `azure`, `local`, `memory`.
+    pub store: String,
+    /// Object versioning as read (`enabled`, `never enabled`, ...).
+    pub versioning: String,
+    /// Soft delete as read.
+    pub soft_delete: String,
+    /// Object lock, immutability policy or legal hold as read.
+    pub object_lock: String,
+    /// Kept versions, delete markers, snapshots and soft-deleted blobs
+    /// deleted one by one.
+    pub versions_deleted: u64,
+    /// Their bytes.
+    pub version_bytes_deleted: u64,
+    /// Versions a listing of versions found under the prefix afterwards
+    /// (must be 0), or `None` when the store keeps none to list.
+    pub versions_remaining_after: Option<u64>,
+}
+
+/// What became of the tenant's key material on the erasing host (format
+/// version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalKeyReport {
+    /// `password_file`, `key_file`, `environment`, `unknown`.
+    pub source: String,
+    /// The file or variable.
+    pub location: String,
+    /// True when custos overwrote and removed it (or found it gone).
+    pub erased: bool,
+    /// What was done, or why not.
+    pub detail: String,
+}
+
+/// The tenant's technical data on the erasing host (format version 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReport {
+    /// Catalog records removed (jobs, restores, snapshot cache, counters).
+    pub catalog_records_purged: u64,
+    /// The catalog database was rewritten and its old files overwritten
+    /// and removed.
+    pub catalog_rewritten: bool,
+    /// Index cache directories removed.
+    pub index_caches_removed: u64,
+    /// Restore outputs and drill scratch directories removed.
+    pub restore_and_drill_dirs_removed: u64,
 }
 
 /// The certificate's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Certificate {
-    /// Format version (1).
+    /// Format version: 1, or 2 with `store`, `local_key_material` and `host`.
     pub version: u32,
     /// Tenant erased.
     pub tenant: String,
@@ -63,6 +116,12 @@ pub struct Certificate {
     pub audit_head: String,
     /// Who issued it.
     pub issuer: String,
+    /// The tenant's key material on the erasing host (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_key_material: Option<Vec<LocalKeyReport>>,
+    /// The tenant's technical data on the erasing host (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostReport>,
 }
 
 /// A certificate with its signature.
@@ -285,6 +344,47 @@ pub fn render_markdown(s: &SignedCertificate) -> String {
             t.name, t.url, t.objects_deleted, t.bytes_deleted, t.merkle_root, t.remaining_after
         ));
     }
+    if c.targets.iter().any(|t| t.store.is_some()) {
+        out.push_str("\n## What each store keeps of deleted objects\n\n| target | store | versioning | soft delete | object lock | versions deleted | versions left after |\n|---|---|---|---|---|---:|---:|\n");
+        for t in &c.targets {
+            if let Some(st) = &t.store {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} ({} bytes) | {} |\n",
+                    t.name,
+                    st.store,
+                    st.versioning,
+                    st.soft_delete,
+                    st.object_lock,
+                    st.versions_deleted,
+                    st.version_bytes_deleted,
+                    st.versions_remaining_after
+                        .map_or("no versions kept by this store".to_string(), |n| n
+                            .to_string())
+                ));
+            }
+        }
+    }
+    if let Some(keys) = &c.local_key_material {
+        out.push_str("\n## Key material on the erasing host\n\n| source | location | erased | detail |\n|---|---|---|---|\n");
+        for k in keys {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} |\n",
+                k.source,
+                k.location,
+                if k.erased { "yes" } else { "**no**" },
+                k.detail
+            ));
+        }
+    }
+    if let Some(h) = &c.host {
+        out.push_str(&format!(
+            "\n## Technical data on the erasing host\n\n{} catalog records removed{}; {} index caches and {} restore or drill directories removed.\n",
+            h.catalog_records_purged,
+            if h.catalog_rewritten { ", the catalog rewritten and its old files overwritten and removed" } else { "" },
+            h.index_caches_removed,
+            h.restore_and_drill_dirs_removed
+        ));
+    }
     out.push_str(&format!(
         "\nKey slots destroyed (crypto-shredding): {}\n\nVerification: {}\n\nSigned with Ed25519 key `{}`; signature `{}`. Check it with\n`custos certificate verify <file> --public-key <key.pub>`.\n",
         if c.destroyed_key_slots.is_empty() { "none".to_string() } else { c.destroyed_key_slots.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ") },
@@ -318,11 +418,14 @@ mod tests {
                     ("keys/k1".into(), 96),
                 ]),
                 remaining_after: 0,
+                store: None,
             }],
             destroyed_key_slots: vec!["k1-fingerprint".into()],
             verification: "listing after erasure: 0 objects under every prefix".into(),
             audit_head: "ab".repeat(32),
             issuer: "operator@backup1".into(),
+            local_key_material: None,
+            host: None,
         }
     }
 

@@ -2,39 +2,72 @@
 //!
 //! State per tenant, in the catalog: `notice_given` (date, contract,
 //! operator) → `erasing` (from notice + 21 days; `--now` with a reason is
-//! audited) → `erased` (deadline: notice + 30 days). Erasure, per target:
+//! audited) → `erased` (deadline: notice + 30 days). From `erasing` on, the
+//! tenant is refused everywhere: no job, backup or restore runs for it, its
+//! tokens stop working.
 //!
-//! 1. the key slots are read (fingerprinted) and deleted first: from then on
-//!    whatever escapes deletion (object versions, replicas) is unreadable;
-//! 2. every other object under the tenant's prefix is deleted, each recorded
-//!    (name and size) in the catalog as it goes, so an interrupted erasure
-//!    resumes and the Merkle root still covers every object;
-//! 3. the prefix is listed again: it must be empty.
+//! Erasure covers every target the tenant ever used: those of today's
+//! config and those the catalog noted when the tenant first used them.
 //!
-//! A target that cannot be reached leaves the tenant in `erasing` with the
-//! reason, never `erased`. When every target is verified empty, the tenant's
-//! catalog entries, index caches and restore outputs are purged, the audit
-//! log records the completion, and a certificate signed with the operator's
-//! key is written under `<state_dir>/certificates/`.
+//! 1. **Before anything is deleted anywhere**, each target's store is asked
+//!    what it keeps of deleted objects ([`crate::backend::versions`]): S3
+//!    versioning, MFA delete and object lock; Azure soft delete, permanent
+//!    delete, immutability policies and legal holds. Where deleted data
+//!    could not be removed (object lock, a soft delete without permanent
+//!    delete, settings that cannot be read), erasure stops before deleting
+//!    anything, naming the target and the setting.
+//! 2. Per target, under the repository's **exclusive lock** (no backup,
+//!    restore or prune runs alongside): the key slots are read
+//!    (fingerprinted) and deleted first, then every other object, each
+//!    recorded (name and size) in the catalog as it goes, so an interrupted
+//!    erasure resumes and the Merkle root still covers every object.
+//! 3. Where the store keeps versions, every version, delete marker,
+//!    snapshot and soft-deleted blob under the prefix is deleted one by one
+//!    (old key slot versions fingerprinted first).
+//! 4. The prefix is listed again, and its versions where the store keeps
+//!    them: both must be empty.
+//!
+//! A target that cannot be reached or locked leaves the tenant in `erasing`
+//! with the reason, never `erased`. When every target is verified empty, the
+//! tenant's key material on this host (a passphrase or key file) is
+//! overwritten and removed, its restore outputs, drill scratch and index
+//! caches are removed, its catalog records are purged and the catalog
+//! rewritten (no file of it names the tenant afterwards), the audit log
+//! records the completion, and a certificate signed with the operator's key
+//! is written under `<state_dir>/certificates/`. The certificate states
+//! what was verified and what was not (a passphrase in an environment
+//! variable, a key file shared with another tenant).
 
 pub mod certificate;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditLog;
+use crate::backend::versions::{Retention, VersionKind, Versions};
 use crate::backend::Backend;
 use crate::config::Config;
-use crate::daemon::catalog::Catalog;
+use crate::daemon::catalog::{Catalog, ErasedTenant};
+use crate::daemon::jobs::KeySource;
+use crate::repository::lock::{Lock, LockKind};
 use crate::{Error, Result};
 
 /// Notice period before erasure (catalogue: 21 calendar days).
 pub const NOTICE_PERIOD: Duration = Duration::from_secs(21 * 86_400);
 /// Erasure deadline after notice (catalogue: at most 30 days).
 pub const DEADLINE: Duration = Duration::from_secs(30 * 86_400);
+
+/// Rounds of "list the versions, delete them" before giving up: deleting a
+/// current Azure version turns it into a previous one, listed next round.
+const VERSION_ROUNDS: usize = 4;
+
+/// The name under which an erased object version is recorded in the
+/// catalog (apart from the objects the Merkle root covers).
+const VERSION_MARK: &str = "#version/";
 
 /// Where a tenant's erasure is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +81,13 @@ pub enum ErasureState {
     Erased,
 }
 
+impl ErasureState {
+    /// True from `erasing` on: the tenant is refused everywhere.
+    pub fn refused(self) -> bool {
+        self != ErasureState::NoticeGiven
+    }
+}
+
 /// One target's progress.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetProgress {
@@ -59,7 +99,11 @@ pub struct TargetProgress {
     pub objects: u64,
     /// Bytes deleted so far.
     pub bytes: u64,
-    /// True once a listing found nothing left.
+    /// What the store keeps of deleted objects, as read before erasure.
+    #[serde(default)]
+    pub retention: Option<Retention>,
+    /// True once a listing found nothing left (and no version, where the
+    /// store keeps versions).
     pub verified_empty: bool,
     /// Why it is not done.
     pub error: Option<String>,
@@ -100,6 +144,43 @@ impl ErasureRecord {
         self.state != ErasureState::Erased
             && self.deadline.parse::<Timestamp>().is_ok_and(|d| now > d)
     }
+
+    /// What is left of an erased tenant's record: its state and completion
+    /// (the rest is in its certificate and the audit log).
+    pub fn erased(tenant: &str, e: &ErasedTenant) -> ErasureRecord {
+        ErasureRecord {
+            tenant: tenant.to_string(),
+            contract: None,
+            state: ErasureState::Erased,
+            notice_given: String::new(),
+            notice_by: String::new(),
+            due: String::new(),
+            deadline: String::new(),
+            started: None,
+            completed: Some(e.completed.clone()),
+            early_reason: None,
+            targets: BTreeMap::new(),
+            certificate: Some(format!("BLAKE3 {}", e.certificate_blake3)),
+        }
+    }
+
+    /// One sentence for a refusal: the tenant is being erased or erased.
+    pub fn refusal(&self) -> String {
+        match self.state {
+            ErasureState::Erased => format!(
+                "tenant {} was erased at the end of its contract{}: nothing more is done for it",
+                self.tenant,
+                self.completed
+                    .as_deref()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            ),
+            _ => format!(
+                "tenant {} is being erased at the end of its contract: no more backups, restores or jobs",
+                self.tenant
+            ),
+        }
+    }
 }
 
 fn add(t: Timestamp, d: Duration) -> Timestamp {
@@ -129,11 +210,16 @@ pub fn give_notice(
         .find(|t| t.id == tenant)
         .ok_or_else(|| Error::Usage(format!("unknown tenant {tenant:?}")))?;
     if let Some(r) = catalog.erasure(tenant)? {
-        return Err(Error::Refused(format!(
-            "notice was already given for {tenant} on {} ({:?})",
-            r.notice_given, r.state
-        )));
+        return Err(Error::Refused(match r.state {
+            ErasureState::Erased => r.refusal(),
+            _ => format!(
+                "notice was already given for {tenant} on {} ({})",
+                r.notice_given,
+                state_name(r.state)
+            ),
+        }));
     }
+    note_config_targets(cfg, catalog, tenant)?;
     let rec = ErasureRecord {
         tenant: tenant.to_string(),
         contract: contract.map(str::to_string).or_else(|| t.contract.clone()),
@@ -158,11 +244,87 @@ pub fn give_notice(
     Ok(rec)
 }
 
+/// The configured tenants that have a deletion certificate under
+/// `<state_dir>/certificates/` (`<tenant>-<YYYYMMDDTHHMMSSZ>.json`): erased
+/// tenants still in the config. Works while the daemon holds the catalog.
+pub fn erased_still_configured(cfg: &Config) -> Vec<(String, std::path::PathBuf)> {
+    let dir = cfg.state_dir.join("certificates");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut out = Vec::new();
+    for t in &cfg.tenants {
+        let found = names.iter().find(|n| {
+            n.strip_prefix(&format!("{}-", t.id))
+                .and_then(|rest| rest.strip_suffix(".json"))
+                .is_some_and(|stamp| {
+                    stamp.len() == 16
+                        && stamp.as_bytes()[8] == b'T'
+                        && stamp.ends_with('Z')
+                        && stamp[..8].bytes().all(|b| b.is_ascii_digit())
+                        && stamp[9..15].bytes().all(|b| b.is_ascii_digit())
+                })
+        });
+        if let Some(n) = found {
+            out.push((t.id.clone(), dir.join(n)));
+        }
+    }
+    out
+}
+
+/// A state as people read it.
+pub fn state_name(s: ErasureState) -> &'static str {
+    match s {
+        ErasureState::NoticeGiven => "notice given",
+        ErasureState::Erasing => "erasing",
+        ErasureState::Erased => "erased",
+    }
+}
+
+/// Notes, for `tenant`, every target of the config: erasure covers every
+/// target the tenant was ever configured with, also after a config change.
+///
+/// # Errors
+/// Catalog errors.
+pub fn note_config_targets(cfg: &Config, catalog: &Catalog, tenant: &str) -> Result<()> {
+    for t in &cfg.targets {
+        catalog.note_tenant_target(tenant, &t.name, &t.url)?;
+    }
+    Ok(())
+}
+
+/// Every target to erase: (name, target URL), today's config first.
+fn targets_of(cfg: &Config, catalog: &Catalog, tenant: &str) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = cfg
+        .targets
+        .iter()
+        .map(|t| (t.name.clone(), t.url.clone()))
+        .collect();
+    for (name, url) in catalog.tenant_targets(tenant)? {
+        match out.iter().position(|(n, _)| *n == name) {
+            // Same name, another URL: the target moved; both are erased.
+            Some(i) if out[i].1 != url => out.push((format!("{name} (earlier {url})"), url)),
+            Some(_) => {}
+            None => out.push((name, url)),
+        }
+    }
+    Ok(out)
+}
+
+fn repo_url(target_url: &str, tenant: &str) -> String {
+    format!("{}/{}", target_url.trim_end_matches('/'), tenant)
+}
+
 /// Runs (or resumes) the erasure of `tenant`.
 ///
 /// # Errors
 /// [`Error::Refused`] before the notice period ends without `early`
-/// (a reason), without notice, or without a certificate key;
+/// (a reason), without notice, without a certificate key, or when a
+/// target's store would keep deleted data (nothing is deleted then);
 /// [`Error::Problems`] when a target could not be erased (the record says
 /// which and why; run again to resume).
 pub async fn execute(
@@ -201,29 +363,78 @@ pub async fn execute(
             }
             (false, _) => {}
         }
+    }
+    // From here on the tenant is refused everywhere, even if a target
+    // stops the erasure before anything is deleted.
+    if rec.state == ErasureState::NoticeGiven {
         rec.state = ErasureState::Erasing;
         rec.started = Some(now.to_string());
         catalog.put_erasure(&rec)?;
         audit.append(by, "erasure.started", Some(tenant), serde_json::json!({}))?;
     }
+    if cfg.tenants.iter().any(|t| t.id == tenant) {
+        note_config_targets(cfg, catalog, tenant)?;
+    }
+    let targets = targets_of(cfg, catalog, tenant)?;
 
-    let mut failed = Vec::new();
-    for target in &cfg.targets {
-        let url = format!("{}/{}", target.url.trim_end_matches('/'), tenant);
-        let mut progress = rec.targets.get(&target.name).cloned().unwrap_or_default();
+    // 1. What each store keeps of deleted objects, before anything is
+    // deleted anywhere.
+    let mut blocked = Vec::new();
+    for (name, url) in &targets {
+        let url = repo_url(url, tenant);
+        let mut progress = rec.targets.get(name).cloned().unwrap_or_default();
         progress.url = url.clone();
         if progress.verified_empty {
             continue;
         }
-        match erase_target(catalog, tenant, &target.name, &url, &mut progress).await {
-            Ok(()) => progress.error = None,
+        let read = async { Versions::for_url(&url)?.inspect().await }.await;
+        match read {
+            Ok(r) => {
+                if let Some(why) = &r.blocks {
+                    blocked.push(format!("target {name}: {why}"));
+                }
+                progress.retention = Some(r);
+                progress.error = None;
+            }
             Err(e) => {
-                tracing::warn!(target = %target.name, error = %e, "target not erased yet");
+                blocked.push(format!(
+                    "target {name}: cannot read what the store keeps of deleted objects ({e})"
+                ));
                 progress.error = Some(e.to_string());
-                failed.push(format!("{}: {e}", target.name));
             }
         }
-        rec.targets.insert(target.name.clone(), progress);
+        rec.targets.insert(name.clone(), progress);
+    }
+    if !blocked.is_empty() {
+        catalog.put_erasure(&rec)?;
+        audit.append(
+            "daemon",
+            "erasure.refused",
+            Some(tenant),
+            serde_json::json!({"targets": blocked}),
+        )?;
+        return Err(Error::Refused(format!(
+            "erasure of {tenant} stopped before deleting anything: {}",
+            blocked.join("; ")
+        )));
+    }
+    // 2-4. Each target.
+    let mut failed = Vec::new();
+    for (name, _) in &targets {
+        let mut progress = rec.targets.get(name).cloned().unwrap_or_default();
+        if progress.verified_empty {
+            continue;
+        }
+        let url = progress.url.clone();
+        match erase_target(catalog, tenant, name, &url, &mut progress).await {
+            Ok(()) => progress.error = None,
+            Err(e) => {
+                tracing::warn!(target = %name, error = %e, "target not erased yet");
+                progress.error = Some(e.to_string());
+                failed.push(format!("{name}: {e}"));
+            }
+        }
+        rec.targets.insert(name.clone(), progress);
         catalog.put_erasure(&rec)?;
     }
     if !failed.is_empty() {
@@ -240,88 +451,237 @@ pub async fn execute(
     }
 
     // Technical data on this host.
-    let purged = catalog.purge_tenant(tenant)?;
-    let restores = cfg.restore_root.join(tenant);
-    if restores.exists() {
-        std::fs::remove_dir_all(&restores).map_err(crate::error::at("cannot remove", &restores))?;
+    let local_keys = erase_local_keys(cfg, catalog, tenant)?;
+    let mut dirs_removed = 0u64;
+    for dir in [cfg.restore_root.join(tenant), cfg.scratch_dir.join(tenant)] {
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(crate::error::at("cannot remove", &dir))?;
+            dirs_removed += 1;
+        }
     }
+    let mut caches_removed = 0u64;
     for dir in catalog.erasure_caches(tenant)? {
         let path = cfg.cache_dir.join(&dir);
         if path.exists() {
             std::fs::remove_dir_all(&path).map_err(crate::error::at("cannot remove", &path))?;
+            caches_removed += 1;
         }
     }
+
     let completed = Timestamp::now();
+    let mut reports = Vec::new();
+    let mut destroyed_keys = Vec::new();
+    for (name, p) in &rec.targets {
+        // From the catalog's record of every deletion: complete even when
+        // the erasure was interrupted and resumed.
+        let all = catalog.erased_objects(tenant, name)?;
+        let (versions, objects): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|(n, _, _)| n.starts_with(VERSION_MARK));
+        for (_, _, fp) in objects.iter().chain(&versions) {
+            if let Some(fp) = fp {
+                if !destroyed_keys.contains(fp) {
+                    destroyed_keys.push(fp.clone());
+                }
+            }
+        }
+        let objects: Vec<(String, u64)> = objects.into_iter().map(|(n, s, _)| (n, s)).collect();
+        reports.push(certificate::TargetReport {
+            name: name.clone(),
+            url: p.url.clone(),
+            objects_deleted: objects.len() as u64,
+            bytes_deleted: objects.iter().map(|(_, s)| s).sum(),
+            merkle_root: certificate::merkle_root(&objects),
+            remaining_after: 0,
+            store: p.retention.as_ref().map(|r| certificate::StoreReport {
+                store: r.store.clone(),
+                versioning: r.versioning.clone(),
+                soft_delete: r.soft_delete.clone(),
+                object_lock: r.object_lock.clone(),
+                versions_deleted: versions.len() as u64,
+                version_bytes_deleted: versions.iter().map(|(_, s, _)| s).sum(),
+                versions_remaining_after: r.keeps_versions.then_some(0),
+            }),
+        });
+    }
+    let verification = verification_text(&rec, &local_keys);
     audit.append(
         by,
         "erasure.completed",
         Some(tenant),
-        serde_json::json!({"catalog_entries_purged": purged}),
+        serde_json::json!({
+            "targets": rec.targets.keys().collect::<Vec<_>>(),
+            "local_key_material": local_keys,
+        }),
     )?;
-
     let cert = certificate::Certificate {
-        version: 1,
+        version: 2,
         tenant: tenant.to_string(),
         contract: rec.contract.clone(),
         notice_given: rec.notice_given.clone(),
         erasure_started: rec.started.clone().unwrap_or_default(),
         erasure_completed: completed.to_string(),
-        targets: rec
-            .targets
-            .iter()
-            .map(|(name, p)| -> Result<certificate::TargetReport> {
-                // From the catalog's record of every deletion: complete even
-                // when the erasure was interrupted and resumed.
-                let objects: Vec<(String, u64)> = catalog
-                    .erased_objects(tenant, name)?
-                    .into_iter()
-                    .map(|(n, s, _)| (n, s))
-                    .collect();
-                Ok(certificate::TargetReport {
-                    name: name.clone(),
-                    url: p.url.clone(),
-                    objects_deleted: objects.len() as u64,
-                    bytes_deleted: objects.iter().map(|(_, s)| s).sum(),
-                    merkle_root: certificate::merkle_root(&objects),
-                    remaining_after: 0,
-                })
-            })
-            .collect::<Result<_>>()?,
-        destroyed_key_slots: rec
-            .targets
-            .keys()
-            .map(|name| catalog.erased_objects(tenant, name))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .flatten()
-            .filter_map(|(_, _, fingerprint)| fingerprint)
-            .collect(),
-        verification:
-            "a listing of every target after erasure found no object under the tenant's prefix"
-                .into(),
+        targets: reports,
+        destroyed_key_slots: destroyed_keys,
+        verification,
         audit_head: audit.head(),
         issuer: by.to_string(),
+        local_key_material: Some(local_keys),
+        host: None,
     };
+    let mut cert = cert;
+    cert.host = Some(certificate::HostReport {
+        catalog_records_purged: catalog.tenant_records(tenant)? as u64,
+        catalog_rewritten: true,
+        index_caches_removed: caches_removed,
+        restore_and_drill_dirs_removed: dirs_removed,
+    });
     let signed = certificate::sign(cert, &signing_key)?;
+    let text = serde_json::to_string_pretty(&signed)
+        .map_err(|e| Error::Problems(format!("certificate: {e}")))?;
     let dir = cfg.state_dir.join("certificates");
     std::fs::create_dir_all(&dir).map_err(crate::error::at("cannot create", &dir))?;
     let stem = format!("{tenant}-{}", completed.strftime("%Y%m%dT%H%M%SZ"));
     let json = dir.join(format!("{stem}.json"));
-    let text = serde_json::to_string_pretty(&signed)
-        .map_err(|e| Error::Problems(format!("certificate: {e}")))?;
-    std::fs::write(&json, text).map_err(crate::error::at("cannot write", &json))?;
+    write_synced(&json, text.as_bytes())?;
     let md = dir.join(format!("{stem}.md"));
-    std::fs::write(&md, certificate::render_markdown(&signed))
-        .map_err(crate::error::at("cannot write", &md))?;
+    write_synced(&md, certificate::render_markdown(&signed).as_bytes())?;
+    // The certificate exists: the catalog may forget the tenant (a crash
+    // before this line reruns the local steps and issues a new one).
+    catalog.purge_tenant(
+        tenant,
+        &ErasedTenant {
+            completed: completed.to_string(),
+            certificate_blake3: blake3::hash(text.as_bytes()).to_hex().to_string(),
+        },
+    )?;
     rec.state = ErasureState::Erased;
     rec.completed = Some(completed.to_string());
     rec.certificate = Some(json.display().to_string());
-    catalog.put_erasure(&rec)?;
-    catalog.drop_erased_objects(tenant)?;
     Ok(rec)
 }
 
-/// Erases one target's prefix: key slots first, then the rest, then checks.
+/// Writes a file and syncs it: a certificate is a legal record.
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).map_err(crate::error::at("cannot write", path))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(crate::error::at("cannot write", path))
+}
+
+/// The certificate's verification sentence: exactly what was checked.
+fn verification_text(rec: &ErasureRecord, keys: &[certificate::LocalKeyReport]) -> String {
+    let versioned: Vec<&str> = rec
+        .targets
+        .iter()
+        .filter(|(_, p)| p.retention.as_ref().is_some_and(|r| r.keeps_versions))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let mut s = String::from(
+        "A listing of every target after erasure found no object under the tenant's prefix",
+    );
+    if versioned.is_empty() {
+        s.push_str(
+            "; no target keeps versions or soft-deleted objects (settings read before erasure)",
+        );
+    } else {
+        s.push_str(&format!(
+            "; on {} (where the store keeps versions or soft-deleted objects) a listing of versions, delete markers and deleted objects found none either",
+            versioned.join(", ")
+        ));
+    }
+    let kept: Vec<String> = keys
+        .iter()
+        .filter(|k| !k.erased)
+        .map(|k| format!("{} {} ({})", k.source, k.location, k.detail))
+        .collect();
+    if kept.is_empty() {
+        s.push_str(". The tenant's key material on the erasing host was overwritten and removed.");
+    } else {
+        s.push_str(&format!(
+            ". NOT erased by custos: {}. Every key slot in the repositories was destroyed, so that material no longer opens any copy custos made.",
+            kept.join("; ")
+        ));
+    }
+    s
+}
+
+/// Overwrites and removes the tenant's passphrase or key file, unless
+/// another tenant still uses the same file; says what was done.
+fn erase_local_keys(
+    cfg: &Config,
+    catalog: &Catalog,
+    tenant: &str,
+) -> Result<Vec<certificate::LocalKeyReport>> {
+    let Some(t) = cfg.tenants.iter().find(|t| t.id == tenant) else {
+        return Ok(vec![certificate::LocalKeyReport {
+            source: "unknown".into(),
+            location: "-".into(),
+            erased: false,
+            detail: "the tenant is no longer in the config, so custos does not know where its key material was kept".into(),
+        }]);
+    };
+    let (source, path) = match &t.key {
+        KeySource::PasswordFile(p) => ("password_file", p),
+        KeySource::KeyFile(p) => ("key_file", p),
+        KeySource::Env(v) => {
+            return Ok(vec![certificate::LocalKeyReport {
+                source: "environment".into(),
+                location: v.clone(),
+                erased: false,
+                detail: "the passphrase is in the daemon's environment: custos cannot remove it; take it out of the service's environment".into(),
+            }])
+        }
+    };
+    let same = |other: &Path| {
+        other == path.as_path()
+            || match (other.canonicalize(), path.canonicalize()) {
+                (Ok(a), Ok(b)) => a == b,
+                _ => false,
+            }
+    };
+    let mut sharers = Vec::new();
+    for o in cfg.tenants.iter().filter(|o| o.id != tenant) {
+        let uses = match &o.key {
+            KeySource::PasswordFile(p) | KeySource::KeyFile(p) => same(p),
+            KeySource::Env(_) => false,
+        };
+        let erased = catalog
+            .erasure(&o.id)?
+            .is_some_and(|r| r.state == ErasureState::Erased);
+        if uses && !erased {
+            sharers.push(o.id.clone());
+        }
+    }
+    let location = path.display().to_string();
+    if !sharers.is_empty() {
+        return Ok(vec![certificate::LocalKeyReport {
+            source: source.into(),
+            location,
+            erased: false,
+            detail: format!(
+                "the same file is the key of tenant {}: it was kept",
+                sharers.join(", ")
+            ),
+        }]);
+    }
+    let existed = path.exists();
+    crate::util::overwrite_with_zeros(path)?;
+    Ok(vec![certificate::LocalKeyReport {
+        source: source.into(),
+        location,
+        erased: true,
+        detail: if existed {
+            "overwritten with zeros and removed".into()
+        } else {
+            "already gone (an interrupted erasure removed it)".into()
+        },
+    }])
+}
+
+/// Erases one target's prefix: key slots first, then the rest, under the
+/// exclusive lock; then every kept version; then checks.
 async fn erase_target(
     catalog: &Catalog,
     tenant: &str,
@@ -329,16 +689,84 @@ async fn erase_target(
     url: &str,
     progress: &mut TargetProgress,
 ) -> Result<()> {
-    let backend = match Backend::open(url, false) {
-        Ok(b) => b,
-        // A local target where nothing was ever written for this tenant.
-        Err(Error::NoRepository(_)) => {
-            progress.verified_empty = true;
-            return Ok(());
+    let versions = Versions::for_url(url)?;
+    let keeps_versions = progress
+        .retention
+        .as_ref()
+        .is_some_and(|r| r.keeps_versions);
+    match Backend::open(url, false) {
+        Ok(backend) => {
+            let lock = Lock::acquire(&backend, LockKind::Exclusive, "erase")
+                .await
+                .map_err(|e| match e {
+                    Error::Locked(m) => Error::Locked(format!(
+                        "{m}: erasure waits until nothing else uses the repository"
+                    )),
+                    e => e,
+                })?;
+            let mine = format!("locks/{}", lock.id());
+            let deleted = delete_current(&backend, catalog, tenant, target, &mine, progress).await;
+            let released = lock.release().await;
+            deleted?;
+            released?;
+            let left = backend.list("").await?;
+            if !left.is_empty() {
+                return Err(Error::Problems(format!(
+                    "{} objects are still listed under {url} after deletion",
+                    left.len()
+                )));
+            }
+            if let Some(root) = backend.local_root() {
+                // An empty repository directory is removed too.
+                let _ = remove_empty_dirs(root);
+            }
         }
+        // A local target where nothing was ever written for this tenant.
+        Err(Error::NoRepository(_)) => {}
         Err(e) => return Err(e),
-    };
-    let listed = backend.list("").await?;
+    }
+    if keeps_versions {
+        purge_versions(&versions, catalog, tenant, target, progress).await?;
+        let left = versions.list().await?;
+        if !left.is_empty() {
+            return Err(Error::Problems(format!(
+                "{} object versions are still listed under {url} after deletion",
+                left.len()
+            )));
+        }
+    }
+    progress.verified_empty = true;
+    Ok(())
+}
+
+/// Removes `root` and every empty directory under it, deepest first (a
+/// directory with a file stays).
+fn remove_empty_dirs(root: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(root)? {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            remove_empty_dirs(&e.path())?;
+        }
+    }
+    std::fs::remove_dir(root)
+}
+
+/// Deletes every current object but the lock `mine`: key slots first, the
+/// config last.
+async fn delete_current(
+    backend: &Backend,
+    catalog: &Catalog,
+    tenant: &str,
+    target: &str,
+    mine: &str,
+    progress: &mut TargetProgress,
+) -> Result<()> {
+    let listed: Vec<_> = backend
+        .list("")
+        .await?
+        .into_iter()
+        .filter(|l| l.path != mine)
+        .collect();
     // The repository's ID names its index caches on this host.
     if listed.iter().any(|l| l.path == "config") {
         if let Ok(raw) = backend.get("config").await {
@@ -369,13 +797,50 @@ async fn erase_target(
         progress.bytes += l.size;
         crate::util::crash_point("erase:mid-delete");
     }
-    let left = backend.list("").await?;
-    if !left.is_empty() {
-        return Err(Error::Problems(format!(
-            "{} objects are still listed under {url} after deletion",
-            left.len()
-        )));
+    Ok(())
+}
+
+/// Deletes every version, delete marker, snapshot and soft-deleted blob
+/// under the prefix, old key slots first (fingerprinted).
+async fn purge_versions(
+    versions: &Versions,
+    catalog: &Catalog,
+    tenant: &str,
+    target: &str,
+    progress: &mut TargetProgress,
+) -> Result<()> {
+    for _ in 0..VERSION_ROUNDS {
+        let mut list = versions.list().await?;
+        if list.is_empty() {
+            return Ok(());
+        }
+        list.sort_by_key(|v| !v.path.starts_with("keys/"));
+        for v in list {
+            let fingerprint = if v.path.starts_with("keys/")
+                && matches!(v.kind, VersionKind::Version | VersionKind::Snapshot)
+            {
+                versions
+                    .get(&v)
+                    .await
+                    .ok()
+                    .map(|body| blake3::hash(&body).to_hex().to_string())
+            } else {
+                None
+            };
+            versions.delete(&v).await?;
+            let name = format!(
+                "{VERSION_MARK}{}@{}",
+                v.path,
+                v.version_id.as_deref().unwrap_or("-")
+            );
+            catalog.record_erased_object(tenant, target, &name, v.size, fingerprint.as_deref())?;
+            if let Some(fp) = fingerprint {
+                if !progress.keys_destroyed.contains(&fp) {
+                    progress.keys_destroyed.push(fp);
+                }
+            }
+            crate::util::crash_point("erase:version");
+        }
     }
-    progress.verified_empty = true;
     Ok(())
 }
