@@ -273,3 +273,224 @@ source = {{ paths = ["/tmp"] }}
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
 }
+
+/// A config with one target and two tenants, `zqacme` (erased) and `globex`.
+fn two_tenant_config(d: &Path, target_url: &str) -> std::path::PathBuf {
+    std::fs::write(d.join("zqacme.pass"), "zqacme secret\n").unwrap();
+    std::fs::write(d.join("globex.pass"), "globex secret\n").unwrap();
+    let cfg = d.join("custos.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+[daemon]
+state_dir = "state"
+certificate_key = "operator.key"
+
+[[target]]
+name = "primary"
+url = "{target_url}"
+region = "eu-west-par"
+zone = "par2"
+
+[[tenant]]
+id = "zqacme"
+password_file = "zqacme.pass"
+
+[[tenant]]
+id = "globex"
+password_file = "globex.pass"
+
+[[service]]
+tenant = "zqacme"
+name = "web"
+class = "vmaas-standard"
+zone = "par1"
+target = "primary"
+source = {{ paths = ["/tmp"] }}
+"#
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn erase_now(vars: &[(String, String)], cfg: &Path) -> std::process::Output {
+    ok(custos(vars)
+        .args(["erase", "notice", "--tenant", "zqacme", "--config"])
+        .arg(cfg));
+    custos(vars)
+        .args([
+            "erase", "execute", "--tenant", "zqacme", "--now", "--reason", "test", "--config",
+        ])
+        .arg(cfg)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn erasure_on_a_versioned_bucket_deletes_every_version() {
+    let Some(s3) = start_moto() else {
+        missing("moto_server");
+        return;
+    };
+    s3.enable_versioning();
+    let vars = s3_env(&s3);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(custos(&vars)
+        .args(["certificate", "keygen", "--out"])
+        .arg(d.join("operator.key")));
+    let primary = s3.repo_url("backups");
+    let cfg = two_tenant_config(d, &primary);
+    let src = d.join("src");
+    make_tree(&src);
+    let repo = |t: &str| format!("{primary}/{t}");
+    let run = |t: &str, args: &[&str]| {
+        ok(custos(&vars)
+            .args(["-r", &repo(t), "--password-file"])
+            .arg(d.join(format!("{t}.pass")))
+            .args(args))
+    };
+    for t in ["zqacme", "globex"] {
+        run(t, &["init"]);
+        run(t, &["backup", src.to_str().unwrap()]);
+    }
+    // Old versions of zqacme's data: a key slot added then removed, a
+    // second backup, the first forgotten and pruned.
+    std::fs::write(d.join("other.pass"), "another passphrase\n").unwrap();
+    let slot_ids = || -> Vec<String> {
+        let v: serde_json::Value =
+            serde_json::from_str(&run("zqacme", &["--json", "key", "list"])).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = slot_ids();
+    run(
+        "zqacme",
+        &[
+            "key",
+            "add",
+            "--new-password-file",
+            d.join("other.pass").to_str().unwrap(),
+        ],
+    );
+    let added = slot_ids()
+        .into_iter()
+        .find(|id| !first.contains(id))
+        .expect("the added slot");
+    run("zqacme", &["key", "remove", &added]);
+    let as_backed_up = d.join("as-backed-up");
+    common::cli::copy_tree(&src, &as_backed_up);
+    std::fs::write(src.join("docs/readme.txt"), b"changed").unwrap();
+    run("zqacme", &["backup", src.to_str().unwrap()]);
+    run("zqacme", &["forget", "--keep-last", "1", "--prune"]);
+    let before = s3.list_versions(&s3.bucket, "backups/zqacme/");
+    assert!(before.contains("<DeleteMarker>"), "{before}");
+
+    let o = erase_now(&vars, &cfg);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // Nothing under the prefix, not even a version or a delete marker.
+    let after = s3.list_versions(&s3.bucket, "backups/zqacme/");
+    assert!(!after.contains("<Key>backups/zqacme/"), "{after}");
+    // The other tenant is untouched and restores.
+    assert!(s3
+        .list_versions(&s3.bucket, "backups/globex/")
+        .contains("<Key>backups/globex/"));
+    let target = d.join("restore");
+    ok(custos(&vars)
+        .args(["-r", &repo("globex"), "--password-file"])
+        .arg(d.join("globex.pass"))
+        .args(["restore", "latest", "--target"])
+        .arg(&target));
+    assert_same_content(&as_backed_up, &restored(&target, &src));
+
+    let status: serde_json::Value = serde_json::from_str(&ok(custos(&vars)
+        .args(["--json", "erase", "status", "--config"])
+        .arg(&cfg)))
+    .unwrap();
+    let cert_path = status[0]["certificate"].as_str().unwrap();
+    let cert: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(cert_path).unwrap()).unwrap();
+    let c = &cert["certificate"];
+    let store = &c["targets"][0]["store"];
+    assert_eq!(store["store"], "s3", "{cert}");
+    assert_eq!(store["versioning"], "enabled", "{cert}");
+    assert_eq!(store["object_lock"], "not configured", "{cert}");
+    assert!(store["versions_deleted"].as_u64().unwrap() > 10, "{cert}");
+    assert_eq!(store["versions_remaining_after"], 0, "{cert}");
+    // Both key slots, the removed one included (found as an old version).
+    assert_eq!(
+        c["destroyed_key_slots"].as_array().unwrap().len(),
+        2,
+        "{cert}"
+    );
+    let v = c["verification"].as_str().unwrap();
+    assert!(v.contains("versions"), "{v}");
+    ok(custos(&[])
+        .args(["certificate", "verify", cert_path, "--public-key"])
+        .arg(d.join("operator.pub")));
+}
+
+#[test]
+fn erasure_deletes_nothing_where_object_lock_would_keep_the_data() {
+    let Some(s3) = start_moto() else {
+        missing("moto_server");
+        return;
+    };
+    let locked = s3.create_locked_bucket();
+    let vars = s3_env(&s3);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(custos(&vars)
+        .args(["certificate", "keygen", "--out"])
+        .arg(d.join("operator.key")));
+    let url = format!("s3://{locked}/backups");
+    let cfg = two_tenant_config(d, &url);
+    let src = d.join("src");
+    make_tree(&src);
+    let repo = format!("{url}/zqacme");
+    let pass = d.join("zqacme.pass");
+    ok(custos(&vars)
+        .args(["-r", &repo, "--password-file"])
+        .arg(&pass)
+        .arg("init"));
+    ok(custos(&vars)
+        .args(["-r", &repo, "--password-file"])
+        .arg(&pass)
+        .arg("backup")
+        .arg(&src));
+    let body = |r: String| r.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    let before = body(s3.list_versions(&locked, "backups/zqacme/"));
+
+    let o = erase_now(&vars, &cfg);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("stopped before deleting anything")
+            && e.contains("target primary")
+            && e.contains("Object Lock"),
+        "{e}"
+    );
+    // Not one object or version deleted; the key file is still there; the
+    // tenant is `erasing` (refused everywhere) until the operator acts.
+    assert_eq!(body(s3.list_versions(&locked, "backups/zqacme/")), before);
+    assert!(pass.exists());
+    ok(custos(&vars)
+        .args(["-r", &repo, "--password-file"])
+        .arg(&pass)
+        .arg("snapshots"));
+    let status: serde_json::Value = serde_json::from_str(&ok(custos(&vars)
+        .args(["--json", "erase", "status", "--config"])
+        .arg(&cfg)))
+    .unwrap();
+    assert_eq!(status[0]["state"], "erasing", "{status}");
+    assert!(
+        status[0]["targets"]["primary"]["retention"]["object_lock"] == "enabled",
+        "{status}"
+    );
+}

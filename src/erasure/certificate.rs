@@ -329,7 +329,7 @@ pub fn read_public_key(path: &Path) -> Result<VerifyingKey> {
 pub fn render_markdown(s: &SignedCertificate) -> String {
     let c = &s.certificate;
     let mut out = format!(
-        "# Certificate of erasure\n\nAll data of tenant **{}**{} was erased.\n\n| | |\n|---|---|\n| notice given | {} |\n| erasure started | {} |\n| erasure completed | {} |\n| issuer | {} |\n| audit log head | `{}` |\n\n## Targets\n\n| target | repository | objects deleted | bytes deleted | Merkle root | left after |\n|---|---|---:|---:|---|---:|\n",
+        "# Certificate of erasure\n\nThe data custos held for tenant **{}**{} was erased as stated below.\n\n| | |\n|---|---|\n| notice given | {} |\n| erasure started | {} |\n| erasure completed | {} |\n| issuer | {} |\n| audit log head | `{}` |\n\n## Targets\n\n| target | repository | objects deleted | bytes deleted | Merkle root | left after |\n|---|---|---:|---:|---|---:|\n",
         c.tenant,
         c.contract.as_deref().map(|r| format!(" (contract {r})")).unwrap_or_default(),
         c.notice_given,

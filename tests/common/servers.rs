@@ -104,6 +104,47 @@ impl S3Server {
     pub fn repo_url(&self, prefix: &str) -> String {
         join_url("s3", &self.bucket, prefix)
     }
+
+    /// Turns object versioning on for the bucket.
+    pub fn enable_versioning(&self) {
+        let body = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>";
+        let r = http_request_body(
+            self.port,
+            "PUT",
+            &format!("/{}?versioning", self.bucket),
+            &[],
+            body,
+        )
+        .expect("PUT ?versioning");
+        assert_eq!(r.status, 200, "enable versioning: {}", r.text);
+    }
+
+    /// Creates another bucket, with S3 Object Lock enabled; returns its name.
+    pub fn create_locked_bucket(&self) -> String {
+        let name = unique_name("custos-locked");
+        let r = http_request(
+            self.port,
+            "PUT",
+            &format!("/{name}"),
+            &[("x-amz-bucket-object-lock-enabled", "true".to_string())],
+        )
+        .expect("PUT bucket");
+        assert_eq!(r.status, 200, "create locked bucket: {}", r.text);
+        name
+    }
+
+    /// The raw `ListObjectVersions` answer for keys under `prefix`.
+    pub fn list_versions(&self, bucket: &str, prefix: &str) -> String {
+        let r = http_request(
+            self.port,
+            "GET",
+            &format!("/{bucket}?versions&prefix={prefix}"),
+            &[],
+        )
+        .expect("GET ?versions");
+        assert_eq!(r.status, 200, "list versions: {}", r.text);
+        r.text
+    }
 }
 
 impl Drop for S3Server {
@@ -536,17 +577,30 @@ fn http_request(
     path: &str,
     headers: &[(&str, String)],
 ) -> std::io::Result<Response> {
+    http_request_body(port, method, path, headers, "")
+}
+
+/// [`http_request`] with a body.
+fn http_request_body(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> std::io::Result<Response> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
     );
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
+    request.push_str(body);
     stream.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
