@@ -17,6 +17,7 @@ use custos::source::command::CommandSpec;
 
 struct Daemon {
     runner: Runner,
+    catalog: Catalog,
     base: String,
     client: reqwest::Client,
     dir: tempfile::TempDir,
@@ -134,7 +135,16 @@ async fn start() -> Daemon {
             excludes: vec![],
         },
     );
-    let all = [web, db, broken, other];
+    let archive = service(
+        d,
+        "acme",
+        "archive",
+        SourceSpec::Paths {
+            paths: vec![src.clone()],
+            excludes: vec![],
+        },
+    );
+    let all = [web, db, broken, other, archive];
 
     let catalog = Catalog::open(&d.join("state")).unwrap();
     let audit = custos::audit::AuditLog::open(&d.join("state/audit.log")).unwrap();
@@ -203,17 +213,20 @@ async fn start() -> Daemon {
                 "globex",
             ),
         ],
-    )
-    .with_restores(
-        RestoreDesk::new(catalog, d.join("restores"), 1).with_audit(audit.clone()),
-        services,
-    )
-    .with_audit(audit);
+    );
+    let state_catalog = catalog.clone();
+    let state = state
+        .with_restores(
+            RestoreDesk::new(catalog, d.join("restores"), 1).with_audit(audit.clone()),
+            services,
+        )
+        .with_audit(audit);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(custos::daemon::api::serve(listener, state, rx));
     Daemon {
         runner,
+        catalog: state_catalog,
         base,
         client: reqwest::Client::new(),
         dir,
@@ -484,4 +497,158 @@ async fn backups_restores_and_isolation_through_the_api() {
     assert!(list.as_array().unwrap().is_empty());
     let (_, list) = d.call("GET", "/v1/jobs", "globex", "").await;
     assert!(list.as_array().unwrap().is_empty());
+}
+
+/// Runs the custos binary against `svc`'s repository.
+fn cli(d: &Daemon, tenant: &str, args: &[&str]) -> String {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_custos"))
+        .env("CUSTOS_TEST_FAST_KDF", "1")
+        .env_remove("CUSTOS_PASSWORD")
+        .env_remove("CUSTOS_REPOSITORY")
+        .arg("-r")
+        .arg(d.path(&format!("target/{tenant}")))
+        .arg("--password-file")
+        .arg(d.path(&format!("{tenant}.pass")))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "custos {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_forgets_nothing_while_a_service_misses_its_rpo() {
+    let d = start().await;
+    let src = d.path("www");
+    let src = src.to_str().unwrap();
+    // Backups stopped 100 and 101 days ago: every snapshot is older than
+    // the 7-day policy and the RPO.
+    let old = |days: i64| {
+        jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_hours(24 * days))
+            .unwrap()
+            .to_string()
+    };
+    cli(&d, "acme", &["init"]);
+    for days in [101, 100] {
+        cli(
+            &d,
+            "acme",
+            &[
+                "backup",
+                src,
+                "--service",
+                "archive",
+                "--tenant",
+                "acme",
+                "--time",
+                &old(days),
+            ],
+        );
+    }
+    let job = d
+        .runner
+        .submit(custos::daemon::scheduler::Request {
+            tenant: "acme".into(),
+            service: "archive".into(),
+            kind: custos::daemon::catalog::JobKind::Retention,
+            trigger: custos::daemon::catalog::Trigger::Schedule,
+            tags: vec![],
+            due: None,
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let job = d.wait(&format!("/v1/jobs/{}", job.id), finished).await;
+    assert_eq!(job["state"], "warning", "{job}");
+    let summary = job["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("forgot nothing") && summary.contains("RPO"),
+        "{summary}"
+    );
+    let snaps: serde_json::Value = serde_json::from_str(&cli(
+        &d,
+        "acme",
+        &["--json", "snapshots", "--service", "archive"],
+    ))
+    .unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 2, "{snaps}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_being_erased_is_refused_everywhere() {
+    let d = start().await;
+    let (s, job) = d
+        .call("POST", "/v1/services/acme/web/backup", "op", "")
+        .await;
+    assert_eq!(s, 202, "{job}");
+    d.wait(&format!("/v1/jobs/{}", job["id"]), finished).await;
+    // Erasure starts (as `custos erase execute` or the daemon records it).
+    let now = jiff::Timestamp::now().to_string();
+    d.catalog
+        .put_erasure(&custos::erasure::ErasureRecord {
+            tenant: "acme".into(),
+            contract: None,
+            state: custos::erasure::ErasureState::Erasing,
+            notice_given: now.clone(),
+            notice_by: "test".into(),
+            due: now.clone(),
+            deadline: now.clone(),
+            started: Some(now),
+            completed: None,
+            early_reason: None,
+            targets: Default::default(),
+            certificate: None,
+        })
+        .unwrap();
+    // On-demand backups and restores: 409 with one sentence.
+    let (s, v) = d
+        .call("POST", "/v1/services/acme/web/backup", "op", "")
+        .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("being erased"), "{v}");
+    let (s, v) = d
+        .call(
+            "POST",
+            "/v1/services/acme/web/restores",
+            "op",
+            r#"{"ticket": "SD-1"}"#,
+        )
+        .await;
+    assert_eq!(s, 409, "{v}");
+    // Its partner token stops working; the other tenant's goes on.
+    let (s, v) = d.call("GET", "/v1/services", "acme", "").await;
+    assert_eq!(s, 401, "{v}");
+    let (s, _) = d.call("GET", "/v1/services", "globex", "").await;
+    assert_eq!(s, 200);
+    // Scheduled jobs are not even queued (nothing is recorded for it).
+    let before = d.catalog.jobs(1000, |j| j.tenant == "acme").unwrap().len();
+    for kind in [
+        custos::daemon::catalog::JobKind::Backup,
+        custos::daemon::catalog::JobKind::Retention,
+    ] {
+        let r = d
+            .runner
+            .submit(custos::daemon::scheduler::Request {
+                tenant: "acme".into(),
+                service: "web".into(),
+                kind,
+                trigger: custos::daemon::catalog::Trigger::Schedule,
+                tags: vec![],
+                due: None,
+            })
+            .await;
+        assert!(
+            matches!(&r, Err(custos::Error::Refused(m)) if m.contains("being erased")),
+            "{r:?}"
+        );
+    }
+    assert_eq!(
+        d.catalog.jobs(1000, |j| j.tenant == "acme").unwrap().len(),
+        before
+    );
 }

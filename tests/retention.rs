@@ -269,6 +269,44 @@ fn pinned_and_legal_hold_snapshots_are_never_forgotten() {
 }
 
 #[test]
+fn keep_within_counts_from_the_newest_snapshot_of_a_failing_service() {
+    // A caas-like service (keep within 90d) whose backups stopped: its
+    // newest snapshot is 100 days old. Counting from now would forget
+    // everything; counting from the newest keeps the last 90 days of it.
+    let env = Env::local();
+    env.ok(&["init"]);
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let now = jiff::Timestamp::now();
+    let mut ids = Vec::new();
+    for days_ago in [300i64, 195, 150, 100] {
+        std::fs::write(src.join("f"), format!("{days_ago}")).unwrap();
+        let t = now
+            .checked_sub(jiff::SignedDuration::from_hours(24 * days_ago))
+            .unwrap()
+            .to_string();
+        let r = env.json(&[
+            "backup",
+            src.to_str().unwrap(),
+            "--service",
+            "apps",
+            "--time",
+            &t,
+        ]);
+        ids.push(r["id"].as_str().unwrap().to_string());
+    }
+    let v = env.json(&["forget", "--keep-within", "90d", "--service", "apps"]);
+    assert_eq!(v["removed"], 2, "{v}");
+    let left = snapshot_ids(&env);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.contains(&ids[2]) && left.contains(&ids[3]), "{left:?}");
+    // Whatever the rules, the newest snapshot stays.
+    let v = env.json(&["forget", "--keep-tag", "never-used", "--service", "apps"]);
+    assert_eq!(v["removed"], 1, "{v}");
+    assert_eq!(snapshot_ids(&env), vec![ids[3].clone()]);
+}
+
+#[test]
 fn forget_refuses_bad_policies() {
     let env = Env::local();
     history(&env, 2);

@@ -338,17 +338,17 @@ fn service_for(
     service: &str,
     act: bool,
 ) -> ApiResult<super::state::ServiceInfo> {
-    let info = app
-        .state
-        .service(tenant, service)
-        .filter(|_| token.role.sees(tenant))
-        .ok_or_else(|| not_found(tenant, service))?;
+    if !token.role.sees(tenant) {
+        return Err(not_found(tenant, service));
+    }
     if act && !token.role.acts_on(tenant) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             format!("token {} is read-only", token.name),
         ));
     }
+    // Nothing is started for a tenant being erased or erased (whose
+    // services the daemon no longer runs, even while still configured).
     if act {
         if let Some(e) = app.state.catalog.erasure(tenant)? {
             if e.state.refused() {
@@ -356,7 +356,9 @@ fn service_for(
             }
         }
     }
-    Ok(info)
+    app.state
+        .service(tenant, service)
+        .ok_or_else(|| not_found(tenant, service))
 }
 
 async fn list_jobs(

@@ -380,6 +380,7 @@ pub async fn execute(
     // 1. What each store keeps of deleted objects, before anything is
     // deleted anywhere.
     let mut blocked = Vec::new();
+    let mut news = false;
     for (name, url) in &targets {
         let url = repo_url(url, tenant);
         let mut progress = rec.targets.get(name).cloned().unwrap_or_default();
@@ -388,31 +389,38 @@ pub async fn execute(
             continue;
         }
         let read = async { Versions::for_url(&url)?.inspect().await }.await;
-        match read {
+        let why = match read {
             Ok(r) => {
-                if let Some(why) = &r.blocks {
-                    blocked.push(format!("target {name}: {why}"));
-                }
+                let why = r.blocks.clone();
                 progress.retention = Some(r);
-                progress.error = None;
+                why
             }
-            Err(e) => {
-                blocked.push(format!(
-                    "target {name}: cannot read what the store keeps of deleted objects ({e})"
-                ));
-                progress.error = Some(e.to_string());
-            }
+            Err(e) => Some(format!(
+                "cannot read what the store keeps of deleted objects ({e})"
+            )),
+        };
+        if let Some(why) = why {
+            let line = format!("target {name}: {why}");
+            // The daemon retries every minute: the audit log hears of a
+            // refusal once, not once a minute.
+            news |= progress.error.as_deref() != Some(line.as_str());
+            progress.error = Some(line.clone());
+            blocked.push(line);
+        } else {
+            progress.error = None;
         }
         rec.targets.insert(name.clone(), progress);
     }
     if !blocked.is_empty() {
         catalog.put_erasure(&rec)?;
-        audit.append(
-            "daemon",
-            "erasure.refused",
-            Some(tenant),
-            serde_json::json!({"targets": blocked}),
-        )?;
+        if news {
+            audit.append(
+                "daemon",
+                "erasure.refused",
+                Some(tenant),
+                serde_json::json!({"targets": blocked}),
+            )?;
+        }
         return Err(Error::Refused(format!(
             "erasure of {tenant} stopped before deleting anything: {}",
             blocked.join("; ")

@@ -1,0 +1,419 @@
+//! The end of a contract seen from the daemon: every target the tenant ever
+//! used is erased (also one a config change removed), the erased tenant is
+//! refused everywhere (backups and restores 409, its partner token 401, no
+//! job run, warnings at start and in `config check`), no file of the
+//! catalog or the caches names it afterwards, leftover drill scratch is
+//! wiped at start; and a snapshot made by the command line is restorable
+//! through the API without any daemon job.
+
+#[allow(dead_code)]
+mod common;
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::cli::{bin, make_tree};
+
+const TENANT: &str = "zqacme";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn custos() -> Command {
+    let mut c = Command::new(bin());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("CUSTOS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("CUSTOS_TEST_FAST_KDF", "1").env_remove("RUST_LOG");
+    c.stdin(Stdio::null());
+    c
+}
+
+fn ok(c: &mut Command) -> String {
+    let o = c.output().unwrap();
+    assert!(
+        o.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+struct Daemon {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(cfg: &Path, port: u16, log: PathBuf) -> Daemon {
+        let child = custos()
+            .args(["daemon", "--config"])
+            .arg(cfg)
+            .env("RUST_LOG", "custos=info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let d = Daemon { child, port, log };
+        d.wait_until(|| d.request("GET", "/health", "", "").0 == 200);
+        d
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        use std::io::Write;
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return (0, serde_json::Value::Null);
+        };
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        if s.write_all(req.as_bytes()).is_err() {
+            return (0, serde_json::Value::Null);
+        }
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        let status = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+        let json = body
+            .find(['{', '['])
+            .and_then(|a| body.rfind(['}', ']']).map(|b| &body[a..=b]))
+            .unwrap_or(body);
+        (
+            status,
+            serde_json::from_str(json).unwrap_or(serde_json::Value::String(body.to_string())),
+        )
+    }
+
+    fn wait_until(&self, mut f: impl FnMut() -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) {
+            if f() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "timed out; daemon log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+
+    /// Waits for a job or restore to end; returns it.
+    fn finished(&self, path: &str) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        self.wait_until(|| {
+            last = self.request("GET", path, DESK, "").1;
+            matches!(
+                last["state"].as_str(),
+                Some("succeeded" | "warning" | "failed" | "done")
+            )
+        });
+        last
+    }
+
+    fn stop(mut self) -> String {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const DESK: &str = "desk-secret-0123456789";
+const ZQ: &str = "zqacme-portal-secret-0123";
+const GX: &str = "globex-portal-secret-0123";
+
+fn config(d: &Path, port: u16, with_old_target: bool) -> PathBuf {
+    let old = if with_old_target {
+        format!(
+            "[[target]]\nname = \"old\"\nurl = \"{}\"\nregion = \"eu-west-par\"\nzone = \"par4\"\n",
+            d.join("old").display()
+        )
+    } else {
+        String::new()
+    };
+    let zq_target = if with_old_target { "old" } else { "primary" };
+    let text = format!(
+        r#"
+[daemon]
+state_dir = "state"
+certificate_key = "operator.key"
+listen = "127.0.0.1:{port}"
+snapshot_refresh = "1h"
+
+[[daemon.token]]
+name = "desk"
+role = "operator"
+secret_file = "desk.token"
+
+[[daemon.token]]
+name = "zq-portal"
+role = "partner"
+tenant = "{TENANT}"
+secret_file = "zq.token"
+
+[[daemon.token]]
+name = "gx-portal"
+role = "partner"
+tenant = "globex"
+secret_file = "gx.token"
+
+{old}
+[[target]]
+name = "primary"
+url = "{primary}"
+region = "eu-west-par"
+zone = "par3"
+
+[[tenant]]
+id = "{TENANT}"
+password_file = "{TENANT}.pass"
+
+[[tenant]]
+id = "globex"
+password_file = "globex.pass"
+
+[[service]]
+tenant = "{TENANT}"
+name = "web"
+class = "vmaas-standard"
+zone = "par1"
+target = "{zq_target}"
+source = {{ paths = ["{src}"] }}
+
+[[service]]
+tenant = "globex"
+name = "web"
+class = "vmaas-standard"
+zone = "par1"
+target = "primary"
+source = {{ paths = ["{src}"] }}
+"#,
+        primary = d.join("primary").display(),
+        src = d.join("src").display(),
+    );
+    let cfg = d.join("custos.toml");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+/// True when some file under `dir` contains `needle`.
+fn any_file_contains(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if std::fs::read(&p)
+                .map(|b| b.windows(needle.len()).any(|w| w == needle))
+                .unwrap_or(false)
+            {
+                hits.push(p);
+            }
+        }
+    }
+    hits
+}
+
+#[test]
+fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (f, s) in [("desk.token", DESK), ("zq.token", ZQ), ("gx.token", GX)] {
+        std::fs::write(d.join(f), s).unwrap();
+    }
+    std::fs::write(d.join(format!("{TENANT}.pass")), "zq passphrase\n").unwrap();
+    std::fs::write(d.join("globex.pass"), "globex passphrase\n").unwrap();
+    ok(custos()
+        .args(["certificate", "keygen", "--out"])
+        .arg(d.join("operator.key")));
+    make_tree(&d.join("src"));
+    let port = free_port();
+    let cfg = config(d, port, true);
+
+    // 1. Both tenants back up through the daemon; the tenant being erased
+    // uses a target that a later config no longer has.
+    let daemon = Daemon::start(&cfg, port, d.join("daemon-1.log"));
+    for tenant in [TENANT, "globex"] {
+        let (s, job) = daemon.request(
+            "POST",
+            &format!("/v1/services/{tenant}/web/backup"),
+            DESK,
+            "",
+        );
+        assert_eq!(s, 202, "{job}");
+        let job = daemon.finished(&format!("/v1/jobs/{}", job["id"]));
+        assert_eq!(job["state"], "succeeded", "{job}");
+    }
+    // A ticketed restore of the tenant: its output is erased later.
+    let (s, r) = daemon.request(
+        "POST",
+        &format!("/v1/services/{TENANT}/web/restores"),
+        ZQ,
+        r#"{"ticket": "SD-1"}"#,
+    );
+    assert_eq!(s, 202, "{r}");
+    assert_eq!(
+        daemon.finished(&format!("/v1/restores/{}", r["id"]))["state"],
+        "done"
+    );
+
+    // 2. A snapshot made by the command line is restorable through the
+    // API at once (the refresh period is an hour: the request itself looks).
+    let cli = custos()
+        .args(["--json", "-r"])
+        .arg(d.join("primary/globex"))
+        .arg("--password-file")
+        .arg(d.join("globex.pass"))
+        .args(["backup", "--service", "web", "--tenant", "globex"])
+        .arg(d.join("src"))
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let snap: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    let id = snap["id"].as_str().unwrap();
+    let (s, r) = daemon.request(
+        "POST",
+        "/v1/services/globex/web/restores",
+        GX,
+        &format!(r#"{{"ticket": "SD-2", "snapshot": "{id}"}}"#),
+    );
+    assert_eq!(s, 202, "a CLI-made snapshot is not seen: {r}");
+    let done = daemon.finished(&format!("/v1/restores/{}", r["id"]));
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(done["snapshot"], id);
+    daemon.stop();
+
+    // 3. A drill killed with the daemon left scratch behind.
+    let leftover = d.join(format!("state/drills/{TENANT}/web-99"));
+    std::fs::create_dir_all(&leftover).unwrap();
+    std::fs::write(leftover.join("restored.sql"), b"tenant data").unwrap();
+
+    // 4. The config moves the tenant's service to another target, then the
+    // contract ends: the old target is erased too.
+    let cfg = config(d, port, false);
+    assert!(d.join(format!("old/{TENANT}/config")).exists());
+    ok(custos()
+        .args(["erase", "notice", "--tenant", TENANT, "--config"])
+        .arg(&cfg));
+    let out = ok(custos()
+        .args([
+            "erase", "execute", "--tenant", TENANT, "--now", "--reason", "SD-3", "--config",
+        ])
+        .arg(&cfg));
+    assert!(out.contains("old"), "{out}");
+    assert!(
+        !d.join(format!("old/{TENANT}")).exists()
+            || std::fs::read_dir(d.join(format!("old/{TENANT}")))
+                .unwrap()
+                .next()
+                .is_none(),
+        "the old target still holds the tenant's data"
+    );
+    assert!(!d.join(format!("state/restores/{TENANT}")).exists());
+    assert!(!d.join(format!("{TENANT}.pass")).exists());
+
+    // 5. `config check` warns; the daemon starts, wipes the scratch, warns,
+    // and refuses the tenant everywhere.
+    let o = custos()
+        .args(["config", "check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let warn = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        warn.contains(&format!("tenant {TENANT} was erased")),
+        "{warn}"
+    );
+    let daemon = Daemon::start(&cfg, port, d.join("daemon-2.log"));
+    assert!(!leftover.exists(), "drill scratch not wiped at start");
+    let (s, v) = daemon.request(
+        "POST",
+        &format!("/v1/services/{TENANT}/web/backup"),
+        DESK,
+        "",
+    );
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("was erased"), "{v}");
+    let (s, v) = daemon.request(
+        "POST",
+        &format!("/v1/services/{TENANT}/web/restores"),
+        DESK,
+        r#"{"ticket": "SD-4"}"#,
+    );
+    assert_eq!(s, 409, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("was erased"), "{v}");
+    let (s, v) = daemon.request("GET", "/v1/services", ZQ, "");
+    assert_eq!(s, 401, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("erased"), "{v}");
+    // The other tenant goes on.
+    let (s, job) = daemon.request("POST", "/v1/services/globex/web/backup", GX, "");
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(
+        daemon.finished(&format!("/v1/jobs/{}", job["id"]))["state"],
+        "succeeded"
+    );
+    let (_, jobs) = daemon.request("GET", "/v1/jobs", DESK, "");
+    assert!(
+        jobs.as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["tenant"] != TENANT),
+        "{jobs}"
+    );
+    let log = daemon.stop();
+    assert!(
+        log.contains("erased") && log.contains("still in the config"),
+        "{log}"
+    );
+
+    // 6. No file of the catalog or the caches names the tenant; the audit
+    // log keeps the erasure's records, which the certificate anchors.
+    for sub in ["state/catalog", "state/cache"] {
+        let hits = any_file_contains(&d.join(sub), TENANT.as_bytes());
+        assert!(hits.is_empty(), "{sub} still names the tenant: {hits:?}");
+    }
+    let audit = std::fs::read_to_string(d.join("state/audit.log")).unwrap();
+    assert!(audit.contains("erasure.completed"));
+}
