@@ -113,6 +113,10 @@ pub struct RestoreRecord {
     pub duration_secs: f64,
     /// Why it failed, or what could not be restored.
     pub errors: Vec<String>,
+    /// Privileged content left out (setuid and setgid bits, file
+    /// capabilities, device nodes): service-desk restores never restore it.
+    #[serde(default)]
+    pub dropped: Vec<String>,
 }
 
 /// Resolves a request against the cached snapshots (oldest first).
@@ -276,6 +280,7 @@ impl RestoreDesk {
             finished: None,
             duration_secs: 0.0,
             errors: Vec::new(),
+            dropped: Vec::new(),
             request: req,
         };
         self.catalog.put_restore(&rec)?;
@@ -332,6 +337,13 @@ impl RestoreDesk {
         ) = progress.counts();
         rec.finished = Some(Timestamp::now().to_string());
         rec.duration_secs = start.elapsed().as_secs_f64();
+        if let Ok(r) = &result {
+            rec.dropped = r
+                .dropped
+                .iter()
+                .map(|d| format!("{}: {}", d.path, d.reason))
+                .collect();
+        }
         match result {
             Ok(r) if r.errors.is_empty() => rec.state = RestoreState::Done,
             Ok(r) => {
