@@ -953,6 +953,11 @@ async fn run(cli: Cli) -> Result<u8> {
                     }
                 );
             }
+            if !g.quiet {
+                for w in &r.warnings {
+                    eprintln!("warning: {w}");
+                }
+            }
             if !r.dropped.is_empty() && !g.quiet {
                 eprintln!(
                     "note: {} privileged attributes or device nodes were left out (restore them with --privileged):",

@@ -589,35 +589,94 @@ async fn run_replicate(svc: &ServiceJobs) -> Result<JobOutcome> {
 /// Re-reads the service's snapshots into the catalog's cache (best effort:
 /// a failure is logged, the job's result stands).
 pub async fn refresh_snapshots(svc: &ServiceJobs, catalog: &Catalog) {
-    let r = async {
-        let backend = Backend::open(&svc.repo.url, false)?;
-        let repo = Repository::open(
-            backend,
-            &svc.repo.key.load()?,
-            Some(svc.repo.cache_dir.clone()),
-        )
-        .await?;
-        let (snaps, _) = repo.snapshots().await?;
-        let entries: Vec<SnapshotEntry> = snaps
-            .iter()
-            .filter(|(_, s)| {
-                s.tenant.as_deref() == Some(svc.tenant.as_str())
-                    && s.service.as_deref() == Some(svc.service.as_str())
-            })
-            .map(|(id, s)| SnapshotEntry {
-                id: id.to_hex(),
-                tenant: svc.tenant.clone(),
-                service: svc.service.clone(),
-                time: s.time.clone(),
-                tags: s.tags.clone(),
-                size: s.summary.total_bytes,
-                partial: !s.summary.errors.is_empty(),
-            })
-            .collect();
-        catalog.replace_snapshots(&svc.tenant, &svc.service, &entries)
-    }
-    .await;
-    if let Err(e) = r {
+    if let Err(e) = reread(svc, catalog).await {
         tracing::warn!(tenant = %svc.tenant, service = %svc.service, error = %e, "cannot refresh the snapshot cache");
     }
+}
+
+/// What the periodic refresh saw last, per (repository URL, service): a
+/// hash of the repository's snapshot listing.
+fn seen_listings() -> &'static std::sync::Mutex<HashMap<(String, String), blake3::Hash>> {
+    static SEEN: std::sync::OnceLock<std::sync::Mutex<HashMap<(String, String), blake3::Hash>>> =
+        std::sync::OnceLock::new();
+    SEEN.get_or_init(Default::default)
+}
+
+/// [`refresh_snapshots`] for the periodic refresh: the repository's
+/// snapshot objects are listed (one cheap request, no key needed), and the
+/// repository is only opened (a key derivation, snapshot reads) when that
+/// listing changed since the last look.
+pub async fn refresh_snapshots_if_changed(svc: &ServiceJobs, catalog: &Catalog) {
+    let key = (svc.repo.url.clone(), svc.service.clone());
+    let listed = async {
+        let backend = Backend::open(&svc.repo.url, false)?;
+        let mut names: Vec<String> = backend
+            .list("snapshots")
+            .await?
+            .into_iter()
+            .map(|l| l.path)
+            .collect();
+        names.sort();
+        let mut h = blake3::Hasher::new();
+        for n in &names {
+            h.update(n.as_bytes());
+            h.update(b"\0");
+        }
+        Ok::<_, Error>(h.finalize())
+    }
+    .await;
+    let hash = match listed {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::warn!(tenant = %svc.tenant, service = %svc.service, error = %e, "cannot list the snapshots");
+            return;
+        }
+    };
+    let unchanged = seen_listings()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(&key)
+        == Some(&hash);
+    if unchanged {
+        return;
+    }
+    match reread(svc, catalog).await {
+        Ok(()) => {
+            seen_listings()
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .insert(key, hash);
+        }
+        Err(e) => {
+            tracing::warn!(tenant = %svc.tenant, service = %svc.service, error = %e, "cannot refresh the snapshot cache")
+        }
+    }
+}
+
+async fn reread(svc: &ServiceJobs, catalog: &Catalog) -> Result<()> {
+    let backend = Backend::open(&svc.repo.url, false)?;
+    let repo = Repository::open(
+        backend,
+        &svc.repo.key.load()?,
+        Some(svc.repo.cache_dir.clone()),
+    )
+    .await?;
+    let (snaps, _) = repo.snapshots().await?;
+    let entries: Vec<SnapshotEntry> = snaps
+        .iter()
+        .filter(|(_, s)| {
+            s.tenant.as_deref() == Some(svc.tenant.as_str())
+                && s.service.as_deref() == Some(svc.service.as_str())
+        })
+        .map(|(id, s)| SnapshotEntry {
+            id: id.to_hex(),
+            tenant: svc.tenant.clone(),
+            service: svc.service.clone(),
+            time: s.time.clone(),
+            tags: s.tags.clone(),
+            size: s.summary.total_bytes,
+            partial: !s.summary.errors.is_empty(),
+        })
+        .collect();
+    catalog.replace_snapshots(&svc.tenant, &svc.service, &entries)
 }

@@ -182,7 +182,7 @@ async fn refresh_all(services: &jobs::Services, catalog: &Catalog) {
         {
             continue;
         }
-        jobs::refresh_snapshots(&svc, catalog).await;
+        jobs::refresh_snapshots_if_changed(&svc, catalog).await;
     }
 }
 

@@ -153,6 +153,10 @@ pub struct RestoreResult {
     /// metadata that could not be set, failed verifications. Empty exactly
     /// when everything asked for was restored.
     pub errors: Vec<String>,
+    /// Extended attributes the file system or our privileges did not take
+    /// (the content and the rest of the metadata are restored): reported,
+    /// not failures.
+    pub warnings: Vec<String>,
 }
 
 impl RestoreResult {
@@ -693,7 +697,7 @@ async fn restore_locked(
             if let Some(f) = already_restored(repo, dir.as_fd(), node) {
                 let (meta, _) = meta_of(node, root, opts.privileged);
                 match target::set_meta_fd(f.as_fd(), &meta) {
-                    Ok(problems) => result.errors.extend(
+                    Ok(problems) => result.warnings.extend(
                         problems
                             .into_iter()
                             .map(|p| format!("{}: {p}", item.snap_path)),
@@ -811,7 +815,7 @@ async fn restore_locked(
         }
         result.files += 1;
     }
-    result.errors.extend(
+    result.warnings.extend(
         shared
             .meta_problems
             .lock()
@@ -857,7 +861,7 @@ async fn restore_locked(
             )
         });
         match set {
-            Ok(problems) => result.errors.extend(
+            Ok(problems) => result.warnings.extend(
                 problems
                     .into_iter()
                     .map(|p| format!("{}: {p}", it.snap_path)),
@@ -881,7 +885,7 @@ async fn restore_locked(
             .dir(slot)
             .and_then(|fd| target::set_meta_fd(fd.as_fd(), &meta));
         match set {
-            Ok(problems) => result.errors.extend(
+            Ok(problems) => result.warnings.extend(
                 problems
                     .into_iter()
                     .map(|p| format!("{}: {p}", it.snap_path)),
