@@ -494,3 +494,57 @@ fn erasure_deletes_nothing_where_object_lock_would_keep_the_data() {
         "{status}"
     );
 }
+
+#[test]
+fn erasure_waits_for_the_exclusive_lock_and_deletes_nothing_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(custos(&[])
+        .args(["certificate", "keygen", "--out"])
+        .arg(d.join("operator.key")));
+    let target = d.join("target");
+    let cfg = two_tenant_config(d, target.to_str().unwrap());
+    let repo = target.join("zqacme");
+    let src = d.join("src");
+    make_tree(&src);
+    for args in [&["init"][..], &["backup", src.to_str().unwrap()]] {
+        ok(custos(&[])
+            .arg("-r")
+            .arg(&repo)
+            .arg("--password-file")
+            .arg(d.join("zqacme.pass"))
+            .args(args));
+    }
+    // A backup is running (this test process holds a live shared lock).
+    let now = jiff::Timestamp::now();
+    let lock = repo.join("locks").join("ab".repeat(32));
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(
+        &lock,
+        serde_json::to_vec(&serde_json::json!({
+            "kind": "shared", "command": "backup", "hostname": custos::util::hostname(),
+            "pid": std::process::id(), "username": "ops", "created": now.to_string(),
+            "expires": (now + jiff::SignedDuration::from_secs(600)).to_string(),
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    let count = || common::cli::objects(repo.to_str().unwrap(), "").len();
+    let before = count();
+    let o = erase_now(&[], &cfg);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert!(e.contains("locked") && e.contains("backup"), "{e}");
+    assert_eq!(count(), before, "erasure deleted something while locked");
+    // Once the backup is gone, the same command completes.
+    std::fs::remove_file(&lock).unwrap();
+    let o = custos(&[])
+        .args([
+            "erase", "execute", "--tenant", "zqacme", "--now", "--reason", "test", "--config",
+        ])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!repo.exists() || common::cli::objects(repo.to_str().unwrap(), "").is_empty());
+}

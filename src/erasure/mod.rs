@@ -428,6 +428,7 @@ pub async fn execute(
     }
     // 2-4. Each target.
     let mut failed = Vec::new();
+    let mut all_locked_or_unreachable = true;
     for (name, _) in &targets {
         let mut progress = rec.targets.get(name).cloned().unwrap_or_default();
         if progress.verified_empty {
@@ -439,6 +440,7 @@ pub async fn execute(
             Err(e) => {
                 tracing::warn!(target = %name, error = %e, "target not erased yet");
                 progress.error = Some(e.to_string());
+                all_locked_or_unreachable &= e.exit_code() == 3;
                 failed.push(format!("{name}: {e}"));
             }
         }
@@ -452,10 +454,16 @@ pub async fn execute(
             Some(tenant),
             serde_json::json!({"failed": failed}),
         )?;
-        return Err(Error::Problems(format!(
+        let msg = format!(
             "erasure of {tenant} is not complete ({}); it stays in `erasing`: run it again once the targets answer",
             failed.join("; ")
-        )));
+        );
+        // Exit code 3 when every target was only locked or unreachable.
+        return Err(if all_locked_or_unreachable {
+            Error::Locked(msg)
+        } else {
+            Error::Problems(msg)
+        });
     }
 
     // Technical data on this host.
