@@ -461,31 +461,6 @@ impl S3 {
     }
 
     async fn list(&self, client: &reqwest::Client) -> Result<Vec<ObjectVersion>> {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Entry {
-            key: String,
-            version_id: Option<String>,
-            #[serde(default)]
-            size: u64,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct ListVersionsResult {
-            #[serde(default)]
-            is_truncated: bool,
-            next_key_marker: Option<String>,
-            next_version_id_marker: Option<String>,
-            #[serde(default, rename = "$value")]
-            entries: Vec<Item>,
-        }
-        #[derive(Deserialize)]
-        enum Item {
-            Version(Entry),
-            DeleteMarker(Entry),
-            #[serde(other)]
-            Other,
-        }
         let what = format!("ListObjectVersions on bucket {}", self.bucket);
         let mut out = Vec::new();
         let mut markers: Option<(String, Option<String>)> = None;
@@ -505,28 +480,16 @@ impl S3 {
             if status != 200 {
                 return Err(refused_status(&what, status, &body));
             }
-            let page: ListVersionsResult = xml(&body, &what)?;
-            for item in page.entries {
-                let (e, kind) = match item {
-                    Item::Version(e) => (e, VersionKind::Version),
-                    Item::DeleteMarker(e) => (e, VersionKind::DeleteMarker),
-                    Item::Other => continue,
-                };
-                let Some(path) = e.key.strip_prefix(&self.prefix) else {
-                    continue;
-                };
-                out.push(ObjectVersion {
-                    path: path.to_string(),
-                    version_id: e.version_id.filter(|v| v != "null").or(Some("null".into())),
-                    size: e.size,
-                    kind,
-                });
-            }
-            if !page.is_truncated {
-                return Ok(out);
-            }
-            match page.next_key_marker {
-                Some(k) => markers = Some((k, page.next_version_id_marker)),
+            let (page, next) = parse_s3_versions(&body, &self.prefix)?;
+            out.extend(page);
+            match next {
+                // A store that answers the same page again would loop forever.
+                Some(n) if markers.as_ref() == Some(&n) => {
+                    return Err(unsupported(format!(
+                        "{what}: the store returned the same page twice"
+                    )))
+                }
+                Some(n) => markers = Some(n),
                 None => return Ok(out),
             }
         }
@@ -742,37 +705,6 @@ impl Azure {
     }
 
     async fn list(&self, client: &reqwest::Client) -> Result<Vec<ObjectVersion>> {
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase")]
-        struct Props {
-            #[serde(rename = "Content-Length", default)]
-            content_length: u64,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Blob {
-            name: String,
-            snapshot: Option<String>,
-            version_id: Option<String>,
-            is_current_version: Option<bool>,
-            #[serde(default)]
-            deleted: bool,
-            #[serde(default)]
-            properties: Props,
-        }
-        #[derive(Deserialize, Default)]
-        #[serde(rename_all = "PascalCase")]
-        struct Blobs {
-            #[serde(default, rename = "Blob")]
-            blob: Vec<Blob>,
-        }
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct EnumerationResults {
-            #[serde(default)]
-            blobs: Blobs,
-            next_marker: Option<String>,
-        }
         let what = format!(
             "List Blobs (versions, snapshots, deleted) of {}",
             self.container
@@ -792,31 +724,14 @@ impl Azure {
             if status != 200 {
                 return Err(refused_status(&what, status, &body));
             }
-            let page: EnumerationResults = xml(&body, &what)?;
-            for b in page.blobs.blob {
-                let Some(path) = b.name.strip_prefix(&self.prefix) else {
-                    continue;
-                };
-                let (kind, id) = if let Some(s) = b.snapshot {
-                    (VersionKind::Snapshot, Some(s))
-                } else if b.deleted {
-                    (VersionKind::SoftDeleted, b.version_id)
-                } else if b.is_current_version == Some(true) {
-                    // The current version is deleted as the base blob (Azure
-                    // refuses its version ID); it then becomes a previous
-                    // version, listed and deleted in the next round.
-                    (VersionKind::Version, None)
-                } else {
-                    (VersionKind::Version, b.version_id)
-                };
-                out.push(ObjectVersion {
-                    path: path.to_string(),
-                    version_id: id,
-                    size: b.properties.content_length,
-                    kind,
-                });
-            }
-            match page.next_marker.filter(|m| !m.is_empty()) {
+            let (page, next) = parse_azure_blobs(&body, &self.prefix)?;
+            out.extend(page);
+            match next {
+                Some(m) if marker.as_ref() == Some(&m) => {
+                    return Err(unsupported(format!(
+                        "{what}: the store returned the same page twice"
+                    )))
+                }
                 Some(m) => marker = Some(m),
                 None => return Ok(out),
             }
@@ -868,6 +783,140 @@ impl Azure {
     }
 }
 
+/// The S3 markers of the next `ListObjectVersions` page.
+pub type S3Markers = (String, Option<String>);
+
+/// One page of an S3 `ListObjectVersions` answer: the versions and delete
+/// markers under `prefix` (paths relative to it), and the markers of the next
+/// page when the answer is truncated.
+///
+/// # Errors
+/// [`Error::Refused`] for an answer that is not such a page.
+pub fn parse_s3_versions(
+    body: &[u8],
+    prefix: &str,
+) -> Result<(Vec<ObjectVersion>, Option<S3Markers>)> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Entry {
+        key: String,
+        version_id: Option<String>,
+        #[serde(default)]
+        size: u64,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct ListVersionsResult {
+        #[serde(default)]
+        is_truncated: bool,
+        next_key_marker: Option<String>,
+        next_version_id_marker: Option<String>,
+        #[serde(default, rename = "$value")]
+        entries: Vec<Item>,
+    }
+    #[derive(Deserialize)]
+    enum Item {
+        Version(Entry),
+        DeleteMarker(Entry),
+        #[serde(other)]
+        Other,
+    }
+    let page: ListVersionsResult = xml(body, "ListObjectVersions")?;
+    let mut out = Vec::new();
+    for item in page.entries {
+        let (e, kind) = match item {
+            Item::Version(e) => (e, VersionKind::Version),
+            Item::DeleteMarker(e) => (e, VersionKind::DeleteMarker),
+            Item::Other => continue,
+        };
+        let Some(path) = e.key.strip_prefix(prefix) else {
+            continue;
+        };
+        out.push(ObjectVersion {
+            path: path.to_string(),
+            // Objects written before versioning was enabled have the
+            // version "null", which is also how they are deleted.
+            version_id: Some(e.version_id.unwrap_or_else(|| "null".into())),
+            size: e.size,
+            kind,
+        });
+    }
+    let next = match (page.is_truncated, page.next_key_marker) {
+        (true, Some(k)) => Some((k, page.next_version_id_marker)),
+        _ => None,
+    };
+    Ok((out, next))
+}
+
+/// One page of an Azure `List Blobs` answer with versions, snapshots and
+/// deleted blobs: the entries under `prefix` (paths relative to it), and the
+/// marker of the next page.
+///
+/// # Errors
+/// [`Error::Refused`] for an answer that is not such a page.
+pub fn parse_azure_blobs(
+    body: &[u8],
+    prefix: &str,
+) -> Result<(Vec<ObjectVersion>, Option<String>)> {
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    struct Props {
+        #[serde(rename = "Content-Length", default)]
+        content_length: u64,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Blob {
+        name: String,
+        snapshot: Option<String>,
+        version_id: Option<String>,
+        is_current_version: Option<bool>,
+        #[serde(default)]
+        deleted: bool,
+        #[serde(default)]
+        properties: Props,
+    }
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    struct Blobs {
+        #[serde(default, rename = "Blob")]
+        blob: Vec<Blob>,
+    }
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct EnumerationResults {
+        #[serde(default)]
+        blobs: Blobs,
+        next_marker: Option<String>,
+    }
+    let page: EnumerationResults = xml(body, "List Blobs")?;
+    let mut out = Vec::new();
+    for b in page.blobs.blob {
+        let Some(path) = b.name.strip_prefix(prefix) else {
+            continue;
+        };
+        let (kind, id) = if let Some(s) = b.snapshot {
+            (VersionKind::Snapshot, Some(s))
+        } else if b.deleted {
+            (VersionKind::SoftDeleted, b.version_id)
+        } else if b.is_current_version == Some(true) {
+            // The current version is deleted as the base blob (Azure
+            // refuses its version ID); it then becomes a previous
+            // version, listed and deleted in the next round.
+            (VersionKind::Version, None)
+        } else {
+            (VersionKind::Version, b.version_id)
+        };
+        out.push(ObjectVersion {
+            path: path.to_string(),
+            version_id: id,
+            size: b.properties.content_length,
+            kind,
+        });
+    }
+    Ok((out, page.next_marker.filter(|m| !m.is_empty())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -885,37 +934,57 @@ mod tests {
 
     #[test]
     fn s3_version_listings_parse() {
-        #[derive(Deserialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Entry {
-            key: String,
-        }
-        #[derive(Deserialize)]
-        enum Item {
-            Version(Entry),
-            DeleteMarker(Entry),
-            #[serde(other)]
-            Other,
-        }
-        #[derive(Deserialize)]
-        struct R {
-            #[serde(default, rename = "$value")]
-            entries: Vec<Item>,
-        }
-        let text = r#"<ListVersionsResult><Name>b</Name><IsTruncated>false</IsTruncated>
+        let text = br#"<ListVersionsResult><Name>b</Name><IsTruncated>true</IsTruncated>
+            <NextKeyMarker>t/keys/a</NextKeyMarker><NextVersionIdMarker>2</NextVersionIdMarker>
             <Version><Key>t/keys/a</Key><VersionId>1</VersionId><Size>3</Size></Version>
             <DeleteMarker><Key>t/keys/a</Key><VersionId>2</VersionId></DeleteMarker>
+            <Version><Key>other/x</Key><VersionId>3</VersionId><Size>3</Size></Version>
+            <Version><Key>t/config</Key><VersionId>null</VersionId><Size>9</Size></Version>
             </ListVersionsResult>"#;
-        let r: R = quick_xml::de::from_str(text).unwrap();
-        let kinds: Vec<_> = r
-            .entries
+        let (v, next) = parse_s3_versions(text, "t/").unwrap();
+        let got: Vec<_> = v
             .iter()
-            .filter_map(|i| match i {
-                Item::Version(e) => Some(("v", e.key.as_str())),
-                Item::DeleteMarker(e) => Some(("d", e.key.as_str())),
-                Item::Other => None,
-            })
+            .map(|v| (v.path.as_str(), v.version_id.as_deref(), v.kind))
             .collect();
-        assert_eq!(kinds, [("v", "t/keys/a"), ("d", "t/keys/a")]);
+        assert_eq!(
+            got,
+            [
+                ("keys/a", Some("1"), VersionKind::Version),
+                ("keys/a", Some("2"), VersionKind::DeleteMarker),
+                ("config", Some("null"), VersionKind::Version),
+            ]
+        );
+        assert_eq!(next, Some(("t/keys/a".into(), Some("2".into()))));
+        assert!(parse_s3_versions(b"not xml <", "t/").is_err());
+    }
+
+    #[test]
+    fn azure_listings_parse() {
+        let text = br#"<EnumerationResults><Blobs>
+            <Blob><Name>t/keys/a</Name><VersionId>v1</VersionId><IsCurrentVersion>true</IsCurrentVersion><Properties><Content-Length>5</Content-Length></Properties></Blob>
+            <Blob><Name>t/keys/a</Name><VersionId>v0</VersionId><Properties><Content-Length>5</Content-Length></Properties></Blob>
+            <Blob><Name>t/data/x</Name><Deleted>true</Deleted><Properties><Content-Length>7</Content-Length></Properties></Blob>
+            <Blob><Name>t/data/y</Name><Snapshot>2026-01-01T00:00:00Z</Snapshot><Properties/></Blob>
+            </Blobs><NextMarker/></EnumerationResults>"#;
+        let (v, next) = parse_azure_blobs(text, "t/").unwrap();
+        let got: Vec<_> = v
+            .iter()
+            .map(|v| (v.path.as_str(), v.version_id.as_deref(), v.kind, v.size))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("keys/a", None, VersionKind::Version, 5),
+                ("keys/a", Some("v0"), VersionKind::Version, 5),
+                ("data/x", None, VersionKind::SoftDeleted, 7),
+                (
+                    "data/y",
+                    Some("2026-01-01T00:00:00Z"),
+                    VersionKind::Snapshot,
+                    0
+                ),
+            ]
+        );
+        assert_eq!(next, None);
     }
 }
