@@ -548,3 +548,42 @@ fn erasure_waits_for_the_exclusive_lock_and_deletes_nothing_before() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!repo.exists() || common::cli::objects(repo.to_str().unwrap(), "").is_empty());
 }
+
+#[test]
+fn erasure_deletes_nothing_where_azure_soft_delete_would_keep_the_data() {
+    let Some(az) = start_azurite() else {
+        missing("azurite-blob");
+        return;
+    };
+    az.set_soft_delete(7, false);
+    let vars = azure_env(&az);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(custos(&vars)
+        .args(["certificate", "keygen", "--out"])
+        .arg(d.join("operator.key")));
+    let url = az.repo_url("backups");
+    let cfg = two_tenant_config(d, &url);
+    let repo = format!("{url}/zqacme");
+    let pass = d.join("zqacme.pass");
+    let src = d.join("src");
+    make_tree(&src);
+    for args in [&["init"][..], &["backup", src.to_str().unwrap()]] {
+        ok(custos(&vars)
+            .args(["-r", &repo, "--password-file"])
+            .arg(&pass)
+            .args(args));
+    }
+    let o = erase_now(&vars, &cfg);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("stopped before deleting anything") && e.contains("soft delete"),
+        "{e}"
+    );
+    // Everything still there.
+    ok(custos(&vars)
+        .args(["-r", &repo, "--password-file"])
+        .arg(&pass)
+        .args(["check"]));
+}

@@ -860,3 +860,98 @@ async fn purge_versions(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> Config {
+        let text = format!(
+            r#"
+[daemon]
+state_dir = "{d}/state"
+
+[[target]]
+name = "t"
+url = "{d}/target"
+region = "eu-west-par"
+zone = "par2"
+
+[[tenant]]
+id = "alone"
+password_file = "{d}/alone.pass"
+
+[[tenant]]
+id = "shared-a"
+password_file = "{d}/shared.pass"
+
+[[tenant]]
+id = "shared-b"
+key_file = "{d}/shared.pass"
+
+[[tenant]]
+id = "from-env"
+password_env = "CUSTOS_TEST_NEVER_SET"
+"#,
+            d = dir.display()
+        );
+        Config::parse(&dir.join("custos.toml"), &text).unwrap()
+    }
+
+    #[test]
+    fn local_key_material_is_erased_or_the_reason_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("alone.pass"), "secret one\n").unwrap();
+        std::fs::write(d.join("shared.pass"), "secret two\n").unwrap();
+        let cfg = config(d);
+        let catalog = Catalog::temporary().unwrap();
+
+        let r = erase_local_keys(&cfg, &catalog, "alone").unwrap();
+        assert!(r[0].erased, "{r:?}");
+        assert!(!d.join("alone.pass").exists());
+        // Run again (an interrupted erasure): said to be gone already.
+        let r = erase_local_keys(&cfg, &catalog, "alone").unwrap();
+        assert!(r[0].erased && r[0].detail.contains("already gone"), "{r:?}");
+
+        // Another tenant's key too: kept, and said so.
+        let r = erase_local_keys(&cfg, &catalog, "shared-a").unwrap();
+        assert!(!r[0].erased && r[0].detail.contains("shared-b"), "{r:?}");
+        assert!(d.join("shared.pass").exists());
+
+        // From the environment: not erasable by custos, and said so.
+        let r = erase_local_keys(&cfg, &catalog, "from-env").unwrap();
+        assert_eq!(r[0].source, "environment");
+        assert!(
+            !r[0].erased && r[0].location == "CUSTOS_TEST_NEVER_SET",
+            "{r:?}"
+        );
+
+        // Gone from the config: unknown, and said so.
+        let r = erase_local_keys(&cfg, &catalog, "not-configured").unwrap();
+        assert!(!r[0].erased && r[0].source == "unknown", "{r:?}");
+
+        // The certificate's sentence names what was not erased.
+        let rec = ErasureRecord::erased(
+            "from-env",
+            &ErasedTenant {
+                completed: String::new(),
+                certificate_blake3: String::new(),
+            },
+        );
+        let v = verification_text(&rec, &r);
+        assert!(v.contains("NOT erased by custos"), "{v}");
+    }
+
+    #[test]
+    fn a_gcs_target_is_refused_rather_than_claimed() {
+        let r = futures::executor::block_on(async {
+            Versions::for_url("gs://bucket/prefix/t")
+                .unwrap()
+                .inspect()
+                .await
+        })
+        .unwrap();
+        assert!(r.blocks.is_some_and(|b| b.contains("GCS")));
+    }
+}

@@ -250,6 +250,37 @@ impl AzuriteServer {
     pub fn blob_storage_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// Sets the account's soft delete (`DeleteRetentionPolicy`) through Set
+    /// Blob Service Properties.
+    pub fn set_soft_delete(&self, days: u32, allow_permanent_delete: bool) {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><StorageServiceProperties><DeleteRetentionPolicy><Enabled>true</Enabled><Days>{days}</Days><AllowPermanentDelete>{allow_permanent_delete}</AllowPermanentDelete></DeleteRetentionPolicy></StorageServiceProperties>"
+        );
+        let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&jiff::Timestamp::now())
+            .expect("formatting the current time as an HTTP date");
+        let signature = shared_key_signature_with_body(
+            "PUT",
+            &[("x-ms-date", &date), ("x-ms-version", AZURE_API_VERSION)],
+            &format!("/{AZURITE_ACCOUNT}/"),
+            &[("restype", "service"), ("comp", "properties")],
+            Some((body.len(), "application/xml")),
+        );
+        let path = format!("/{AZURITE_ACCOUNT}/?restype=service&comp=properties");
+        let headers = [
+            ("x-ms-date", date.clone()),
+            ("x-ms-version", AZURE_API_VERSION.to_string()),
+            ("Content-Type", "application/xml".to_string()),
+            (
+                "Authorization",
+                format!("SharedKey {AZURITE_ACCOUNT}:{signature}"),
+            ),
+        ];
+        let r = http_request_body(self.port, "PUT", &path, &headers, &body)
+            .expect("PUT service properties");
+        assert_eq!(r.status, 202, "set service properties: {}", r.text);
+    }
 }
 
 impl Drop for AzuriteServer {
@@ -379,13 +410,30 @@ fn shared_key_signature(
     path: &str,
     query: &[(&str, &str)],
 ) -> String {
+    shared_key_signature_with_body(verb, x_ms_headers, path, query, None)
+}
+
+/// [`shared_key_signature`] for a request with a body of (length, type).
+fn shared_key_signature_with_body(
+    verb: &str,
+    x_ms_headers: &[(&str, &str)],
+    path: &str,
+    query: &[(&str, &str)],
+    body: Option<(usize, &str)>,
+) -> String {
     let mut string_to_sign = String::new();
     string_to_sign.push_str(verb);
     string_to_sign.push('\n');
     // Content-Encoding, Content-Language, Content-Length (empty when 0),
     // Content-MD5, Content-Type, Date, If-Modified-Since, If-Match,
-    // If-None-Match, If-Unmodified-Since, Range: all empty.
-    string_to_sign.push_str(&"\n".repeat(11));
+    // If-None-Match, If-Unmodified-Since, Range.
+    match body {
+        None => string_to_sign.push_str(&"\n".repeat(11)),
+        Some((len, kind)) => {
+            string_to_sign.push_str(&format!("\n\n{len}\n\n{kind}\n"));
+            string_to_sign.push_str(&"\n".repeat(6));
+        }
+    }
     let mut headers: Vec<_> = x_ms_headers.to_vec();
     headers.sort();
     for (name, value) in headers {
