@@ -6,13 +6,11 @@
 #[allow(dead_code)]
 mod common;
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::bin;
+use common::daemon::{custos, finished, Daemon};
 use common::servers::{missing, s3_env, start_moto};
 
 fn free_port() -> u16 {
@@ -21,21 +19,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn custos(env: &[(String, String)]) -> Command {
-    let mut c = Command::new(bin());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("CUSTOS_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("CUSTOS_TEST_FAST_KDF", "1").env_remove("RUST_LOG");
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.stdin(Stdio::null());
-    c
 }
 
 #[test]
@@ -193,103 +176,6 @@ source = { paths = ["/x"] }
     }
 }
 
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(cfg: &Path, env: &[(String, String)], log: PathBuf) -> Daemon {
-        let port = std::fs::read_to_string(cfg)
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix("listen = \"127.0.0.1:"))
-            .and_then(|r| r.split('"').next()?.parse().ok())
-            .unwrap();
-        let child = custos(env)
-            .args(["daemon", "--config"])
-            .arg(cfg)
-            .env("RUST_LOG", "custos=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let d = Daemon { child, port, log };
-        d.wait_until(Duration::from_secs(30), || d.get("/health", "").0 == 200);
-        d
-    }
-
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: &str,
-    ) -> (u16, serde_json::Value) {
-        use std::io::Write;
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return (0, serde_json::Value::Null);
-        };
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        if s.write_all(req.as_bytes()).is_err() {
-            return (0, serde_json::Value::Null);
-        }
-        let mut resp = String::new();
-        let _ = s.read_to_string(&mut resp);
-        let status = resp
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
-        // Chunked bodies: keep the JSON between the first { or [ and the last } or ].
-        let json = body
-            .find(['{', '['])
-            .and_then(|a| body.rfind(['}', ']']).map(|b| &body[a..=b]))
-            .unwrap_or(body);
-        (
-            status,
-            serde_json::from_str(json).unwrap_or(serde_json::Value::String(body.to_string())),
-        )
-    }
-
-    fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
-        self.request("GET", path, token, "")
-    }
-
-    fn wait_until(&self, limit: Duration, mut f: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < limit {
-            if f() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!(
-            "timed out; daemon log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill on our own child's PID.
-        unsafe {
-            libc::kill(self.child.id() as i32, sig);
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 const OP: &str = "operator-token-for-tests-0123456789";
 const ACME: &str = "acme-partner-token-for-tests-0123";
 
@@ -370,13 +256,6 @@ source = {{ paths = ["{src}"] }}
     )
     .unwrap();
     cfg
-}
-
-fn finished(v: &serde_json::Value) -> bool {
-    matches!(
-        v["state"].as_str(),
-        Some("succeeded" | "warning" | "failed")
-    )
 }
 
 fn scenario(target_url: &str, env: &[(String, String)]) {
@@ -533,9 +412,7 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
     .unwrap();
     d.signal(libc::SIGHUP);
     d.wait_until(Duration::from_secs(20), || {
-        std::fs::read_to_string(&d.log)
-            .unwrap_or_default()
-            .contains("config refused on reload")
+        d.log().contains("config refused on reload")
     });
     assert_eq!(d.get("/v1/services", OP).1.as_array().unwrap().len(), 3);
     // A good one (a service removed) is applied.
@@ -558,7 +435,7 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
     d.signal(libc::SIGTERM);
     let mut d = d;
     let status = loop {
-        if let Some(s) = d.child.try_wait().unwrap() {
+        if let Some(s) = d.try_wait() {
             break s;
         }
         assert!(
@@ -568,7 +445,7 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.success(), "exit {status:?}");
-    let log = std::fs::read_to_string(&d.log).unwrap();
+    let log = d.log();
     assert!(log.contains("stopped"), "{log}");
 
     // Operators' commands append to the same log (CUSTOS_AUDIT_LOG).

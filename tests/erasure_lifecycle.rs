@@ -9,13 +9,11 @@
 #[allow(dead_code)]
 mod common;
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use common::cli::{bin, make_tree};
+use common::cli::make_tree;
+use common::daemon::Daemon;
 
 const TENANT: &str = "zqacme";
 
@@ -27,19 +25,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn custos() -> Command {
-    let mut c = Command::new(bin());
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("CUSTOS_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("CUSTOS_TEST_FAST_KDF", "1").env_remove("RUST_LOG");
-    c.stdin(Stdio::null());
-    c
+fn custos() -> std::process::Command {
+    common::daemon::custos(&[])
 }
 
-fn ok(c: &mut Command) -> String {
+fn ok(c: &mut std::process::Command) -> String {
     let o = c.output().unwrap();
     assert!(
         o.status.success(),
@@ -47,107 +37,6 @@ fn ok(c: &mut Command) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-struct Daemon {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(cfg: &Path, port: u16, log: PathBuf) -> Daemon {
-        let child = custos()
-            .args(["daemon", "--config"])
-            .arg(cfg)
-            .env("RUST_LOG", "custos=info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let d = Daemon { child, port, log };
-        d.wait_until(|| d.request("GET", "/health", "", "").0 == 200);
-        d
-    }
-
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: &str,
-    ) -> (u16, serde_json::Value) {
-        use std::io::Write;
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return (0, serde_json::Value::Null);
-        };
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        if s.write_all(req.as_bytes()).is_err() {
-            return (0, serde_json::Value::Null);
-        }
-        let mut resp = String::new();
-        let _ = s.read_to_string(&mut resp);
-        let status = resp
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = resp.split("\r\n\r\n").nth(1).unwrap_or("");
-        let json = body
-            .find(['{', '['])
-            .and_then(|a| body.rfind(['}', ']']).map(|b| &body[a..=b]))
-            .unwrap_or(body);
-        (
-            status,
-            serde_json::from_str(json).unwrap_or(serde_json::Value::String(body.to_string())),
-        )
-    }
-
-    fn wait_until(&self, mut f: impl FnMut() -> bool) {
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(60) {
-            if f() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "timed out; daemon log:\n{}",
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        );
-    }
-
-    /// Waits for a job or restore to end; returns it.
-    fn finished(&self, path: &str) -> serde_json::Value {
-        let mut last = serde_json::Value::Null;
-        self.wait_until(|| {
-            last = self.request("GET", path, DESK, "").1;
-            matches!(
-                last["state"].as_str(),
-                Some("succeeded" | "warning" | "failed" | "done")
-            )
-        });
-        last
-    }
-
-    fn stop(mut self) -> String {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 const DESK: &str = "desk-secret-0123456789";
@@ -269,7 +158,7 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
 
     // 1. Both tenants back up through the daemon; the tenant being erased
     // uses a target that a later config no longer has.
-    let daemon = Daemon::start(&cfg, port, d.join("daemon-1.log"));
+    let daemon = Daemon::start(&cfg, &[], d.join("daemon-1.log"));
     for tenant in [TENANT, "globex"] {
         let (s, job) = daemon.request(
             "POST",
@@ -278,7 +167,7 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
             "",
         );
         assert_eq!(s, 202, "{job}");
-        let job = daemon.finished(&format!("/v1/jobs/{}", job["id"]));
+        let job = daemon.wait_finished(&format!("/v1/jobs/{}", job["id"]), DESK);
         assert_eq!(job["state"], "succeeded", "{job}");
     }
     // A ticketed restore of the tenant: its output is erased later.
@@ -290,7 +179,7 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
     );
     assert_eq!(s, 202, "{r}");
     assert_eq!(
-        daemon.finished(&format!("/v1/restores/{}", r["id"]))["state"],
+        daemon.wait_finished(&format!("/v1/restores/{}", r["id"]), DESK)["state"],
         "done"
     );
 
@@ -319,7 +208,7 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
         &format!(r#"{{"ticket": "SD-2", "snapshot": "{id}"}}"#),
     );
     assert_eq!(s, 202, "a CLI-made snapshot is not seen: {r}");
-    let done = daemon.finished(&format!("/v1/restores/{}", r["id"]));
+    let done = daemon.wait_finished(&format!("/v1/restores/{}", r["id"]), DESK);
     assert_eq!(done["state"], "done", "{done}");
     assert_eq!(done["snapshot"], id);
     daemon.stop();
@@ -366,7 +255,7 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
         warn.contains(&format!("tenant {TENANT} was erased")),
         "{warn}"
     );
-    let daemon = Daemon::start(&cfg, port, d.join("daemon-2.log"));
+    let daemon = Daemon::start(&cfg, &[], d.join("daemon-2.log"));
     assert!(!leftover.exists(), "drill scratch not wiped at start");
     let (s, v) = daemon.request(
         "POST",
@@ -391,7 +280,7 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
     let (s, job) = daemon.request("POST", "/v1/services/globex/web/backup", GX, "");
     assert_eq!(s, 202, "{job}");
     assert_eq!(
-        daemon.finished(&format!("/v1/jobs/{}", job["id"]))["state"],
+        daemon.wait_finished(&format!("/v1/jobs/{}", job["id"]), DESK)["state"],
         "succeeded"
     );
     let (_, jobs) = daemon.request("GET", "/v1/jobs", DESK, "");

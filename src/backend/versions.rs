@@ -283,6 +283,32 @@ async fn read(resp: reqwest::Response, what: &str) -> Result<(u16, Bytes)> {
     Ok((status, body))
 }
 
+/// Every page of a listing: `page(marker)` fetches one and names the next
+/// page's marker. A store that hands back the marker it was given would
+/// make this loop forever: it is refused instead.
+async fn all_pages<M, F, Fut>(what: &str, mut page: F) -> Result<Vec<ObjectVersion>>
+where
+    M: PartialEq + Clone,
+    F: FnMut(Option<M>) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<ObjectVersion>, Option<M>)>>,
+{
+    let mut out = Vec::new();
+    let mut marker: Option<M> = None;
+    loop {
+        let (items, next) = page(marker.clone()).await?;
+        out.extend(items);
+        match next {
+            Some(n) if marker.as_ref() == Some(&n) => {
+                return Err(unsupported(format!(
+                    "{what}: the store returned the same page twice"
+                )))
+            }
+            Some(n) => marker = Some(n),
+            None => return Ok(out),
+        }
+    }
+}
+
 /// The head of a bodiless request, ready to sign.
 fn head(method: http::Method, url: &str, headers: &[(&str, &str)]) -> Result<http::request::Parts> {
     let mut b = http::Request::builder().method(method).uri(url);
@@ -462,37 +488,28 @@ impl S3 {
 
     async fn list(&self, client: &reqwest::Client) -> Result<Vec<ObjectVersion>> {
         let what = format!("ListObjectVersions on bucket {}", self.bucket);
-        let mut out = Vec::new();
-        let mut markers: Option<(String, Option<String>)> = None;
-        loop {
-            let mut url = format!(
-                "{}?prefix={}&versions",
-                self.bucket_url,
-                encode_query(&self.prefix)
-            );
-            if let Some((k, v)) = &markers {
-                url.push_str(&format!("&key-marker={}", encode_query(k)));
-                if let Some(v) = v {
-                    url.push_str(&format!("&version-id-marker={}", encode_query(v)));
+        all_pages(&what, |markers: Option<S3Markers>| {
+            let what = &what;
+            async move {
+                let mut url = format!(
+                    "{}?prefix={}&versions",
+                    self.bucket_url,
+                    encode_query(&self.prefix)
+                );
+                if let Some((k, v)) = &markers {
+                    url.push_str(&format!("&key-marker={}", encode_query(k)));
+                    if let Some(v) = v {
+                        url.push_str(&format!("&version-id-marker={}", encode_query(v)));
+                    }
                 }
-            }
-            let (status, body) = self.call(client, http::Method::GET, &url, &what).await?;
-            if status != 200 {
-                return Err(refused_status(&what, status, &body));
-            }
-            let (page, next) = parse_s3_versions(&body, &self.prefix)?;
-            out.extend(page);
-            match next {
-                // A store that answers the same page again would loop forever.
-                Some(n) if markers.as_ref() == Some(&n) => {
-                    return Err(unsupported(format!(
-                        "{what}: the store returned the same page twice"
-                    )))
+                let (status, body) = self.call(client, http::Method::GET, &url, what).await?;
+                if status != 200 {
+                    return Err(refused_status(what, status, &body));
                 }
-                Some(n) => markers = Some(n),
-                None => return Ok(out),
+                parse_s3_versions(&body, &self.prefix)
             }
-        }
+        })
+        .await
     }
 
     fn object_url(&self, v: &ObjectVersion) -> String {
@@ -709,33 +726,25 @@ impl Azure {
             "List Blobs (versions, snapshots, deleted) of {}",
             self.container
         );
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let mut url = format!(
-                "{}?restype=container&comp=list&prefix={}&include=versions,deleted,snapshots",
-                self.container_url,
-                encode_query(&self.prefix)
-            );
-            if let Some(m) = &marker {
-                url.push_str(&format!("&marker={}", encode_query(m)));
-            }
-            let (status, body) = self.call(client, http::Method::GET, &url, &what).await?;
-            if status != 200 {
-                return Err(refused_status(&what, status, &body));
-            }
-            let (page, next) = parse_azure_blobs(&body, &self.prefix)?;
-            out.extend(page);
-            match next {
-                Some(m) if marker.as_ref() == Some(&m) => {
-                    return Err(unsupported(format!(
-                        "{what}: the store returned the same page twice"
-                    )))
+        all_pages(&what, |marker: Option<String>| {
+            let what = &what;
+            async move {
+                let mut url = format!(
+                    "{}?restype=container&comp=list&prefix={}&include=versions,deleted,snapshots",
+                    self.container_url,
+                    encode_query(&self.prefix)
+                );
+                if let Some(m) = &marker {
+                    url.push_str(&format!("&marker={}", encode_query(m)));
                 }
-                Some(m) => marker = Some(m),
-                None => return Ok(out),
+                let (status, body) = self.call(client, http::Method::GET, &url, what).await?;
+                if status != 200 {
+                    return Err(refused_status(what, status, &body));
+                }
+                parse_azure_blobs(&body, &self.prefix)
             }
-        }
+        })
+        .await
     }
 
     fn blob_url(&self, v: &ObjectVersion, delete: bool) -> String {
@@ -956,6 +965,30 @@ mod tests {
         );
         assert_eq!(next, Some(("t/keys/a".into(), Some("2".into()))));
         assert!(parse_s3_versions(b"not xml <", "t/").is_err());
+    }
+
+    #[test]
+    fn pages_are_followed_and_a_repeated_marker_is_refused() {
+        let v = |p: &str| ObjectVersion {
+            path: p.into(),
+            version_id: None,
+            size: 0,
+            kind: VersionKind::Version,
+        };
+        let three = futures::executor::block_on(all_pages("list", |m: Option<u32>| {
+            let page = match m {
+                None => (vec![v("a")], Some(1)),
+                Some(1) => (vec![v("b"), v("c")], Some(2)),
+                _ => (vec![], None),
+            };
+            async move { Ok(page) }
+        }))
+        .unwrap();
+        assert_eq!(three.len(), 3);
+        let stuck = futures::executor::block_on(all_pages("list", |_m: Option<u32>| async {
+            Ok((vec![v("a")], Some(7)))
+        }));
+        assert!(stuck.is_err_and(|e| e.to_string().contains("same page twice")));
     }
 
     #[test]

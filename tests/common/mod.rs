@@ -4,4 +4,5 @@
 //! self-contained helper; not every test binary uses every helper.
 
 pub mod cli;
+pub mod daemon;
 pub mod servers;

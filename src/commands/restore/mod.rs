@@ -169,6 +169,19 @@ impl RestoreResult {
         });
     }
 
+    /// What setting an entry's metadata did: attributes refused are
+    /// warnings, anything else an error.
+    fn record_meta(&mut self, path: &str, set: std::io::Result<target::MetaProblems>) {
+        match set {
+            Ok(problems) => self
+                .warnings
+                .extend(problems.into_iter().map(|p| format!("{path}: {p}"))),
+            Err(e) => self
+                .errors
+                .push(format!("{path}: cannot set metadata: {e}")),
+        }
+    }
+
     fn drop_privileged(&mut self, path: &str, what: impl Into<String>) {
         self.dropped.push(Skipped {
             path: path.to_string(),
@@ -696,16 +709,7 @@ async fn restore_locked(
         if !fresh && node.size > 0 {
             if let Some(f) = already_restored(repo, dir.as_fd(), node) {
                 let (meta, _) = meta_of(node, root, opts.privileged);
-                match target::set_meta_fd(f.as_fd(), &meta) {
-                    Ok(problems) => result.warnings.extend(
-                        problems
-                            .into_iter()
-                            .map(|p| format!("{}: {p}", item.snap_path)),
-                    ),
-                    Err(e) => result
-                        .errors
-                        .push(format!("{}: cannot set metadata: {e}", item.snap_path)),
-                }
+                result.record_meta(&item.snap_path, target::set_meta_fd(f.as_fd(), &meta));
                 result.files_skipped += 1;
                 opts.progress.add_bytes(node.size);
                 *done = true;
@@ -860,16 +864,7 @@ async fn restore_locked(
                 &meta,
             )
         });
-        match set {
-            Ok(problems) => result.warnings.extend(
-                problems
-                    .into_iter()
-                    .map(|p| format!("{}: {p}", it.snap_path)),
-            ),
-            Err(e) => result
-                .errors
-                .push(format!("{}: cannot set metadata: {e}", it.snap_path)),
-        }
+        result.record_meta(&it.snap_path, set);
     }
     for it in shared.items.iter().rev() {
         let Some(slot) = it.slot else { continue };
@@ -884,16 +879,7 @@ async fn restore_locked(
             .dirs
             .dir(slot)
             .and_then(|fd| target::set_meta_fd(fd.as_fd(), &meta));
-        match set {
-            Ok(problems) => result.warnings.extend(
-                problems
-                    .into_iter()
-                    .map(|p| format!("{}: {p}", it.snap_path)),
-            ),
-            Err(e) => result
-                .errors
-                .push(format!("{}: cannot set metadata: {e}", it.snap_path)),
-        }
+        result.record_meta(&it.snap_path, set);
     }
 
     // 5. Optional verification: read everything back.
