@@ -683,16 +683,25 @@ fn erase_local_keys(
         }]);
     }
     let existed = path.exists();
-    crate::util::overwrite_with_zeros(path)?;
+    // A file custos may not change (a read-only /etc under systemd's
+    // ProtectSystem, another owner) does not stop the erasure: the
+    // certificate says it was not erased, and why.
+    let (erased, detail) = match crate::util::overwrite_with_zeros(path) {
+        Ok(()) if existed => (true, "overwritten with zeros and removed".to_string()),
+        Ok(()) => (
+            true,
+            "already gone (an interrupted erasure removed it)".to_string(),
+        ),
+        Err(e) => (
+            false,
+            format!("custos could not overwrite and remove it ({e}): remove it by hand"),
+        ),
+    };
     Ok(vec![certificate::LocalKeyReport {
         source: source.into(),
         location,
-        erased: true,
-        detail: if existed {
-            "overwritten with zeros and removed".into()
-        } else {
-            "already gone (an interrupted erasure removed it)".into()
-        },
+        erased,
+        detail,
     }])
 }
 
@@ -924,6 +933,21 @@ password_env = "CUSTOS_TEST_NEVER_SET"
         assert_eq!(r[0].source, "environment");
         assert!(
             !r[0].erased && r[0].location == "CUSTOS_TEST_NEVER_SET",
+            "{r:?}"
+        );
+
+        // One custos may not change: kept, and said so (not a failure).
+        let ro = d.join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        let text = format!(
+            "[daemon]\nstate_dir = \"{d}/state\"\n\n[[target]]\nname = \"t\"\nurl = \"{d}/target\"\nregion = \"eu-west-par\"\nzone = \"par2\"\n\n[[tenant]]\nid = \"ro\"\npassword_file = \"{d}/ro/not-a-file\"\n",
+            d = d.display()
+        );
+        std::fs::create_dir(ro.join("not-a-file")).unwrap();
+        let ro_cfg = Config::parse(&d.join("custos.toml"), &text).unwrap();
+        let r = erase_local_keys(&ro_cfg, &catalog, "ro").unwrap();
+        assert!(
+            !r[0].erased && r[0].detail.contains("remove it by hand"),
             "{r:?}"
         );
 
