@@ -137,7 +137,12 @@ pub fn overwrite_with_zeros(path: &std::path::Path) -> crate::Result<()> {
         .and_then(|()| f.sync_all())
         .map_err(|e| crate::Error::io_path("cannot overwrite", path, e))?;
     drop(w);
-    std::fs::remove_file(path).map_err(|e| crate::Error::io_path("cannot remove", path, e))
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(crate::Error::io_path("cannot remove", path, e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Makes a directory custos created readable by its owner only (0700).

@@ -425,23 +425,37 @@ fn open_db(dir: &Path) -> Result<sled::Db> {
 /// Overwrites every file under `dir` with zeros, then removes the tree: the
 /// old copy of a rewritten catalog holds records an erasure purged.
 fn shred_dir(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
+    // Another process may be shredding the same copy (a `config check`
+    // opening the catalog while the daemon finishes a rewrite): what is gone
+    // already is fine.
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(crate::error::at("cannot read", &d))? {
-            let e = e.map_err(crate::error::at("cannot read", &d))?;
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(Error::io_path("cannot read", &d, e)),
+        };
+        for e in entries {
+            let e = match e {
+                Ok(e) => e,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(Error::io_path("cannot read", &d, e)),
+            };
             let p = e.path();
-            let ft = e.file_type().map_err(crate::error::at("cannot read", &p))?;
-            if ft.is_dir() {
-                stack.push(p);
-            } else if ft.is_file() {
-                crate::util::overwrite_with_zeros(&p)?;
+            match e.file_type() {
+                Ok(ft) if ft.is_dir() => stack.push(p),
+                Ok(ft) if ft.is_file() => crate::util::overwrite_with_zeros(&p)?,
+                Ok(_) => {}
+                Err(e) if gone(&e) => {}
+                Err(e) => return Err(Error::io_path("cannot read", &p, e)),
             }
         }
     }
-    std::fs::remove_dir_all(dir).map_err(crate::error::at("cannot remove", dir))
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if !gone(&e) => Err(Error::io_path("cannot remove", dir, e)),
+        _ => Ok(()),
+    }
 }
 
 impl Catalog {
