@@ -176,7 +176,21 @@ pub async fn run_entry(
         tags: Vec::new(),
         due: Some(due),
     };
+    // Nothing is recorded or queued for a tenant whose erasure has started
+    // (its records are purged at the end, and must stay purged).
+    let refused = || {
+        catalog
+            .erasure(&entry.tenant)
+            .ok()
+            .flatten()
+            .is_some_and(|e| e.state.refused())
+    };
     let now = clock.now();
+    if refused() {
+        tracing::info!(tenant = %entry.tenant, service = %entry.service, job = entry.kind.name(),
+            "not scheduled: the tenant's erasure has started");
+        return Ok(());
+    }
     let mut last = match catalog.last_run(&entry.tenant, &entry.service, entry.kind)? {
         Some(last) => {
             let (mut missed, mut count, mut t) = (None, 0usize, last);
@@ -222,6 +236,11 @@ pub async fn run_entry(
             return Ok(());
         };
         if !sleep_until(clock.as_ref(), add(due, delay), &mut shutdown).await {
+            return Ok(());
+        }
+        if refused() {
+            tracing::info!(tenant = %entry.tenant, service = %entry.service, job = entry.kind.name(),
+                "schedule stopped: the tenant's erasure has started");
             return Ok(());
         }
         catalog.set_last_run(&entry.tenant, &entry.service, entry.kind, due)?;
