@@ -306,3 +306,68 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
     let audit = std::fs::read_to_string(d.join("state/audit.log")).unwrap();
     assert!(audit.contains("erasure.completed"));
 }
+
+#[test]
+fn the_daemon_erases_on_the_due_date_and_keeps_nothing_naming_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (f, s) in [("desk.token", DESK), ("zq.token", ZQ), ("gx.token", GX)] {
+        std::fs::write(d.join(f), s).unwrap();
+    }
+    std::fs::write(d.join(format!("{TENANT}.pass")), "zq passphrase\n").unwrap();
+    std::fs::write(d.join("globex.pass"), "globex passphrase\n").unwrap();
+    ok(custos()
+        .args(["certificate", "keygen", "--out"])
+        .arg(d.join("operator.key")));
+    make_tree(&d.join("src"));
+    let port = free_port();
+    let cfg = config(d, port, false);
+    let daemon = Daemon::start(&cfg, &[], d.join("daemon-1.log"));
+    for tenant in [TENANT, "globex"] {
+        let (s, job) = daemon.request(
+            "POST",
+            &format!("/v1/services/{tenant}/web/backup"),
+            DESK,
+            "",
+        );
+        assert_eq!(s, 202, "{job}");
+        let job = daemon.wait_finished(&format!("/v1/jobs/{}", job["id"]), DESK);
+        assert_eq!(job["state"], "succeeded", "{job}");
+    }
+    daemon.stop();
+    // Notice was given 22 days ago: the notice period is over.
+    let at = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(22 * 24)).to_string();
+    ok(custos()
+        .args([
+            "erase", "notice", "--tenant", TENANT, "--at", &at, "--config",
+        ])
+        .arg(&cfg));
+    // The daemon erases by itself at start, while serving the other tenant.
+    let daemon = Daemon::start(&cfg, &[], d.join("daemon-2.log"));
+    daemon.wait_until(std::time::Duration::from_secs(60), || {
+        daemon.request("GET", "/v1/services", ZQ, "").0 == 401
+            && std::fs::read_dir(d.join("state/certificates")).is_ok_and(|mut r| {
+                r.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".json")))
+            })
+    });
+    let (s, v) = daemon.request(
+        "POST",
+        &format!("/v1/services/{TENANT}/web/backup"),
+        DESK,
+        "",
+    );
+    assert_eq!(s, 409, "{v}");
+    let (s, job) = daemon.request("POST", "/v1/services/globex/web/backup", GX, "");
+    assert_eq!(s, 202, "{job}");
+    assert_eq!(
+        daemon.wait_finished(&format!("/v1/jobs/{}", job["id"]), DESK)["state"],
+        "succeeded"
+    );
+    let log = daemon.stop();
+    assert!(log.contains("tenant erased"), "{log}");
+    assert!(!d.join(format!("primary/{TENANT}/config")).exists());
+    for sub in ["state/catalog", "state/cache"] {
+        let hits = any_file_contains(&d.join(sub), TENANT.as_bytes());
+        assert!(hits.is_empty(), "{sub} still names the tenant: {hits:?}");
+    }
+}
