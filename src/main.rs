@@ -334,10 +334,14 @@ enum KeyAction {
         #[arg(long)]
         new_key_file: Option<PathBuf>,
     },
-    /// Remove a key slot (never the last)
+    /// Remove a key slot (never the last; the one in use only with --force)
     Remove {
         /// Slot ID or unique prefix
         id: String,
+        /// Also remove the slot that the given passphrase or key file opens
+        /// (you must hold another slot's secret)
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -1068,16 +1072,18 @@ async fn run(cli: Cli) -> Result<u8> {
             match action {
                 KeyAction::List => {
                     let slots = repo.key_slots().await?;
+                    let in_use = repo.slot_in_use();
                     if g.json {
                         let v: Vec<_> = slots
                             .iter()
-                            .map(|s| serde_json::json!({"id": s.id.to_hex(), "kind": s.kind(), "created": s.created, "hostname": s.hostname, "username": s.username, "fingerprint": s.fingerprint()}))
+                            .map(|s| serde_json::json!({"id": s.id.to_hex(), "kind": s.kind(), "created": s.created, "hostname": s.hostname, "username": s.username, "fingerprint": s.fingerprint(), "current": s.id == in_use}))
                             .collect();
                         print_json(&v)?;
                     } else {
                         for s in slots {
                             println!(
-                                "{}  {:<10}  {}  {}@{}",
+                                "{} {}  {:<10}  {}  {}@{}",
+                                if s.id == in_use { "*" } else { " " },
                                 s.id.short(),
                                 s.kind(),
                                 s.created,
@@ -1085,28 +1091,22 @@ async fn run(cli: Cli) -> Result<u8> {
                                 s.hostname
                             );
                         }
+                        println!("(* the slot your passphrase or key file opens)");
                     }
                 }
                 KeyAction::Add {
                     new_password_file,
                     new_key_file,
                 } => {
+                    // The same checks as every other secret: no empty
+                    // passphrase, key files of at least 32 bytes.
                     let secret = match (new_password_file, new_key_file) {
-                        (Some(p), None) => {
-                            let s = std::fs::read_to_string(&p).map_err(|e| {
-                                Error::io(format!("cannot read {}", p.display()), e)
-                            })?;
-                            Secret::Passphrase(Zeroizing::new(
-                                s.trim_end_matches(['\n', '\r']).to_string(),
-                            ))
-                        }
+                        (Some(p), None) => Secret::from_password_file(&p)?,
                         (None, Some(k)) => {
                             if !k.exists() {
                                 write_new_key_file(&k)?;
                             }
-                            Secret::KeyFile(Zeroizing::new(std::fs::read(&k).map_err(|e| {
-                                Error::io(format!("cannot read {}", k.display()), e)
-                            })?))
+                            Secret::from_key_file(&k)?
                         }
                         _ => {
                             return Err(Error::Usage(
@@ -1121,7 +1121,7 @@ async fn run(cli: Cli) -> Result<u8> {
                     );
                     println!("added key slot {}", id.short());
                 }
-                KeyAction::Remove { id } => {
+                KeyAction::Remove { id, force } => {
                     let slots = repo.key_slots().await?;
                     let hits: Vec<_> = slots
                         .iter()
@@ -1134,7 +1134,7 @@ async fn run(cli: Cli) -> Result<u8> {
                             return Err(Error::Usage(format!("key slot prefix {id} is ambiguous")))
                         }
                     };
-                    repo.remove_key(&slot).await?;
+                    repo.remove_key(&slot, force).await?;
                     audit_cli(
                         "key.removed",
                         serde_json::json!({"repository": repo_url(&g)?, "slot": slot.to_hex()}),

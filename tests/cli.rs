@@ -686,3 +686,58 @@ fn key_file_and_key_slots() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn key_add_checks_its_secret_and_the_slot_in_use_is_kept_unless_forced() {
+    let env = Env::local();
+    env.ok(&["init"]);
+    // An empty passphrase and a short key file make no slot.
+    let empty = env.path("empty.pass");
+    std::fs::write(&empty, "\n").unwrap();
+    let e = env.fails(
+        &["key", "add", "--new-password-file", empty.to_str().unwrap()],
+        2,
+    );
+    assert!(e.contains("is empty"), "{e}");
+    let short = env.path("short.key");
+    std::fs::write(&short, [7u8; 16]).unwrap();
+    let e = env.fails(
+        &["key", "add", "--new-key-file", short.to_str().unwrap()],
+        2,
+    );
+    assert!(e.contains("at least 32"), "{e}");
+    let keys = env.json(&["key", "list"]);
+    assert_eq!(keys.as_array().unwrap().len(), 1, "{keys}");
+
+    // A second slot; `key list` marks the one the passphrase opens.
+    let other = env.path("other.pass");
+    std::fs::write(&other, "the other passphrase\n").unwrap();
+    env.ok(&["key", "add", "--new-password-file", other.to_str().unwrap()]);
+    let keys = env.json(&["key", "list"]);
+    let current: Vec<&serde_json::Value> = keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["current"] == true)
+        .collect();
+    assert_eq!(current.len(), 1, "{keys}");
+    let mine = current[0]["id"].as_str().unwrap().to_string();
+    assert!(env
+        .ok(&["key", "list"])
+        .contains(&format!("* {}", &mine[..8])));
+
+    // Removing the slot in use is refused without --force ...
+    let e = env.fails(&["key", "remove", &mine[..8]], 1);
+    assert!(e.contains("--force"), "{e}");
+    env.ok(&["snapshots"]);
+    // ... and with it, the passphrase no longer opens; the other one does.
+    env.ok(&["key", "remove", &mine[..8], "--force"]);
+    env.fails(&["snapshots"], 2);
+    let o = env
+        .cmd()
+        .env_remove("CUSTOS_PASSWORD")
+        .args(["--password-file", other.to_str().unwrap(), "snapshots"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -70,6 +70,8 @@ pub struct Repository {
     master: MasterKey,
     config: RepoConfig,
     cache_root: Option<PathBuf>,
+    /// The key slot the secret opened (the one `init` wrote).
+    slot: KeyId,
 }
 
 impl std::fmt::Debug for Repository {
@@ -118,6 +120,7 @@ impl Repository {
             master,
             config,
             cache_root,
+            slot: slot.id,
         })
     }
 
@@ -168,6 +171,7 @@ impl Repository {
                     master,
                     config,
                     cache_root,
+                    slot: slot.id,
                 });
             }
         }
@@ -235,11 +239,19 @@ impl Repository {
         Ok(out)
     }
 
-    /// Removes a key slot; refuses to remove the last one.
+    /// The key slot that the secret given to [`Repository::open`] opened.
+    pub fn slot_in_use(&self) -> KeyId {
+        self.slot
+    }
+
+    /// Removes a key slot; refuses to remove the last one, and the one in
+    /// use (that the secret given opened) unless `force`: whoever removes
+    /// it must hold another slot's secret, or loses the repository.
     ///
     /// # Errors
-    /// [`Error::NotFound`], [`Error::Refused`] for the last slot.
-    pub async fn remove_key(&self, id: &KeyId) -> Result<()> {
+    /// [`Error::NotFound`], [`Error::Refused`] for the last slot or the one
+    /// in use.
+    pub async fn remove_key(&self, id: &KeyId, force: bool) -> Result<()> {
         let slots = self.key_slots().await?;
         if !slots.iter().any(|s| &s.id == id) {
             return Err(Error::NotFound(format!("key slot {id}")));
@@ -249,6 +261,12 @@ impl Repository {
                 "refusing to remove the last key slot: the repository would become unreadable"
                     .into(),
             ));
+        }
+        if *id == self.slot && !force {
+            return Err(Error::Refused(format!(
+                "key slot {} is the one your passphrase or key file opened: after removing it that secret no longer opens the repository; add --force if you hold the secret of another slot",
+                id.short()
+            )));
         }
         self.backend.delete(&format!("keys/{id}")).await
     }
