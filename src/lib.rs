@@ -37,6 +37,7 @@ pub mod repofile;
 pub mod repository;
 
 pub mod source;
+pub mod switches;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -51,7 +51,8 @@ pub fn is_root() -> bool {
 /// tests use it to stop a command between two writes that random timing would
 /// rarely separate. `CUSTOS_TEST_CRASH_COUNT=point=FILE` appends a byte to
 /// FILE each time the point is passed. Both are read once per process; unset,
-/// a point costs one check of a cached value.
+/// a point costs one check of a cached value. Test switches (see
+/// [`crate::switches`]): a build without them has no crash points.
 pub fn crash_point(point: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
@@ -59,8 +60,11 @@ pub fn crash_point(point: &str) {
     type Armed = (Option<(String, u64)>, Option<(String, String)>);
     static ARMED: OnceLock<Armed> = OnceLock::new();
     static HITS: AtomicU64 = AtomicU64::new(0);
+    if !crate::switches::ENABLED {
+        return;
+    }
     let (kill_at, count) = ARMED.get_or_init(|| {
-        let var = |k| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
+        let var = crate::switches::get;
         let kill_at = var("CUSTOS_TEST_CRASH_AT").map(|w| match w.split_once('#') {
             Some((n, k)) => (n.to_string(), k.parse::<u64>().unwrap_or(1)),
             None => (w, 1),

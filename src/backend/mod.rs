@@ -177,9 +177,10 @@ impl Backend {
                 .with_automatic_cleanup(true);
             (Arc::new(fs), Some(path))
         };
-        // Reliability tests inject faults with CUSTOS_FAULTS (hidden on purpose).
-        let store: Arc<dyn ObjectStore> = match std::env::var("CUSTOS_FAULTS") {
-            Ok(spec) if !spec.is_empty() => {
+        // Reliability tests inject faults with CUSTOS_FAULTS (a test switch,
+        // see crate::switches).
+        let store: Arc<dyn ObjectStore> = match crate::switches::get("CUSTOS_FAULTS") {
+            Some(spec) if !spec.is_empty() => {
                 let cfg = faults::FaultConfig::parse(&spec).map_err(Error::Usage)?;
                 tracing::warn!(?cfg, "injecting storage faults (CUSTOS_FAULTS)");
                 Arc::new(faults::FaultyStore::new(store, cfg))
@@ -187,10 +188,8 @@ impl Backend {
             _ => store,
         };
         let mut retry = RetryPolicy::default();
-        // Operators (and tests) may shorten or lengthen the retry budget.
-        if let Some(n) = std::env::var("CUSTOS_BACKEND_RETRIES")
-            .ok()
-            .and_then(|v| v.parse().ok())
+        // Tests shorten the retry budget (a test switch).
+        if let Some(n) = crate::switches::get("CUSTOS_BACKEND_RETRIES").and_then(|v| v.parse().ok())
         {
             retry.retries = n;
         }

@@ -103,9 +103,10 @@ pub struct KdfParams {
 
 impl KdfParams {
     /// The cost for new passphrase slots: the default, or a cheap one when
-    /// `CUSTOS_TEST_FAST_KDF` is set (tests only: it weakens passphrases).
+    /// `CUSTOS_TEST_FAST_KDF` is set in a test build (it weakens
+    /// passphrases; see [`crate::switches`]).
     pub fn for_new_slots() -> KdfParams {
-        if std::env::var_os("CUSTOS_TEST_FAST_KDF").is_some() {
+        if crate::switches::fast_kdf() {
             KdfParams {
                 m_kib: 1024,
                 t: 1,
@@ -114,6 +115,24 @@ impl KdfParams {
         } else {
             KdfParams::default()
         }
+    }
+}
+
+impl KdfParams {
+    /// Refuses a cost below what custos writes (64 MiB, 3 passes, 1 lane):
+    /// no slot is ever cheaper to guess, unless `weak_allowed` (tests).
+    ///
+    /// # Errors
+    /// [`Error::Usage`] naming the cost and the minimum.
+    pub fn check_minimum(&self, weak_allowed: bool) -> Result<()> {
+        let min = KdfParams::default();
+        if !weak_allowed && (self.m_kib < min.m_kib || self.t < min.t || self.p < min.p) {
+            return Err(Error::Usage(format!(
+                "refusing to write a key slot with Argon2id cost m={} KiB, t={}, p={}: the minimum is m={} KiB, t={}, p={}",
+                self.m_kib, self.t, self.p, min.m_kib, min.t, min.p
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -161,6 +180,9 @@ pub struct KeySlot {
 impl KeySlot {
     /// Wraps `master` under `secret`.
     pub fn create(master: &MasterKey, secret: &Secret, params: KdfParams) -> Result<KeySlot> {
+        if matches!(secret, Secret::Passphrase(_)) {
+            params.check_minimum(crate::switches::weak_kdf_allowed())?;
+        }
         let id = KeyId::random();
         let kdf = match secret {
             Secret::Passphrase(_) => {
@@ -318,6 +340,19 @@ mod tests {
             t: 1,
             p: 1,
         }
+    }
+
+    #[test]
+    fn slots_cheaper_than_the_minimum_are_refused() {
+        assert!(fast().check_minimum(false).is_err());
+        assert!(KdfParams::default().check_minimum(false).is_ok());
+        let more = KdfParams {
+            m_kib: 128 * 1024,
+            t: 4,
+            p: 2,
+        };
+        assert!(more.check_minimum(false).is_ok());
+        assert!(fast().check_minimum(true).is_ok());
     }
 
     #[test]
