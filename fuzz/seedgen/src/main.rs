@@ -208,6 +208,8 @@ fn main() {
     );
 
     // key_slot: slots the target's secrets open (key file [1; 64], passphrase "fuzz").
+    // A passphrase slot this cheap is written only with the fast-KDF test switch.
+    std::env::set_var("CUSTOS_TEST_FAST_KDF", "1");
     let master = custos::crypto::MasterKey::from_bytes(common::MASTER);
     let kf = KeySlot::create(
         &master,
