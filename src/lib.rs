@@ -35,6 +35,7 @@ pub mod policy;
 pub mod progress;
 pub mod repofile;
 pub mod repository;
+pub mod secrets;
 
 pub mod source;
 pub mod switches;

@@ -13,7 +13,6 @@ use custos::progress::Progress;
 use custos::repository::{lock, select_snapshot, select_snapshot_at, InitOptions, Repository};
 use custos::util::human_bytes;
 use custos::{Error, Result};
-use zeroize::Zeroizing;
 
 mod demo;
 
@@ -559,8 +558,15 @@ fn tune_allocator() {
 
 fn main() -> ExitCode {
     tune_allocator();
+    // Whatever custos creates (repositories on local disk, caches, state,
+    // audit log, certificates) is private to its user, whatever the umask.
+    // SAFETY: umask only changes this process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     let cli = Cli::parse();
     init_tracing(&cli.global);
+    take_secret_variables(&cli);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -581,6 +587,19 @@ fn main() -> ExitCode {
                 src = s.source();
             }
             ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+/// Takes every secret variable custos will read out of the environment
+/// before any other thread starts (see `custos::secrets`): the command
+/// line's passphrases and token, and for the daemon every tenant's
+/// `password_env` and token `secret_env` its config names.
+fn take_secret_variables(cli: &Cli) {
+    custos::secrets::harvest(["CUSTOS_PASSWORD", "CUSTOS_TO_PASSWORD", "CUSTOS_TOKEN"]);
+    if let Command::Daemon { config } = &cli.command {
+        if let Ok(cfg) = custos::config::Config::load(config) {
+            custos::secrets::harvest(cfg.secret_variables().iter().map(String::as_str));
         }
     }
 }
@@ -621,11 +640,8 @@ fn read_secret(g: &Global, creating: bool) -> Result<Secret> {
     if let Some(pf) = &g.password_file {
         return Secret::from_password_file(pf);
     }
-    if let Ok(s) = std::env::var("CUSTOS_PASSWORD") {
-        if s.is_empty() {
-            return Err(Error::Usage("CUSTOS_PASSWORD is empty".into()));
-        }
-        return Ok(Secret::Passphrase(Zeroizing::new(s)));
+    if let Some(s) = custos::secrets::env("CUSTOS_PASSWORD") {
+        return Ok(Secret::Passphrase(s));
     }
     Err(Error::NoKey)
 }
@@ -1149,9 +1165,9 @@ async fn run(cli: Cli) -> Result<u8> {
             let secret = match (&a.to_key_file, &a.to_password_file) {
                 (Some(k), _) => Secret::from_key_file(k)?,
                 (None, Some(p)) => Secret::from_password_file(p)?,
-                (None, None) => match std::env::var("CUSTOS_TO_PASSWORD") {
-                    Ok(p) if !p.is_empty() => Secret::Passphrase(Zeroizing::new(p)),
-                    _ => {
+                (None, None) => match custos::secrets::env("CUSTOS_TO_PASSWORD") {
+                    Some(p) => Secret::Passphrase(p),
+                    None => {
                         return Err(Error::Usage(
                             "no key for the destination: --to-password-file, --to-key-file or CUSTOS_TO_PASSWORD".into(),
                         ))

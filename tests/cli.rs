@@ -585,7 +585,7 @@ fn key_file_and_key_slots() {
     env.fails(&["snapshots"], 2);
     // ...until a passphrase slot is added.
     let pw = env.path("pw");
-    std::fs::write(&pw, "second passphrase\n").unwrap();
+    common::cli::write_secret(&pw, "second passphrase\n");
     let o = env
         .cmd()
         .env_remove("CUSTOS_PASSWORD")
@@ -693,14 +693,14 @@ fn key_add_checks_its_secret_and_the_slot_in_use_is_kept_unless_forced() {
     env.ok(&["init"]);
     // An empty passphrase and a short key file make no slot.
     let empty = env.path("empty.pass");
-    std::fs::write(&empty, "\n").unwrap();
+    common::cli::write_secret(&empty, "\n");
     let e = env.fails(
         &["key", "add", "--new-password-file", empty.to_str().unwrap()],
         2,
     );
     assert!(e.contains("is empty"), "{e}");
     let short = env.path("short.key");
-    std::fs::write(&short, [7u8; 16]).unwrap();
+    common::cli::write_secret(&short, [7u8; 16]);
     let e = env.fails(
         &["key", "add", "--new-key-file", short.to_str().unwrap()],
         2,
@@ -711,7 +711,7 @@ fn key_add_checks_its_secret_and_the_slot_in_use_is_kept_unless_forced() {
 
     // A second slot; `key list` marks the one the passphrase opens.
     let other = env.path("other.pass");
-    std::fs::write(&other, "the other passphrase\n").unwrap();
+    common::cli::write_secret(&other, "the other passphrase\n");
     env.ok(&["key", "add", "--new-password-file", other.to_str().unwrap()]);
     let keys = env.json(&["key", "list"]);
     let current: Vec<&serde_json::Value> = keys

@@ -42,7 +42,7 @@ fn fixture() -> Fixture {
     let env = Env::local();
     env.ok(&["init", "--chunk-avg-kib", "64", "--pack-size-mib", "1"]);
     let second = env.path("second.pass");
-    std::fs::write(&second, "second passphrase\n").unwrap();
+    common::cli::write_secret(&second, "second passphrase\n");
     env.ok(&[
         "key",
         "add",

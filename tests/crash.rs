@@ -362,7 +362,7 @@ fn erase_killed_at_seeded_points_resumes() {
         base.display()
     ));
     for t in tenants.iter().chain(std::iter::once(&"keep".to_string())) {
-        std::fs::write(d.join(format!("{t}.pass")), format!("{t} secret\n")).unwrap();
+        common::cli::write_secret(d.join(format!("{t}.pass")), format!("{t} secret\n"));
         cfg.push_str(&format!(
             "[[tenant]]\nid = \"{t}\"\npassword_file = \"{t}.pass\"\n\n"
         ));

@@ -31,7 +31,8 @@ fn the_shipped_example_config_is_valid() {
     std::fs::create_dir_all(&keys).unwrap();
     for e in std::fs::read_dir(root.join("example-keys")).unwrap() {
         let e = e.unwrap();
-        std::fs::copy(e.path(), keys.join(e.file_name())).unwrap();
+        // Secret files must be private; a checkout makes them 0644.
+        common::cli::write_secret(keys.join(e.file_name()), std::fs::read(e.path()).unwrap());
     }
     let cfg = dir.path().join("custos.toml");
     let o = custos(&[])
@@ -180,10 +181,10 @@ const OP: &str = "operator-token-for-tests-0123456789";
 const ACME: &str = "acme-partner-token-for-tests-0123";
 
 fn write_config(dir: &Path, port: u16, target_url: &str, backup_every: &str) -> PathBuf {
-    std::fs::write(dir.join("acme.pass"), "acme secret\n").unwrap();
-    std::fs::write(dir.join("globex.pass"), "globex secret\n").unwrap();
-    std::fs::write(dir.join("op.token"), OP).unwrap();
-    std::fs::write(dir.join("acme.token"), ACME).unwrap();
+    common::cli::write_secret(dir.join("acme.pass"), "acme secret\n");
+    common::cli::write_secret(dir.join("globex.pass"), "globex secret\n");
+    common::cli::write_secret(dir.join("op.token"), OP);
+    common::cli::write_secret(dir.join("acme.token"), ACME);
     let src = dir.join("data");
     std::fs::create_dir_all(src.join("sub")).unwrap();
     std::fs::write(src.join("a.txt"), b"hello custos\n".repeat(500)).unwrap();
@@ -450,7 +451,7 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
 
     // Operators' commands append to the same log (CUSTOS_AUDIT_LOG).
     let pass2 = dir.path().join("second.pass");
-    std::fs::write(&pass2, "a second passphrase\n").unwrap();
+    common::cli::write_secret(&pass2, "a second passphrase\n");
     let o = custos(env)
         .args(["-r", &format!("{target_url}/acme"), "--password-file"])
         .arg(dir.path().join("acme.pass"))

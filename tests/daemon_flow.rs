@@ -2,6 +2,9 @@
 //! through the API (paths and a dump command, with hooks), the service-desk
 //! restore flow with its window, and tenant isolation.
 
+#[allow(dead_code)]
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -66,7 +69,7 @@ async fn start() -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for t in ["acme", "globex"] {
-        std::fs::write(d.join(format!("{t}.pass")), format!("{t} passphrase\n")).unwrap();
+        common::cli::write_secret(d.join(format!("{t}.pass")), format!("{t} passphrase\n"));
     }
     let src = d.join("www");
     std::fs::create_dir_all(src.join("img")).unwrap();
@@ -84,8 +87,8 @@ async fn start() -> Daemon {
     );
     web.pre_hook = Some(Hook {
         command: sh(&format!(
-            "echo \"$CUSTOS_SERVICE\" > {}/pre-ran",
-            d.display()
+            "echo \"$CUSTOS_SERVICE\" > {d}/pre-ran; env > {d}/pre-env",
+            d = d.display()
         )),
         timeout: Duration::from_secs(10),
     });
@@ -309,6 +312,20 @@ async fn backups_restores_and_isolation_through_the_api() {
         "web"
     );
     assert!(d.path("post-ran").exists());
+    // Hooks start from a clean environment: the job's variables, not ours
+    // (this process has CUSTOS_TEST_FAST_KDF set, a stand-in for any secret).
+    let hook_env = std::fs::read_to_string(d.path("pre-env")).unwrap();
+    assert!(hook_env.contains("CUSTOS_SERVICE=web"), "{hook_env}");
+    assert!(!hook_env.contains("CUSTOS_TEST_FAST_KDF"), "{hook_env}");
+    for line in hook_env.lines() {
+        let k = line.split('=').next().unwrap_or("");
+        assert!(
+            k.starts_with("CUSTOS_") && !k.contains("PASSWORD")
+                || custos::secrets::CHILD_ENV_ALLOWED.contains(&k)
+                || ["PWD", "SHLVL", "_", "OLDPWD"].contains(&k),
+            "{k} leaked into a hook"
+        );
+    }
     let (_, snaps) = d
         .call("GET", "/v1/services/acme/web/snapshots", "acme", "")
         .await;

@@ -48,8 +48,8 @@ fn erasure_on_s3_and_azurite() {
     vars.extend(azure_env(&az));
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("acme.pass"), "acme secret\n").unwrap();
-    std::fs::write(d.join("globex.pass"), "globex secret\n").unwrap();
+    common::cli::write_secret(d.join("acme.pass"), "acme secret\n");
+    common::cli::write_secret(d.join("globex.pass"), "globex secret\n");
     ok(custos(&vars)
         .args(["certificate", "keygen", "--out"])
         .arg(d.join("operator.key")));
@@ -179,7 +179,7 @@ source = {{ paths = ["/tmp"] }}
         "acme's passphrase file is still there"
     );
     assert!(d.join("globex.pass").exists());
-    std::fs::write(d.join("acme.pass"), "acme secret\n").unwrap();
+    common::cli::write_secret(d.join("acme.pass"), "acme secret\n");
 
     // Nothing left under acme's prefix on either target.
     for base in [&primary, &standby] {
@@ -276,8 +276,8 @@ source = {{ paths = ["/tmp"] }}
 
 /// A config with one target and two tenants, `zqacme` (erased) and `globex`.
 fn two_tenant_config(d: &Path, target_url: &str) -> std::path::PathBuf {
-    std::fs::write(d.join("zqacme.pass"), "zqacme secret\n").unwrap();
-    std::fs::write(d.join("globex.pass"), "globex secret\n").unwrap();
+    common::cli::write_secret(d.join("zqacme.pass"), "zqacme secret\n");
+    common::cli::write_secret(d.join("globex.pass"), "globex secret\n");
     let cfg = d.join("custos.toml");
     std::fs::write(
         &cfg,
@@ -358,7 +358,7 @@ fn erasure_on_a_versioned_bucket_deletes_every_version() {
     }
     // Old versions of zqacme's data: a key slot added then removed, a
     // second backup, the first forgotten and pruned.
-    std::fs::write(d.join("other.pass"), "another passphrase\n").unwrap();
+    common::cli::write_secret(d.join("other.pass"), "another passphrase\n");
     let slot_ids = || -> Vec<String> {
         let v: serde_json::Value =
             serde_json::from_str(&run("zqacme", &["--json", "key", "list"])).unwrap();

@@ -145,10 +145,10 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for (f, s) in [("desk.token", DESK), ("zq.token", ZQ), ("gx.token", GX)] {
-        std::fs::write(d.join(f), s).unwrap();
+        common::cli::write_secret(d.join(f), s);
     }
-    std::fs::write(d.join(format!("{TENANT}.pass")), "zq passphrase\n").unwrap();
-    std::fs::write(d.join("globex.pass"), "globex passphrase\n").unwrap();
+    common::cli::write_secret(d.join(format!("{TENANT}.pass")), "zq passphrase\n");
+    common::cli::write_secret(d.join("globex.pass"), "globex passphrase\n");
     ok(custos()
         .args(["certificate", "keygen", "--out"])
         .arg(d.join("operator.key")));
@@ -312,10 +312,10 @@ fn the_daemon_erases_on_the_due_date_and_keeps_nothing_naming_the_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for (f, s) in [("desk.token", DESK), ("zq.token", ZQ), ("gx.token", GX)] {
-        std::fs::write(d.join(f), s).unwrap();
+        common::cli::write_secret(d.join(f), s);
     }
-    std::fs::write(d.join(format!("{TENANT}.pass")), "zq passphrase\n").unwrap();
-    std::fs::write(d.join("globex.pass"), "globex passphrase\n").unwrap();
+    common::cli::write_secret(d.join(format!("{TENANT}.pass")), "zq passphrase\n");
+    common::cli::write_secret(d.join("globex.pass"), "globex passphrase\n");
     ok(custos()
         .args(["certificate", "keygen", "--out"])
         .arg(d.join("operator.key")));

@@ -366,6 +366,21 @@ impl Config {
         self.build_setup(true)
     }
 
+    /// The environment variables that hold secrets: every tenant's
+    /// `password_env` and every token's `secret_env` (the daemon takes them
+    /// out of its environment at start, see [`crate::secrets`]).
+    pub fn secret_variables(&self) -> Vec<String> {
+        self.tenants
+            .iter()
+            .map(|t| &t.key)
+            .chain(self.tokens.iter().map(|t| &t.secret))
+            .filter_map(|k| match k {
+                KeySource::Env(v) => Some(v.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// As [`Config::setup`] without API tokens (no secrets read): for
     /// `status` and `catalog rebuild`, which need the services only.
     ///
@@ -378,18 +393,13 @@ impl Config {
     fn build_setup(&self, with_tokens: bool) -> crate::Result<crate::daemon::Setup> {
         let mut tokens = Vec::new();
         for t in self.tokens.iter().filter(|_| with_tokens) {
-            let secret = match &t.secret {
-                KeySource::PasswordFile(f) | KeySource::KeyFile(f) => std::fs::read_to_string(f)
-                    .map_err(|e| {
-                        crate::Error::Usage(format!(
-                            "token {}: cannot read {}: {e}",
-                            t.name,
-                            f.display()
-                        ))
-                    })?
-                    .trim()
-                    .to_string(),
-                KeySource::Env(v) => std::env::var(v).map_err(|_| {
+            let secret: zeroize::Zeroizing<String> = match &t.secret {
+                KeySource::PasswordFile(f) | KeySource::KeyFile(f) => {
+                    let bytes =
+                        crate::secrets::read_file(f, &format!("token {} secret file", t.name))?;
+                    zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).trim().to_string())
+                }
+                KeySource::Env(v) => crate::secrets::env(v).ok_or_else(|| {
                     crate::Error::Usage(format!(
                         "token {}: environment variable {v} is not set",
                         t.name

@@ -59,26 +59,30 @@ impl Secret {
     /// [`Error::Io`] when the file cannot be read, [`Error::Usage`] when it is
     /// empty.
     pub fn from_password_file(path: &std::path::Path) -> Result<Secret> {
-        let s = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("cannot read password file {}", path.display()), e))?;
-        let s = s.trim_end_matches(['\n', '\r']).to_string();
+        let bytes = crate::secrets::read_file(path, "password file")?;
+        let s = std::str::from_utf8(&bytes).map_err(|_| {
+            Error::Usage(format!(
+                "password file {} is not UTF-8 text",
+                path.display()
+            ))
+        })?;
+        let s = s.trim_end_matches(['\n', '\r']);
         if s.is_empty() {
             return Err(Error::Usage(format!(
                 "password file {} is empty",
                 path.display()
             )));
         }
-        Ok(Secret::Passphrase(Zeroizing::new(s)))
+        Ok(Secret::Passphrase(Zeroizing::new(s.to_string())))
     }
 
     /// A key file's contents.
     ///
     /// # Errors
     /// [`Error::Io`] when the file cannot be read, [`Error::Usage`] when it is
-    /// shorter than 32 bytes.
+    /// shorter than 32 bytes or group or others may read it.
     pub fn from_key_file(path: &std::path::Path) -> Result<Secret> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::io(format!("cannot read key file {}", path.display()), e))?;
+        let bytes = crate::secrets::read_file(path, "key file")?;
         if bytes.len() < 32 {
             return Err(Error::Usage(format!(
                 "key file {} holds {} bytes: at least 32 are needed",
@@ -86,7 +90,7 @@ impl Secret {
                 bytes.len()
             )));
         }
-        Ok(Secret::KeyFile(Zeroizing::new(bytes)))
+        Ok(Secret::KeyFile(bytes))
     }
 }
 

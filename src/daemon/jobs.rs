@@ -48,12 +48,13 @@ impl KeySource {
         match self {
             KeySource::PasswordFile(p) => Secret::from_password_file(p),
             KeySource::KeyFile(p) => Secret::from_key_file(p),
-            KeySource::Env(v) => match std::env::var(v) {
-                Ok(s) if !s.is_empty() => Ok(Secret::Passphrase(zeroize::Zeroizing::new(s))),
-                _ => Err(Error::Usage(format!(
-                    "environment variable {v} (the tenant's passphrase) is not set"
-                ))),
-            },
+            KeySource::Env(v) => crate::secrets::env(v)
+                .map(Secret::Passphrase)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "environment variable {v} (the tenant's passphrase) is not set"
+                    ))
+                }),
         }
     }
 }

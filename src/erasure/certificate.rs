@@ -293,6 +293,10 @@ pub fn keygen(path: &Path) -> Result<VerifyingKey> {
 fn read_hex32(path: &Path, what: &str) -> Result<[u8; 32]> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("cannot read the {what} {}", path.display()), e))?;
+    parse_hex32(&text, path, what)
+}
+
+fn parse_hex32(text: &str, path: &Path, what: &str) -> Result<[u8; 32]> {
     hex::decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
@@ -309,7 +313,13 @@ fn read_hex32(path: &Path, what: &str) -> Result<[u8; 32]> {
 /// # Errors
 /// [`Error::Io`], [`Error::Usage`] for a malformed file.
 pub fn read_signing_key(path: &Path) -> Result<SigningKey> {
-    Ok(SigningKey::from_bytes(&read_hex32(path, "signing key")?))
+    // A secret: refused when group or others may read it.
+    let bytes = crate::secrets::read_file(path, "certificate signing key")?;
+    let text = zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+    let mut raw = parse_hex32(&text, path, "signing key")?;
+    let key = SigningKey::from_bytes(&raw);
+    zeroize::Zeroize::zeroize(&mut raw);
+    Ok(key)
 }
 
 /// Reads a public key (`<key>.pub`).

@@ -34,6 +34,9 @@ impl CommandSpec {
             .ok_or_else(|| Error::Usage("empty command".into()))?;
         let mut c = Command::new(program);
         c.args(args).stdin(Stdio::null());
+        // A clean environment: no passphrase, token or cloud credential of
+        // ours leaks into a hook or dump command (see crate::secrets).
+        crate::secrets::clean_child_env(&mut c);
         for (k, v) in &self.env {
             c.env(k, v);
         }

@@ -267,3 +267,12 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Writes a secret file (passphrase, key, token) private to its owner (mode
+/// 0600), as custos requires of secret files.
+pub fn write_secret(path: impl AsRef<Path>, contents: impl AsRef<[u8]>) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = path.as_ref();
+    std::fs::write(path, contents).expect("write secret");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
