@@ -72,6 +72,9 @@ pub enum Error {
     /// A restore or request was refused by policy.
     #[error("{0}")]
     Refused(String),
+    /// Too much is asked at once (a per-tenant limit): try again later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl Error {
@@ -85,7 +88,7 @@ impl Error {
             | Error::RepositoryExists(_)
             | Error::WrongKey { .. }
             | Error::NoKey => 2,
-            Error::Locked(_) => 3,
+            Error::Locked(_) | Error::Busy(_) => 3,
             Error::Backend { source, .. } => match source {
                 object_store::Error::NotFound { .. } => 1,
                 object_store::Error::Unauthenticated { .. }

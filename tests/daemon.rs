@@ -321,7 +321,9 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
     assert_eq!(d.get("/v1/services/globex/shop/snapshots", ACME).0, 404);
     let (_, snaps) = d.get("/v1/services/globex/shop/snapshots", OP);
     assert_eq!(snaps[0]["tags"][0], "pre-change", "{snaps}");
-    let (_, metrics) = d.get("/metrics", "");
+    assert_eq!(d.get("/metrics", "").0, 401, "metrics need a token");
+    assert_eq!(d.get("/metrics", ACME).0, 403, "not a partner's");
+    let (_, metrics) = d.get("/metrics", OP);
     assert!(
         metrics
             .as_str()
@@ -369,6 +371,9 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rec: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(rec["state"], "done", "{rec}");
+    // A partner never sees a host path; the service desk does.
+    assert_eq!(rec["target"], "<host path>", "{rec}");
+    let (_, rec) = d.get(&format!("/v1/restores/{}", rec["id"]), OP);
     let restored = std::path::PathBuf::from(rec["target"].as_str().unwrap());
     assert!(
         restored.starts_with(dir.path().join("restores").join("acme")),

@@ -21,6 +21,7 @@ use custos::source::command::CommandSpec;
 struct Daemon {
     runner: Runner,
     catalog: Catalog,
+    desk: RestoreDesk,
     base: String,
     client: reqwest::Client,
     dir: tempfile::TempDir,
@@ -218,17 +219,16 @@ async fn start() -> Daemon {
         ],
     );
     let state_catalog = catalog.clone();
+    let desk = RestoreDesk::new(catalog, d.join("restores"), 1).with_audit(audit.clone());
     let state = state
-        .with_restores(
-            RestoreDesk::new(catalog, d.join("restores"), 1).with_audit(audit.clone()),
-            services,
-        )
+        .with_restores(desk.clone(), services)
         .with_audit(audit);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(custos::daemon::api::serve(listener, state, rx));
     Daemon {
         runner,
+        desk,
         catalog: state_catalog,
         base,
         client: reqwest::Client::new(),
@@ -377,6 +377,7 @@ async fn backups_restores_and_isolation_through_the_api() {
     let metrics = d
         .client
         .get(format!("{}/metrics", d.base))
+        .bearer_auth("op")
         .send()
         .await
         .unwrap()
@@ -668,4 +669,158 @@ async fn a_tenant_being_erased_is_refused_everywhere() {
         d.catalog.jobs(1000, |j| j.tenant == "acme").unwrap().len(),
         before
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restores_are_limited_per_tenant_sized_against_the_disk_and_expire() {
+    let d = start().await;
+    let (_, job) = d
+        .call("POST", "/v1/services/acme/web/backup", "op", "")
+        .await;
+    assert_eq!(
+        d.wait(&format!("/v1/jobs/{}", job["id"]), finished).await["state"],
+        "succeeded"
+    );
+    // A restore, done; its files expire after the retention period.
+    let (s, r) = d
+        .call(
+            "POST",
+            "/v1/services/acme/web/restores",
+            "acme",
+            r#"{"ticket": "SD-1"}"#,
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let done = d.wait(&format!("/v1/restores/{}", r["id"]), finished).await;
+    assert_eq!(done["state"], "done", "{done}");
+    let target = PathBuf::from(done["target"].as_str().unwrap());
+    assert!(target.exists());
+    let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(3600);
+    assert_eq!(
+        d.desk
+            .expire_outputs(Duration::from_secs(7 * 86_400), later)
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        d.desk
+            .expire_outputs(Duration::from_secs(60), later)
+            .unwrap(),
+        1
+    );
+    assert!(!target.exists(), "expired restore still on disk");
+    // (Another token than the polling one: identical requests within a
+    // second are answered once.)
+    let (_, rec) = d
+        .call("GET", &format!("/v1/restores/{}", r["id"]), "acme", "")
+        .await;
+    assert!(rec["expired"].is_string(), "{rec}");
+
+    // Two restores queued or running: the third is 429 with Retry-After.
+    let mut busy = done.clone();
+    for id in [9_001u64, 9_002] {
+        busy["id"] = id.into();
+        busy["state"] = "running".into();
+        d.catalog
+            .put_restore(&serde_json::from_value(busy.clone()).unwrap())
+            .unwrap();
+    }
+    let resp = d
+        .client
+        .post(format!("{}/v1/services/acme/web/restores", d.base))
+        .bearer_auth("acme")
+        .body(r#"{"ticket": "SD-2"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 429);
+    assert_eq!(resp.headers()["retry-after"], "60");
+    let v: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("2 restores"), "{v}");
+    // Another tenant is not held up by it.
+    let (_, job) = d
+        .call("POST", "/v1/services/globex/web/backup", "op", "")
+        .await;
+    d.wait(&format!("/v1/jobs/{}", job["id"]), finished).await;
+    let (s, v) = d
+        .call(
+            "POST",
+            "/v1/services/globex/web/restores",
+            "globex",
+            r#"{"ticket": "SD-3"}"#,
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    d.wait(&format!("/v1/restores/{}", v["id"]), finished).await;
+
+    // A snapshot larger than the free space of the restore disk: 507,
+    // before anything is written.
+    d.catalog
+        .put_snapshot(&custos::daemon::catalog::SnapshotEntry {
+            id: "f".repeat(64),
+            tenant: "globex".into(),
+            service: "web".into(),
+            time: jiff::Timestamp::now().to_string(),
+            tags: vec![],
+            size: u64::MAX / 4,
+            partial: false,
+        })
+        .unwrap();
+    let (s, v) = d
+        .call(
+            "POST",
+            "/v1/services/globex/web/restores",
+            "globex",
+            &format!(r#"{{"ticket": "SD-4", "snapshot": "{}"}}"#, "f".repeat(64)),
+        )
+        .await;
+    assert_eq!(s, 507, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(e.contains("free"), "{e}");
+    assert!(
+        !e.contains(d.dir.path().to_str().unwrap()),
+        "a host path: {e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partners_see_no_host_path_and_no_global_audit_head() {
+    let d = start().await;
+    let (_, job) = d
+        .call("POST", "/v1/services/acme/web/backup", "acme", "")
+        .await;
+    d.wait(&format!("/v1/jobs/{}", job["id"]), finished).await;
+    let (_, r) = d
+        .call(
+            "POST",
+            "/v1/services/acme/web/restores",
+            "acme",
+            r#"{"ticket": "SD-1"}"#,
+        )
+        .await;
+    d.wait(&format!("/v1/restores/{}", r["id"]), finished).await;
+    let host = d.dir.path().to_str().unwrap().to_string();
+    for path in [
+        "/v1/services",
+        "/v1/jobs",
+        "/v1/restores",
+        &format!("/v1/restores/{}", r["id"]),
+        "/v1/audit",
+    ] {
+        let (s, v) = d.call("GET", path, "acme", "").await;
+        assert_eq!(s, 200, "{path}: {v}");
+        let text = v.to_string();
+        assert!(!text.contains(&host), "{path} shows a host path: {text}");
+        if path == "/v1/audit" {
+            assert!(v.get("head").is_none(), "{v}");
+            assert!(!v["records"].as_array().unwrap().is_empty());
+        }
+    }
+    // The service desk still sees everything.
+    let (_, v) = d.call("GET", "/v1/audit", "op", "").await;
+    assert!(v["head"].is_string());
+    let (_, v) = d
+        .call("GET", &format!("/v1/restores/{}", r["id"]), "op", "")
+        .await;
+    assert!(v["target"].as_str().unwrap().starts_with(&host));
 }

@@ -180,6 +180,20 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// API address.
     pub listen: Option<SocketAddr>,
+    /// The API's TLS certificate chain and key files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Loopback address of the unauthenticated `/metrics` listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// API connections at once.
+    pub max_connections: usize,
+    /// Time to send a request head.
+    pub header_timeout: Duration,
+    /// Time for one API connection.
+    pub request_timeout: Duration,
+    /// Restores queued or running per tenant.
+    pub restores_per_tenant: usize,
+    /// How long restored files are kept.
+    pub restore_retention: Duration,
     /// Allowed region patterns.
     pub allowed_regions: Vec<String>,
     /// Jobs at once.
@@ -504,6 +518,20 @@ impl Config {
             restore_root: self.restore_root.clone(),
             restore_concurrency: self.restore_concurrency,
             listen: self.listen,
+            api: crate::daemon::ApiSetup {
+                server: crate::daemon::http::ServerOptions {
+                    max_connections: self.max_connections,
+                    header_timeout: self.header_timeout,
+                    request_timeout: self.request_timeout,
+                    tls: match (&self.tls, with_tokens) {
+                        (Some((c, k)), true) => Some(crate::daemon::http::tls_config(c, k)?),
+                        _ => None,
+                    },
+                },
+                metrics_listen: self.metrics_listen,
+                restores_per_tenant: self.restores_per_tenant,
+                restore_retention: self.restore_retention,
+            },
             limits: Limits {
                 global: self.max_jobs,
                 per_target: self
@@ -646,6 +674,56 @@ fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
                 None
             }
         });
+    let tls = match (&d.tls_certificate, &d.tls_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        (None, None) => None,
+        _ => {
+            p.add(
+                "daemon.tls_certificate",
+                "daemon.tls_certificate and daemon.tls_key go together",
+            );
+            None
+        }
+    };
+    if let Some(addr) = listen {
+        if !addr.ip().is_loopback() && tls.is_none() && d.allow_plain_http != Some(true) {
+            p.add(
+                "daemon.listen",
+                format!("{addr} is reachable from other hosts and the API would speak plain HTTP, tokens in clear: set daemon.tls_certificate and daemon.tls_key, or allow_plain_http = true behind a TLS proxy"),
+            );
+        }
+    }
+    let metrics_listen = d
+        .metrics_listen
+        .as_ref()
+        .and_then(|l| match l.parse::<SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => Some(a),
+            Ok(a) => {
+                p.add(
+                    "daemon.metrics_listen",
+                    format!("{a} is not a loopback address: metrics name every tenant; read them from other hosts through the API with an auditor token"),
+                );
+                None
+            }
+            Err(e) => {
+                p.add(
+                    "daemon.metrics_listen",
+                    format!("{l:?}: {e} (write e.g. 127.0.0.1:9420)"),
+                );
+                None
+            }
+        });
+    let header_timeout = p.duration("daemon.header_timeout", d.header_timeout.as_deref(), "10s");
+    let request_timeout = p.duration(
+        "daemon.request_timeout",
+        d.request_timeout.as_deref(),
+        "60s",
+    );
+    let restore_retention = p.duration(
+        "daemon.restore_retention",
+        d.restore_retention.as_deref(),
+        "7d",
+    );
     let jitter = p.duration("daemon.jitter", d.jitter.as_deref(), "5min");
     let catch_up = p.duration("daemon.catch_up", d.catch_up.as_deref(), "24h");
     let snapshot_refresh = p.duration(
@@ -823,6 +901,13 @@ fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
             .unwrap_or_else(|| state_dir.join("drills")),
         state_dir,
         listen,
+        tls,
+        metrics_listen,
+        max_connections: d.max_connections.unwrap_or(256).max(1),
+        header_timeout,
+        request_timeout,
+        restores_per_tenant: d.restores_per_tenant.unwrap_or(2).max(1),
+        restore_retention,
         allowed_regions,
         max_jobs: d.max_jobs.unwrap_or(2).max(1),
         catch_up,
@@ -850,6 +935,8 @@ fn relative_to(mut raw: RawConfig, base: &Path) -> RawConfig {
         &mut d.restore_root,
         &mut d.scratch_dir,
         &mut d.certificate_key,
+        &mut d.tls_certificate,
+        &mut d.tls_key,
     ]
     .into_iter()
     .flatten()

@@ -61,6 +61,24 @@ pub struct RawDaemon {
     /// Where the audit log is mirrored (object store URL; each record becomes
     /// `audit/<seq>.json`, written once).
     pub audit_mirror: Option<String>,
+    /// The API's TLS certificate chain (PEM); with `tls_key`.
+    pub tls_certificate: Option<PathBuf>,
+    /// The API's TLS private key (PEM, a private file).
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback `listen` (behind a TLS proxy).
+    pub allow_plain_http: Option<bool>,
+    /// A separate loopback address serving `/metrics` without a token.
+    pub metrics_listen: Option<String>,
+    /// API connections at once (default 256).
+    pub max_connections: Option<usize>,
+    /// Time a client has to send a request head (default `10s`).
+    pub header_timeout: Option<String>,
+    /// Time one API connection may take (default `60s`).
+    pub request_timeout: Option<String>,
+    /// Restores a tenant may have queued or running (default 2).
+    pub restores_per_tenant: Option<usize>,
+    /// How long restored files stay in the restore root (default `7d`).
+    pub restore_retention: Option<String>,
     /// API tokens.
     #[serde(default)]
     pub token: Vec<RawToken>,

@@ -3,7 +3,7 @@
 //! | method and path | who | does |
 //! |---|---|---|
 //! | `GET /health` | anyone | `ok` |
-//! | `GET /metrics` | anyone (bind the API to a management network) | Prometheus text |
+//! | `GET /metrics` | operator, auditor (partners: 403); or anyone on the separate loopback listener `daemon.metrics_listen` | Prometheus text |
 //! | `GET /v1/services` | all roles | status of every service the token may see |
 //! | `GET /v1/services/{tenant}/{service}` | all roles | one service's status |
 //! | `GET /v1/services/{tenant}/{service}/snapshots` | all roles | the service's snapshots |
@@ -24,6 +24,18 @@
 //! Identical requests (same token, method, path and body) within one second
 //! are answered once: the second gets the first's response, and nothing runs
 //! twice.
+//!
+//! Abuse: after [`AUTH_FAILURES`] failed authentications within
+//! [`AUTH_WINDOW`] from one address, every request from it answers 429 until
+//! the window has passed. A tenant has at most `daemon.restores_per_tenant`
+//! restores queued or running (429 with `Retry-After` beyond it), and a
+//! restore that would not fit in the free space of the restore root is
+//! refused (507). Connections are limited and timed out by [`super::http`].
+//!
+//! What partners see: never a host path (absolute paths in any answer are
+//! replaced by `<host path>`), never the audit log's global head, never the
+//! text of an internal error (5xx answers carry a reference that the
+//! daemon's log explains).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,6 +68,7 @@ type Recent = HashMap<blake3::Hash, (Instant, StatusCode, Bytes)>;
 struct App {
     state: State,
     recent: Arc<Mutex<Recent>>,
+    failures: Arc<Mutex<Failures>>,
 }
 
 /// An API error: status and one sentence.
@@ -63,9 +76,28 @@ struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+        let mut r = (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        r
     }
 }
+
+/// `Retry-After` of a 429: a restore or a throttled address frees up within
+/// about a minute.
+const RETRY_AFTER_SECS: &str = "60";
+
+/// Failed authentications from one address before it is throttled.
+pub const AUTH_FAILURES: usize = 10;
+/// The window they are counted in, and how long the address then waits.
+pub const AUTH_WINDOW: Duration = Duration::from_secs(60);
+
+/// Failed authentications per client address (their times).
+type Failures = HashMap<std::net::IpAddr, std::collections::VecDeque<Instant>>;
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
@@ -74,6 +106,8 @@ impl From<Error> for ApiError {
             Error::Usage(_) => StatusCode::BAD_REQUEST,
             Error::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            e if e.is_disk_full() => StatusCode::INSUFFICIENT_STORAGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
@@ -87,6 +121,7 @@ pub fn router(state: State) -> Router {
     let app = App {
         state,
         recent: Arc::new(Mutex::new(HashMap::new())),
+        failures: Arc::new(Mutex::new(HashMap::new())),
     };
     let v1 = Router::new()
         .route("/v1/services", get(list_services))
@@ -106,12 +141,151 @@ pub fn router(state: State) -> Router {
         .route("/v1/restores/{id}", get(get_restore))
         .route("/v1/audit", get(list_audit))
         .route("/v1/erasures", get(list_erasures))
-        .layer(middleware::from_fn_with_state(app.clone(), answer_once));
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), answer_once))
+        .layer(middleware::from_fn_with_state(app.clone(), partner_view))
+        .layer(middleware::from_fn_with_state(app.clone(), throttle));
     Router::new()
         .route("/health", get(|| async { "ok\n" }))
-        .route("/metrics", get(metrics))
         .merge(v1)
         .with_state(app)
+}
+
+/// `/metrics` alone, without authentication: for the separate listener
+/// `daemon.metrics_listen` (loopback only).
+pub fn metrics_router(state: State) -> Router {
+    let app = App {
+        state,
+        recent: Arc::new(Mutex::new(HashMap::new())),
+        failures: Arc::new(Mutex::new(HashMap::new())),
+    };
+    Router::new()
+        .route("/metrics", get(open_metrics))
+        .with_state(app)
+}
+
+/// The client's address, when the server recorded it.
+fn peer(req: &Request) -> Option<std::net::IpAddr> {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Refuses addresses with too many recent failed authentications (429),
+/// and counts the failures (401 answers).
+async fn throttle(AxState(app): AxState<App>, req: Request, next: Next) -> Response {
+    let ip = peer(&req);
+    if let Some(ip) = ip {
+        let mut f = app
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f.retain(|_, times| {
+            while times.front().is_some_and(|t| t.elapsed() > AUTH_WINDOW) {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+        if f.get(&ip).is_some_and(|t| t.len() >= AUTH_FAILURES) {
+            return ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed authentications from {ip}: try again in a minute"),
+            )
+            .into_response();
+        }
+    }
+    let resp = next.run(req).await;
+    if let (Some(ip), StatusCode::UNAUTHORIZED) = (ip, resp.status()) {
+        app.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(ip)
+            .or_default()
+            .push_back(Instant::now());
+    }
+    resp
+}
+
+/// What a partner's token gets back: no host path, no global audit head,
+/// no internal error text.
+async fn partner_view(AxState(app): AxState<App>, req: Request, next: Next) -> Response {
+    let partner = bearer(req.headers())
+        .and_then(|s| app.state.token(s))
+        .is_some_and(|t| matches!(t.role, super::state::Role::Partner { .. }));
+    let resp = next.run(req).await;
+    if !partner {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot buffer the response".into(),
+        )
+        .into_response();
+    };
+    // Internal errors only: 503 (locked) and 507 (no room) say what to do.
+    if parts.status == StatusCode::INTERNAL_SERVER_ERROR {
+        let reference = blake3::hash(&bytes).to_hex()[..12].to_string();
+        tracing::error!(reference = %reference, answer = %String::from_utf8_lossy(&bytes), "internal error answered to a partner");
+        return ApiError(
+            parts.status,
+            format!("internal error (reference {reference}): the service desk can look it up"),
+        )
+        .into_response();
+    }
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.remove("head");
+    }
+    redact_paths(&mut v);
+    let out = serde_json::to_vec(&v).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(out))
+}
+
+/// Replaces every absolute host path in the strings of `v` with `<host path>`.
+fn redact_paths(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.contains('/') => *s = redact_text(s),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(redact_paths),
+        serde_json::Value::Object(o) => o.values_mut().for_each(redact_paths),
+        _ => {}
+    }
+}
+
+/// A text with its absolute paths (a `/` at the start or after a space, a
+/// quote, `(`, `=` or `:` followed by a space) replaced. URLs keep their
+/// scheme and host (`s3://bucket/...` is not a host path).
+fn redact_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.char_indices().peekable();
+    let mut prev: Option<char> = None;
+    while let Some((i, c)) = chars.next() {
+        let starts = c == '/'
+            && prev.is_none_or(|p| p.is_whitespace() || "\"'(=[{,".contains(p))
+            && !s[i..].starts_with("//");
+        if starts {
+            // Up to a space, a closing quote or bracket, or a `:` that ends
+            // the path (followed by a space or the end).
+            while let Some(&(j, c)) = chars.peek() {
+                let colon_ends =
+                    c == ':' && s[j + 1..].chars().next().is_none_or(char::is_whitespace);
+                if c.is_whitespace() || "\"'),;]}".contains(c) || colon_ends {
+                    break;
+                }
+                chars.next();
+            }
+            out.push_str("<host path>");
+            prev = Some('>');
+            continue;
+        }
+        out.push(c);
+        prev = Some(c);
+    }
+    out
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -208,7 +382,21 @@ async fn answer_once(AxState(app): AxState<App>, req: Request, next: Next) -> Re
     Response::from_parts(parts, Body::from(bytes))
 }
 
-async fn metrics(AxState(app): AxState<App>) -> ApiResult<Response> {
+async fn metrics(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    if matches!(token.role, super::state::Role::Partner { .. }) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token {} may not read the metrics of every tenant",
+                token.name
+            ),
+        ));
+    }
+    open_metrics(AxState(app)).await
+}
+
+async fn open_metrics(AxState(app): AxState<App>) -> ApiResult<Response> {
     let text = super::metrics::render(&app.state)?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
@@ -488,21 +676,36 @@ async fn list_audit(
     Ok(Json(serde_json::json!({"head": audit.head(), "records": records})).into_response())
 }
 
-/// Serves the API on `listener` until `shutdown` turns true.
+/// Serves the API on `listener` with the default limits and no TLS until
+/// `shutdown` turns true.
 ///
 /// # Errors
-/// [`Error::Io`] when serving fails.
+/// As [`super::http::serve`].
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: State,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> crate::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        })
-        .await
-        .map_err(|e| Error::io("API server", e))
+    serve_with(
+        listener,
+        state,
+        super::http::ServerOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// Serves the API on `listener` with `opts` until `shutdown` turns true.
+///
+/// # Errors
+/// As [`super::http::serve`].
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: State,
+    opts: super::http::ServerOptions,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> crate::Result<()> {
+    super::http::serve(listener, router(state), opts, shutdown).await
 }
 
 #[cfg(test)]
@@ -791,15 +994,51 @@ mod tests {
         assert_ne!(third["id"], first["id"]);
     }
 
+    #[test]
+    fn host_paths_are_redacted_and_urls_kept() {
+        for (from, to) in [
+            (
+                "cannot read password file /etc/custos/keys/acme.pass: No such file",
+                "cannot read password file <host path>: No such file",
+            ),
+            (
+                "restored to /srv/restores/acme/SD-1-2 (done)",
+                "restored to <host path> (done)",
+            ),
+            ("path=/x/y, then", "path=<host path>, then"),
+            ("\"/a b\"", "\"<host path> b\""),
+            ("s3://bucket/prefix/acme", "s3://bucket/prefix/acme"),
+            ("a/b is relative", "a/b is relative"),
+            ("/", "<host path>"),
+        ] {
+            assert_eq!(redact_text(from), to, "{from}");
+        }
+        let mut v = serde_json::json!({"head": "h", "n": [{"target": "/srv/x"}], "k": 1});
+        redact_paths(&mut v);
+        assert_eq!(v["n"][0]["target"], "<host path>");
+    }
+
     #[tokio::test]
     async fn metrics_show_rpo_per_service() {
         let api = start().await;
-        let resp = api
-            .client
-            .get(format!("{}/metrics", api.base))
-            .send()
-            .await
-            .unwrap();
+        // Not to anyone: every tenant is in there.
+        let get = |token: Option<&'static str>| {
+            let mut r = api.client.get(format!("{}/metrics", api.base));
+            if let Some(t) = token {
+                r = r.bearer_auth(t);
+            }
+            r.send()
+        };
+        assert_eq!(get(None).await.unwrap().status().as_u16(), 401);
+        assert_eq!(
+            get(Some("acme-secret")).await.unwrap().status().as_u16(),
+            403
+        );
+        assert_eq!(
+            get(Some("audit-secret")).await.unwrap().status().as_u16(),
+            200
+        );
+        let resp = get(Some("op-secret")).await.unwrap();
         assert_eq!(resp.status().as_u16(), 200);
         let text = resp.text().await.unwrap();
         assert!(text.contains("# TYPE custos_rpo_ok gauge"), "{text}");

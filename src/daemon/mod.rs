@@ -10,6 +10,7 @@
 pub mod api;
 pub mod catalog;
 pub mod client;
+pub mod http;
 pub mod jobs;
 pub mod metrics;
 pub mod restores;
@@ -42,6 +43,8 @@ pub struct Setup {
     pub restore_concurrency: usize,
     /// API address; `None`: no API.
     pub listen: Option<SocketAddr>,
+    /// How the API is served and limited.
+    pub api: ApiSetup,
     /// Concurrency limits.
     pub limits: Limits,
     /// API tokens.
@@ -50,6 +53,19 @@ pub struct Setup {
     pub services: Vec<ServiceSetup>,
     /// The config it came from (end-of-contract erasures run from it).
     pub config: Option<Arc<crate::config::Config>>,
+}
+
+/// How the API is served and what it allows.
+#[derive(Debug, Clone)]
+pub struct ApiSetup {
+    /// Connection limits, timeouts, TLS.
+    pub server: http::ServerOptions,
+    /// A loopback listener for `/metrics` without a token.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Restores queued or running per tenant.
+    pub restores_per_tenant: usize,
+    /// How long restored files stay in the restore root.
+    pub restore_retention: std::time::Duration,
 }
 
 /// One service: what the API shows, how the runner treats it, what its jobs
@@ -275,6 +291,7 @@ pub async fn run(loader: Loader) -> Result<()> {
             setup.restore_root.clone(),
             setup.restore_concurrency,
         )
+        .with_per_tenant(setup.api.restores_per_tenant)
         .with_audit(audit.clone()),
         services.clone(),
     )
@@ -331,6 +348,7 @@ pub async fn run(loader: Loader) -> Result<()> {
     // audit log's mirror: at start and every minute.
     let erasing = {
         let (catalog, audit, mut stop) = (catalog.clone(), audit.clone(), stop_rx.clone());
+        let (expiring, restore_retention) = (state.clone(), setup.api.restore_retention);
         let config = Arc::new(RwLock::new(setup.config.clone()));
         let handle = config.clone();
         let task = tokio::spawn(async move {
@@ -339,6 +357,11 @@ pub async fn run(loader: Loader) -> Result<()> {
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
                     .clone();
+                if let Some((desk, _)) = &expiring.restores {
+                    if let Err(e) = desk.expire_outputs(restore_retention, jiff::Timestamp::now()) {
+                        tracing::warn!(error = %e, "cannot expire old restores");
+                    }
+                }
                 if let Some(cfg) = cfg {
                     run_due_erasures(&cfg, &catalog, &audit).await;
                     if let Some(url) = &cfg.audit_mirror {
@@ -372,10 +395,29 @@ pub async fn run(loader: Loader) -> Result<()> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
-            tracing::info!(%addr, "API listening");
-            Some(tokio::spawn(api::serve(
+            tracing::info!(%addr, tls = setup.api.server.tls.is_some(), "API listening");
+            Some(tokio::spawn(api::serve_with(
                 listener,
                 state.clone(),
+                setup.api.server.clone(),
+                stop_rx.clone(),
+            )))
+        }
+        None => None,
+    };
+    let metrics_api = match setup.api.metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
+            tracing::info!(%addr, "metrics listening (loopback, no token)");
+            Some(tokio::spawn(http::serve(
+                listener,
+                api::metrics_router(state.clone()),
+                http::ServerOptions {
+                    tls: None,
+                    ..setup.api.server.clone()
+                },
                 stop_rx.clone(),
             )))
         }
@@ -439,6 +481,9 @@ pub async fn run(loader: Loader) -> Result<()> {
     serving.abort();
     erasing.1.abort();
     refreshing.abort();
+    if let Some(m) = metrics_api {
+        m.abort();
+    }
     if let Some(api) = api {
         match api.await {
             Ok(Err(e)) => tracing::warn!(error = %e, "API server"),

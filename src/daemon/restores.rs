@@ -117,6 +117,10 @@ pub struct RestoreRecord {
     /// capabilities, device nodes): service-desk restores never restore it.
     #[serde(default)]
     pub dropped: Vec<String>,
+    /// When the restored files were removed (`daemon.restore_retention`
+    /// after the restore finished).
+    #[serde(default)]
+    pub expired: Option<String>,
 }
 
 /// Resolves a request against the cached snapshots (oldest first).
@@ -158,6 +162,15 @@ fn valid_ticket(t: &str) -> bool {
         && !t.starts_with('.')
 }
 
+/// Restores a tenant may have queued or running at once, by default.
+pub const RESTORES_PER_TENANT: usize = 2;
+
+/// Free space kept on the restore root beyond a restore's size: 5 % and
+/// 64 MiB (directories, metadata, the file system's own reserve).
+fn space_needed(size: u64) -> u64 {
+    size.saturating_add(size / 20).saturating_add(64 << 20)
+}
+
 /// The restore desk: checks requests, queues and runs them.
 #[derive(Clone)]
 pub struct RestoreDesk {
@@ -165,6 +178,7 @@ pub struct RestoreDesk {
     root: PathBuf,
     slots: Arc<Semaphore>,
     audit: Option<crate::audit::AuditLog>,
+    per_tenant: usize,
 }
 
 impl RestoreDesk {
@@ -175,7 +189,52 @@ impl RestoreDesk {
             root,
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             audit: None,
+            per_tenant: RESTORES_PER_TENANT,
         }
+    }
+
+    /// At most `n` restores queued or running per tenant (the next request
+    /// is answered [`Error::Busy`]).
+    pub fn with_per_tenant(mut self, n: usize) -> RestoreDesk {
+        self.per_tenant = n.max(1);
+        self
+    }
+
+    /// Removes the files of restores that finished more than `keep` ago
+    /// (they were handed over; the restore root is shared by every
+    /// tenant), marking their records `expired`. Returns how many.
+    ///
+    /// # Errors
+    /// Catalog errors; a directory that cannot be removed is logged.
+    pub fn expire_outputs(&self, keep: Duration, now: Timestamp) -> Result<usize> {
+        let Ok(keep) = jiff::SignedDuration::try_from(keep) else {
+            return Ok(0);
+        };
+        let Ok(cutoff) = now.checked_sub(keep) else {
+            return Ok(0);
+        };
+        let old = self.catalog.restores(usize::MAX, |r| {
+            r.expired.is_none()
+                && matches!(r.state, RestoreState::Done | RestoreState::Failed)
+                && r.finished
+                    .as_deref()
+                    .and_then(|f| f.parse::<Timestamp>().ok())
+                    .is_some_and(|f| f < cutoff)
+        })?;
+        let mut n = 0;
+        for mut rec in old {
+            if rec.target.exists() {
+                if let Err(e) = std::fs::remove_dir_all(&rec.target) {
+                    tracing::error!(restore = rec.id, target = %rec.target.display(), error = %e, "cannot remove an expired restore");
+                    continue;
+                }
+            }
+            rec.expired = Some(now.to_string());
+            self.save(&rec);
+            tracing::info!(restore = rec.id, tenant = %rec.tenant, "restored files removed after the retention period");
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Records requests and outcomes in `audit`.
@@ -257,6 +316,23 @@ impl RestoreDesk {
         let snap = resolve(&snaps, &req, at).map_err(refused)?.clone();
         let snap_time = snap.time.parse::<Timestamp>().unwrap_or(Timestamp::MIN);
         crate::policy::window::check(window, at, snap_time, now).map_err(|e| refused(e.into()))?;
+        // One tenant cannot fill the shared restore disk or queue.
+        let active = self
+            .catalog
+            .restores(usize::MAX, |r| {
+                r.tenant == svc.tenant
+                    && matches!(r.state, RestoreState::Queued | RestoreState::Running)
+            })?
+            .len();
+        if active >= self.per_tenant {
+            return Err(refused(Error::Busy(format!(
+                "tenant {} has {active} restores queued or running, the most it may have: ask again when one is done",
+                svc.tenant
+            ))));
+        }
+        if req.include.is_empty() {
+            self.check_space(snap.size).map_err(refused)?;
+        }
         let id = self.catalog.next_id()?;
         let rec = RestoreRecord {
             id,
@@ -281,6 +357,7 @@ impl RestoreDesk {
             duration_secs: 0.0,
             errors: Vec::new(),
             dropped: Vec::new(),
+            expired: None,
             request: req,
         };
         self.catalog.put_restore(&rec)?;
@@ -295,6 +372,30 @@ impl RestoreDesk {
         let queued = rec.clone();
         tokio::spawn(async move { desk.run(svc, queued).await });
         Ok(rec)
+    }
+
+    /// Refuses a restore of `size` bytes that the restore root has no room
+    /// for (with [`space_needed`]'s margin).
+    fn check_space(&self, size: u64) -> Result<()> {
+        std::fs::create_dir_all(&self.root).map_err(crate::error::at(
+            "cannot create the restore root",
+            &self.root,
+        ))?;
+        let st = rustix::fs::statvfs(&self.root)
+            .map_err(|e| Error::io_path("cannot read the free space of", &self.root, e.into()))?;
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        let need = space_needed(size);
+        if free < need {
+            return Err(Error::io(
+                format!(
+                    "the restore disk has {} free and this restore needs about {}: ask again when older restores were removed, or restore fewer paths",
+                    crate::util::human_bytes(free),
+                    crate::util::human_bytes(need)
+                ),
+                std::io::Error::from_raw_os_error(libc::ENOSPC),
+            ));
+        }
+        Ok(())
     }
 
     async fn run(self, svc: Arc<ServiceJobs>, mut rec: RestoreRecord) {
