@@ -270,10 +270,17 @@ enum CertificateAction {
 
 #[derive(Subcommand)]
 enum AuditAction {
-    /// Check the hash chain; name the first edited, removed or reordered record
+    /// Check the hash chain; name the first edited, removed or reordered
+    /// record; with the config's audit_mirror, compare the log with the
+    /// mirror record by record and with its signed checkpoints
     Verify {
         #[command(flatten)]
         log: AuditLogArg,
+        /// The operator's public key (certificates.pub) to check the
+        /// checkpoints' signatures (default: derived from the config's
+        /// certificate_key when readable)
+        #[arg(long)]
+        public_key: Option<PathBuf>,
     },
     /// Show records (for auditors), optionally of one tenant
     Show {
@@ -722,6 +729,18 @@ struct SnapshotJson<'a> {
 
 async fn run(cli: Cli) -> Result<u8> {
     let g = cli.global;
+    // Commands that change a repository are audited, and refused when the
+    // configured audit log cannot be written.
+    let changes = match &cli.command {
+        Command::Key { action } => !matches!(action, KeyAction::List),
+        Command::Forget(a) => !a.dry_run,
+        Command::Prune(a) => !a.dry_run,
+        Command::Pin { .. } | Command::Unpin { .. } | Command::Unlock { .. } => true,
+        _ => false,
+    };
+    if changes {
+        require_operator_audit()?;
+    }
     match cli.command {
         Command::Init {
             chunk_avg_kib,
@@ -1134,7 +1153,7 @@ async fn run(cli: Cli) -> Result<u8> {
                     audit_cli(
                         "key.added",
                         serde_json::json!({"repository": repo_url(&g)?, "slot": id.to_hex()}),
-                    );
+                    )?;
                     println!("added key slot {}", id.short());
                 }
                 KeyAction::Remove { id, force } => {
@@ -1154,7 +1173,7 @@ async fn run(cli: Cli) -> Result<u8> {
                     audit_cli(
                         "key.removed",
                         serde_json::json!({"repository": repo_url(&g)?, "slot": slot.to_hex()}),
-                    );
+                    )?;
                     println!("removed key slot {}", slot.short());
                 }
             }
@@ -1261,7 +1280,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 audit_cli(
                     "forget",
                     serde_json::json!({"repository": repo_url(&g)?, "tenant": a.tenant, "service": a.service, "removed": report.removed, "kept": report.kept, "freed": pruned.as_ref().map(|p| p.bytes_freed)}),
-                );
+                )?;
             }
             print_forget(&g, &report, pruned.as_ref())?;
             Ok(0)
@@ -1273,7 +1292,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 audit_cli(
                     "prune",
                     serde_json::json!({"repository": repo_url(&g)?, "packs_deleted": r.packs_deleted, "freed": r.bytes_freed}),
-                );
+                )?;
             }
             print_prune(&g, &r)?;
             Ok(0)
@@ -1339,7 +1358,7 @@ async fn run(cli: Cli) -> Result<u8> {
             audit_cli(
                 "snapshot.pinned",
                 serde_json::json!({"repository": repo_url(&g)?, "snapshot": id.to_hex(), "reason": reason}),
-            );
+            )?;
             println!("snapshot {} pinned ({reason})", id.short());
             Ok(0)
         }
@@ -1351,7 +1370,7 @@ async fn run(cli: Cli) -> Result<u8> {
             audit_cli(
                 "snapshot.unpinned",
                 serde_json::json!({"repository": repo_url(&g)?, "snapshot": id.to_hex()}),
-            );
+            )?;
             println!("snapshot {} unpinned", id.short());
             Ok(0)
         }
@@ -1433,15 +1452,20 @@ async fn run(cli: Cli) -> Result<u8> {
             let cfg = custos::config::Config::load(&config)?;
             let (statuses, erasures) =
                 custos::daemon::status::statuses(&cfg, token.as_deref()).await?;
+            let chain = custos::daemon::status::chain(&cfg, token.as_deref()).await?;
             if g.json {
-                print_json(&serde_json::json!({"services": statuses, "erasures": erasures}))?;
+                print_json(
+                    &serde_json::json!({"services": statuses, "erasures": erasures, "audit": chain}),
+                )?;
             } else {
                 print!("{}", custos::daemon::status::table(&statuses));
                 print!("{}", custos::daemon::status::erasure_lines(&erasures));
+                print!("{}", custos::daemon::status::chain_line(&chain));
             }
             let now = jiff::Timestamp::now();
-            let alarm =
-                !statuses.iter().all(|s| s.rpo_ok) || erasures.iter().any(|r| r.overdue(now));
+            let alarm = !statuses.iter().all(|s| s.rpo_ok)
+                || erasures.iter().any(|r| r.overdue(now))
+                || !chain.ok;
             Ok(if alarm { 1 } else { 0 })
         }
         Command::Erase { action } => run_erase(&g, action).await,
@@ -1485,17 +1509,60 @@ async fn run(cli: Cli) -> Result<u8> {
             }
         }
         Command::Audit {
-            action: AuditAction::Verify { log },
+            action: AuditAction::Verify { log, public_key },
         } => {
             let path = log.path()?;
             match custos::audit::verify(&path) {
                 Ok((n, head)) => {
+                    // The chain holds; does it still match what was mirrored?
+                    let cfg = match (&log.file, &log.config) {
+                        (None, Some(c)) => Some(custos::config::Config::load(c)?),
+                        _ => None,
+                    };
+                    let mirror = match cfg.as_ref().and_then(|c| c.audit_mirror.clone()) {
+                        Some(url) => {
+                            let trusted = match &public_key {
+                                Some(p) => Some(custos::erasure::certificate::read_public_key(p)?),
+                                None => cfg
+                                    .as_ref()
+                                    .and_then(|c| c.certificate_key.as_deref())
+                                    .and_then(custos::audit::checkpoint_key)
+                                    .map(|k| k.verifying_key()),
+                            };
+                            let b = Backend::open(&url, false)?;
+                            Some((
+                                url,
+                                custos::audit::check_mirror(&path, &b, trusted.as_ref()).await?,
+                            ))
+                        }
+                        None => None,
+                    };
+                    let problems: Vec<String> = mirror
+                        .as_ref()
+                        .map(|(_, m)| m.problems.clone())
+                        .unwrap_or_default();
                     if g.json {
-                        print_json(&serde_json::json!({"records": n, "head": head, "ok": true}))?;
+                        print_json(&serde_json::json!({
+                            "records": n, "head": head, "ok": problems.is_empty(),
+                            "mirror": mirror.as_ref().map(|(u, m)| serde_json::json!({"url": u, "check": m})),
+                        }))?;
                     } else {
                         println!("{}: {n} records, chain intact, head {head}", path.display());
+                        if let Some((url, m)) = &mirror {
+                            println!(
+                                "mirror {url}: {} records, {} checkpoints ({} signatures verified)",
+                                m.mirrored, m.checkpoints, m.checkpoints_verified
+                            );
+                        }
                     }
-                    Ok(0)
+                    if problems.is_empty() {
+                        return Ok(0);
+                    }
+                    eprintln!(
+                        "error: the audit log does not match its mirror: {}",
+                        problems.join("; ")
+                    );
+                    Ok(1)
                 }
                 Err(custos::audit::VerifyError::Missing) => {
                     Err(Error::NotFound(format!("audit log {}", path.display())))
@@ -1556,7 +1623,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 audit_cli(
                     "locks.removed",
                     serde_json::json!({"repository": repo_url(&g)?, "all": all, "count": removed.len()}),
-                );
+                )?;
             }
             for r in &removed {
                 eprintln!("removed {}", r.holder());
@@ -1589,11 +1656,63 @@ async fn run_prune(repo: &custos::IndexedRepository, a: &PruneArgs) -> Result<pr
     .await
 }
 
-/// Records an operator's act in the audit log named by `CUSTOS_AUDIT_LOG`
-/// (the daemon's `<state_dir>/audit.log` on a daemon host), if set.
-fn audit_cli(action: &str, details: serde_json::Value) {
-    let Some(path) = std::env::var_os("CUSTOS_AUDIT_LOG") else {
-        return;
+/// The audit log operators' commands write to, opened (and verified) at
+/// the start of a command that changes a repository, when one is
+/// configured: `CUSTOS_AUDIT_LOG`, or `<state_dir>/audit.log` of the config
+/// named by `CUSTOS_CONFIG`, or of `/etc/custos/custos.toml` when it exists.
+static OPERATOR_AUDIT: std::sync::OnceLock<Option<custos::audit::AuditLog>> =
+    std::sync::OnceLock::new();
+
+/// Where operators' commands are audited, if anywhere.
+fn operator_audit_path() -> Result<Option<PathBuf>> {
+    if let Some(p) = std::env::var_os("CUSTOS_AUDIT_LOG").filter(|p| !p.is_empty()) {
+        return Ok(Some(PathBuf::from(p)));
+    }
+    let (config, explicit) = match std::env::var_os("CUSTOS_CONFIG").filter(|p| !p.is_empty()) {
+        Some(c) => (PathBuf::from(c), true),
+        None => (PathBuf::from("/etc/custos/custos.toml"), false),
+    };
+    if !explicit && !config.exists() {
+        return Ok(None);
+    }
+    match custos::config::Config::load(&config) {
+        Ok(cfg) => Ok(Some(cfg.state_dir.join("audit.log"))),
+        Err(e) if explicit => Err(e.into()),
+        Err(e) => {
+            eprintln!(
+                "warning: {} does not load ({e}): this command is not audited",
+                config.display()
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Opens the operators' audit log before an act: a configured log that
+/// cannot be opened (or does not verify) refuses the act (fail closed).
+fn require_operator_audit() -> Result<()> {
+    let log = match operator_audit_path()? {
+        Some(path) => Some(custos::audit::AuditLog::open(&path).map_err(|e| {
+            Error::Refused(format!(
+                "the audit log {} cannot be used ({e}): the command is refused",
+                path.display()
+            ))
+        })?),
+        None => None,
+    };
+    let _ = OPERATOR_AUDIT.set(log);
+    Ok(())
+}
+
+/// Records an operator's act in the audit log opened by
+/// [`require_operator_audit`], if any.
+///
+/// # Errors
+/// When the record cannot be written (the act is done: exit 1 says the
+/// audit trail is missing it).
+fn audit_cli(action: &str, details: serde_json::Value) -> Result<()> {
+    let Some(Some(log)) = OPERATOR_AUDIT.get() else {
+        return Ok(());
     };
     let actor = format!(
         "operator:{}@{}",
@@ -1601,10 +1720,13 @@ fn audit_cli(action: &str, details: serde_json::Value) {
         custos::util::hostname()
     );
     let tenant = details["tenant"].as_str().map(str::to_string);
-    match custos::audit::AuditLog::open(std::path::Path::new(&path)) {
-        Ok(log) => log.record(&actor, action, tenant.as_deref(), details),
-        Err(e) => eprintln!("warning: cannot write the audit log: {e}"),
-    }
+    log.append(&actor, action, tenant.as_deref(), details)
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Problems(format!(
+                "done, but the audit record could not be written: {e}"
+            ))
+        })
 }
 
 /// Tenants of `cfg` whose contract has ended: erased (a certificate exists,

@@ -206,13 +206,83 @@ impl AuditLog {
     }
 }
 
+/// A signed statement, mirrored as `audit/checkpoints/<seq>.json`, that the
+/// log's record `seq` has hash `head`: whoever holds the operator's public
+/// key can tell a cut or rewritten log from the real one, even where the
+/// mirror's records were deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Record number.
+    pub seq: u64,
+    /// That record's hash.
+    pub head: String,
+    /// When it was signed.
+    pub time: String,
+    /// Ed25519 public key of the signer (hex).
+    pub public_key: String,
+    /// Ed25519 signature over [`checkpoint_message`] (hex).
+    pub signature: String,
+}
+
+/// The bytes a checkpoint signs.
+pub fn checkpoint_message(seq: u64, head: &str) -> Vec<u8> {
+    format!("custos audit checkpoint\0{seq}\0{head}").into_bytes()
+}
+
+impl Checkpoint {
+    /// Signs record `seq` with hash `head`.
+    pub fn sign(seq: u64, head: &str, key: &ed25519_dalek::SigningKey) -> Checkpoint {
+        use ed25519_dalek::Signer;
+        Checkpoint {
+            seq,
+            head: head.to_string(),
+            time: jiff::Timestamp::now().to_string(),
+            public_key: hex::encode(key.verifying_key().to_bytes()),
+            signature: hex::encode(key.sign(&checkpoint_message(seq, head)).to_bytes()),
+        }
+    }
+
+    /// True when `trusted` signed this checkpoint.
+    pub fn verify(&self, trusted: &ed25519_dalek::VerifyingKey) -> bool {
+        let Some(sig) = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| <[u8; 64]>::try_from(b).ok())
+        else {
+            return false;
+        };
+        self.public_key == hex::encode(trusted.to_bytes())
+            && trusted
+                .verify_strict(
+                    &checkpoint_message(self.seq, &self.head),
+                    &ed25519_dalek::Signature::from_bytes(&sig),
+                )
+                .is_ok()
+    }
+}
+
+fn record_name(seq: u64) -> String {
+    format!("audit/{seq:020}.json")
+}
+
+fn checkpoint_name(seq: u64) -> String {
+    format!("audit/checkpoints/{seq:020}.json")
+}
+
 /// Copies the records not yet mirrored to `mirror` as `audit/<seq>.json`
-/// (conditional creates: a mirrored record is never replaced). Returns how
-/// many were copied.
+/// (conditional creates: a mirrored record is never replaced), then, with
+/// `signer`, a signed checkpoint of the head. Returns how many records were
+/// copied.
 ///
 /// # Errors
-/// Reading the local log, or the store.
-pub async fn mirror(path: &Path, mirror: &crate::backend::Backend) -> Result<usize> {
+/// Reading the local log, or the store; [`Error::Integrity`] when the
+/// mirror holds another record under a number the local log uses (the
+/// local log was cut or rewritten and grew again): that is never let pass
+/// in silence.
+pub async fn mirror(
+    path: &Path,
+    mirror: &crate::backend::Backend,
+    signer: Option<&ed25519_dalek::SigningKey>,
+) -> Result<usize> {
     let have: std::collections::HashSet<u64> = mirror
         .list("audit")
         .await?
@@ -225,21 +295,196 @@ pub async fn mirror(path: &Path, mirror: &crate::backend::Backend) -> Result<usi
                 .ok()
         })
         .collect();
+    let local = read(path, |_| true)?;
     let mut copied = 0;
-    for rec in read(path, |r| !have.contains(&r.seq))? {
-        let body = serde_json::to_vec(&rec)
+    for rec in local.iter().filter(|r| !have.contains(&r.seq)) {
+        let body = serde_json::to_vec(rec)
             .map_err(|e| Error::Problems(format!("cannot encode an audit record: {e}")))?;
         if mirror
-            .put_new(
-                &format!("audit/{:020}.json", rec.seq),
-                bytes::Bytes::from(body),
-            )
+            .put_new(&record_name(rec.seq), bytes::Bytes::from(body))
             .await?
         {
             copied += 1;
+        } else {
+            same_as_mirrored(mirror, rec).await?;
         }
     }
+    // The newest mirrored record must be ours too (a log cut and regrown
+    // past it would otherwise go unnoticed until it grew that far).
+    if let Some(last) = have.iter().max() {
+        match local.iter().find(|r| r.seq == *last) {
+            Some(rec) => same_as_mirrored(mirror, rec).await?,
+            None => {
+                return Err(Error::integrity(
+                    format!("audit log {}", path.display()),
+                    format!(
+                        "the mirror holds records up to {last} and the local log ends at {}: the local log was cut",
+                        local.last().map_or(0, |r| r.seq)
+                    ),
+                ))
+            }
+        }
+    }
+    if let (Some(key), Some(head)) = (signer, local.last()) {
+        let cp = Checkpoint::sign(head.seq, &head.hash, key);
+        let body = serde_json::to_vec(&cp)
+            .map_err(|e| Error::Problems(format!("cannot encode a checkpoint: {e}")))?;
+        mirror
+            .put_new(&checkpoint_name(head.seq), bytes::Bytes::from(body))
+            .await?;
+    }
     Ok(copied)
+}
+
+/// Fails when the mirror's record `rec.seq` is not `rec`.
+async fn same_as_mirrored(mirror: &crate::backend::Backend, rec: &Record) -> Result<()> {
+    let theirs = mirror.get(&record_name(rec.seq)).await?;
+    let theirs: Record = serde_json::from_slice(&theirs)
+        .map_err(|e| Error::integrity(record_name(rec.seq), e.to_string()))?;
+    if theirs.hash != rec.hash {
+        return Err(Error::integrity(
+            "audit log",
+            format!(
+                "record {} differs from the mirrored one: the local log was cut or rewritten",
+                rec.seq
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The audit trail's health as the daemon last saw it (for `status`,
+/// `/metrics` and `GET /v1/audit/chain`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    /// True when the local chain verified and agreed with its mirror.
+    pub ok: bool,
+    /// When it was last checked.
+    pub checked: Option<String>,
+    /// Records in the local log.
+    pub records: u64,
+    /// Whether a mirror is configured and was compared.
+    pub mirrored: bool,
+    /// What is wrong (a problem stays until the daemon restarts).
+    pub problems: Vec<String>,
+}
+
+/// Reads the signing key for checkpoints from the operator's certificate
+/// key file (hex Ed25519, a private file), or `None` (logged) when it
+/// cannot be read.
+pub fn checkpoint_key(path: &Path) -> Option<ed25519_dalek::SigningKey> {
+    let bytes = match crate::secrets::read_file(path, "certificate signing key") {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "audit checkpoints are not signed");
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let raw: [u8; 32] = hex::decode(text.trim()).ok()?.try_into().ok()?;
+    Some(ed25519_dalek::SigningKey::from_bytes(&raw))
+}
+
+/// What a comparison of the local log with its mirror found.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorCheck {
+    /// Records in the local log.
+    pub local: u64,
+    /// Records in the mirror.
+    pub mirrored: u64,
+    /// Checkpoints in the mirror, and how many `trusted` signed.
+    pub checkpoints: u64,
+    /// Checkpoints whose signature verified with the trusted key.
+    pub checkpoints_verified: u64,
+    /// Every discrepancy, one sentence each (empty: the logs agree).
+    pub problems: Vec<String>,
+}
+
+/// Compares the local log with its mirror record by record, and with the
+/// mirror's signed checkpoints (signatures checked with `trusted` when
+/// given): a record that differs, one the mirror has beyond the local end
+/// (a cut), or a checkpoint the local log does not match, is a problem.
+///
+/// # Errors
+/// Reading the local log or the store.
+pub async fn check_mirror(
+    path: &Path,
+    mirror: &crate::backend::Backend,
+    trusted: Option<&ed25519_dalek::VerifyingKey>,
+) -> Result<MirrorCheck> {
+    let local = read(path, |_| true)?;
+    let by_seq: std::collections::HashMap<u64, &Record> =
+        local.iter().map(|r| (r.seq, r)).collect();
+    let last_local = local.last().map_or(0, |r| r.seq);
+    let mut out = MirrorCheck {
+        local: local.len() as u64,
+        ..Default::default()
+    };
+    let mut cut_reported = false;
+    for l in mirror.list("audit").await? {
+        let Some(name) = l.path.strip_prefix("audit/") else {
+            continue;
+        };
+        if let Some(cp) = name.strip_prefix("checkpoints/") {
+            if !cp.ends_with(".json") {
+                continue;
+            }
+            out.checkpoints += 1;
+            let body = mirror.get(&l.path).await?;
+            let Ok(cp) = serde_json::from_slice::<Checkpoint>(&body) else {
+                out.problems.push(format!("{}: not a checkpoint", l.path));
+                continue;
+            };
+            if let Some(key) = trusted {
+                if cp.verify(key) {
+                    out.checkpoints_verified += 1;
+                } else {
+                    out.problems
+                        .push(format!("{}: the signature is not the operator's", l.path));
+                    continue;
+                }
+            }
+            match by_seq.get(&cp.seq) {
+                Some(r) if r.hash == cp.head => {}
+                Some(_) => out.problems.push(format!(
+                    "checkpoint {}: record {} of the local log has another hash: the log was rewritten",
+                    cp.seq, cp.seq
+                )),
+                None => out.problems.push(format!(
+                    "checkpoint {}: the local log ends at record {last_local}: it was cut",
+                    cp.seq
+                )),
+            }
+            continue;
+        }
+        let Some(seq) = name
+            .strip_suffix(".json")
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        out.mirrored += 1;
+        match by_seq.get(&seq) {
+            None if !cut_reported => {
+                cut_reported = true;
+                out.problems.push(format!(
+                    "the mirror holds record {seq} and the local log ends at record {last_local}: it was cut"
+                ));
+            }
+            None => {}
+            Some(r) => {
+                let body = mirror.get(&l.path).await?;
+                match serde_json::from_slice::<Record>(&body) {
+                    Ok(m) if m.hash == r.hash => {}
+                    Ok(_) => out.problems.push(format!(
+                        "record {seq} differs from the mirrored one: the local log was edited or rewritten"
+                    )),
+                    Err(e) => out.problems.push(format!("{}: not a record ({e})", l.path)),
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The last record of an open log (read from its tail).

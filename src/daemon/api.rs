@@ -15,6 +15,7 @@
 //! | `GET /v1/erasures` | operator, auditor (all); partner (its tenant) | end-of-contract erasure states and deadlines |
 //! | `GET /v1/audit[?tenant=]` | operator, auditor (all); partner (its tenant) | audit records, oldest first, with the chain's head |
 //! | `GET /v1/restores/{id}` | all roles | one request: state (`queued`, `running`, `done`, `failed`), files and bytes so far, errors |
+//! | `GET /v1/audit/chain` | operator, auditor | the audit trail's health: `ok`, records, whether the mirror was compared, problems (a cut, edited or diverged log) |
 //!
 //! Authentication: `Authorization: Bearer <token>`. A partner token only ever
 //! sees its own tenant: anything of another tenant answers 404, exactly as if
@@ -140,6 +141,7 @@ pub fn router(state: State) -> Router {
         .route("/v1/restores", get(list_restores))
         .route("/v1/restores/{id}", get(get_restore))
         .route("/v1/audit", get(list_audit))
+        .route("/v1/audit/chain", get(audit_chain))
         .route("/v1/erasures", get(list_erasures))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), answer_once))
@@ -462,6 +464,13 @@ async fn start_backup(
             ));
         }
     }
+    // Fail closed: no backup is started unless its request is on record.
+    app.state.audit_required(
+        &token.name,
+        "backup.requested",
+        Some(&tenant),
+        serde_json::json!({"service": service, "tags": body.tags}),
+    )?;
     let job = app
         .state
         .runner
@@ -480,7 +489,7 @@ async fn start_backup(
         Some(job) => {
             app.state.audit(
                 &token.name,
-                "backup.requested",
+                "backup.queued",
                 Some(&tenant),
                 serde_json::json!({"service": service, "job": job.id, "tags": job.tags}),
             );
@@ -651,6 +660,20 @@ async fn list_erasures(AxState(app): AxState<App>, headers: HeaderMap) -> ApiRes
 #[derive(Debug, Deserialize)]
 struct AuditQuery {
     tenant: Option<String>,
+}
+
+async fn audit_chain(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    if matches!(token.role, super::state::Role::Partner { .. }) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token {} may not read the state of the whole audit trail",
+                token.name
+            ),
+        ));
+    }
+    Ok(Json(app.state.chain()).into_response())
 }
 
 async fn list_audit(

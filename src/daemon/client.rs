@@ -10,10 +10,29 @@ use crate::{Error, Result};
 const POLL: Duration = Duration::from_secs(1);
 
 fn client() -> Result<reqwest::Client> {
+    http_client(None, Duration::from_secs(30))
+}
+
+/// An HTTP client for the daemon's API that trusts, for TLS, the
+/// certificates (PEM) in `CUSTOS_CA_FILE` and in `extra` (the daemon's own
+/// certificate when the config is at hand).
+///
+/// # Errors
+/// [`Error::Usage`] for a certificate file that does not read or parse.
+pub fn http_client(extra: Option<&std::path::Path>, timeout: Duration) -> Result<reqwest::Client> {
     crate::backend::install_tls_provider();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
+    let mut b = reqwest::Client::builder().timeout(timeout);
+    let env = std::env::var_os("CUSTOS_CA_FILE").map(std::path::PathBuf::from);
+    for path in env.iter().map(|p| p.as_path()).chain(extra) {
+        let pem = std::fs::read(path)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::Usage(format!("{}: not PEM certificates: {e}", path.display())))?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build()
         .map_err(|e| Error::Problems(format!("HTTP client: {e}")))
 }
 

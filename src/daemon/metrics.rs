@@ -236,5 +236,14 @@ pub fn render(state: &State) -> Result<String> {
     }
     o.help("custos_jobs_active", "gauge", "Jobs queued or running.");
     let _ = writeln!(o.0, "custos_jobs_active {}", state.runner.active());
+    let chain = state.chain();
+    o.help(
+        "custos_audit_chain_ok",
+        "gauge",
+        "1 when the audit log's chain verifies and agrees with its mirror and signed checkpoints.",
+    );
+    let _ = writeln!(o.0, "custos_audit_chain_ok {}", u8::from(chain.ok));
+    o.help("custos_audit_records", "gauge", "Records in the audit log.");
+    let _ = writeln!(o.0, "custos_audit_records {}", chain.records);
     Ok(o.0)
 }

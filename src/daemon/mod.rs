@@ -298,6 +298,36 @@ pub async fn run(loader: Loader) -> Result<()> {
     .with_audit(audit.clone());
     let entries = apply(&setup, &catalog, &runner, &state, &services);
 
+    // The audit trail at start: the local chain verified when it was
+    // opened; compare it with its mirror and signed checkpoints.
+    let records = crate::audit::verify(&setup.state_dir.join("audit.log")).map_or(0, |(n, _)| n);
+    let mirror_check = match setup.config.as_ref().and_then(|c| c.audit_mirror.clone()) {
+        Some(url) => {
+            let trusted = setup
+                .config
+                .as_ref()
+                .and_then(|c| c.certificate_key.as_deref())
+                .and_then(crate::audit::checkpoint_key)
+                .map(|k| k.verifying_key());
+            let checked = async {
+                let b = crate::backend::Backend::open(&url, true)?;
+                crate::audit::check_mirror(&setup.state_dir.join("audit.log"), &b, trusted.as_ref())
+                    .await
+            }
+            .await;
+            match checked {
+                Ok(c) => Some(c.problems),
+                Err(e) => {
+                    tracing::warn!(error = %e, mirror = %url, "cannot compare the audit log with its mirror");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let mirrored = mirror_check.is_some();
+    state.set_chain(records, mirrored, mirror_check.unwrap_or_default());
+
     let (queue_tx, queue_rx) = mpsc::channel(1024);
     let serve_runner = runner.clone();
     let serving = tokio::spawn(async move { serve_runner.serve(queue_rx).await });
@@ -349,6 +379,7 @@ pub async fn run(loader: Loader) -> Result<()> {
     let erasing = {
         let (catalog, audit, mut stop) = (catalog.clone(), audit.clone(), stop_rx.clone());
         let (expiring, restore_retention) = (state.clone(), setup.api.restore_retention);
+        let chain_state = state.clone();
         let config = Arc::new(RwLock::new(setup.config.clone()));
         let handle = config.clone();
         let task = tokio::spawn(async move {
@@ -365,16 +396,33 @@ pub async fn run(loader: Loader) -> Result<()> {
                 if let Some(cfg) = cfg {
                     run_due_erasures(&cfg, &catalog, &audit).await;
                     if let Some(url) = &cfg.audit_mirror {
+                        let signer = cfg
+                            .certificate_key
+                            .as_deref()
+                            .and_then(crate::audit::checkpoint_key);
                         let copied = async {
                             let b = crate::backend::Backend::open(url, true)?;
-                            crate::audit::mirror(&cfg.state_dir.join("audit.log"), &b).await
+                            crate::audit::mirror(
+                                &cfg.state_dir.join("audit.log"),
+                                &b,
+                                signer.as_ref(),
+                            )
+                            .await
                         }
                         .await;
                         match copied {
-                            Ok(n) if n > 0 => {
-                                tracing::info!(records = n, mirror = %url, "audit log mirrored")
+                            Ok(n) => {
+                                if n > 0 {
+                                    tracing::info!(records = n, mirror = %url, "audit log mirrored");
+                                }
+                                let records =
+                                    crate::audit::verify(&cfg.state_dir.join("audit.log"))
+                                        .map_or(0, |(n, _)| n);
+                                chain_state.set_chain(records, true, Vec::new());
                             }
-                            Ok(_) => {}
+                            Err(e @ Error::Integrity { .. }) => {
+                                chain_state.set_chain(0, true, vec![e.to_string()]);
+                            }
                             Err(e) => {
                                 tracing::warn!(error = %e, mirror = %url, "cannot mirror the audit log")
                             }
@@ -493,16 +541,23 @@ pub async fn run(loader: Loader) -> Result<()> {
     }
     catalog.flush()?;
     audit.record("daemon", "daemon.stopped", None, serde_json::json!({}));
-    let mirror_url = erasing
+    let (mirror_url, signer) = erasing
         .0
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .as_ref()
-        .and_then(|c| c.audit_mirror.clone());
+        .map_or((None, None), |c| {
+            (
+                c.audit_mirror.clone(),
+                c.certificate_key
+                    .as_deref()
+                    .and_then(crate::audit::checkpoint_key),
+            )
+        });
     if let Some(url) = mirror_url {
         let done = async {
             let b = crate::backend::Backend::open(&url, true)?;
-            crate::audit::mirror(&setup.state_dir.join("audit.log"), &b).await
+            crate::audit::mirror(&setup.state_dir.join("audit.log"), &b, signer.as_ref()).await
         }
         .await;
         if let Err(e) = done {

@@ -360,13 +360,29 @@ impl RestoreDesk {
             expired: None,
             request: req,
         };
+        // Fail closed: nothing is restored unless the request is on record.
+        if let Some(a) = &self.audit {
+            a.append(
+                actor,
+                "restore.requested",
+                Some(&rec.tenant),
+                serde_json::json!({
+                    "restore": rec.id,
+                    "service": rec.service,
+                    "ticket": rec.ticket,
+                    "snapshot": rec.snapshot,
+                    "target": rec.target,
+                    "at": rec.request.at,
+                }),
+            )
+            .map_err(|e| {
+                Error::io(
+                    format!("the audit log cannot be written ({e}): the request is refused"),
+                    std::io::Error::other("audit log"),
+                )
+            })?;
+        }
         self.catalog.put_restore(&rec)?;
-        self.audit(
-            actor,
-            "restore.requested",
-            &rec,
-            serde_json::json!({"at": rec.request.at}),
-        );
         tracing::info!(restore = id, tenant = %rec.tenant, service = %rec.service, ticket = %rec.ticket, by = actor, snapshot = %rec.snapshot, "restore requested");
         let desk = self.clone();
         let queued = rec.clone();

@@ -184,6 +184,8 @@ pub struct State {
     pub restores: Option<(super::restores::RestoreDesk, super::jobs::Services)>,
     /// The audit log, when the daemon keeps one.
     pub audit: Option<crate::audit::AuditLog>,
+    /// The audit trail's health (chain and mirror).
+    pub audit_chain: Arc<std::sync::Mutex<crate::audit::ChainStatus>>,
 }
 
 impl State {
@@ -203,6 +205,10 @@ impl State {
             tokens: Arc::new(RwLock::new(Arc::new(tokens))),
             restores: None,
             audit: None,
+            audit_chain: Arc::new(std::sync::Mutex::new(crate::audit::ChainStatus {
+                ok: true,
+                ..Default::default()
+            })),
         }
     }
 
@@ -210,6 +216,55 @@ impl State {
     pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> State {
         self.audit = Some(audit);
         self
+    }
+
+    /// The audit trail's health.
+    pub fn chain(&self) -> crate::audit::ChainStatus {
+        self.audit_chain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Records what a check of the audit trail found; problems stay.
+    pub fn set_chain(&self, records: u64, mirrored: bool, problems: Vec<String>) {
+        let mut c = self
+            .audit_chain
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        c.records = records;
+        c.mirrored |= mirrored;
+        c.checked = Some(Timestamp::now().to_string());
+        for p in problems {
+            if !c.problems.contains(&p) {
+                tracing::error!(problem = %p, "the audit trail does not verify");
+                c.problems.push(p);
+            }
+        }
+        c.ok = c.problems.is_empty();
+    }
+
+    /// Writes an audit record before an act: the act must not go ahead
+    /// when it cannot be written (fail closed).
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`] when the record cannot be written.
+    pub fn audit_required(
+        &self,
+        actor: &str,
+        action: &str,
+        tenant: Option<&str>,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        if let Some(a) = &self.audit {
+            a.append(actor, action, tenant, details).map_err(|e| {
+                crate::Error::io(
+                    format!("the audit log cannot be written ({e}): the request is refused"),
+                    std::io::Error::other("audit log"),
+                )
+            })?;
+        }
+        Ok(())
     }
 
     /// Writes an audit record (logged, not fatal, when it cannot be written).

@@ -34,12 +34,12 @@ async fn get_json<T: for<'de> serde::Deserialize<'de>>(
             "the config has no daemon.listen address".into(),
         ));
     };
-    crate::backend::install_tls_provider();
-    let url = format!("http://{addr}{path}");
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .map_err(|e| Error::Problems(format!("HTTP client: {e}")))?;
+    let scheme = if cfg.tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{addr}{path}");
+    let client = super::client::http_client(
+        cfg.tls.as_ref().map(|(cert, _)| cert.as_path()),
+        Duration::from_secs(10),
+    )?;
     let resp = client
         .get(&url)
         .bearer_auth(token)
@@ -103,6 +103,59 @@ pub async fn statuses(
             )),
             e => e,
         }),
+    }
+}
+
+/// The audit trail's health: from the API when a token is given (the
+/// daemon's view), else checked here (the local chain and, with
+/// `audit_mirror`, the mirror and its signed checkpoints).
+///
+/// # Errors
+/// Reading the log or the mirror.
+pub async fn chain(cfg: &Config, token: Option<&str>) -> Result<crate::audit::ChainStatus> {
+    if let (Some(t), Some(_)) = (token, cfg.listen) {
+        return get_json(cfg, t, "/v1/audit/chain").await;
+    }
+    let path = cfg.state_dir.join("audit.log");
+    let mut st = crate::audit::ChainStatus {
+        checked: Some(jiff::Timestamp::now().to_string()),
+        ..Default::default()
+    };
+    match crate::audit::verify(&path) {
+        Ok((n, _)) => st.records = n,
+        Err(crate::audit::VerifyError::Missing) => {}
+        Err(crate::audit::VerifyError::Io(e)) => return Err(e),
+        Err(crate::audit::VerifyError::Broken(b)) => st.problems.push(b.to_string()),
+    }
+    if let (Some(url), true) = (&cfg.audit_mirror, st.problems.is_empty()) {
+        let trusted = cfg
+            .certificate_key
+            .as_deref()
+            .and_then(crate::audit::checkpoint_key)
+            .map(|k| k.verifying_key());
+        let b = crate::backend::Backend::open(url, true)?;
+        let m = crate::audit::check_mirror(&path, &b, trusted.as_ref()).await?;
+        st.mirrored = true;
+        st.problems.extend(m.problems);
+    }
+    st.ok = st.problems.is_empty();
+    Ok(st)
+}
+
+/// One line about the audit trail under the status table.
+pub fn chain_line(c: &crate::audit::ChainStatus) -> String {
+    if c.ok {
+        format!(
+            "audit log: {} records, chain intact{}\n",
+            c.records,
+            if c.mirrored {
+                ", matches its mirror"
+            } else {
+                ""
+            }
+        )
+    } else {
+        format!("audit log: DOES NOT VERIFY: {}\n", c.problems.join("; "))
     }
 }
 
