@@ -457,6 +457,10 @@ fn backup_options(src: &Path) -> BackupOptions {
 }
 
 fn pipeline(c: &mut Criterion) {
+    // The benchmark's repositories use cheap key slots (the test build
+    // honours this switch; see `custos::switches`). Set before any thread
+    // of the runtime exists.
+    std::env::set_var("CUSTOS_TEST_FAST_KDF", "1");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
