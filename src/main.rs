@@ -167,6 +167,10 @@ enum Command {
         /// API token (operator or auditor)
         #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Accept TENANT's repositories as they now are: remove its rollback
+        /// alarms (operators; audited), after investigating them
+        #[arg(long, value_name = "TENANT")]
+        accept_alarms: Option<String>,
     },
     /// End of contract: give notice, show state, erase a tenant's data
     Erase {
@@ -1037,14 +1041,43 @@ async fn run(cli: Cli) -> Result<u8> {
                 })
                 .transpose()?;
             let repo = open(&g).await?.load_index().await?;
+            // Rollback detection against what the last check from this
+            // cache saw (custos::repository::watch).
+            let memory = repo
+                .cache_dir()
+                .map(|d| custos::repository::watch::Memory::new(d.join("watch.json")));
+            let previous = match &memory {
+                Some(m) => Some(m.load()?),
+                None => {
+                    eprintln!("note: without a cache, check cannot compare the repository with what it saw before (rollback detection)");
+                    None
+                }
+            };
             let report = check::check(
                 &repo,
                 &check::CheckOptions {
                     read_data,
                     read_data_subset: subset,
+                    rollback: previous,
                 },
             )
             .await?;
+            if let (Some(m), Some(seen)) = (&memory, &report.seen) {
+                if report.rollback.is_empty() {
+                    // The memory is a convenience: a check that cannot keep
+                    // it still checked (the next compares with the older one).
+                    if let Err(e) = m.store(seen) {
+                        eprintln!("warning: what this check saw is not remembered: {e}");
+                    }
+                } else {
+                    // Kept as it was, so that the next check raises the
+                    // same alarms until an operator accepts the change.
+                    eprintln!(
+                        "note: the changes above are reported again by every check until {} is removed (which accepts the repository as it is now)",
+                        m.path().display()
+                    );
+                }
+            }
             if g.json {
                 print_json(&report)?;
             } else {
@@ -1448,24 +1481,47 @@ async fn run(cli: Cli) -> Result<u8> {
             }
             Ok(0)
         }
-        Command::Status { config, token } => {
+        Command::Status {
+            config,
+            token,
+            accept_alarms: Some(tenant),
+        } => {
             let cfg = custos::config::Config::load(&config)?;
-            let (statuses, erasures) =
-                custos::daemon::status::statuses(&cfg, token.as_deref()).await?;
+            let accepted =
+                custos::daemon::status::accept_alarms(&cfg, token.as_deref(), &tenant).await?;
+            if g.json {
+                print_json(&accepted)?;
+            } else {
+                for a in &accepted {
+                    println!("accepted: {} ({}): {}", a.tenant, a.repository, a.text);
+                }
+                println!("{} alarms of {tenant} accepted", accepted.len());
+            }
+            Ok(0)
+        }
+        Command::Status { config, token, .. } => {
+            let cfg = custos::config::Config::load(&config)?;
+            let custos::daemon::status::Overview {
+                services: statuses,
+                erasures,
+                alarms,
+            } = custos::daemon::status::overview(&cfg, token.as_deref()).await?;
             let chain = custos::daemon::status::chain(&cfg, token.as_deref()).await?;
             if g.json {
-                print_json(
-                    &serde_json::json!({"services": statuses, "erasures": erasures, "audit": chain}),
-                )?;
+                print_json(&serde_json::json!({
+                    "services": statuses, "erasures": erasures, "audit": chain, "alarms": alarms,
+                }))?;
             } else {
                 print!("{}", custos::daemon::status::table(&statuses));
                 print!("{}", custos::daemon::status::erasure_lines(&erasures));
                 print!("{}", custos::daemon::status::chain_line(&chain));
+                print!("{}", custos::daemon::status::alarm_lines(&alarms));
             }
             let now = jiff::Timestamp::now();
             let alarm = !statuses.iter().all(|s| s.rpo_ok)
                 || erasures.iter().any(|r| r.overdue(now))
-                || !chain.ok;
+                || !chain.ok
+                || !alarms.is_empty();
             Ok(if alarm { 1 } else { 0 })
         }
         Command::Erase { action } => run_erase(&g, action).await,

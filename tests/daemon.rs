@@ -527,7 +527,8 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
         .arg(&cfg)
         .output()
         .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}: {}", String::from_utf8_lossy(&o.stderr)));
     assert!(
         v["services"]
             .as_array()

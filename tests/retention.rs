@@ -70,15 +70,6 @@ fn stored_bytes(env: &Env) -> u64 {
     env.json(&["stats"])["stored_bytes"].as_u64().unwrap()
 }
 
-fn snapshot_ids(env: &Env) -> Vec<String> {
-    env.json(&["snapshots"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// `check --read-data` finds nothing wrong.
 fn assert_sound(env: &Env) {
     let report = env.json(&["check", "--read-data"]);
@@ -91,7 +82,7 @@ fn assert_sound(env: &Env) {
 /// Every snapshot in `expected` that still exists restores byte for byte.
 fn assert_restores(env: &Env, expected: &[(String, PathBuf)]) {
     let src = env.path("src");
-    let present = snapshot_ids(env);
+    let present = env.snapshot_ids();
     for (id, tree) in expected.iter().filter(|(id, _)| present.contains(id)) {
         let target = env.path(&format!("restore-{}", &id[..8]));
         let _ = std::fs::remove_dir_all(&target);
@@ -119,7 +110,7 @@ fn forget_and_prune_give_space_back_and_keep_the_rest_intact() {
         after < before,
         "stored size did not shrink: {before} -> {after}"
     );
-    assert_eq!(snapshot_ids(&env).len(), 2);
+    assert_eq!(env.snapshot_ids().len(), 2);
     assert_sound(&env);
     assert_restores(&env, &snaps);
 
@@ -210,7 +201,7 @@ fn forget_dry_run_explains_every_decision_and_changes_nothing() {
         assert!(d["reasons"].as_array().unwrap().is_empty());
         assert!(!d["misses"].as_array().unwrap().is_empty(), "{d}");
     }
-    assert_eq!(snapshot_ids(&env).len(), 10, "dry run removed nothing");
+    assert_eq!(env.snapshot_ids().len(), 10, "dry run removed nothing");
 
     // The human form names each snapshot's fate and reason.
     let text = env.ok(&["forget", "--keep-last", "1", "--dry-run"]);
@@ -241,7 +232,7 @@ fn pinned_and_legal_hold_snapshots_are_never_forgotten() {
     // db: newest + pinned; web: newest + legal-hold tag.
     assert_eq!(out["kept"], 4, "{out}");
     assert_eq!(out["removed"], 2, "{out}");
-    let ids = snapshot_ids(&env);
+    let ids = env.snapshot_ids();
     assert!(ids.contains(&snaps[0].0));
     let pinned = out["groups"]
         .as_array()
@@ -262,7 +253,7 @@ fn pinned_and_legal_hold_snapshots_are_never_forgotten() {
     env.ok(&["unpin", &snaps[0].0]);
     let out = env.json(&["forget", "--keep-last", "1", "--service", "db"]);
     assert_eq!(out["removed"], 1, "{out}");
-    assert_eq!(snapshot_ids(&env).len(), 3);
+    assert_eq!(env.snapshot_ids().len(), 3);
     env.ok(&["prune"]);
     assert_sound(&env);
     assert_restores(&env, &snaps);
@@ -297,13 +288,13 @@ fn keep_within_counts_from_the_newest_snapshot_of_a_failing_service() {
     }
     let v = env.json(&["forget", "--keep-within", "90d", "--service", "apps"]);
     assert_eq!(v["removed"], 2, "{v}");
-    let left = snapshot_ids(&env);
+    let left = env.snapshot_ids();
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(left.contains(&ids[2]) && left.contains(&ids[3]), "{left:?}");
     // Whatever the rules, the newest snapshot stays.
     let v = env.json(&["forget", "--keep-tag", "never-used", "--service", "apps"]);
     assert_eq!(v["removed"], 1, "{v}");
-    assert_eq!(snapshot_ids(&env), vec![ids[3].clone()]);
+    assert_eq!(env.snapshot_ids(), vec![ids[3].clone()]);
 }
 
 #[test]
@@ -319,7 +310,7 @@ fn forget_refuses_bad_policies() {
         2,
     );
     assert!(e.contains("--time-zone"), "{e}");
-    assert_eq!(snapshot_ids(&env).len(), 2);
+    assert_eq!(env.snapshot_ids().len(), 2);
 }
 
 /// Writes a lock object as another process would.
@@ -517,5 +508,5 @@ fn s3_backup_while_prune_runs() {
     env.ok(&["prune", "--repack-below", "100"]);
     assert_sound(&env);
     assert_restores(&env, &snaps);
-    assert_eq!(snapshot_ids(&env).len(), 2);
+    assert_eq!(env.snapshot_ids().len(), 2);
 }

@@ -440,10 +440,10 @@ fn wrap_prefix<T: ObjectStore>(store: T, prefix: &str) -> Arc<dyn ObjectStore> {
     }
 }
 
-/// Objects named by their content and written once: packs, index objects
-/// and snapshots.
+/// Objects named uniquely and written once: packs, index objects,
+/// snapshots and tombstones.
 fn is_content_object(path: &str) -> bool {
-    ["data/", "index/", "snapshots/"]
+    ["data/", "index/", "snapshots/", "forgotten/"]
         .iter()
         .any(|p| path.starts_with(p))
 }

@@ -15,6 +15,7 @@ use crate::id::{BlobId, PackId, SnapshotId};
 use crate::repofile::pack::{open_blob, read_header};
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::NodeKind;
+use crate::repository::watch::{self, Seen};
 use crate::repository::{
     lock::{Lock, LockKind},
     pack_path, IndexedRepository,
@@ -28,6 +29,10 @@ pub struct CheckOptions {
     pub read_data: bool,
     /// Read and verify this percentage of packs (chosen at random).
     pub read_data_subset: Option<f64>,
+    /// Compare the repository with what the last check saw (rollback
+    /// detection, see [`crate::repository::watch`]): `None` skips it,
+    /// `Some(None)` is a first look (it only records).
+    pub rollback: Option<Option<Seen>>,
 }
 
 /// A file or directory that damage makes unrestorable.
@@ -60,6 +65,12 @@ pub struct CheckReport {
     pub damaged_blobs: Vec<BlobId>,
     /// What the damage affects.
     pub affected: Vec<Affected>,
+    /// Changes custos did not make: snapshots or index objects deleted,
+    /// older ones put back (also counted in `errors`).
+    pub rollback: Vec<String>,
+    /// What this check saw, to compare the next one with.
+    #[serde(skip)]
+    pub seen: Option<Seen>,
 }
 
 impl CheckReport {
@@ -247,6 +258,16 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
         d.sort();
         report.damaged_blobs = d;
         report.affected = affected(repo, &snaps, &damaged).await?;
+    }
+    if let Some(previous) = &opts.rollback {
+        let superseded = repo.index().superseded()?.into_iter().collect();
+        let now = watch::observe(repo, previous.as_ref(), Some(superseded)).await?;
+        let (seen, alarms) = watch::compare(previous.as_ref(), &now);
+        report
+            .errors
+            .extend(alarms.iter().map(|a| format!("rollback: {a}")));
+        report.rollback = alarms;
+        report.seen = Some(seen);
     }
     Ok(report)
 }

@@ -347,7 +347,9 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
     let new_packs = repack_packs(repo, &repack, &condemned_set, &used, &mut report).await?;
     crate::util::crash_point("prune:after-repack");
     let kept = kept_packs(repo, &indexed, &condemned_set).chain(new_packs.into_iter().map(Ok));
-    repo.replace_index(kept, &live_index, "prune").await?;
+    let history = repo.index().superseded()?;
+    repo.replace_index(kept, &live_index, history, "prune")
+        .await?;
     report.index_superseded = live_index.len();
     let now = jiff::Timestamp::now();
     let blocking_locks = lock::list(repo.backend())

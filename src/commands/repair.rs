@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashSet};
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::id::{BlobId, IndexId, PackId};
+use crate::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::index::BlobIndex;
 use crate::repofile::index::{IndexBlob, IndexPack};
 use crate::repofile::pack::{open_blob, read_header};
@@ -132,8 +132,9 @@ async fn run(repo: &Repository, opts: &RepairOptions, lock: &Lock) -> Result<Rep
 
     if !opts.dry_run {
         lock.ensure_held().await?;
+        let history = repo.superseded_by(&old_index).await?;
         let written = repo
-            .replace_index(rebuilt.into_iter().map(Ok), &old_index, "repair")
+            .replace_index(rebuilt.into_iter().map(Ok), &old_index, history, "repair")
             .await?;
         let written: HashSet<IndexId> = written.into_iter().collect();
         for id in old_index.iter().filter(|i| !written.contains(i)) {
@@ -146,13 +147,26 @@ async fn run(repo: &Repository, opts: &RepairOptions, lock: &Lock) -> Result<Rep
     let (snaps, bad) = repo.snapshots().await?;
     let pins = repo.pins().await?;
     for (path, e) in bad {
-        let removed = opts.drop_snapshots && !opts.dry_run && {
-            repo.backend().delete(&path).await?;
-            true
-        };
+        // Under its ID with a tombstone, so that check sees a removal custos
+        // made; an object under no valid ID just goes. A pin keeps it.
+        let id = path
+            .strip_prefix("snapshots/")
+            .and_then(|n| n.parse::<SnapshotId>().ok());
+        let pinned = id.is_some_and(|id| pins.contains(&id));
+        let removed = opts.drop_snapshots && !opts.dry_run && !pinned;
+        if removed {
+            match &id {
+                Some(id) => repo.delete_snapshot_because(id, "repair").await?,
+                None => repo.backend().delete(&path).await?,
+            }
+        }
         report.damaged_snapshots.push(DamagedSnapshot {
             snapshot: path,
-            problem: format!("does not decode: {e}"),
+            problem: if pinned && opts.drop_snapshots {
+                format!("does not decode: {e} (pinned: kept)")
+            } else {
+                format!("does not decode: {e}")
+            },
             removed,
         });
     }
@@ -162,7 +176,7 @@ async fn run(repo: &Repository, opts: &RepairOptions, lock: &Lock) -> Result<Rep
             let pinned = pins.contains(id);
             let removed = opts.drop_snapshots && !opts.dry_run && !pinned;
             if removed {
-                repo.delete_snapshot(id).await?;
+                repo.delete_snapshot_because(id, "repair").await?;
             }
             report.damaged_snapshots.push(DamagedSnapshot {
                 snapshot: id.to_hex(),

@@ -96,6 +96,8 @@ pub enum ObjectKind {
     Snapshot = 2,
     /// An object under `locks/` (not encrypted today, reserved).
     Lock = 3,
+    /// An object under `forgotten/`: the record that custos forgot a snapshot.
+    Tombstone = 4,
 }
 
 /// The sub-keys of an opened repository.

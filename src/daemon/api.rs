@@ -16,6 +16,8 @@
 //! | `GET /v1/audit[?tenant=]` | operator, auditor (all); partner (its tenant) | audit records, oldest first, with the chain's head |
 //! | `GET /v1/restores/{id}` | all roles | one request: state (`queued`, `running`, `done`, `failed`), files and bytes so far, errors |
 //! | `GET /v1/audit/chain` | operator, auditor | the audit trail's health: `ok`, records, whether the mirror was compared, problems (a cut, edited or diverged log) |
+//! | `GET /v1/alarms` | operator, auditor (all); partner (its tenant) | changes in a repository custos did not make: a snapshot deleted without a forget, an older index object put back (rollback detection) |
+//! | `POST /v1/alarms/accept` | operator | `{"tenant": "..."}`: accept the tenant's repositories as they now are; removes and returns its alarms (audited) |
 //!
 //! Authentication: `Authorization: Bearer <token>`. A partner token only ever
 //! sees its own tenant: anything of another tenant answers 404, exactly as if
@@ -56,7 +58,7 @@ use super::scheduler::Request as JobRequest;
 use super::state::{State, Token};
 use crate::Error;
 
-/// Identical requests within this window are answered once.
+/// Identical actions within this window are answered once.
 const DEDUP_WINDOW: Duration = Duration::from_secs(1);
 
 /// Largest request body accepted.
@@ -142,6 +144,8 @@ pub fn router(state: State) -> Router {
         .route("/v1/restores/{id}", get(get_restore))
         .route("/v1/audit", get(list_audit))
         .route("/v1/audit/chain", get(audit_chain))
+        .route("/v1/alarms", get(list_alarms))
+        .route("/v1/alarms/accept", post(accept_alarms))
         .route("/v1/erasures", get(list_erasures))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), answer_once))
@@ -331,8 +335,16 @@ fn not_found(tenant: &str, service: &str) -> ApiError {
     )
 }
 
-/// Answers identical requests within [`DEDUP_WINDOW`] once.
+/// Answers identical actions (a double-submitted POST) within
+/// [`DEDUP_WINDOW`] once. Reads always go through: a GET right after a
+/// change sees it.
 async fn answer_once(AxState(app): AxState<App>, req: Request, next: Next) -> Response {
+    if matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
         return ApiError(
@@ -662,6 +674,52 @@ struct AuditQuery {
     tenant: Option<String>,
 }
 
+async fn list_alarms(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    let list = app.state.catalog.alarms(|a| token.role.sees(&a.tenant))?;
+    Ok(Json(list).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AcceptAlarms {
+    tenant: String,
+}
+
+/// An operator accepts a tenant's repositories as they now are: the alarms
+/// go (on record in the audit log), and the next looks compare with the
+/// current state.
+async fn accept_alarms(
+    AxState(app): AxState<App>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let token = authenticate(&app, &headers)?;
+    if !matches!(token.role, super::state::Role::Operator) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "token {} may not accept alarms (operators only)",
+                token.name
+            ),
+        ));
+    }
+    let req: AcceptAlarms = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be {{\"tenant\": \"...\"}}: {e}"),
+        )
+    })?;
+    let pending = app.state.catalog.alarms(|a| a.tenant == req.tenant)?;
+    app.state.audit_required(
+        &token.name,
+        "alarms.accepted",
+        Some(&req.tenant),
+        serde_json::json!({"alarms": pending.iter().map(|a| &a.text).collect::<Vec<_>>()}),
+    )?;
+    let accepted = app.state.catalog.accept_alarms(&req.tenant)?;
+    Ok(Json(accepted).into_response())
+}
+
 async fn audit_chain(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
     if matches!(token.role, super::state::Role::Partner { .. }) {
@@ -855,6 +913,48 @@ mod tests {
             catalog,
             _stop: stop,
         }
+    }
+
+    #[tokio::test]
+    async fn only_an_operator_accepts_a_tenants_alarms() {
+        let api = start().await;
+        api.catalog
+            .add_alarm("acme", "s3://b/acme", "snapshot 1 is gone")
+            .unwrap();
+        api.catalog
+            .add_alarm("globex", "s3://b/globex", "snapshot 2 is gone")
+            .unwrap();
+        let body = r#"{"tenant": "acme"}"#;
+        for token in ["acme-secret", "audit-secret"] {
+            let (s, v, _) = api
+                .call("POST", "/v1/alarms/accept", Some(token), body)
+                .await;
+            assert_eq!(s, 403, "{token}: {v}");
+        }
+        let (s, v, _) = api
+            .call("POST", "/v1/alarms/accept", Some("op-secret"), "{")
+            .await;
+        assert_eq!(s, 400, "{v}");
+        let (s, v, _) = api
+            .call("POST", "/v1/alarms/accept", Some("op-secret"), body)
+            .await;
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+        // Read before and after: a read is never answered from the
+        // double-submit memory.
+        let (_, v, _) = api.call("GET", "/v1/alarms", Some("op-secret"), "").await;
+        assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+        api.catalog
+            .add_alarm("globex", "s3://b/globex", "snapshot 3 is gone")
+            .unwrap();
+        let (_, v, _) = api.call("GET", "/v1/alarms", Some("op-secret"), "").await;
+        let left: Vec<&str> = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["tenant"].as_str().unwrap())
+            .collect();
+        assert_eq!(left, ["globex", "globex"]);
     }
 
     #[tokio::test]

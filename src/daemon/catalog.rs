@@ -11,6 +11,8 @@
 //! | `erased` | `tenant/target/object` (and `tenant//cache/<repo id>`) | `[size, key fingerprint]`: every object an erasure deleted, for the certificate |
 //! | `erased_tenants` | BLAKE3 of the tenant ID | [`ErasedTenant`]: an erased tenant is refused everywhere, and nothing here names it |
 //! | `tenant_targets` | `tenant/target` | the target's URL: every target a tenant used, erased at the end of its contract even after a config change |
+//! | `watch` | `tenant/repository URL` | what the repository held at the last look ([`crate::repository::watch::Seen`]): rollback detection |
+//! | `alarms` | `tenant/<8-byte seq>` | [`Alarm`]: a change custos did not make (a snapshot deleted without a forget, an older index object put back) |
 //! | `meta` | `next_id`, `rewrite_owed` | the ID counter; set while a rewrite of the database is owed |
 //!
 //! When a tenant is erased, its records are removed and the database is
@@ -216,6 +218,19 @@ pub struct ErasedTenant {
     pub certificate_blake3: String,
 }
 
+/// A change in a repository that custos did not make.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alarm {
+    /// When it was noticed.
+    pub time: String,
+    /// Tenant.
+    pub tenant: String,
+    /// Repository URL.
+    pub repository: String,
+    /// What changed, one sentence.
+    pub text: String,
+}
+
 /// The trees, replaced as a whole when the database is rewritten.
 struct Trees {
     db: sled::Db,
@@ -228,6 +243,8 @@ struct Trees {
     erased: sled::Tree,
     erased_tenants: sled::Tree,
     tenant_targets: sled::Tree,
+    watch: sled::Tree,
+    alarms: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -244,6 +261,8 @@ impl Trees {
             erased: tree("erased")?,
             erased_tenants: tree("erased_tenants")?,
             tenant_targets: tree("tenant_targets")?,
+            watch: tree("watch")?,
+            alarms: tree("alarms")?,
             meta: tree("meta")?,
             db,
         };
@@ -372,6 +391,8 @@ fn tenant_keys(t: &Trees, tenant: &str) -> Result<Vec<(sled::Tree, sled::IVec)>>
         &t.counters,
         &t.erased,
         &t.tenant_targets,
+        &t.watch,
+        &t.alarms,
     ] {
         for item in tree.scan_prefix(&prefix) {
             let (k, _) = item.map_err(|e| db_err("purge", e))?;
@@ -1043,6 +1064,101 @@ impl Catalog {
             .collect()
     }
 
+    /// What the repository at `url` held at the last look (`None`: never
+    /// looked).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn seen(&self, tenant: &str, url: &str) -> Result<Option<crate::repository::watch::Seen>> {
+        self.read()
+            .watch
+            .get(format!("{tenant}/{url}"))
+            .map_err(|e| db_err("watch", e))?
+            .map(|v| decode("watch", &v))
+            .transpose()
+    }
+
+    /// Remembers what the repository at `url` holds now.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn put_seen(
+        &self,
+        tenant: &str,
+        url: &str,
+        seen: &crate::repository::watch::Seen,
+    ) -> Result<()> {
+        self.read()
+            .watch
+            .insert(format!("{tenant}/{url}"), encode("watch", seen)?)
+            .map_err(|e| db_err("watch", e))?;
+        Ok(())
+    }
+
+    /// Records an alarm (the same text for the same repository only once).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn add_alarm(&self, tenant: &str, url: &str, text: &str) -> Result<()> {
+        let t = self.read();
+        let prefix = format!("{tenant}/");
+        for item in t.alarms.scan_prefix(&prefix) {
+            let (_, v) = item.map_err(|e| db_err("alarms", e))?;
+            let a: Alarm = decode("alarm", &v)?;
+            if a.repository == url && a.text == text {
+                return Ok(());
+            }
+        }
+        tracing::error!(%tenant, repository = %url, alarm = %text, "the repository changed behind custos's back");
+        let mut key = prefix.into_bytes();
+        key.extend_from_slice(&t.next_id()?.to_be_bytes());
+        let alarm = Alarm {
+            time: Timestamp::now().to_string(),
+            tenant: tenant.to_string(),
+            repository: url.to_string(),
+            text: text.to_string(),
+        };
+        t.alarms
+            .insert(key, encode("alarm", &alarm)?)
+            .map_err(|e| db_err("alarms", e))?;
+        t.flush()
+    }
+
+    /// Removes the alarms of `tenant` (an operator accepted the repository
+    /// as it now is); returns them.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn accept_alarms(&self, tenant: &str) -> Result<Vec<Alarm>> {
+        let t = self.read();
+        let mut out = Vec::new();
+        for item in t.alarms.scan_prefix(format!("{tenant}/")) {
+            let (k, v) = item.map_err(|e| db_err("alarms", e))?;
+            out.push(decode::<Alarm>("alarm", &v)?);
+            t.alarms.remove(k).map_err(|e| db_err("alarms", e))?;
+        }
+        t.flush()?;
+        out.sort_by(|a, b| a.time.cmp(&b.time));
+        Ok(out)
+    }
+
+    /// Every alarm that `filter` lets through, oldest first.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn alarms(&self, filter: impl Fn(&Alarm) -> bool) -> Result<Vec<Alarm>> {
+        let mut out = Vec::new();
+        for item in self.read().alarms.iter() {
+            let (_, v) = item.map_err(|e| db_err("alarms", e))?;
+            let a: Alarm = decode("alarm", &v)?;
+            if filter(&a) {
+                out.push(a);
+            }
+        }
+        out.sort_by(|a, b| a.time.cmp(&b.time));
+        Ok(out)
+    }
+
     /// Adds `n` to a service's counter `name`.
     ///
     /// # Errors
@@ -1302,5 +1418,25 @@ mod tests {
         let c = Catalog::open(dir.path()).unwrap();
         assert_eq!(c.jobs(1000, |_| true).unwrap().len(), 200);
         assert!(c.erasure("zyxwvut-erased").unwrap().is_some());
+    }
+
+    #[test]
+    fn alarms_are_recorded_once_and_accepted_per_tenant() {
+        let c = Catalog::temporary().unwrap();
+        c.add_alarm("acme", "s3://b/acme", "snapshot 1 is gone")
+            .unwrap();
+        c.add_alarm("acme", "s3://b/acme", "snapshot 1 is gone")
+            .unwrap();
+        c.add_alarm("acme", "s3://b/acme", "snapshot 2 is gone")
+            .unwrap();
+        c.add_alarm("acme-two", "s3://b/acme-two", "snapshot 3 is gone")
+            .unwrap();
+        assert_eq!(c.alarms(|_| true).unwrap().len(), 3);
+        let accepted = c.accept_alarms("acme").unwrap();
+        assert_eq!(accepted.len(), 2);
+        let left = c.alarms(|_| true).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].tenant, "acme-two");
+        assert!(c.accept_alarms("acme").unwrap().is_empty());
     }
 }

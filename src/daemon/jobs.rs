@@ -226,7 +226,7 @@ pub fn executor(
                     }
                     r
                 }
-                JobKind::Check => run_check(&svc).await,
+                JobKind::Check => run_check(&svc, &catalog).await,
                 JobKind::Replicate => run_replicate(&svc).await,
                 JobKind::Drill => run_drill(&svc, &ctx).await,
             }
@@ -514,16 +514,23 @@ async fn drill_in(
     Ok((id.to_hex(), r.files, r.total_bytes))
 }
 
-async fn run_check(svc: &ServiceJobs) -> Result<JobOutcome> {
+async fn run_check(svc: &ServiceJobs, catalog: &Catalog) -> Result<JobOutcome> {
     let repo = svc.repo.open(false).await?;
     let report = check::check(
         &repo,
         &check::CheckOptions {
             read_data: false,
             read_data_subset: Some(svc.check_subset),
+            rollback: Some(catalog.seen(&svc.tenant, &svc.repo.url)?),
         },
     )
     .await?;
+    if let Some(seen) = &report.seen {
+        catalog.put_seen(&svc.tenant, &svc.repo.url, seen)?;
+    }
+    for a in &report.rollback {
+        catalog.add_alarm(&svc.tenant, &svc.repo.url, a)?;
+    }
     if !report.errors.is_empty() {
         return Err(Error::Problems(format!(
             "check found {} problems: {}",
@@ -662,6 +669,15 @@ async fn reread(svc: &ServiceJobs, catalog: &Catalog) -> Result<()> {
         Some(svc.repo.cache_dir.clone()),
     )
     .await?;
+    // Rollback detection on snapshots at every look (index objects are
+    // compared by the check job, which loads the index).
+    let seen = catalog.seen(&svc.tenant, &svc.repo.url)?;
+    let now = crate::repository::watch::observe(&repo, seen.as_ref(), None).await?;
+    let (seen, alarms) = crate::repository::watch::compare(seen.as_ref(), &now);
+    catalog.put_seen(&svc.tenant, &svc.repo.url, &seen)?;
+    for a in &alarms {
+        catalog.add_alarm(&svc.tenant, &svc.repo.url, a)?;
+    }
     let (snaps, _) = repo.snapshots().await?;
     let entries: Vec<SnapshotEntry> = snaps
         .iter()

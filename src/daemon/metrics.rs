@@ -245,5 +245,22 @@ pub fn render(state: &State) -> Result<String> {
     let _ = writeln!(o.0, "custos_audit_chain_ok {}", u8::from(chain.ok));
     o.help("custos_audit_records", "gauge", "Records in the audit log.");
     let _ = writeln!(o.0, "custos_audit_records {}", chain.records);
+    o.help(
+        "custos_rollback_alarms",
+        "gauge",
+        "Changes in a tenant's repositories custos did not make (deleted snapshots, older index objects put back).",
+    );
+    let mut per_tenant: std::collections::BTreeMap<String, u64> =
+        statuses.iter().map(|s| (s.tenant.clone(), 0)).collect();
+    for a in state.catalog.alarms(|_| true)? {
+        *per_tenant.entry(a.tenant).or_default() += 1;
+    }
+    for (tenant, n) in per_tenant {
+        o.sample(
+            "custos_rollback_alarms",
+            &format!("tenant=\"{}\"", esc(&tenant)),
+            n,
+        );
+    }
     Ok(o.0)
 }

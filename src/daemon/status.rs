@@ -18,16 +18,39 @@ use crate::erasure::ErasureRecord;
 use crate::{Error, Result};
 
 /// Statuses (and erasures) from the daemon's API.
-async fn from_api(cfg: &Config, token: &str) -> Result<(Vec<ServiceStatus>, Vec<ErasureRecord>)> {
-    let services = get_json(cfg, token, "/v1/services").await?;
-    let erasures = get_json(cfg, token, "/v1/erasures").await?;
-    Ok((services, erasures))
+/// What `custos status` shows about the daemon's services.
+#[derive(Debug, Clone, Default)]
+pub struct Overview {
+    /// Every service's status.
+    pub services: Vec<ServiceStatus>,
+    /// Erasures under way or done.
+    pub erasures: Vec<ErasureRecord>,
+    /// Rollback alarms not yet accepted.
+    pub alarms: Vec<super::catalog::Alarm>,
+}
+
+async fn from_api(cfg: &Config, token: &str) -> Result<Overview> {
+    Ok(Overview {
+        services: get_json(cfg, token, "/v1/services").await?,
+        erasures: get_json(cfg, token, "/v1/erasures").await?,
+        alarms: get_json(cfg, token, "/v1/alarms").await?,
+    })
 }
 
 async fn get_json<T: for<'de> serde::Deserialize<'de>>(
     cfg: &Config,
     token: &str,
     path: &str,
+) -> Result<T> {
+    call_json(cfg, token, path, None).await
+}
+
+/// GET `path` (or POST `body` to it) on the daemon's API.
+async fn call_json<T: for<'de> serde::Deserialize<'de>>(
+    cfg: &Config,
+    token: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
 ) -> Result<T> {
     let Some(addr) = cfg.listen else {
         return Err(Error::Usage(
@@ -40,12 +63,17 @@ async fn get_json<T: for<'de> serde::Deserialize<'de>>(
         cfg.tls.as_ref().map(|(cert, _)| cert.as_path()),
         Duration::from_secs(10),
     )?;
-    let resp = client
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .map_err(|e| Error::Locked(format!("the daemon's API at {url} does not answer: {e}")))?;
+    let req = match body {
+        Some(b) => client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(b.to_string()),
+        None => client.get(&url),
+    };
+    let resp =
+        req.bearer_auth(token).send().await.map_err(|e| {
+            Error::Locked(format!("the daemon's API at {url} does not answer: {e}"))
+        })?;
     let status = resp.status();
     let body = resp
         .text()
@@ -58,9 +86,11 @@ async fn get_json<T: for<'de> serde::Deserialize<'de>>(
 }
 
 /// Statuses read from the catalog (the daemon must not be running: sled
-/// allows one process).
-async fn from_catalog(cfg: &Config) -> Result<(Vec<ServiceStatus>, Vec<ErasureRecord>)> {
+/// allows one process, and one open at a time in it: the catalog is opened
+/// once for everything).
+async fn from_catalog(cfg: &Config) -> Result<Overview> {
     let catalog = Catalog::open(&cfg.state_dir)?;
+    let alarms = catalog.alarms(|_| true)?;
     let (_stop, rx) = tokio::sync::watch::channel(false);
     let exec: super::runner::Executor =
         Arc::new(|_| Box::pin(async { Err(Error::Refused("read-only".into())) }));
@@ -83,18 +113,19 @@ async fn from_catalog(cfg: &Config) -> Result<(Vec<ServiceStatus>, Vec<ErasureRe
         setup.services.into_iter().map(|s| s.info).collect(),
         Vec::new(),
     );
-    Ok((state.statuses(&Role::Auditor)?, erasures))
+    Ok(Overview {
+        services: state.statuses(&Role::Auditor)?,
+        erasures,
+        alarms,
+    })
 }
 
-/// Every service's status: from the API when a token is given, else from the
-/// catalog.
+/// Every service's status, the erasures and the rollback alarms: from the
+/// API when a token is given, else from the catalog.
 ///
 /// # Errors
 /// The API's or the catalog's errors.
-pub async fn statuses(
-    cfg: &Config,
-    token: Option<&str>,
-) -> Result<(Vec<ServiceStatus>, Vec<ErasureRecord>)> {
+pub async fn overview(cfg: &Config, token: Option<&str>) -> Result<Overview> {
     match token {
         Some(t) if cfg.listen.is_some() => from_api(cfg, t).await,
         _ => from_catalog(cfg).await.map_err(|e| match e {
@@ -140,6 +171,65 @@ pub async fn chain(cfg: &Config, token: Option<&str>) -> Result<crate::audit::Ch
     }
     st.ok = st.problems.is_empty();
     Ok(st)
+}
+
+/// Accepts `tenant`'s repositories as they now are: removes its alarms
+/// through the API with an operator's token (the daemon audits it), else in
+/// the catalog (the daemon not running), after recording it in the daemon's
+/// audit log (refused when that cannot be written). Returns the alarms
+/// removed.
+///
+/// # Errors
+/// The API's, the catalog's or the audit log's errors.
+pub async fn accept_alarms(
+    cfg: &Config,
+    token: Option<&str>,
+    tenant: &str,
+) -> Result<Vec<super::catalog::Alarm>> {
+    match token {
+        Some(t) if cfg.listen.is_some() => {
+            call_json(
+                cfg,
+                t,
+                "/v1/alarms/accept",
+                Some(serde_json::json!({ "tenant": tenant })),
+            )
+            .await
+        }
+        _ => {
+            let catalog = Catalog::open(&cfg.state_dir)?;
+            let pending = catalog.alarms(|a| a.tenant == tenant)?;
+            if !pending.is_empty() {
+                let log = crate::audit::AuditLog::open(&cfg.state_dir.join("audit.log"))?;
+                log.append(
+                    &format!(
+                        "operator:{}@{}",
+                        crate::util::username(),
+                        crate::util::hostname()
+                    ),
+                    "alarms.accepted",
+                    Some(tenant),
+                    serde_json::json!({
+                        "alarms": pending.iter().map(|a| &a.text).collect::<Vec<_>>(),
+                    }),
+                )?;
+            }
+            catalog.accept_alarms(tenant)
+        }
+    }
+}
+
+/// The alarm lines under the status table.
+pub fn alarm_lines(alarms: &[super::catalog::Alarm]) -> String {
+    alarms
+        .iter()
+        .map(|a| {
+            format!(
+                "ALARM {} {} ({}): {}\n",
+                a.time, a.tenant, a.repository, a.text
+            )
+        })
+        .collect()
 }
 
 /// One line about the audit trail under the status table.

@@ -212,7 +212,9 @@ impl BlobIndex {
         Ok(out)
     }
 
-    /// Forgets everything.
+    /// Forgets every entry and loaded object, to be loaded again. The
+    /// superseded set stays: an object once superseded never counts again
+    /// (IDs are random), and rollback detection needs the whole history.
     ///
     /// # Errors
     /// On cache I/O errors.
@@ -220,7 +222,6 @@ impl BlobIndex {
         self.blobs.clear().map_err(self.err())?;
         self.packs.clear().map_err(self.err())?;
         self.by_pack.clear().map_err(self.err())?;
-        self.superseded.clear().map_err(self.err())?;
         self.loaded.clear().map_err(self.err())?;
         Ok(())
     }

@@ -41,6 +41,24 @@ pub struct SkippedEntry {
     pub error: String,
 }
 
+/// The body of a tombstone (`forgotten/<snapshot id>`): the authenticated
+/// record that custos forgot a snapshot, written before the snapshot is
+/// deleted. A snapshot that disappears without one was deleted by someone
+/// else (see `repository::watch`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// The snapshot forgotten (hex ID).
+    pub snapshot: String,
+    /// When (RFC 3339).
+    pub time: String,
+    /// Host that forgot it.
+    pub hostname: String,
+    /// User that forgot it.
+    pub username: String,
+    /// Why (`forget`, `repair`).
+    pub reason: String,
+}
+
 /// The body of a snapshot object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {

@@ -9,6 +9,7 @@
 //! A snapshot is written only after everything it references is durable.
 
 pub mod lock;
+pub mod watch;
 
 use std::collections::HashSet;
 use std::ops::Deref;
@@ -32,6 +33,12 @@ use crate::{Error, Result};
 /// Blobs per index object: objects stay small enough to read in one request
 /// and to hold in memory while they are written.
 pub const INDEX_OBJECT_BLOBS: usize = 50_000;
+
+/// Superseded index objects that a replacement carries forward from earlier
+/// ones (32 bytes each: at most 3.2 MB in one object). Older ones beyond
+/// that drop out, and a reader whose memory is that old may see their
+/// deletion as an alarm.
+pub const SUPERSEDED_CARRIED: usize = 100_000;
 
 /// Where a pack is stored.
 pub fn pack_path(id: &PackId) -> String {
@@ -386,12 +393,55 @@ impl Repository {
     /// # Errors
     /// [`Error::Refused`] for a pinned snapshot, [`Error::Backend`].
     pub async fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+        self.delete_snapshot_because(id, "forget").await
+    }
+
+    /// [`Self::delete_snapshot`], recording `reason` (`forget`, `repair`)
+    /// in the tombstone.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] for a pinned snapshot, [`Error::Backend`].
+    pub async fn delete_snapshot_because(&self, id: &SnapshotId, reason: &str) -> Result<()> {
         if self.backend.exists(&format!("pins/{id}")).await? {
             return Err(Error::Refused(format!(
                 "snapshot {id} is pinned (legal hold): unpin it first"
             )));
         }
+        // The tombstone first: a snapshot gone without one was deleted by
+        // someone else (repository::watch).
+        let tomb = crate::repofile::snapshot::Tombstone {
+            snapshot: id.to_hex(),
+            time: jiff::Timestamp::now().to_string(),
+            hostname: crate::util::hostname(),
+            username: crate::util::username(),
+            reason: reason.into(),
+        };
+        let sealed = seal_object(&self.keys, ObjectKind::Tombstone, id.as_bytes(), &tomb);
+        self.backend
+            .put(&format!("forgotten/{id}"), Bytes::from(sealed))
+            .await?;
         self.backend.delete(&format!("snapshots/{id}")).await
+    }
+
+    /// Reads and verifies the tombstone of a forgotten snapshot.
+    ///
+    /// # Errors
+    /// [`Error::Backend`], [`Error::Integrity`] for one that does not
+    /// authenticate (forged or damaged).
+    pub async fn tombstone(&self, id: &SnapshotId) -> Result<crate::repofile::snapshot::Tombstone> {
+        let path = format!("forgotten/{id}");
+        let data = self.backend.get(&path).await?;
+        let t: crate::repofile::snapshot::Tombstone = open_object(
+            &self.keys,
+            ObjectKind::Tombstone,
+            id.as_bytes(),
+            &path,
+            &data,
+        )?;
+        if t.snapshot != id.to_hex() {
+            return Err(Error::integrity(&path, "names another snapshot"));
+        }
+        Ok(t)
     }
 
     /// Writes a snapshot (after everything it references is durable).
@@ -427,12 +477,19 @@ impl Repository {
     /// the old ones, which the caller deletes. `what` names the crash points
     /// (`{what}:after-index`, `{what}:after-marker`) for crash tests.
     ///
+    /// The last object also carries forward `history`, the objects that
+    /// earlier replacements superseded (at most [`SUPERSEDED_CARRIED`]), so
+    /// that a reader who remembers an older index can tell a replaced object
+    /// from one deleted behind custos' back ([`watch`]), even once the marker
+    /// that first superseded it is gone.
+    ///
     /// # Errors
     /// [`Error::Backend`].
     pub async fn replace_index(
         &self,
         packs: impl IntoIterator<Item = Result<IndexPack>>,
         old: &[IndexId],
+        history: impl IntoIterator<Item = IndexId>,
         what: &str,
     ) -> Result<Vec<IndexId>> {
         let mut written = Vec::new();
@@ -448,9 +505,18 @@ impl Repository {
         }
         crate::util::crash_point(&format!("{what}:after-index"));
         if !old.is_empty() {
+            let mut supersedes: Vec<IndexId> = old.to_vec();
+            let mut seen: HashSet<IndexId> = old.iter().copied().collect();
+            let mut carried: Vec<IndexId> = history
+                .into_iter()
+                .filter(|i| seen.insert(*i) && !written.contains(i))
+                .collect();
+            carried.sort();
+            carried.truncate(SUPERSEDED_CARRIED.saturating_sub(supersedes.len()));
+            supersedes.extend(carried);
             written.push(
                 self.save_index(&IndexFile {
-                    supersedes: old.to_vec(),
+                    supersedes,
                     packs: Vec::new(),
                 })
                 .await?,
@@ -458,6 +524,27 @@ impl Repository {
         }
         crate::util::crash_point(&format!("{what}:after-marker"));
         Ok(written)
+    }
+
+    /// The objects that the readable ones among `ids` supersede (for
+    /// [`Self::replace_index`]'s history when no index cache is at hand).
+    /// Unreadable objects are skipped.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] other than a missing object.
+    pub async fn superseded_by(&self, ids: &[IndexId]) -> Result<HashSet<IndexId>> {
+        let mut out = HashSet::new();
+        for batch in ids.chunks(8) {
+            let files = futures::future::join_all(batch.iter().map(|id| self.read_index(id))).await;
+            for f in files {
+                match f {
+                    Ok(f) => out.extend(f.supersedes),
+                    Err(e @ Error::Backend { .. }) if !is_not_found(&e) => return Err(e),
+                    Err(_) => {}
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Reads one index object.

@@ -119,6 +119,16 @@ impl Env {
             .unwrap_or_else(|e| panic!("custos {args:?}: bad JSON ({e}):\n{out}"))
     }
 
+    /// The IDs `snapshots --json` lists, in its order.
+    pub fn snapshot_ids(&self) -> Vec<String> {
+        self.json(&["snapshots"])
+            .as_array()
+            .expect("snapshots --json gives an array")
+            .iter()
+            .map(|s| s["id"].as_str().expect("an id").to_string())
+            .collect()
+    }
+
     /// Runs with data on stdin and expects success; returns stdout.
     pub fn ok_stdin(&self, args: &[&str], input: &[u8]) -> String {
         use std::io::Write;
