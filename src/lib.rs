@@ -27,6 +27,7 @@ pub mod commands;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
+pub mod duration;
 pub mod erasure;
 pub mod error;
 pub mod id;

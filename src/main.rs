@@ -955,7 +955,7 @@ async fn run(cli: Cli) -> Result<u8> {
                 .restore_window
                 .as_deref()
                 .map(|w| {
-                    w.parse::<custos::policy::retention::HumanDuration>()
+                    w.parse::<custos::duration::HumanDuration>()
                         .map_err(|e| Error::Usage(format!("--restore-window {w:?}: {e}")))
                 })
                 .transpose()?;
@@ -1699,7 +1699,7 @@ async fn run_prune(repo: &custos::IndexedRepository, a: &PruneArgs) -> Result<pr
             a.repack_below
         )));
     }
-    let grace = custos::policy::retention::parse_duration(&a.grace)
+    let grace = custos::duration::parse_duration(&a.grace)
         .map_err(|e| Error::Usage(format!("--grace: {e}")))?;
     prune::prune(
         repo,
@@ -2023,7 +2023,8 @@ async fn restore_via_daemon(g: &Global, a: RestoreArgs) -> Result<u8> {
 }
 
 fn forget_options(a: &ForgetArgs) -> Result<forget::ForgetOptions> {
-    use custos::policy::retention::{HumanDuration, RetentionPolicy};
+    use custos::duration::HumanDuration;
+    use custos::policy::retention::RetentionPolicy;
     let keep_within = a
         .keep_within
         .as_deref()

@@ -113,7 +113,7 @@ fn parse_delay(key: &str, v: &str) -> std::result::Result<Duration, String> {
     if v == "0" {
         return Ok(Duration::ZERO);
     }
-    crate::policy::retention::parse_duration(v)
+    crate::duration::parse_duration(v)
         .or_else(|_| {
             v.strip_suffix("ms")
                 .and_then(|n| n.parse().ok())

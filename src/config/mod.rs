@@ -29,7 +29,8 @@ use crate::daemon::jobs::{DrillSpec, Hook, KeySource, RepoAccess, ServiceJobs, S
 use crate::daemon::runner::{JobSettings, Limits};
 use crate::daemon::scheduler::Entry;
 use crate::daemon::state::{Role, ServiceInfo, Token};
-use crate::policy::retention::{HumanDuration, RetentionPolicy};
+use crate::duration::HumanDuration;
+use crate::policy::retention::RetentionPolicy;
 use crate::policy::schedule::CronSchedule;
 use crate::source::command::CommandSpec;
 use schema::{RawConfig, RawService};

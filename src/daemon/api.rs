@@ -622,7 +622,7 @@ async fn request_restore(
         .ok_or_else(|| not_found(&tenant, &service))?;
     let window = info
         .restore_window
-        .map(|w| crate::policy::retention::HumanDuration::from_secs(w.as_secs()));
+        .map(|w| crate::duration::HumanDuration::from_secs(w.as_secs()));
     let rec = desk
         .submit(svc, window, req, &token.name, app.state.clock.now())
         .await?;

@@ -345,14 +345,14 @@ fn rpo_breached(
         })
         .map(|(_, s)| s.timestamp())
         .max();
-    let rpo = crate::policy::retention::HumanDuration::from_secs(svc.rpo.as_secs());
+    let rpo = crate::duration::HumanDuration::from_secs(svc.rpo.as_secs());
     match newest {
         None => Some(format!(
             "retention of {}/{} forgot nothing: the service has no complete snapshot",
             svc.tenant, svc.service
         )),
         Some(t) if now.duration_since(t).as_secs() > svc.rpo.as_secs() as i64 => {
-            let age = crate::policy::retention::HumanDuration::from_secs(
+            let age = crate::duration::HumanDuration::from_secs(
                 now.duration_since(t).as_secs().max(0) as u64,
             );
             Some(format!(

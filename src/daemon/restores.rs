@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use super::catalog::{Catalog, SnapshotEntry};
 use super::jobs::ServiceJobs;
 use crate::commands::restore;
-use crate::policy::retention::HumanDuration;
+use crate::duration::HumanDuration;
 use crate::progress::Progress;
 use crate::{Error, Result};
 

@@ -7,7 +7,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::retention::HumanDuration;
+use crate::duration::HumanDuration;
 
 /// Why a restore request falls outside the window.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
