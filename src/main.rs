@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use custos::backend::Backend;
 use custos::commands::{backup, browse, check, copy, forget, prune, repair, restore, stats};
-use custos::crypto::keyslot::{KdfParams, Secret};
+use custos::crypto::keyslot::{KdfParams, KeySource, Secret};
 use custos::progress::Progress;
 use custos::repository::{lock, select_snapshot, select_snapshot_at, InitOptions, Repository};
 use custos::util::human_bytes;
@@ -641,34 +641,20 @@ fn init_tracing(g: &Global) {
 }
 
 fn read_secret(g: &Global, creating: bool) -> Result<Secret> {
-    if let Some(kf) = &g.key_file {
-        if creating && !kf.exists() {
-            write_new_key_file(kf)?;
-            eprintln!("created key file {} (keep a copy somewhere safe: without it the repository cannot be read)", kf.display());
-        }
-        return Secret::from_key_file(kf);
+    let source = KeySource::given(
+        g.key_file.as_deref(),
+        g.password_file.as_deref(),
+        "CUSTOS_PASSWORD",
+    )
+    .ok_or(Error::NoKey)?;
+    if !creating {
+        return source.load();
     }
-    if let Some(pf) = &g.password_file {
-        return Secret::from_password_file(pf);
+    let (secret, created) = source.load_or_create()?;
+    if let (true, KeySource::KeyFile(kf)) = (created, &source) {
+        eprintln!("created key file {} (keep a copy somewhere safe: without it the repository cannot be read)", kf.display());
     }
-    if let Some(s) = custos::secrets::env("CUSTOS_PASSWORD") {
-        return Ok(Secret::Passphrase(s));
-    }
-    Err(Error::NoKey)
-}
-
-fn write_new_key_file(path: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let key: [u8; 64] = rand::random();
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(format!("cannot create key file {}", path.display()), e))?;
-    f.write_all(&key)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(format!("cannot write key file {}", path.display()), e))
+    Ok(secret)
 }
 
 fn repo_url(g: &Global) -> Result<String> {
@@ -1168,20 +1154,16 @@ async fn run(cli: Cli) -> Result<u8> {
                 } => {
                     // The same checks as every other secret: no empty
                     // passphrase, key files of at least 32 bytes.
-                    let secret = match (new_password_file, new_key_file) {
-                        (Some(p), None) => Secret::from_password_file(&p)?,
-                        (None, Some(k)) => {
-                            if !k.exists() {
-                                write_new_key_file(&k)?;
-                            }
-                            Secret::from_key_file(&k)?
-                        }
+                    let source = match (new_password_file, new_key_file) {
+                        (Some(p), None) => KeySource::PasswordFile(p),
+                        (None, Some(k)) => KeySource::KeyFile(k),
                         _ => {
                             return Err(Error::Usage(
                                 "give exactly one of --new-password-file or --new-key-file".into(),
                             ))
                         }
                     };
+                    let (secret, _) = source.load_or_create()?;
                     let id = repo.add_key(&secret, kdf_params()).await?;
                     audit_cli(
                         "key.added",
@@ -1214,18 +1196,17 @@ async fn run(cli: Cli) -> Result<u8> {
         }
         Command::Copy(a) => {
             let src = open(&g).await?.load_index().await?;
-            let secret = match (&a.to_key_file, &a.to_password_file) {
-                (Some(k), _) => Secret::from_key_file(k)?,
-                (None, Some(p)) => Secret::from_password_file(p)?,
-                (None, None) => match custos::secrets::env("CUSTOS_TO_PASSWORD") {
-                    Some(p) => Secret::Passphrase(p),
-                    None => {
-                        return Err(Error::Usage(
-                            "no key for the destination: --to-password-file, --to-key-file or CUSTOS_TO_PASSWORD".into(),
-                        ))
-                    }
-                },
-            };
+            let secret = KeySource::given(
+                a.to_key_file.as_deref(),
+                a.to_password_file.as_deref(),
+                "CUSTOS_TO_PASSWORD",
+            )
+            .ok_or_else(|| {
+                Error::Usage(
+                    "no key for the destination: --to-password-file, --to-key-file or CUSTOS_TO_PASSWORD".into(),
+                )
+            })?
+            .load()?;
             let dst =
                 match Repository::open(Backend::open(&a.to, a.to_init)?, &secret, cache_root(&g))
                     .await

@@ -51,6 +51,26 @@ pub fn read_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
     Ok(buf)
 }
 
+/// Creates a new key file at `path`: 64 random bytes, mode 0600, synced;
+/// never replaces an existing file.
+///
+/// # Errors
+/// [`Error::Io`] naming the file (one that exists is an error too).
+pub fn create_key_file(path: &Path) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key: Zeroizing<[u8; 64]> = Zeroizing::new(rand::random());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(format!("cannot create key file {}", path.display()), e))?;
+    f.write_all(&key[..])
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(format!("cannot write key file {}", path.display()), e))
+}
+
 /// Refuses `mode` when group or others have any permission.
 fn check_private(path: &Path, what: &str, mode: u32) -> Result<()> {
     if mode & 0o077 != 0 {

@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use custos::crypto::keyslot::KeySource;
 use custos::daemon::catalog::Catalog;
-use custos::daemon::jobs::{self, Hook, KeySource, RepoAccess, ServiceJobs, SourceSpec};
+use custos::daemon::jobs::{self, Hook, RepoAccess, ServiceJobs, SourceSpec};
 use custos::daemon::restores::RestoreDesk;
 use custos::daemon::runner::{JobSettings, Limits, Runner};
 use custos::daemon::scheduler::SystemClock;

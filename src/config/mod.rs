@@ -24,8 +24,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::crypto::keyslot::KeySource;
 use crate::daemon::catalog::JobKind;
-use crate::daemon::jobs::{DrillSpec, Hook, KeySource, RepoAccess, ServiceJobs, SourceSpec};
+use crate::daemon::jobs::{DrillSpec, Hook, RepoAccess, ServiceJobs, SourceSpec};
 use crate::daemon::runner::{JobSettings, Limits};
 use crate::daemon::scheduler::Entry;
 use crate::daemon::state::{Role, ServiceInfo, Token};

@@ -94,6 +94,74 @@ impl Secret {
     }
 }
 
+/// Where a repository's key comes from: the one way every command, the
+/// daemon and erasure turn a configured or given secret into a [`Secret`],
+/// with the same checks (a private file, no empty passphrase, a key file of
+/// at least 32 bytes, a variable taken once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A file holding the passphrase.
+    PasswordFile(std::path::PathBuf),
+    /// A key file.
+    KeyFile(std::path::PathBuf),
+    /// An environment variable holding the passphrase.
+    Env(String),
+}
+
+impl KeySource {
+    /// The source a command line gives: a key file, else a password file,
+    /// else the variable `env` when it is set (and not empty); `None` when
+    /// none is.
+    pub fn given(
+        key_file: Option<&std::path::Path>,
+        password_file: Option<&std::path::Path>,
+        env: &str,
+    ) -> Option<KeySource> {
+        if let Some(k) = key_file {
+            return Some(KeySource::KeyFile(k.to_path_buf()));
+        }
+        if let Some(p) = password_file {
+            return Some(KeySource::PasswordFile(p.to_path_buf()));
+        }
+        crate::secrets::env(env).map(|_| KeySource::Env(env.to_string()))
+    }
+
+    /// Reads the secret.
+    ///
+    /// # Errors
+    /// [`Error::Io`] or [`Error::Usage`] naming the file or variable.
+    pub fn load(&self) -> Result<Secret> {
+        match self {
+            KeySource::PasswordFile(p) => Secret::from_password_file(p),
+            KeySource::KeyFile(p) => Secret::from_key_file(p),
+            KeySource::Env(v) => crate::secrets::env(v)
+                .map(Secret::Passphrase)
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "environment variable {v} (a passphrase) is not set"
+                    ))
+                }),
+        }
+    }
+
+    /// [`Self::load`], first creating a missing key file with 64 random
+    /// bytes (mode 0600), as `init` and `key add` do; returns whether it
+    /// was created.
+    ///
+    /// # Errors
+    /// As [`Self::load`]; [`Error::Io`] when the key file cannot be created.
+    pub fn load_or_create(&self) -> Result<(Secret, bool)> {
+        let created = match self {
+            KeySource::KeyFile(p) if !p.exists() => {
+                crate::secrets::create_key_file(p)?;
+                true
+            }
+            _ => false,
+        };
+        Ok((self.load()?, created))
+    }
+}
+
 /// Argon2id cost parameters.
 #[derive(Debug, Clone, Copy)]
 pub struct KdfParams {
@@ -337,6 +405,57 @@ impl Cipher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_key_source_applies_the_same_checks() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // Which flag wins: key file, then password file, then the variable.
+        let kf = d.join("key");
+        let pf = d.join("pass");
+        assert_eq!(
+            KeySource::given(Some(&kf), Some(&pf), "CUSTOS_KEYSOURCE_UNIT_UNSET"),
+            Some(KeySource::KeyFile(kf.clone()))
+        );
+        assert_eq!(
+            KeySource::given(None, Some(&pf), "CUSTOS_KEYSOURCE_UNIT_UNSET"),
+            Some(KeySource::PasswordFile(pf.clone()))
+        );
+        assert_eq!(
+            KeySource::given(None, None, "CUSTOS_KEYSOURCE_UNIT_UNSET"),
+            None
+        );
+        std::env::set_var("CUSTOS_KEYSOURCE_UNIT_EMPTY", "");
+        assert_eq!(
+            KeySource::given(None, None, "CUSTOS_KEYSOURCE_UNIT_EMPTY"),
+            None
+        );
+        std::env::set_var("CUSTOS_KEYSOURCE_UNIT_SET", "pw");
+        let env = KeySource::given(None, None, "CUSTOS_KEYSOURCE_UNIT_SET").unwrap();
+        assert!(matches!(env.load().unwrap(), Secret::Passphrase(p) if p.as_str() == "pw"));
+        // An empty passphrase file is refused, also for a new slot.
+        std::fs::write(&pf, "\n").unwrap();
+        std::fs::set_permissions(&pf, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = KeySource::PasswordFile(pf.clone())
+            .load_or_create()
+            .unwrap_err();
+        assert!(e.to_string().contains("is empty"), "{e}");
+        // A missing key file is created private, once.
+        let (secret, created) = KeySource::KeyFile(kf.clone()).load_or_create().unwrap();
+        assert!(created && matches!(secret, Secret::KeyFile(ref b) if b.len() == 64));
+        assert_eq!(
+            std::fs::metadata(&kf).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let (_, created) = KeySource::KeyFile(kf.clone()).load_or_create().unwrap();
+        assert!(!created);
+        // A short key file is refused.
+        let short = d.join("short");
+        std::fs::write(&short, [1u8; 8]).unwrap();
+        std::fs::set_permissions(&short, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(KeySource::KeyFile(short).load().is_err());
+    }
 
     fn fast() -> KdfParams {
         KdfParams {

@@ -22,42 +22,11 @@ use super::catalog::{Catalog, JobKind, SnapshotEntry};
 use super::runner::{Executor, JobContext, JobOutcome};
 use crate::backend::Backend;
 use crate::commands::{backup, check, forget, prune};
-use crate::crypto::keyslot::{KdfParams, Secret};
+use crate::crypto::keyslot::{KdfParams, KeySource};
 use crate::policy::retention::RetentionPolicy;
 use crate::repository::{IndexedRepository, InitOptions, Repository};
 use crate::source::command::{run_hook, CommandSpec, CommandStream};
 use crate::{Error, Result};
-
-/// Where a tenant's key comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    /// A file holding the passphrase.
-    PasswordFile(PathBuf),
-    /// A key file.
-    KeyFile(PathBuf),
-    /// An environment variable holding the passphrase.
-    Env(String),
-}
-
-impl KeySource {
-    /// Reads the secret.
-    ///
-    /// # Errors
-    /// [`Error::Io`] or [`Error::Usage`] naming the file or variable.
-    pub fn load(&self) -> Result<Secret> {
-        match self {
-            KeySource::PasswordFile(p) => Secret::from_password_file(p),
-            KeySource::KeyFile(p) => Secret::from_key_file(p),
-            KeySource::Env(v) => crate::secrets::env(v)
-                .map(Secret::Passphrase)
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "environment variable {v} (the tenant's passphrase) is not set"
-                    ))
-                }),
-        }
-    }
-}
 
 /// A repository the daemon writes to.
 #[derive(Debug, Clone, PartialEq, Eq)]

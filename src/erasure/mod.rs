@@ -51,8 +51,8 @@ use crate::audit::AuditLog;
 use crate::backend::versions::{Retention, VersionKind, Versions};
 use crate::backend::Backend;
 use crate::config::Config;
+use crate::crypto::keyslot::KeySource;
 use crate::daemon::catalog::{Catalog, ErasedTenant};
-use crate::daemon::jobs::KeySource;
 use crate::repository::lock::{Lock, LockKind};
 use crate::{Error, Result};
 
