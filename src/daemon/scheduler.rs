@@ -17,6 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{mpsc, watch};
 
 use super::catalog::{Catalog, JobKind, Trigger};
+use crate::policy::schedule::Schedule;
 use crate::Result;
 
 /// The longest single sleep: the wall clock is re-read at least this often, so
@@ -67,12 +68,6 @@ impl Clock for TokioClock {
         let elapsed = SignedDuration::try_from(self.start.elapsed()).unwrap_or(SignedDuration::MAX);
         self.base.checked_add(elapsed).unwrap_or(Timestamp::MAX)
     }
-}
-
-/// A recurring schedule.
-pub trait Schedule: Send + Sync {
-    /// The first time strictly after `after`, or `None` when there is none.
-    fn next_after(&self, after: Timestamp) -> Option<Timestamp>;
 }
 
 /// One scheduled job kind of one service.

@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{Catalog, JobKind, JobRecord, JobState};
 use super::runner::Runner;
-use super::scheduler::{Clock, Schedule};
+use super::scheduler::Clock;
+use crate::policy::schedule::Schedule;
 use crate::Result;
 
 /// One service as the daemon runs it (resolved from the config).

@@ -21,6 +21,12 @@ use jiff::civil::DateTime;
 use jiff::tz::{Disambiguation, TimeZone};
 use jiff::Timestamp;
 
+/// A recurring schedule: what the daemon's scheduler asks of a policy.
+pub trait Schedule: Send + Sync {
+    /// The first time strictly after `after`, or `None` when there is none.
+    fn next_after(&self, after: Timestamp) -> Option<Timestamp>;
+}
+
 /// A cron schedule in a time zone.
 #[derive(Clone)]
 pub struct CronSchedule {
@@ -159,7 +165,7 @@ impl CronSchedule {
     }
 }
 
-impl crate::daemon::scheduler::Schedule for CronSchedule {
+impl Schedule for CronSchedule {
     fn next_after(&self, after: Timestamp) -> Option<Timestamp> {
         CronSchedule::next_after(self, after)
     }
