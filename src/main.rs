@@ -1392,8 +1392,9 @@ async fn run(cli: Cli) -> Result<u8> {
         Command::Daemon { config } => {
             let path = config.clone();
             custos::config::Config::load(&path)?;
-            let loader: custos::daemon::Loader =
-                Box::new(move || custos::config::Config::load(&path)?.setup());
+            let loader: custos::daemon::Loader = Box::new(move || {
+                custos::daemon::Setup::from_config(&custos::config::Config::load(&path)?)
+            });
             custos::daemon::run(loader).await.map(|()| 0)
         }
         Command::Config {
@@ -1401,7 +1402,7 @@ async fn run(cli: Cli) -> Result<u8> {
         } => {
             let cfg = custos::config::Config::load(&config)?;
             // Token secrets must be readable too.
-            cfg.setup()?;
+            custos::daemon::Setup::from_config(&cfg)?;
             for w in erased_tenant_warnings(&cfg) {
                 eprintln!("warning: {w}");
             }

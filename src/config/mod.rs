@@ -4,7 +4,8 @@
 //! checks every value, applies the class defaults of `classes`, enforces the
 //! placement rules, and collects **every** problem before refusing, each as
 //! `file: key: reason`. `custos config check` prints the resolved policies and
-//! next run times; `custos daemon` turns them into a [`crate::daemon::Setup`].
+//! next run times; `custos daemon` turns them into a [`crate::daemon::Setup`]
+//! (`Setup::from_config`).
 //!
 //! Placement (POLICIES.md, platform rules): a service's target (and standby)
 //! must be outside the workload's availability zone, and in an allowed region
@@ -18,18 +19,14 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::crypto::keyslot::KeySource;
-use crate::daemon::catalog::JobKind;
-use crate::daemon::jobs::{DrillSpec, Hook, RepoAccess, ServiceJobs, SourceSpec};
-use crate::daemon::runner::{JobSettings, Limits};
-use crate::daemon::scheduler::Entry;
-use crate::daemon::state::{Role, ServiceInfo, Token};
+use crate::daemon::jobs::{Hook, RepoAccess, SourceSpec};
+use crate::daemon::state::Role;
 use crate::duration::HumanDuration;
 use crate::policy::retention::RetentionPolicy;
 use crate::policy::schedule::CronSchedule;
@@ -361,25 +358,19 @@ impl Config {
         self.targets.iter().find(|t| t.name == name)
     }
 
-    fn tenant(&self, id: &str) -> Option<&Tenant> {
+    /// The tenant `id`.
+    pub fn tenant(&self, id: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.id == id)
     }
 
-    fn repo(&self, target: &str, tenant: &Tenant) -> Option<RepoAccess> {
+    /// Where `tenant`'s repository on `target` is, and its key.
+    pub fn repo(&self, target: &str, tenant: &Tenant) -> Option<RepoAccess> {
         let t = self.target(target)?;
         Some(RepoAccess {
             url: format!("{}/{}", t.url.trim_end_matches('/'), tenant.id),
             key: tenant.key.clone(),
             cache_dir: self.cache_dir.clone(),
         })
-    }
-
-    /// What the daemon runs. Reads the API tokens' secrets.
-    ///
-    /// # Errors
-    /// [`crate::Error::Usage`] when a token secret cannot be read.
-    pub fn setup(&self) -> crate::Result<crate::daemon::Setup> {
-        self.build_setup(true)
     }
 
     /// The environment variables that hold secrets: every tenant's
@@ -395,157 +386,6 @@ impl Config {
                 _ => None,
             })
             .collect()
-    }
-
-    /// As [`Config::setup`] without API tokens (no secrets read): for
-    /// `status` and `catalog rebuild`, which need the services only.
-    ///
-    /// # Errors
-    /// As [`Config::setup`].
-    pub fn setup_without_tokens(&self) -> crate::Result<crate::daemon::Setup> {
-        self.build_setup(false)
-    }
-
-    fn build_setup(&self, with_tokens: bool) -> crate::Result<crate::daemon::Setup> {
-        let mut tokens = Vec::new();
-        for t in self.tokens.iter().filter(|_| with_tokens) {
-            let secret: zeroize::Zeroizing<String> = match &t.secret {
-                KeySource::PasswordFile(f) | KeySource::KeyFile(f) => {
-                    let bytes =
-                        crate::secrets::read_file(f, &format!("token {} secret file", t.name))?;
-                    zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).trim().to_string())
-                }
-                KeySource::Env(v) => crate::secrets::env(v).ok_or_else(|| {
-                    crate::Error::Usage(format!(
-                        "token {}: environment variable {v} is not set",
-                        t.name
-                    ))
-                })?,
-            };
-            if secret.len() < 16 {
-                return Err(crate::Error::Usage(format!(
-                    "token {}: the secret is shorter than 16 characters",
-                    t.name
-                )));
-            }
-            tokens.push(Token::new(&t.name, t.role.clone(), &secret));
-        }
-        let mut services = Vec::new();
-        for s in &self.services {
-            let tenant = self
-                .tenant(&s.tenant)
-                .ok_or_else(|| crate::Error::Usage(format!("unknown tenant {}", s.tenant)))?;
-            let repo = self
-                .repo(&s.target, tenant)
-                .ok_or_else(|| crate::Error::Usage(format!("unknown target {}", s.target)))?;
-            let standby = s.standby.as_ref().and_then(|(t, _)| self.repo(t, tenant));
-            let mut entries = vec![
-                (JobKind::Backup, s.schedule.clone()),
-                (JobKind::Retention, s.retention_schedule.clone()),
-                (JobKind::Check, s.check.0.clone()),
-            ];
-            if let Some((d, _)) = &s.drill {
-                entries.push((JobKind::Drill, d.clone()));
-            }
-            if let Some((_, StandbyMode::Cold)) = &s.standby {
-                entries.push((JobKind::Replicate, s.retention_schedule.clone()));
-            }
-            services.push(crate::daemon::ServiceSetup {
-                info: ServiceInfo {
-                    tenant: s.tenant.clone(),
-                    name: s.name.clone(),
-                    class: s.class.clone(),
-                    target: s.target.clone(),
-                    standby: s.standby.as_ref().map(|(t, m)| {
-                        (
-                            t.clone(),
-                            if *m == StandbyMode::Hot {
-                                "hot"
-                            } else {
-                                "cold"
-                            }
-                            .to_string(),
-                        )
-                    }),
-                    rpo: s.rpo,
-                    restore_window: s.restore_window.map(HumanDuration::as_std),
-                    schedule: Some(Arc::new(s.schedule.clone())),
-                    schedule_text: s.schedule.to_string(),
-                },
-                settings: JobSettings {
-                    target: s.target.clone(),
-                    timeout: s.timeout,
-                    retries: s.retries,
-                    backoff: s.backoff,
-                    max_backoff: Duration::from_secs(3600),
-                    replicate_after_backup: matches!(s.standby, Some((_, StandbyMode::Hot))),
-                },
-                jobs: ServiceJobs {
-                    tenant: s.tenant.clone(),
-                    service: s.name.clone(),
-                    repo,
-                    standby,
-                    source: s.source.clone(),
-                    pre_hook: s.pre_hook.clone(),
-                    post_hook: s.post_hook.clone(),
-                    compression_level: s.compression,
-                    retention: s.retention.clone(),
-                    rpo: s.rpo,
-                    prune: crate::commands::prune::PruneOptions {
-                        grace: s.prune_grace,
-                        ..Default::default()
-                    },
-                    check_subset: s.check.1,
-                    drill: s.drill.as_ref().map(|(_, check)| DrillSpec {
-                        check: check.clone(),
-                        rto: s.rto.unwrap_or(Duration::from_secs(86_400)),
-                        scratch_root: self.scratch_dir.clone(),
-                    }),
-                },
-                entries: entries
-                    .into_iter()
-                    .map(|(kind, sch)| Entry {
-                        tenant: s.tenant.clone(),
-                        service: s.name.clone(),
-                        kind,
-                        schedule: Arc::new(sch),
-                        jitter: s.jitter,
-                        catch_up: self.catch_up,
-                    })
-                    .collect(),
-            });
-        }
-        Ok(crate::daemon::Setup {
-            state_dir: self.state_dir.clone(),
-            restore_root: self.restore_root.clone(),
-            restore_concurrency: self.restore_concurrency,
-            listen: self.listen,
-            api: crate::daemon::ApiSetup {
-                server: crate::daemon::http::ServerOptions {
-                    max_connections: self.max_connections,
-                    header_timeout: self.header_timeout,
-                    request_timeout: self.request_timeout,
-                    tls: match (&self.tls, with_tokens) {
-                        (Some((c, k)), true) => Some(crate::daemon::http::tls_config(c, k)?),
-                        _ => None,
-                    },
-                },
-                metrics_listen: self.metrics_listen,
-                restores_per_tenant: self.restores_per_tenant,
-                restore_retention: self.restore_retention,
-            },
-            limits: Limits {
-                global: self.max_jobs,
-                per_target: self
-                    .targets
-                    .iter()
-                    .filter_map(|t| t.max_jobs.map(|n| (t.name.clone(), n)))
-                    .collect(),
-            },
-            tokens,
-            services,
-            config: Some(Arc::new(self.clone())),
-        })
     }
 
     /// Every service's resolved policy and next `runs` backup times after

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod restores;
 pub mod runner;
 pub mod scheduler;
+pub mod setup;
 pub mod state;
 pub mod status;
 

@@ -104,7 +104,7 @@ async fn from_catalog(cfg: &Config) -> Result<Overview> {
         },
         rx,
     );
-    let setup = cfg.setup_without_tokens()?;
+    let setup = super::Setup::services_only(cfg)?;
     let erasures = catalog.erasures()?;
     let state = State::new(
         catalog,
@@ -322,7 +322,7 @@ pub fn erasure_lines(erasures: &[ErasureRecord]) -> String {
 /// skipped (returned in the list of problems).
 pub async fn rebuild(cfg: &Config) -> Result<(usize, usize, Vec<String>)> {
     let catalog = Catalog::open(&cfg.state_dir)?;
-    let setup = cfg.setup_without_tokens()?;
+    let setup = super::Setup::services_only(cfg)?;
     let (mut services, mut snapshots, mut problems) = (0, 0, Vec::new());
     for s in &setup.services {
         super::jobs::refresh_snapshots(&s.jobs, &catalog).await;
