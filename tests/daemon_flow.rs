@@ -10,13 +10,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use custos::config::{Hook, RepoAccess, Role, SourceSpec};
 use custos::crypto::keyslot::KeySource;
 use custos::daemon::catalog::Catalog;
-use custos::daemon::jobs::{self, Hook, RepoAccess, ServiceJobs, SourceSpec};
+use custos::daemon::jobs::{self, ServiceJobs};
 use custos::daemon::restores::RestoreDesk;
 use custos::daemon::runner::{JobSettings, Limits, Runner};
 use custos::daemon::scheduler::SystemClock;
-use custos::daemon::state::{Role, ServiceInfo, State, Token};
+use custos::daemon::state::{ServiceInfo, State, Token};
 use custos::source::command::CommandSpec;
 
 struct Daemon {

@@ -13,7 +13,10 @@
 //! stays in the EU).
 
 pub mod classes;
+pub mod model;
 pub mod schema;
+
+pub use model::{Hook, RepoAccess, Role, SourceSpec};
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -25,8 +28,6 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::crypto::keyslot::KeySource;
-use crate::daemon::jobs::{Hook, RepoAccess, SourceSpec};
-use crate::daemon::state::Role;
 use crate::duration::HumanDuration;
 use crate::policy::retention::RetentionPolicy;
 use crate::policy::schedule::CronSchedule;

@@ -217,7 +217,7 @@ async fn throttle(AxState(app): AxState<App>, req: Request, next: Next) -> Respo
 async fn partner_view(AxState(app): AxState<App>, req: Request, next: Next) -> Response {
     let partner = bearer(req.headers())
         .and_then(|s| app.state.token(s))
-        .is_some_and(|t| matches!(t.role, super::state::Role::Partner { .. }));
+        .is_some_and(|t| matches!(t.role, crate::config::Role::Partner { .. }));
     let resp = next.run(req).await;
     if !partner {
         return resp;
@@ -315,7 +315,7 @@ fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Token> {
         .token(secret)
         .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown token".into()))?;
     // A partner's token ends with its contract: from `erasing` on.
-    if let super::state::Role::Partner { tenant } = &token.role {
+    if let crate::config::Role::Partner { tenant } = &token.role {
         if let Some(e) = app.state.catalog.erasure(tenant)? {
             if e.state.refused() {
                 return Err(ApiError(
@@ -398,7 +398,7 @@ async fn answer_once(AxState(app): AxState<App>, req: Request, next: Next) -> Re
 
 async fn metrics(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
-    if matches!(token.role, super::state::Role::Partner { .. }) {
+    if matches!(token.role, crate::config::Role::Partner { .. }) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             format!(
@@ -694,7 +694,7 @@ async fn accept_alarms(
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
-    if !matches!(token.role, super::state::Role::Operator) {
+    if !matches!(token.role, crate::config::Role::Operator) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             format!(
@@ -722,7 +722,7 @@ async fn accept_alarms(
 
 async fn audit_chain(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
-    if matches!(token.role, super::state::Role::Partner { .. }) {
+    if matches!(token.role, crate::config::Role::Partner { .. }) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             format!(
@@ -749,7 +749,7 @@ async fn list_audit(
     let records = audit.read(|r| {
         let tenant = r.tenant.as_deref();
         let visible = match &token.role {
-            super::state::Role::Partner { tenant: t } => tenant == Some(t.as_str()),
+            crate::config::Role::Partner { tenant: t } => tenant == Some(t.as_str()),
             _ => true,
         };
         visible && q.tenant.as_deref().is_none_or(|t| tenant == Some(t))
@@ -792,10 +792,11 @@ pub async fn serve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Role;
     use crate::daemon::catalog::{Catalog, SnapshotEntry};
     use crate::daemon::runner::{Executor, JobOutcome, JobSettings, Limits, Runner};
     use crate::daemon::scheduler::TokioClock;
-    use crate::daemon::state::{Role, ServiceInfo};
+    use crate::daemon::state::ServiceInfo;
 
     struct Api {
         base: String,

@@ -22,86 +22,11 @@ use super::catalog::{Catalog, JobKind, SnapshotEntry};
 use super::runner::{Executor, JobContext, JobOutcome};
 use crate::backend::Backend;
 use crate::commands::{backup, check, forget, prune};
-use crate::crypto::keyslot::{KdfParams, KeySource};
+use crate::config::{Hook, RepoAccess, SourceSpec};
 use crate::policy::retention::RetentionPolicy;
-use crate::repository::{IndexedRepository, InitOptions, Repository};
+use crate::repository::Repository;
 use crate::source::command::{run_hook, CommandSpec, CommandStream};
 use crate::{Error, Result};
-
-/// A repository the daemon writes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepoAccess {
-    /// Repository URL (target URL + `/` + tenant).
-    pub url: String,
-    /// The tenant's key.
-    pub key: KeySource,
-    /// Index cache directory.
-    pub cache_dir: PathBuf,
-}
-
-impl RepoAccess {
-    /// Opens the repository, creating it first if `create` and it is missing.
-    ///
-    /// # Errors
-    /// Backend, key and cache errors.
-    pub async fn open(&self, create: bool) -> Result<IndexedRepository> {
-        let secret = self.key.load()?;
-        let backend = Backend::open(&self.url, create)?;
-        let repo = match Repository::open(backend, &secret, Some(self.cache_dir.clone())).await {
-            Err(Error::NoRepository(_)) if create => {
-                tracing::info!(repo = %self.url, "creating the repository");
-                let backend = Backend::open(&self.url, true)?;
-                let opts = InitOptions {
-                    kdf: KdfParams::for_new_slots(),
-                    ..InitOptions::default()
-                };
-                match Repository::init(backend, &secret, &opts, Some(self.cache_dir.clone())).await
-                {
-                    // Another job created it meanwhile.
-                    Err(Error::RepositoryExists(_)) => {
-                        Repository::open(
-                            Backend::open(&self.url, false)?,
-                            &secret,
-                            Some(self.cache_dir.clone()),
-                        )
-                        .await?
-                    }
-                    r => r?,
-                }
-            }
-            r => r?,
-        };
-        repo.load_index().await
-    }
-}
-
-/// What a service backs up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceSpec {
-    /// Paths, with exclude globs.
-    Paths {
-        /// Paths.
-        paths: Vec<PathBuf>,
-        /// Exclude globs.
-        excludes: Vec<String>,
-    },
-    /// A command whose stdout is the backup (a database dump).
-    Command {
-        /// The command.
-        command: CommandSpec,
-        /// File name of the stream in the snapshot (e.g. `db.sql`).
-        name: String,
-    },
-}
-
-/// A hook and its time limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hook {
-    /// The command.
-    pub command: CommandSpec,
-    /// Longest it may run.
-    pub timeout: Duration,
-}
 
 /// A DR drill's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,8 @@
 use std::fmt::Write;
 
 use super::catalog::{JobKind, JobState};
-use super::state::{Role, State};
+use super::state::State;
+use crate::config::Role;
 use crate::Result;
 
 fn esc(v: &str) -> String {

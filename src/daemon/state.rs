@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{Catalog, JobKind, JobRecord, JobState};
 use super::runner::Runner;
 use super::scheduler::Clock;
+use crate::config::Role;
 use crate::policy::schedule::Schedule;
 use crate::Result;
 
@@ -45,40 +46,6 @@ impl std::fmt::Debug for ServiceInfo {
             .field("class", &self.class)
             .field("target", &self.target)
             .finish_non_exhaustive()
-    }
-}
-
-/// What a token may do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "role")]
-pub enum Role {
-    /// Service desk: every tenant, every action.
-    Operator,
-    /// A partner: its own tenant only.
-    Partner {
-        /// The tenant.
-        tenant: String,
-    },
-    /// Read-only, every tenant, and the audit log.
-    Auditor,
-}
-
-impl Role {
-    /// True when this role may see `tenant`.
-    pub fn sees(&self, tenant: &str) -> bool {
-        match self {
-            Role::Operator | Role::Auditor => true,
-            Role::Partner { tenant: t } => t == tenant,
-        }
-    }
-
-    /// True when this role may start jobs and restores for `tenant`.
-    pub fn acts_on(&self, tenant: &str) -> bool {
-        match self {
-            Role::Operator => true,
-            Role::Partner { tenant: t } => t == tenant,
-            Role::Auditor => false,
-        }
     }
 }
 

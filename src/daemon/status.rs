@@ -12,8 +12,9 @@ use std::time::Duration;
 use super::catalog::{Catalog, JobKind};
 use super::runner::{Limits, Runner};
 use super::scheduler::SystemClock;
-use super::state::{Role, ServiceStatus, State};
+use super::state::{ServiceStatus, State};
 use crate::config::Config;
+use crate::config::Role;
 use crate::erasure::ErasureRecord;
 use crate::{Error, Result};
 

@@ -1,0 +1,126 @@
+//! The resolved service model that the daemon runs and erasure reads: where
+//! a tenant's repository is and how to open it, what a service backs up,
+//! its hooks, and what an API token may do.
+//!
+//! Built by the config's checks (the parent module); below the daemon, which
+//! only uses it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::crypto::keyslot::{KdfParams, KeySource};
+use crate::repository::{IndexedRepository, InitOptions, Repository};
+use crate::source::command::CommandSpec;
+use crate::{Error, Result};
+
+/// A repository the daemon writes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoAccess {
+    /// Repository URL (target URL + `/` + tenant).
+    pub url: String,
+    /// The tenant's key.
+    pub key: KeySource,
+    /// Index cache directory.
+    pub cache_dir: PathBuf,
+}
+
+impl RepoAccess {
+    /// Opens the repository, creating it first if `create` and it is missing.
+    ///
+    /// # Errors
+    /// Backend, key and cache errors.
+    pub async fn open(&self, create: bool) -> Result<IndexedRepository> {
+        let secret = self.key.load()?;
+        let backend = Backend::open(&self.url, create)?;
+        let repo = match Repository::open(backend, &secret, Some(self.cache_dir.clone())).await {
+            Err(Error::NoRepository(_)) if create => {
+                tracing::info!(repo = %self.url, "creating the repository");
+                let backend = Backend::open(&self.url, true)?;
+                let opts = InitOptions {
+                    kdf: KdfParams::for_new_slots(),
+                    ..InitOptions::default()
+                };
+                match Repository::init(backend, &secret, &opts, Some(self.cache_dir.clone())).await
+                {
+                    // Another job created it meanwhile.
+                    Err(Error::RepositoryExists(_)) => {
+                        Repository::open(
+                            Backend::open(&self.url, false)?,
+                            &secret,
+                            Some(self.cache_dir.clone()),
+                        )
+                        .await?
+                    }
+                    r => r?,
+                }
+            }
+            r => r?,
+        };
+        repo.load_index().await
+    }
+}
+
+/// What a service backs up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    /// Paths, with exclude globs.
+    Paths {
+        /// Paths.
+        paths: Vec<PathBuf>,
+        /// Exclude globs.
+        excludes: Vec<String>,
+    },
+    /// A command whose stdout is the backup (a database dump).
+    Command {
+        /// The command.
+        command: CommandSpec,
+        /// File name of the stream in the snapshot (e.g. `db.sql`).
+        name: String,
+    },
+}
+
+/// A hook and its time limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// The command.
+    pub command: CommandSpec,
+    /// Longest it may run.
+    pub timeout: Duration,
+}
+
+/// What a token may do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "role")]
+pub enum Role {
+    /// Service desk: every tenant, every action.
+    Operator,
+    /// A partner: its own tenant only.
+    Partner {
+        /// The tenant.
+        tenant: String,
+    },
+    /// Read-only, every tenant, and the audit log.
+    Auditor,
+}
+
+impl Role {
+    /// True when this role may see `tenant`.
+    pub fn sees(&self, tenant: &str) -> bool {
+        match self {
+            Role::Operator | Role::Auditor => true,
+            Role::Partner { tenant: t } => t == tenant,
+        }
+    }
+
+    /// True when this role may start jobs and restores for `tenant`.
+    pub fn acts_on(&self, tenant: &str) -> bool {
+        match self {
+            Role::Operator => true,
+            Role::Partner { tenant: t } => t == tenant,
+            Role::Auditor => false,
+        }
+    }
+}
