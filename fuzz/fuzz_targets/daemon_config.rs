@@ -12,7 +12,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(cfg) = Config::parse(Path::new("/nonexistent/custos-fuzz/custos.toml"), text) {
-        let _ = cfg.setup_without_tokens();
+        let _ = custos::daemon::Setup::services_only(&cfg);
         let _ = cfg.report(jiff::Timestamp::UNIX_EPOCH, 3);
     }
 });
