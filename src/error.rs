@@ -103,6 +103,37 @@ impl Error {
         }
     }
 
+    /// Whether trying the same operation again later can succeed: the one
+    /// rule the daemon's runner retries by.
+    ///
+    /// No for what says the same on every attempt: a usage or configuration
+    /// error, a missing or existing repository, a wrong or missing key, a
+    /// refusal, damaged data, credentials the store rejects. Yes for a lock
+    /// (its holder ends), a limit (`Busy`), storage and local I/O failures
+    /// (outages, a full disk that is freed), and problems found on the way
+    /// (a hook that failed, a timeout).
+    pub fn retry_can_help(&self) -> bool {
+        match self {
+            Error::Usage(_)
+            | Error::NoRepository(_)
+            | Error::RepositoryExists(_)
+            | Error::WrongKey { .. }
+            | Error::NoKey
+            | Error::Refused(_)
+            | Error::Integrity { .. } => false,
+            Error::Backend { source, .. } => !matches!(
+                source,
+                object_store::Error::Unauthenticated { .. }
+                    | object_store::Error::PermissionDenied { .. }
+            ),
+            Error::NotFound(_)
+            | Error::Locked(_)
+            | Error::Busy(_)
+            | Error::Io { .. }
+            | Error::Problems(_) => true,
+        }
+    }
+
     /// Shorthand for an integrity error.
     pub fn integrity(what: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Integrity {
@@ -140,4 +171,36 @@ pub(crate) fn at(
 ) -> impl FnOnce(std::io::Error) -> Error {
     let path = path.into();
     move |e| Error::io_path(what, &path, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_are_for_what_can_change() {
+        assert!(!Error::integrity("pack 1", "bad tag").retry_can_help());
+        assert!(!Error::Refused("erased".into()).retry_can_help());
+        assert!(!Error::WrongKey { slots: 2 }.retry_can_help());
+        assert!(!Error::Backend {
+            op: "get",
+            path: "config".into(),
+            source: object_store::Error::PermissionDenied {
+                path: "config".into(),
+                source: "denied".into(),
+            },
+        }
+        .retry_can_help());
+        assert!(Error::Backend {
+            op: "get",
+            path: "config".into(),
+            source: object_store::Error::Generic {
+                store: "S3",
+                source: "connection reset".into(),
+            },
+        }
+        .retry_can_help());
+        assert!(Error::Locked("prune on host b".into()).retry_can_help());
+        assert!(Error::io("cannot write x", std::io::Error::other("disk full")).retry_can_help());
+    }
 }

@@ -298,18 +298,6 @@ fn target_semaphore(inner: &Inner, target: &str) -> Arc<Semaphore> {
         .clone()
 }
 
-/// A refusal (an erased tenant, a policy) says the same on every attempt.
-fn retryable(e: &Error) -> bool {
-    !matches!(
-        e,
-        Error::Usage(_)
-            | Error::NoRepository(_)
-            | Error::WrongKey { .. }
-            | Error::NoKey
-            | Error::Refused(_)
-    )
-}
-
 /// Resolves once shutdown is requested (or its sender is gone).
 async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
@@ -389,7 +377,7 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
         };
         match &result {
             Ok(_) => break,
-            Err(e) if stopping || !retryable(e) || attempt > settings.retries => {
+            Err(e) if stopping || !e.retry_can_help() || attempt > settings.retries => {
                 tracing::warn!(attempt, error = %e, "job failed");
                 break;
             }
