@@ -586,7 +586,7 @@ async fn list_jobs(
 async fn get_job(
     AxState(app): AxState<App>,
     headers: HeaderMap,
-    Path(id): Path<u64>,
+    Path(id): Path<super::catalog::JobId>,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
     let job = app
@@ -645,7 +645,7 @@ async fn list_restores(
 async fn get_restore(
     AxState(app): AxState<App>,
     headers: HeaderMap,
-    Path(id): Path<u64>,
+    Path(id): Path<super::catalog::RestoreId>,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
     let rec = app

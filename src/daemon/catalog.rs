@@ -88,8 +88,46 @@ pub enum Trigger {
     /// Another job asked for it (hot standby after a backup).
     Follows {
         /// The job it follows.
-        job: u64,
+        job: JobId,
     },
+}
+
+/// A job's ID: increasing, from the catalog's counter; a plain number in
+/// JSON and URLs (`/v1/jobs/<id>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub u64);
+
+/// A restore request's ID: from the same counter as jobs; a plain number in
+/// JSON and URLs (`/v1/restores/<id>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RestoreId(pub u64);
+
+impl JobId {
+    /// The catalog key: big-endian, so keys sort by ID.
+    pub fn to_be_bytes(self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+}
+
+impl RestoreId {
+    /// The catalog key: big-endian, so keys sort by ID.
+    pub fn to_be_bytes(self) -> [u8; 8] {
+        self.0.to_be_bytes()
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for RestoreId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 /// Where a job is.
@@ -122,7 +160,7 @@ impl JobState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     /// Job ID (increasing).
-    pub id: u64,
+    pub id: JobId,
     /// Kind.
     pub kind: JobKind,
     /// Tenant.
@@ -626,7 +664,7 @@ impl Catalog {
     ) -> Result<JobRecord> {
         let t = self.read();
         let rec = JobRecord {
-            id: t.next_id()?,
+            id: JobId(t.next_id()?),
             kind,
             tenant: tenant.to_string(),
             service: service.to_string(),
@@ -662,7 +700,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub fn job(&self, id: u64) -> Result<Option<JobRecord>> {
+    pub fn job(&self, id: JobId) -> Result<Option<JobRecord>> {
         self.read()
             .jobs
             .get(id.to_be_bytes())
@@ -868,7 +906,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub fn restore(&self, id: u64) -> Result<Option<super::restores::RestoreRecord>> {
+    pub fn restore(&self, id: RestoreId) -> Result<Option<super::restores::RestoreRecord>> {
         self.read()
             .restores
             .get(id.to_be_bytes())

@@ -76,7 +76,7 @@ pub enum RestoreState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestoreRecord {
     /// Request ID.
-    pub id: u64,
+    pub id: super::catalog::RestoreId,
     /// Tenant.
     pub tenant: String,
     /// Service.
@@ -225,13 +225,13 @@ impl RestoreDesk {
         for mut rec in old {
             if rec.target.exists() {
                 if let Err(e) = std::fs::remove_dir_all(&rec.target) {
-                    tracing::error!(restore = rec.id, target = %rec.target.display(), error = %e, "cannot remove an expired restore");
+                    tracing::error!(restore = %rec.id, target = %rec.target.display(), error = %e, "cannot remove an expired restore");
                     continue;
                 }
             }
             rec.expired = Some(now.to_string());
             self.save(&rec);
-            tracing::info!(restore = rec.id, tenant = %rec.tenant, "restored files removed after the retention period");
+            tracing::info!(restore = %rec.id, tenant = %rec.tenant, "restored files removed after the retention period");
             n += 1;
         }
         Ok(n)
@@ -333,7 +333,7 @@ impl RestoreDesk {
         if req.include.is_empty() {
             self.check_space(snap.size).map_err(refused)?;
         }
-        let id = self.catalog.next_id()?;
+        let id = super::catalog::RestoreId(self.catalog.next_id()?);
         let rec = RestoreRecord {
             id,
             tenant: svc.tenant.clone(),
@@ -383,7 +383,7 @@ impl RestoreDesk {
             })?;
         }
         self.catalog.put_restore(&rec)?;
-        tracing::info!(restore = id, tenant = %rec.tenant, service = %rec.service, ticket = %rec.ticket, by = actor, snapshot = %rec.snapshot, "restore requested");
+        tracing::info!(restore = %id, tenant = %rec.tenant, service = %rec.service, ticket = %rec.ticket, by = actor, snapshot = %rec.snapshot, "restore requested");
         let desk = self.clone();
         let queued = rec.clone();
         tokio::spawn(async move { desk.run(svc, queued).await });
@@ -472,7 +472,7 @@ impl RestoreDesk {
                 rec.errors = vec![e.to_string()];
             }
         }
-        tracing::info!(restore = rec.id, state = ?rec.state, secs = rec.duration_secs, "restore finished");
+        tracing::info!(restore = %rec.id, state = ?rec.state, secs = rec.duration_secs, "restore finished");
         self.save(&rec);
         let action = if rec.state == RestoreState::Done {
             "restore.done"
@@ -489,7 +489,7 @@ impl RestoreDesk {
 
     fn save(&self, rec: &RestoreRecord) {
         if let Err(e) = self.catalog.put_restore(rec) {
-            tracing::error!(restore = rec.id, error = %e, "cannot record the restore");
+            tracing::error!(restore = %rec.id, error = %e, "cannot record the restore");
         }
     }
 }

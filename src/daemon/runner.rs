@@ -238,7 +238,7 @@ impl Runner {
                     due: None,
                 };
                 if inner.follow.send(follow).is_err() {
-                    tracing::warn!(job = id, "could not queue the standby replication");
+                    tracing::warn!(job = %id, "could not queue the standby replication");
                 }
             }
         });
@@ -307,7 +307,7 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 /// when it succeeded.
 async fn run_job(inner: &Inner, job: JobRecord, settings: &JobSettings) -> bool {
     use tracing::Instrument;
-    let span = tracing::info_span!("job", id = job.id, tenant = %job.tenant, service = %job.service, kind = job.kind.name());
+    let span = tracing::info_span!("job", id = %job.id, tenant = %job.tenant, service = %job.service, kind = job.kind.name());
     attempts(inner, job, settings).instrument(span).await
 }
 

@@ -75,7 +75,7 @@ impl Token {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LastJob {
     /// Job ID.
-    pub id: u64,
+    pub id: super::catalog::JobId,
     /// State.
     pub state: JobState,
     /// When it ended (or started, if running).
