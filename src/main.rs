@@ -1207,30 +1207,23 @@ async fn run(cli: Cli) -> Result<u8> {
                 )
             })?
             .load()?;
-            let dst =
-                match Repository::open(Backend::open(&a.to, a.to_init)?, &secret, cache_root(&g))
-                    .await
-                {
-                    Err(Error::NoRepository(_)) if a.to_init => {
-                        let opts = InitOptions {
-                            chunker: src.config().chunker,
-                            pack_size: src.config().pack_size,
-                            kdf: kdf_params(),
-                        };
-                        let r = Repository::init(
-                            Backend::open(&a.to, true)?,
-                            &secret,
-                            &opts,
-                            cache_root(&g),
-                        )
-                        .await?;
-                        eprintln!("created repository {} at {}", r.config().id.short(), a.to);
-                        r
-                    }
-                    r => r?,
+            let dst = if a.to_init {
+                let opts = InitOptions {
+                    chunker: src.config().chunker,
+                    pack_size: src.config().pack_size,
+                    kdf: kdf_params(),
+                };
+                let (r, created) =
+                    Repository::open_or_init(&a.to, &secret, &opts, cache_root(&g)).await?;
+                if created {
+                    eprintln!("created repository {} at {}", r.config().id.short(), a.to);
                 }
-                .load_index()
-                .await?;
+                r
+            } else {
+                Repository::open(Backend::open(&a.to, false)?, &secret, cache_root(&g)).await?
+            }
+            .load_index()
+            .await?;
             let r = copy::copy(
                 &src,
                 &dst,

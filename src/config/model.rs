@@ -14,7 +14,7 @@ use crate::backend::Backend;
 use crate::crypto::keyslot::{KdfParams, KeySource};
 use crate::repository::{IndexedRepository, InitOptions, Repository};
 use crate::source::command::CommandSpec;
-use crate::{Error, Result};
+use crate::Result;
 
 /// A repository the daemon writes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,30 +34,20 @@ impl RepoAccess {
     /// Backend, key and cache errors.
     pub async fn open(&self, create: bool) -> Result<IndexedRepository> {
         let secret = self.key.load()?;
-        let backend = Backend::open(&self.url, create)?;
-        let repo = match Repository::open(backend, &secret, Some(self.cache_dir.clone())).await {
-            Err(Error::NoRepository(_)) if create => {
-                tracing::info!(repo = %self.url, "creating the repository");
-                let backend = Backend::open(&self.url, true)?;
-                let opts = InitOptions {
-                    kdf: KdfParams::for_new_slots(),
-                    ..InitOptions::default()
-                };
-                match Repository::init(backend, &secret, &opts, Some(self.cache_dir.clone())).await
-                {
-                    // Another job created it meanwhile.
-                    Err(Error::RepositoryExists(_)) => {
-                        Repository::open(
-                            Backend::open(&self.url, false)?,
-                            &secret,
-                            Some(self.cache_dir.clone()),
-                        )
-                        .await?
-                    }
-                    r => r?,
-                }
+        let cache = Some(self.cache_dir.clone());
+        let repo = if create {
+            let opts = InitOptions {
+                kdf: KdfParams::for_new_slots(),
+                ..InitOptions::default()
+            };
+            let (repo, created) =
+                Repository::open_or_init(&self.url, &secret, &opts, cache).await?;
+            if created {
+                tracing::info!(repo = %self.url, "created the repository");
             }
-            r => r?,
+            repo
+        } else {
+            Repository::open(Backend::open(&self.url, false)?, &secret, cache).await?
         };
         repo.load_index().await
     }

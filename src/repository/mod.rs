@@ -131,6 +131,38 @@ impl Repository {
         })
     }
 
+    /// Opens the repository at `url`, creating it with `opts` first when
+    /// there is none: the one open-or-init of `copy --to-init` and the
+    /// daemon's first backup. A repository another process created meanwhile
+    /// is opened. Returns whether this call created it.
+    ///
+    /// # Errors
+    /// As [`Repository::open`] and [`Repository::init`].
+    pub async fn open_or_init(
+        url: &str,
+        secret: &Secret,
+        opts: &InitOptions,
+        cache_root: Option<PathBuf>,
+    ) -> Result<(Repository, bool)> {
+        let opened = match Backend::open(url, false) {
+            Ok(b) => Repository::open(b, secret, cache_root.clone()).await,
+            Err(e) => Err(e),
+        };
+        match opened {
+            // No repository there (for a local one, not even its directory).
+            Err(Error::NoRepository(_)) => {}
+            r => return r.map(|r| (r, false)),
+        }
+        match Repository::init(Backend::open(url, true)?, secret, opts, cache_root.clone()).await {
+            Err(Error::RepositoryExists(_)) => {
+                Repository::open(Backend::open(url, false)?, secret, cache_root)
+                    .await
+                    .map(|r| (r, false))
+            }
+            r => r.map(|r| (r, true)),
+        }
+    }
+
     /// Opens an existing repository with a passphrase or key file.
     ///
     /// # Errors
@@ -857,5 +889,42 @@ pub fn select_snapshot<'a>(
         n => Err(Error::Usage(format!(
             "snapshot prefix {spec} is ambiguous: {n} snapshots match"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::keyslot::KdfParams;
+
+    #[tokio::test]
+    async fn open_or_init_creates_once_then_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("repo");
+        let url = url.to_str().unwrap();
+        let secret = Secret::Passphrase(zeroize::Zeroizing::new("pw".into()));
+        let opts = InitOptions {
+            kdf: KdfParams {
+                m_kib: 1024,
+                t: 1,
+                p: 1,
+            },
+            ..InitOptions::default()
+        };
+        let (a, created) = Repository::open_or_init(url, &secret, &opts, None)
+            .await
+            .unwrap();
+        assert!(created);
+        let (b, created) = Repository::open_or_init(url, &secret, &opts, None)
+            .await
+            .unwrap();
+        assert!(!created);
+        assert_eq!(a.config().id, b.config().id);
+        let wrong = Secret::Passphrase(zeroize::Zeroizing::new("other".into()));
+        let e = Repository::open_or_init(url, &wrong, &opts, None)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, Error::WrongKey { .. }), "{e}");
     }
 }
