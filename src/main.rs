@@ -1172,18 +1172,7 @@ async fn run(cli: Cli) -> Result<u8> {
                     println!("added key slot {}", id.short());
                 }
                 KeyAction::Remove { id, force } => {
-                    let slots = repo.key_slots().await?;
-                    let hits: Vec<_> = slots
-                        .iter()
-                        .filter(|s| s.id.to_hex().starts_with(&id.to_ascii_lowercase()))
-                        .collect();
-                    let slot = match hits.as_slice() {
-                        [one] => one.id,
-                        [] => return Err(Error::NotFound(format!("key slot {id}"))),
-                        _ => {
-                            return Err(Error::Usage(format!("key slot prefix {id} is ambiguous")))
-                        }
-                    };
+                    let slot = repo.key_slot_by_prefix(&id).await?;
                     repo.remove_key(&slot, force).await?;
                     audit_cli(
                         "key.removed",

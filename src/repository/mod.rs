@@ -283,6 +283,28 @@ impl Repository {
         self.slot
     }
 
+    /// The key slot whose ID starts with `prefix` (hex, any case).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when none does, [`Error::Usage`] when several do,
+    /// [`Error::Backend`].
+    pub async fn key_slot_by_prefix(&self, prefix: &str) -> Result<KeyId> {
+        let prefix = prefix.to_ascii_lowercase();
+        let slots = self.key_slots().await?;
+        let hits: Vec<KeyId> = slots
+            .iter()
+            .filter(|s| s.id.to_hex().starts_with(&prefix))
+            .map(|s| s.id)
+            .collect();
+        match hits.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(Error::NotFound(format!("key slot {prefix}"))),
+            _ => Err(Error::Usage(format!(
+                "key slot prefix {prefix} is ambiguous"
+            ))),
+        }
+    }
+
     /// Removes a key slot; refuses to remove the last one, and the one in
     /// use (that the secret given opened) unless `force`: whoever removes
     /// it must hold another slot's secret, or loses the repository.
@@ -926,5 +948,23 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, Error::WrongKey { .. }), "{e}");
+        // Key slots by prefix: unique, missing, ambiguous ("" matches all).
+        let slot = a.slot_in_use();
+        let hex = slot.to_hex();
+        assert_eq!(
+            a.key_slot_by_prefix(&hex[..6].to_ascii_uppercase())
+                .await
+                .unwrap(),
+            slot
+        );
+        assert!(matches!(
+            a.key_slot_by_prefix("zz").await,
+            Err(Error::NotFound(_))
+        ));
+        a.add_key(&wrong, opts.kdf).await.unwrap();
+        assert!(matches!(
+            a.key_slot_by_prefix("").await,
+            Err(Error::Usage(_))
+        ));
     }
 }
