@@ -53,6 +53,7 @@ pub fn is_root() -> bool {
 /// FILE each time the point is passed. Both are read once per process; unset,
 /// a point costs one check of a cached value. Test switches (see
 /// [`crate::switches`]): a build without them has no crash points.
+#[cfg(feature = "test-switches")]
 pub fn crash_point(point: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
@@ -60,21 +61,8 @@ pub fn crash_point(point: &str) {
     type Armed = (Option<(String, u64)>, Option<(String, String)>);
     static ARMED: OnceLock<Armed> = OnceLock::new();
     static HITS: AtomicU64 = AtomicU64::new(0);
-    if !crate::switches::ENABLED {
-        return;
-    }
-    let (kill_at, count) = ARMED.get_or_init(|| {
-        let var = crate::switches::get;
-        let kill_at = var("CUSTOS_TEST_CRASH_AT").map(|w| match w.split_once('#') {
-            Some((n, k)) => (n.to_string(), k.parse::<u64>().unwrap_or(1)),
-            None => (w, 1),
-        });
-        let count = var("CUSTOS_TEST_CRASH_COUNT").and_then(|c| {
-            c.split_once('=')
-                .map(|(n, f)| (n.to_string(), f.to_string()))
-        });
-        (kill_at, count)
-    });
+    let (kill_at, count) =
+        ARMED.get_or_init(|| (crate::switches::crash_at(), crate::switches::crash_count()));
     // Crash tests count how often a point is passed (one byte per pass
     // appended to a file), to choose where to kill the next run.
     if let Some((name, file)) = count {
@@ -102,6 +90,11 @@ pub fn crash_point(point: &str) {
         }
     }
 }
+
+/// No crash points in a build without the test switches.
+#[cfg(not(feature = "test-switches"))]
+#[inline(always)]
+pub fn crash_point(_point: &str) {}
 
 /// Overwrites a regular file with zeros over its whole length, syncs it,
 /// then removes it: what custos can do so that a removed file's bytes are

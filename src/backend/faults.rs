@@ -84,25 +84,25 @@ impl FaultConfig {
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part
                 .split_once('=')
-                .ok_or_else(|| format!("CUSTOS_FAULTS: {part:?} is not key=value"))?;
+                .ok_or_else(|| format!("fault injection: {part:?} is not key=value"))?;
             match k {
                 "rate" => {
                     c.rate = v
                         .parse::<f64>()
                         .ok()
                         .filter(|r| (0.0..=1.0).contains(r))
-                        .ok_or_else(|| format!("CUSTOS_FAULTS: rate {v:?} is not in 0..1"))?;
+                        .ok_or_else(|| format!("fault injection: rate {v:?} is not in 0..1"))?;
                 }
                 "seed" => {
                     c.seed = v
                         .parse()
-                        .map_err(|_| format!("CUSTOS_FAULTS: seed {v:?}"))?
+                        .map_err(|_| format!("fault injection: seed {v:?}"))?
                 }
                 "ops" => c.ops = v.split('+').map(str::to_string).collect(),
                 "delay" => c.delay = parse_delay(k, v)?,
                 "lag" => c.lag = parse_delay(k, v)?,
                 "ghosts" => c.ghosts = Some(std::path::PathBuf::from(v)),
-                other => return Err(format!("CUSTOS_FAULTS: unknown key {other:?}")),
+                other => return Err(format!("fault injection: unknown key {other:?}")),
             }
         }
         Ok(c)
@@ -120,7 +120,7 @@ fn parse_delay(key: &str, v: &str) -> std::result::Result<Duration, String> {
                 .map(Duration::from_millis)
                 .ok_or_else(|| "bad".to_string())
         })
-        .map_err(|_| format!("CUSTOS_FAULTS: {key} {v:?}"))
+        .map_err(|_| format!("fault injection: {key} {v:?}"))
 }
 
 /// What happens to one request.

@@ -11,6 +11,7 @@
 //! Transient failures are retried with exponential backoff; what still fails is
 //! reported as [`Error::Backend`], which maps to exit code 3 (unreachable).
 
+#[cfg(feature = "test-switches")]
 pub mod faults;
 pub mod versions;
 
@@ -177,20 +178,20 @@ impl Backend {
                 .with_automatic_cleanup(true);
             (Arc::new(fs), Some(path))
         };
-        // Reliability tests inject faults with CUSTOS_FAULTS (a test switch,
-        // see crate::switches).
-        let store: Arc<dyn ObjectStore> = match crate::switches::get("CUSTOS_FAULTS") {
-            Some(spec) if !spec.is_empty() => {
+        // Reliability tests inject faults (a test switch, see
+        // crate::switches; not compiled into a product build).
+        #[cfg(feature = "test-switches")]
+        let store: Arc<dyn ObjectStore> = match crate::switches::faults() {
+            Some(spec) => {
                 let cfg = faults::FaultConfig::parse(&spec).map_err(Error::Usage)?;
-                tracing::warn!(?cfg, "injecting storage faults (CUSTOS_FAULTS)");
+                tracing::warn!(?cfg, "injecting storage faults (a test switch)");
                 Arc::new(faults::FaultyStore::new(store, cfg))
             }
-            _ => store,
+            None => store,
         };
         let mut retry = RetryPolicy::default();
         // Tests shorten the retry budget (a test switch).
-        if let Some(n) = crate::switches::get("CUSTOS_BACKEND_RETRIES").and_then(|v| v.parse().ok())
-        {
+        if let Some(n) = crate::switches::backend_retries() {
             retry.retries = n;
         }
         Ok(Backend {

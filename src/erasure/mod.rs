@@ -900,7 +900,7 @@ key_file = "{d}/shared.pass"
 
 [[tenant]]
 id = "from-env"
-password_env = "CUSTOS_TEST_NEVER_SET"
+password_env = "CUSTOS_ERASURE_UNIT_NEVER_SET"
 "#,
             d = dir.display()
         );
@@ -932,7 +932,7 @@ password_env = "CUSTOS_TEST_NEVER_SET"
         let r = erase_local_keys(&cfg, &catalog, "from-env").unwrap();
         assert_eq!(r[0].source, "environment");
         assert!(
-            !r[0].erased && r[0].location == "CUSTOS_TEST_NEVER_SET",
+            !r[0].erased && r[0].location == "CUSTOS_ERASURE_UNIT_NEVER_SET",
             "{r:?}"
         );
 

@@ -37,10 +37,7 @@ pub const LEASE: Duration = Duration::from_secs(300);
 /// The lease in force: [`LEASE`], or `CUSTOS_TEST_LOCK_LEASE` seconds (tests of
 /// lease expiry only; a test switch, see [`crate::switches`]).
 pub fn lease() -> Duration {
-    crate::switches::get("CUSTOS_TEST_LOCK_LEASE")
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|&s| s > 0)
-        .map_or(LEASE, Duration::from_secs)
+    crate::switches::lock_lease().unwrap_or(LEASE)
 }
 
 /// The kind of a lock.
