@@ -41,6 +41,9 @@
 //! These are absolute numbers for this machine. Ratios against restic and borg
 //! on the same machine and corpus come from `benches/compare.sh`.
 
+// A benchmark aborts on any failure: nothing to recover.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

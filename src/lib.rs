@@ -17,8 +17,6 @@
 //! `commands` holds one function per CLI command; `main.rs` only parses
 //! arguments and maps errors to exit codes.
 
-#![warn(missing_docs)]
-
 pub mod audit;
 pub mod backend;
 pub mod blob;

@@ -2,6 +2,8 @@
 //! through the API (paths and a dump command, with hooks), the service-desk
 //! restore flow with its window, and tenant isolation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[allow(dead_code)]
 mod common;
 

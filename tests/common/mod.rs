@@ -5,4 +5,5 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod fixtures;
 pub mod servers;

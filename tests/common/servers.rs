@@ -211,6 +211,12 @@ pub fn s3_env(server: &S3Server) -> Vec<(String, String)> {
     .collect()
 }
 
+/// Installs rustls' ring provider for clients built in the test process.
+pub fn install_crypto_provider() {
+    // Fails only if a provider is already installed, which is fine.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// An `AmazonS3Builder` configured for `server` and its bucket, ready to
 /// `build()`. Uses no environment variables, so it is safe in parallel tests.
 pub fn s3_builder(server: &S3Server) -> object_store::aws::AmazonS3Builder {
@@ -529,7 +535,7 @@ static PORTS_HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 
 /// A port on 127.0.0.1 that was free a moment ago (the usual bind-to-0 trick;
 /// the server may still lose a race for it, which [`spawn_ready`] retries).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     for _ in 0..100 {
         let listener =
             TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0 to find a port");

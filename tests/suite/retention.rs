@@ -2,15 +2,12 @@
 //! explanations, pins and legal holds, prune's two phases, locks, crashes in
 //! the middle of prune, and a backup running while prune runs on S3.
 
-#[allow(dead_code)]
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::cli::{assert_same_content, copy_tree, pseudo_random, restored, Env};
-use common::servers::{missing, s3_env, start_moto};
+use crate::common::cli::{assert_same_content, copy_tree, pseudo_random, restored, Env};
+use crate::common::servers::{missing, s3_env, start_moto};
 
 /// Files in the test source, and how many change per "day".
 const FILES: usize = 12;
@@ -118,7 +115,7 @@ fn forget_and_prune_give_space_back_and_keep_the_rest_intact() {
     let again = env.json(&["prune"]);
     assert_eq!(again["packs_unused"], 0, "{again}");
     assert_eq!(again["packs_unindexed"], 0, "{again}");
-    assert!(common::cli::objects(&env.repo, "prune").is_empty());
+    assert!(crate::common::cli::objects(&env.repo, "prune").is_empty());
 }
 
 #[test]
@@ -129,10 +126,10 @@ fn prune_repacks_partly_used_packs() {
     let dry = env.json(&["prune", "--dry-run", "--repack-below", "100"]);
     assert!(dry["packs_repacked"].as_u64().unwrap() > 0, "{dry}");
     assert_eq!(dry["packs_deleted"], 0);
-    let packs_before = common::cli::objects(&env.repo, "data").len();
+    let packs_before = crate::common::cli::objects(&env.repo, "data").len();
     let stored_before = stored_bytes(&env);
     assert_eq!(
-        common::cli::objects(&env.repo, "data").len(),
+        crate::common::cli::objects(&env.repo, "data").len(),
         packs_before,
         "dry run changed nothing"
     );
@@ -421,7 +418,7 @@ fn prune_killed_at_each_step_leaves_a_sound_repository() {
         let r = env.json(&["prune", "--repack-below", "100"]);
         assert!(r["deferred"].as_array().unwrap().is_empty(), "{point}: {r}");
         assert!(
-            common::cli::objects(&env.repo, "prune").is_empty(),
+            crate::common::cli::objects(&env.repo, "prune").is_empty(),
             "{point}: a plan is left"
         );
         let again = env.json(&["prune", "--dry-run", "--repack-below", "100"]);

@@ -1,9 +1,6 @@
 //! `custos certificate keygen` and `verify`: a certificate checks out offline,
 //! and any changed byte or another key is refused.
 
-#[allow(dead_code)]
-mod common;
-
 use custos::erasure::certificate::{
     merkle_root, read_signing_key, sign, Certificate, TargetReport,
 };
@@ -13,7 +10,7 @@ fn certificates_verify_offline_and_tampering_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("operator.key");
     let run = |args: &[&str]| {
-        std::process::Command::new(common::cli::bin())
+        std::process::Command::new(crate::common::cli::bin())
             .args(args)
             .output()
             .unwrap()

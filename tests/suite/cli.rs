@@ -1,15 +1,12 @@
 //! End-to-end tests of the command line on local repositories: backup and
 //! restore fidelity, deduplication, streams, keys, and bad input.
 
-#[allow(dead_code)]
-mod common;
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-use common::cli::{
+use crate::common::cli::{
     assert_same_content, flip_byte, make_tree, objects, pseudo_random, restored, Env,
 };
 
@@ -585,7 +582,7 @@ fn key_file_and_key_slots() {
     env.fails(&["snapshots"], 2);
     // ...until a passphrase slot is added.
     let pw = env.path("pw");
-    common::cli::write_secret(&pw, "second passphrase\n");
+    crate::common::cli::write_secret(&pw, "second passphrase\n");
     let o = env
         .cmd()
         .env_remove("CUSTOS_PASSWORD")
@@ -693,14 +690,14 @@ fn key_add_checks_its_secret_and_the_slot_in_use_is_kept_unless_forced() {
     env.ok(&["init"]);
     // An empty passphrase and a short key file make no slot.
     let empty = env.path("empty.pass");
-    common::cli::write_secret(&empty, "\n");
+    crate::common::cli::write_secret(&empty, "\n");
     let e = env.fails(
         &["key", "add", "--new-password-file", empty.to_str().unwrap()],
         2,
     );
     assert!(e.contains("is empty"), "{e}");
     let short = env.path("short.key");
-    common::cli::write_secret(&short, [7u8; 16]);
+    crate::common::cli::write_secret(&short, [7u8; 16]);
     let e = env.fails(
         &["key", "add", "--new-key-file", short.to_str().unwrap()],
         2,
@@ -711,7 +708,7 @@ fn key_add_checks_its_secret_and_the_slot_in_use_is_kept_unless_forced() {
 
     // A second slot; `key list` marks the one the passphrase opens.
     let other = env.path("other.pass");
-    common::cli::write_secret(&other, "the other passphrase\n");
+    crate::common::cli::write_secret(&other, "the other passphrase\n");
     env.ok(&["key", "add", "--new-password-file", other.to_str().unwrap()]);
     let keys = env.json(&["key", "list"]);
     let current: Vec<&serde_json::Value> = keys

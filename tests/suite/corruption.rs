@@ -8,13 +8,10 @@
 //! backups, so that B's packs, index object, snapshot and tree pack are B's
 //! alone; damage goes to B's objects and A must restore untouched.
 
-#[allow(dead_code)]
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::cli::{assert_same_content, copy_tree, objects, pseudo_random, restored, Env};
+use crate::common::cli::{assert_same_content, copy_tree, objects, pseudo_random, restored, Env};
 
 #[derive(Clone, Copy, Debug)]
 enum Damage {
@@ -42,7 +39,7 @@ fn fixture() -> Fixture {
     let env = Env::local();
     env.ok(&["init", "--chunk-avg-kib", "64", "--pack-size-mib", "1"]);
     let second = env.path("second.pass");
-    common::cli::write_secret(&second, "second passphrase\n");
+    crate::common::cli::write_secret(&second, "second passphrase\n");
     env.ok(&[
         "key",
         "add",

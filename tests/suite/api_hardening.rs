@@ -3,27 +3,18 @@
 //! serves the API when configured, a plain-HTTP API reachable from other
 //! hosts is refused at load, and metrics are for operators and auditors.
 
-#[allow(dead_code)]
-mod common;
-
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::cli::{make_tree, write_secret};
-use common::daemon::{custos, Daemon};
+use crate::common::cli::{make_tree, write_secret};
+use crate::common::daemon::{custos, Daemon};
+use crate::common::fixtures;
+use crate::common::servers::free_port;
 
 const OP: &str = "operator-token-for-hardening-tests";
 const ACME: &str = "acme-token-for-hardening-tests-0";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A config with one tenant and service; `daemon_extra` goes into `[daemon]`.
 fn config(dir: &Path, listen: &str, daemon_extra: &str) -> PathBuf {
@@ -31,51 +22,22 @@ fn config(dir: &Path, listen: &str, daemon_extra: &str) -> PathBuf {
     write_secret(dir.join("op.token"), OP);
     write_secret(dir.join("acme.token"), ACME);
     make_tree(&dir.join("data"));
-    let cfg = dir.join("custos.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[daemon]
-state_dir = "state"
-listen = "{listen}"
-{daemon_extra}
-
-[[daemon.token]]
-name = "desk"
-role = "operator"
-secret_file = "op.token"
-
+    let partner = r#"
 [[daemon.token]]
 name = "acme-portal"
 role = "partner"
 tenant = "acme"
 secret_file = "acme.token"
-
-[[target]]
-name = "primary"
-url = "{target}"
-region = "eu-west-par"
-zone = "par2"
-
-[[tenant]]
-id = "acme"
-password_file = "acme.pass"
-
-[[service]]
-tenant = "acme"
-name = "web"
-class = "vmaas-standard"
-zone = "par1"
-target = "primary"
-source = {{ paths = ["{src}"] }}
-"#,
-            target = dir.join("target").display(),
-            src = dir.join("data").display(),
-        ),
+"#;
+    fixtures::config(
+        "acme-web.toml",
+        dir,
+        &[
+            ("LISTEN", listen),
+            ("DAEMON", daemon_extra),
+            ("MORE", partner),
+        ],
     )
-    .unwrap();
-    cfg
 }
 
 #[test]

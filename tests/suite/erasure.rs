@@ -3,14 +3,11 @@
 //! prefix on either target, the other tenant untouched, a certificate that
 //! verifies offline, an audit log that verifies.
 
-#[allow(dead_code)]
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::cli::{assert_same_content, bin, make_tree, restored};
-use common::servers::{azure_env, missing, s3_env, start_azurite, start_moto};
+use crate::common::cli::{assert_same_content, bin, make_tree, restored};
+use crate::common::servers::{azure_env, missing, s3_env, start_azurite, start_moto};
 
 fn custos(vars: &[(String, String)]) -> Command {
     let mut c = Command::new(bin());
@@ -48,8 +45,8 @@ fn erasure_on_s3_and_azurite() {
     vars.extend(azure_env(&az));
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    common::cli::write_secret(d.join("acme.pass"), "acme secret\n");
-    common::cli::write_secret(d.join("globex.pass"), "globex secret\n");
+    crate::common::cli::write_secret(d.join("acme.pass"), "acme secret\n");
+    crate::common::cli::write_secret(d.join("globex.pass"), "globex secret\n");
     ok(custos(&vars)
         .args(["certificate", "keygen", "--out"])
         .arg(d.join("operator.key")));
@@ -179,7 +176,7 @@ source = {{ paths = ["/tmp"] }}
         "acme's passphrase file is still there"
     );
     assert!(d.join("globex.pass").exists());
-    common::cli::write_secret(d.join("acme.pass"), "acme secret\n");
+    crate::common::cli::write_secret(d.join("acme.pass"), "acme secret\n");
 
     // Nothing left under acme's prefix on either target.
     for base in [&primary, &standby] {
@@ -276,8 +273,8 @@ source = {{ paths = ["/tmp"] }}
 
 /// A config with one target and two tenants, `zqacme` (erased) and `globex`.
 fn two_tenant_config(d: &Path, target_url: &str) -> std::path::PathBuf {
-    common::cli::write_secret(d.join("zqacme.pass"), "zqacme secret\n");
-    common::cli::write_secret(d.join("globex.pass"), "globex secret\n");
+    crate::common::cli::write_secret(d.join("zqacme.pass"), "zqacme secret\n");
+    crate::common::cli::write_secret(d.join("globex.pass"), "globex secret\n");
     let cfg = d.join("custos.toml");
     std::fs::write(
         &cfg,
@@ -358,7 +355,7 @@ fn erasure_on_a_versioned_bucket_deletes_every_version() {
     }
     // Old versions of zqacme's data: a key slot added then removed, a
     // second backup, the first forgotten and pruned.
-    common::cli::write_secret(d.join("other.pass"), "another passphrase\n");
+    crate::common::cli::write_secret(d.join("other.pass"), "another passphrase\n");
     let slot_ids = || -> Vec<String> {
         let v: serde_json::Value =
             serde_json::from_str(&run("zqacme", &["--json", "key", "list"])).unwrap();
@@ -384,7 +381,7 @@ fn erasure_on_a_versioned_bucket_deletes_every_version() {
         .expect("the added slot");
     run("zqacme", &["key", "remove", &added]);
     let as_backed_up = d.join("as-backed-up");
-    common::cli::copy_tree(&src, &as_backed_up);
+    crate::common::cli::copy_tree(&src, &as_backed_up);
     std::fs::write(src.join("docs/readme.txt"), b"changed").unwrap();
     run("zqacme", &["backup", src.to_str().unwrap()]);
     run("zqacme", &["forget", "--keep-last", "1", "--prune"]);
@@ -529,7 +526,7 @@ fn erasure_waits_for_the_exclusive_lock_and_deletes_nothing_before() {
         .unwrap(),
     )
     .unwrap();
-    let count = || common::cli::objects(repo.to_str().unwrap(), "").len();
+    let count = || crate::common::cli::objects(repo.to_str().unwrap(), "").len();
     let before = count();
     let o = erase_now(&[], &cfg);
     let e = String::from_utf8_lossy(&o.stderr);
@@ -546,7 +543,7 @@ fn erasure_waits_for_the_exclusive_lock_and_deletes_nothing_before() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(!repo.exists() || common::cli::objects(repo.to_str().unwrap(), "").is_empty());
+    assert!(!repo.exists() || crate::common::cli::objects(repo.to_str().unwrap(), "").is_empty());
 }
 
 #[test]

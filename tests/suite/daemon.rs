@@ -3,23 +3,12 @@
 //! emulator, the API and `custos status`, reload on SIGHUP (a bad config is
 //! refused and the old one kept), clean stop on SIGTERM; config errors.
 
-#[allow(dead_code)]
-mod common;
-
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::daemon::{custos, finished, Daemon};
-use common::servers::{missing, s3_env, start_moto};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::common::daemon::{custos, finished, Daemon};
+use crate::common::servers::free_port;
+use crate::common::servers::{missing, s3_env, start_moto};
 
 #[test]
 fn the_shipped_example_config_is_valid() {
@@ -32,7 +21,10 @@ fn the_shipped_example_config_is_valid() {
     for e in std::fs::read_dir(root.join("example-keys")).unwrap() {
         let e = e.unwrap();
         // Secret files must be private; a checkout makes them 0644.
-        common::cli::write_secret(keys.join(e.file_name()), std::fs::read(e.path()).unwrap());
+        crate::common::cli::write_secret(
+            keys.join(e.file_name()),
+            std::fs::read(e.path()).unwrap(),
+        );
     }
     let cfg = dir.path().join("custos.toml");
     let o = custos(&[])
@@ -181,10 +173,10 @@ const OP: &str = "operator-token-for-tests-0123456789";
 const ACME: &str = "acme-partner-token-for-tests-0123";
 
 fn write_config(dir: &Path, port: u16, target_url: &str, backup_every: &str) -> PathBuf {
-    common::cli::write_secret(dir.join("acme.pass"), "acme secret\n");
-    common::cli::write_secret(dir.join("globex.pass"), "globex secret\n");
-    common::cli::write_secret(dir.join("op.token"), OP);
-    common::cli::write_secret(dir.join("acme.token"), ACME);
+    crate::common::cli::write_secret(dir.join("acme.pass"), "acme secret\n");
+    crate::common::cli::write_secret(dir.join("globex.pass"), "globex secret\n");
+    crate::common::cli::write_secret(dir.join("op.token"), OP);
+    crate::common::cli::write_secret(dir.join("acme.token"), ACME);
     let src = dir.join("data");
     std::fs::create_dir_all(src.join("sub")).unwrap();
     std::fs::write(src.join("a.txt"), b"hello custos\n".repeat(500)).unwrap();
@@ -456,7 +448,7 @@ fn scenario(target_url: &str, env: &[(String, String)]) {
 
     // Operators' commands append to the same log (CUSTOS_AUDIT_LOG).
     let pass2 = dir.path().join("second.pass");
-    common::cli::write_secret(&pass2, "a second passphrase\n");
+    crate::common::cli::write_secret(&pass2, "a second passphrase\n");
     let o = custos(env)
         .args(["-r", &format!("{target_url}/acme"), "--password-file"])
         .arg(dir.path().join("acme.pass"))

@@ -9,10 +9,9 @@
 //! must not modify, so those checks run in a child process: the test binary
 //! re-runs itself with just the ignored test `env_child` and the variables set.
 
-mod common;
-
-use common::servers::{
-    azure_builder, azure_env, missing, s3_builder, s3_env, start_azurite, start_moto,
+use crate::common::servers::{
+    azure_builder, azure_env, install_crypto_provider, missing, s3_builder, s3_env, start_azurite,
+    start_moto,
 };
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
@@ -21,11 +20,6 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 const CHILD_KIND: &str = "CUSTOS_SMOKE_CHILD_KIND";
 /// Gives `env_child` the repository URL (`s3://...` or `az://...`).
 const CHILD_URL: &str = "CUSTOS_SMOKE_CHILD_URL";
-
-fn install_crypto_provider() {
-    // Fails only if a provider is already installed, which is fine.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
 
 /// Put/get round trip, then conditional create on an existing and a new path.
 async fn check_store(store: &dyn ObjectStore, prefix: &str) {
@@ -151,7 +145,12 @@ fn azurite_from_env() {
 fn run_env_child(kind: &str, url: &str, vars: Vec<(String, String)>) {
     let exe = std::env::current_exe().expect("path of the test binary");
     let output = std::process::Command::new(exe)
-        .args(["env_child", "--exact", "--ignored", "--nocapture"])
+        .args([
+            "servers_smoke::env_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+        ])
         .env(CHILD_KIND, kind)
         .env(CHILD_URL, url)
         .envs(vars)

@@ -8,12 +8,9 @@
 //! script inside the namespace prints `rc=N` after each command; the test
 //! reads them back.
 
-#[allow(dead_code)]
-mod common;
-
 use std::process::Command;
 
-use common::cli::{assert_same_content, pseudo_random, restored, Env};
+use crate::common::cli::{assert_same_content, pseudo_random, restored, Env};
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.

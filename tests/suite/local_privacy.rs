@@ -1,15 +1,12 @@
 //! What custos leaves on local disk is private to its user whatever the
 //! umask, and it refuses secret files that others can read.
 
-#[allow(dead_code)]
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::cli::{make_tree, write_secret, Env};
+use crate::common::cli::{make_tree, write_secret, Env};
 
 /// Runs custos with a permissive umask (022), as a careless shell has it.
 fn run_umask_022(env: &Env, args: &[&str]) -> Output {

@@ -5,13 +5,10 @@
 //! privileged content (setuid and setgid bits, file capabilities, device
 //! nodes) needs `--privileged`.
 
-#[allow(dead_code)]
-mod common;
-
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use common::cli::{assert_same_content, make_tree, pseudo_random, restored, Env};
+use crate::common::cli::{assert_same_content, make_tree, pseudo_random, restored, Env};
 
 const MARKER: &str = ".custos-restore-in-progress";
 
@@ -246,13 +243,13 @@ fn a_file_whose_data_is_lost_is_named_and_not_left_looking_restored() {
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("kept.bin"), pseudo_random(200_000, 1)).unwrap();
     env.ok(&["backup", src.to_str().unwrap()]);
-    let first_packs = common::cli::objects(&env.repo, "data");
+    let first_packs = crate::common::cli::objects(&env.repo, "data");
     std::fs::write(src.join("lost.bin"), pseudo_random(300_000, 2)).unwrap();
     std::fs::write(src.join("zz-after.txt"), b"restored after the lost one").unwrap();
     env.ok(&["backup", src.to_str().unwrap()]);
     // The second backup wrote a data pack (lost.bin's content, the larger
     // one) and a tree pack: delete the data pack.
-    let data_pack = common::cli::objects(&env.repo, "data")
+    let data_pack = crate::common::cli::objects(&env.repo, "data")
         .into_iter()
         .filter(|p| !first_packs.contains(p))
         .max_by_key(|p| p.metadata().unwrap().len())

@@ -1,10 +1,7 @@
 //! `custos repair`: the index rebuilt from packs, damaged data left out and
 //! healed by the next backup, damaged snapshots removed only when asked.
 
-#[allow(dead_code)]
-mod common;
-
-use common::cli::{assert_same_content, flip_byte, make_tree, objects, restored, Env};
+use crate::common::cli::{assert_same_content, flip_byte, make_tree, objects, restored, Env};
 
 fn setup() -> (Env, String) {
     let env = Env::local();

@@ -2,15 +2,13 @@
 //! older state: `check` says so (what custos forgot itself is not flagged),
 //! and so does the daemon (`/v1/alarms`, `/metrics`, `status`).
 
-#[allow(dead_code)]
-mod common;
-
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use common::cli::{make_tree, objects, write_secret, Env};
-use common::daemon::{custos, Daemon};
+use crate::common::cli::{make_tree, objects, write_secret, Env};
+use crate::common::daemon::{custos, Daemon};
+use crate::common::fixtures;
+use crate::common::servers::free_port;
 
 #[test]
 fn check_notices_deleted_snapshots_and_restored_older_objects() {
@@ -122,49 +120,16 @@ fn the_daemon_raises_an_alarm_for_a_snapshot_deleted_behind_its_back() {
     write_secret(d.join("acme.pass"), "acme secret\n");
     write_secret(d.join("op.token"), "operator-token-for-rollback-test");
     make_tree(&d.join("data"));
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let cfg = d.join("custos.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[daemon]
-state_dir = "state"
-listen = "127.0.0.1:{port}"
-snapshot_refresh = "1s"
-
-[[daemon.token]]
-name = "desk"
-role = "operator"
-secret_file = "op.token"
-
-[[target]]
-name = "primary"
-url = "{target}"
-region = "eu-west-par"
-zone = "par2"
-
-[[tenant]]
-id = "acme"
-password_file = "acme.pass"
-
-[[service]]
-tenant = "acme"
-name = "web"
-class = "vmaas-standard"
-zone = "par1"
-target = "primary"
-source = {{ paths = ["{src}"] }}
-"#,
-            target = d.join("target").display(),
-            src = d.join("data").display(),
-        ),
-    )
-    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let cfg = fixtures::config(
+        "acme-web.toml",
+        d,
+        &[
+            ("LISTEN", &listen),
+            ("DAEMON", "snapshot_refresh = \"1s\""),
+            ("MORE", ""),
+        ],
+    );
     let op = "operator-token-for-rollback-test";
     let daemon = Daemon::start(&cfg, &[], d.join("daemon.log"));
     for _ in 0..2 {

@@ -3,25 +3,15 @@
 //! request whose record cannot be written is refused; operators' commands
 //! are audited whenever a config names the log.
 
-#[allow(dead_code)]
-mod common;
-
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::cli::{make_tree, write_secret};
-use common::daemon::{custos, Daemon};
+use crate::common::cli::{make_tree, write_secret};
+use crate::common::daemon::{custos, Daemon};
+use crate::common::fixtures;
+use crate::common::servers::free_port;
 
 const OP: &str = "operator-token-for-audit-tests-01";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn ok(c: &mut std::process::Command) -> String {
     let o = c.output().unwrap();
@@ -40,48 +30,16 @@ fn setup(dir: &Path) -> PathBuf {
     ok(custos(&[])
         .args(["certificate", "keygen", "--out"])
         .arg(dir.join("operator.key")));
-    let cfg = dir.join("custos.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[daemon]
-state_dir = "state"
-listen = "127.0.0.1:{port}"
-audit_mirror = "{mirror}"
-certificate_key = "operator.key"
-
-[[daemon.token]]
-name = "desk"
-role = "operator"
-secret_file = "op.token"
-
-[[target]]
-name = "primary"
-url = "{target}"
-region = "eu-west-par"
-zone = "par2"
-
-[[tenant]]
-id = "acme"
-password_file = "acme.pass"
-
-[[service]]
-tenant = "acme"
-name = "web"
-class = "vmaas-standard"
-zone = "par1"
-target = "primary"
-source = {{ paths = ["{src}"] }}
-"#,
-            port = free_port(),
-            mirror = dir.join("mirror").display(),
-            target = dir.join("target").display(),
-            src = dir.join("data").display(),
-        ),
+    let listen = format!("127.0.0.1:{}", free_port());
+    let daemon = format!(
+        "audit_mirror = \"{}\"\ncertificate_key = \"operator.key\"",
+        dir.join("mirror").display()
+    );
+    fixtures::config(
+        "acme-web.toml",
+        dir,
+        &[("LISTEN", &listen), ("DAEMON", &daemon), ("MORE", "")],
     )
-    .unwrap();
-    cfg
 }
 
 fn verify(cfg: &Path) -> (Option<i32>, String) {

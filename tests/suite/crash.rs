@@ -13,15 +13,12 @@
 //! of a write. `CUSTOS_CRASH_ROUNDS` sets the rounds per command (default 24);
 //! `CUSTOS_CRASH_SEED` the seed.
 
-#[allow(dead_code)]
-mod common;
-
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::cli::{assert_same_content, copy_tree, pseudo_random, restored, Env};
+use crate::common::cli::{assert_same_content, copy_tree, pseudo_random, restored, Env};
 
 fn rounds(default: u64) -> u64 {
     std::env::var("CUSTOS_CRASH_ROUNDS")
@@ -362,7 +359,7 @@ fn erase_killed_at_seeded_points_resumes() {
         base.display()
     ));
     for t in tenants.iter().chain(std::iter::once(&"keep".to_string())) {
-        common::cli::write_secret(d.join(format!("{t}.pass")), format!("{t} secret\n"));
+        crate::common::cli::write_secret(d.join(format!("{t}.pass")), format!("{t} secret\n"));
         cfg.push_str(&format!(
             "[[tenant]]\nid = \"{t}\"\npassword_file = \"{t}.pass\"\n\n"
         ));

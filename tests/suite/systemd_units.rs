@@ -1,9 +1,6 @@
 //! The shipped systemd units carry the hardening the security model relies
 //! on, and `systemd-analyze verify` (where installed) accepts them.
 
-#[allow(dead_code)]
-mod common;
-
 use std::path::Path;
 
 fn unit(name: &str) -> String {
@@ -64,7 +61,7 @@ fn systemd_accepts_the_units() {
         let path = dir.path().join(as_name);
         std::fs::write(
             &path,
-            unit(name).replace("/usr/local/bin/custos", common::cli::bin()),
+            unit(name).replace("/usr/local/bin/custos", crate::common::cli::bin()),
         )
         .unwrap();
         files.push(path);

@@ -3,11 +3,8 @@
 //! port for this test. Skipped loudly when the server is not installed, and a
 //! failure under CI (`CI=true`), where `.ci/run` installs both.
 
-#[allow(dead_code)]
-mod common;
-
-use common::cli::{assert_same_content, make_tree, pseudo_random, restored, Env};
-use common::servers::{azure_env, missing, s3_env, start_azurite, start_moto};
+use crate::common::cli::{assert_same_content, make_tree, pseudo_random, restored, Env};
+use crate::common::servers::{azure_env, missing, s3_builder, s3_env, start_azurite, start_moto};
 
 /// init, backup, re-backup, snapshots, ls, dump, restore --verify, check
 /// --read-data, stats, wrong passphrase, init refused, concurrent init.
@@ -136,11 +133,13 @@ fn s3_locks() {
     env.ok(&["init"]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        for (k, v) in s3_env(&s3) {
-            // SAFETY: set before any other thread of this test reads the environment.
-            unsafe { std::env::set_var(k, v) };
-        }
-        let backend = custos::backend::Backend::open(&env.repo, false).unwrap();
+        // Built from explicit settings: the suite's other flows run in this
+        // process, so its environment is left alone.
+        crate::common::servers::install_crypto_provider();
+        let store = s3_builder(&s3).build().unwrap();
+        let prefix = env.repo.rsplit('/').next().unwrap().to_string();
+        let store = object_store::prefix::PrefixStore::new(store, prefix);
+        let backend = custos::backend::Backend::from_store(std::sync::Arc::new(store), &env.repo);
         let lock = custos::repository::lock::Lock::acquire(
             &backend,
             custos::repository::lock::LockKind::Exclusive,

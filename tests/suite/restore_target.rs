@@ -1,10 +1,7 @@
 //! Restore targets: live data is never overwritten by accident, and an
 //! interrupted restore resumes.
 
-#[allow(dead_code)]
-mod common;
-
-use common::cli::{assert_same_content, make_tree, pseudo_random, restored, Env};
+use crate::common::cli::{assert_same_content, make_tree, pseudo_random, restored, Env};
 
 const MARKER: &str = ".custos-restore-in-progress";
 

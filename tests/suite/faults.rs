@@ -3,11 +3,8 @@
 //! with correct data or stop with exit code 3, and the repository is never
 //! left with a corrupt snapshot. Listings that lag behind writes lose nothing.
 
-#[allow(dead_code)]
-mod common;
-
-use common::cli::{assert_same_content, copy_tree, make_tree, pseudo_random, restored, Env};
-use common::servers::{missing, s3_env, start_moto};
+use crate::common::cli::{assert_same_content, copy_tree, make_tree, pseudo_random, restored, Env};
+use crate::common::servers::{missing, s3_env, start_moto};
 
 #[test]
 fn ten_percent_faults_on_s3_never_corrupt_anything() {

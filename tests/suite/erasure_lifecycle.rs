@@ -6,27 +6,16 @@
 //! wiped at start; and a snapshot made by the command line is restorable
 //! through the API without any daemon job.
 
-#[allow(dead_code)]
-mod common;
-
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
-use common::cli::make_tree;
-use common::daemon::Daemon;
+use crate::common::cli::make_tree;
+use crate::common::daemon::Daemon;
+use crate::common::servers::free_port;
 
 const TENANT: &str = "zqacme";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn custos() -> std::process::Command {
-    common::daemon::custos(&[])
+    crate::common::daemon::custos(&[])
 }
 
 fn ok(c: &mut std::process::Command) -> String {
@@ -145,10 +134,10 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for (f, s) in [("desk.token", DESK), ("zq.token", ZQ), ("gx.token", GX)] {
-        common::cli::write_secret(d.join(f), s);
+        crate::common::cli::write_secret(d.join(f), s);
     }
-    common::cli::write_secret(d.join(format!("{TENANT}.pass")), "zq passphrase\n");
-    common::cli::write_secret(d.join("globex.pass"), "globex passphrase\n");
+    crate::common::cli::write_secret(d.join(format!("{TENANT}.pass")), "zq passphrase\n");
+    crate::common::cli::write_secret(d.join("globex.pass"), "globex passphrase\n");
     ok(custos()
         .args(["certificate", "keygen", "--out"])
         .arg(d.join("operator.key")));
@@ -312,10 +301,10 @@ fn the_daemon_erases_on_the_due_date_and_keeps_nothing_naming_the_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for (f, s) in [("desk.token", DESK), ("zq.token", ZQ), ("gx.token", GX)] {
-        common::cli::write_secret(d.join(f), s);
+        crate::common::cli::write_secret(d.join(f), s);
     }
-    common::cli::write_secret(d.join(format!("{TENANT}.pass")), "zq passphrase\n");
-    common::cli::write_secret(d.join("globex.pass"), "globex passphrase\n");
+    crate::common::cli::write_secret(d.join(format!("{TENANT}.pass")), "zq passphrase\n");
+    crate::common::cli::write_secret(d.join("globex.pass"), "globex passphrase\n");
     ok(custos()
         .args(["certificate", "keygen", "--out"])
         .arg(d.join("operator.key")));

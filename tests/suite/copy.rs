@@ -1,13 +1,10 @@
 //! `custos copy`: replication to a standby repository with its own key,
 //! incremental, verified, across real protocols.
 
-#[allow(dead_code)]
-mod common;
-
-use common::cli::{
+use crate::common::cli::{
     assert_same_content, flip_byte, make_tree, objects, pseudo_random, restored, Env,
 };
-use common::servers::{azure_env, missing, s3_env, start_azurite, start_moto};
+use crate::common::servers::{azure_env, missing, s3_env, start_azurite, start_moto};
 
 /// Runs `copy` from `src` to `dst` (whose passphrase differs).
 fn copy(src: &Env, dst: &Env, extra: &[&str]) -> (Option<i32>, serde_json::Value, String) {
