@@ -20,6 +20,7 @@
 pub mod audit;
 pub mod backend;
 pub mod blob;
+pub mod catalog;
 pub mod chunker;
 pub mod commands;
 pub mod config;

@@ -1763,7 +1763,7 @@ fn erased_tenant_warnings(cfg: &custos::config::Config) -> Vec<String> {
         })
         .collect();
     if cfg.state_dir.join("catalog").exists() {
-        if let Ok(catalog) = custos::daemon::catalog::Catalog::open(&cfg.state_dir) {
+        if let Ok(catalog) = custos::catalog::Catalog::open(&cfg.state_dir) {
             for t in &cfg.tenants {
                 let Ok(Some(r)) = catalog.erasure(&t.id) else {
                     continue;
@@ -1796,7 +1796,7 @@ async fn run_erase(g: &Global, action: EraseAction) -> Result<u8> {
         | EraseAction::Execute { config, .. } => config,
     };
     let cfg = custos::config::Config::load(config)?;
-    let catalog = custos::daemon::catalog::Catalog::open(&cfg.state_dir).map_err(|e| {
+    let catalog = custos::catalog::Catalog::open(&cfg.state_dir).map_err(|e| {
         Error::Locked(format!(
             "cannot open the catalog ({e}): stop the daemon first"
         ))

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use custos::catalog::Catalog;
 use custos::config::{Hook, RepoAccess, Role, SourceSpec};
 use custos::crypto::keyslot::KeySource;
-use custos::daemon::catalog::Catalog;
 use custos::daemon::jobs::{self, ServiceJobs};
 use custos::daemon::restores::RestoreDesk;
 use custos::daemon::runner::{JobSettings, Limits, Runner};
@@ -349,8 +349,8 @@ async fn backups_restores_and_isolation_through_the_api() {
         .submit(custos::daemon::scheduler::Request {
             tenant: "acme".into(),
             service: "db".into(),
-            kind: custos::daemon::catalog::JobKind::Drill,
-            trigger: custos::daemon::catalog::Trigger::Schedule,
+            kind: custos::daemon::records::JobKind::Drill,
+            trigger: custos::daemon::records::Trigger::Schedule,
             tags: vec![],
             due: None,
         })
@@ -577,8 +577,8 @@ async fn retention_forgets_nothing_while_a_service_misses_its_rpo() {
         .submit(custos::daemon::scheduler::Request {
             tenant: "acme".into(),
             service: "archive".into(),
-            kind: custos::daemon::catalog::JobKind::Retention,
-            trigger: custos::daemon::catalog::Trigger::Schedule,
+            kind: custos::daemon::records::JobKind::Retention,
+            trigger: custos::daemon::records::Trigger::Schedule,
             tags: vec![],
             due: None,
         })
@@ -653,8 +653,8 @@ async fn a_tenant_being_erased_is_refused_everywhere() {
     // Scheduled jobs are not even queued (nothing is recorded for it).
     let before = d.catalog.jobs(1000, |j| j.tenant == "acme").unwrap().len();
     for kind in [
-        custos::daemon::catalog::JobKind::Backup,
-        custos::daemon::catalog::JobKind::Retention,
+        custos::daemon::records::JobKind::Backup,
+        custos::daemon::records::JobKind::Retention,
     ] {
         let r = d
             .runner
@@ -662,7 +662,7 @@ async fn a_tenant_being_erased_is_refused_everywhere() {
                 tenant: "acme".into(),
                 service: "web".into(),
                 kind,
-                trigger: custos::daemon::catalog::Trigger::Schedule,
+                trigger: custos::daemon::records::Trigger::Schedule,
                 tags: vec![],
                 due: None,
             })
@@ -763,7 +763,7 @@ async fn restores_are_limited_per_tenant_sized_against_the_disk_and_expire() {
     // A snapshot larger than the free space of the restore disk: 507,
     // before anything is written.
     d.catalog
-        .put_snapshot(&custos::daemon::catalog::SnapshotEntry {
+        .put_snapshot(&custos::daemon::records::SnapshotEntry {
             id: "f".repeat(64),
             tenant: "globex".into(),
             service: "web".into(),

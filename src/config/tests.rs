@@ -122,12 +122,6 @@ hooks = { pre = ["fsfreeze", "-f", "/srv/data"], post = ["fsfreeze", "-u", "/srv
         s.pre_hook.as_ref().unwrap().timeout,
         Duration::from_secs(120)
     );
-    let setup = crate::daemon::Setup::from_config(&c).unwrap();
-    assert!(setup.services[0].settings.replicate_after_backup);
-    assert_eq!(
-        setup.services[0].jobs.repo.url,
-        "file:///srv/backup/par2/acme"
-    );
 }
 
 #[test]

@@ -53,7 +53,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::catalog::{JobKind, Trigger};
+use super::records::{JobKind, Trigger};
 use super::scheduler::Request as JobRequest;
 use super::state::{State, Token};
 use crate::Error;
@@ -586,7 +586,7 @@ async fn list_jobs(
 async fn get_job(
     AxState(app): AxState<App>,
     headers: HeaderMap,
-    Path(id): Path<super::catalog::JobId>,
+    Path(id): Path<super::records::JobId>,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
     let job = app
@@ -645,7 +645,7 @@ async fn list_restores(
 async fn get_restore(
     AxState(app): AxState<App>,
     headers: HeaderMap,
-    Path(id): Path<super::catalog::RestoreId>,
+    Path(id): Path<super::records::RestoreId>,
 ) -> ApiResult<Response> {
     let token = authenticate(&app, &headers)?;
     let rec = app
@@ -792,8 +792,9 @@ pub async fn serve_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Catalog;
     use crate::config::Role;
-    use crate::daemon::catalog::{Catalog, SnapshotEntry};
+    use crate::daemon::records::SnapshotEntry;
     use crate::daemon::runner::{Executor, JobOutcome, JobSettings, Limits, Runner};
     use crate::daemon::scheduler::TokioClock;
     use crate::daemon::state::ServiceInfo;

@@ -18,9 +18,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use super::catalog::{Catalog, JobKind, SnapshotEntry};
+use super::records::{JobKind, SnapshotEntry};
 use super::runner::{Executor, JobContext, JobOutcome};
 use crate::backend::Backend;
+use crate::catalog::Catalog;
 use crate::commands::{backup, check, forget, prune};
 use crate::config::{Hook, RepoAccess, SourceSpec};
 use crate::policy::retention::RetentionPolicy;
@@ -329,7 +330,7 @@ async fn run_drill(svc: &ServiceJobs, ctx: &JobContext) -> Result<JobOutcome> {
         let _ = std::fs::remove_dir(tenant_dir);
     }
     let (snapshot, files, bytes) = result?;
-    let rto = super::catalog::RtoMeasure {
+    let rto = super::records::RtoMeasure {
         achieved_secs: achieved.as_secs_f64(),
         objective_secs: spec.rto.as_secs_f64(),
     };

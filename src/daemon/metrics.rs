@@ -21,7 +21,7 @@
 
 use std::fmt::Write;
 
-use super::catalog::{JobKind, JobState};
+use super::records::{JobKind, JobState};
 use super::state::State;
 use crate::config::Role;
 use crate::Result;

@@ -8,11 +8,11 @@
 //!  /metrics, status ◀── state ◀── catalog (job history, snapshot cache, last runs, counters)
 //! ```
 pub mod api;
-pub mod catalog;
 pub mod client;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod records;
 pub mod restores;
 pub mod runner;
 pub mod scheduler;
@@ -28,8 +28,8 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::catalog::Catalog;
 use crate::{Error, Result};
-use catalog::Catalog;
 use runner::{JobSettings, Limits, Runner};
 use scheduler::{Clock, Entry, SystemClock};
 use state::{ServiceInfo, State, Token};

@@ -21,8 +21,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use super::catalog::{Catalog, SnapshotEntry};
 use super::jobs::ServiceJobs;
+use super::records::{RestoreId, SnapshotEntry};
+use crate::catalog::{Catalog, Json, Table};
 use crate::commands::restore;
 use crate::duration::HumanDuration;
 use crate::progress::Progress;
@@ -76,7 +77,7 @@ pub enum RestoreState {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestoreRecord {
     /// Request ID.
-    pub id: super::catalog::RestoreId,
+    pub id: super::records::RestoreId,
     /// Tenant.
     pub tenant: String,
     /// Service.
@@ -333,7 +334,7 @@ impl RestoreDesk {
         if req.include.is_empty() {
             self.check_space(snap.size).map_err(refused)?;
         }
-        let id = super::catalog::RestoreId(self.catalog.next_id()?);
+        let id = super::records::RestoreId(self.catalog.next_id()?);
         let rec = RestoreRecord {
             id,
             tenant: svc.tenant.clone(),
@@ -521,6 +522,64 @@ async fn run_restore(
         ..Default::default()
     };
     restore::restore(&repo, snap, &opts).await
+}
+
+impl Json for RestoreRecord {}
+
+/// The `restores` table of the catalog.
+impl Catalog {
+    fn restore_table(&self) -> Table<RestoreId, RestoreRecord> {
+        self.table("restores")
+    }
+
+    /// Stores a restore request (insert or update).
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn put_restore(&self, rec: &RestoreRecord) -> Result<()> {
+        self.restore_table().put(&rec.id, rec)
+    }
+
+    /// One restore request.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn restore(&self, id: RestoreId) -> Result<Option<RestoreRecord>> {
+        self.restore_table().get(&id)
+    }
+
+    /// The newest `limit` restore requests matching `filter`, newest first.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn restores(
+        &self,
+        limit: usize,
+        filter: impl Fn(&RestoreRecord) -> bool,
+    ) -> Result<Vec<RestoreRecord>> {
+        self.restore_table().newest("", limit, filter)
+    }
+
+    /// Restores left queued or running by a daemon that stopped: marked
+    /// failed ("interrupted"; asking again resumes into the same target).
+    /// Returns how many.
+    ///
+    /// # Errors
+    /// [`Error::Io`].
+    pub fn fail_interrupted_restores(&self, now: Timestamp) -> Result<usize> {
+        let table = self.restore_table();
+        let mut n = 0;
+        for mut rec in table.values("")? {
+            if matches!(rec.state, RestoreState::Queued | RestoreState::Running) {
+                rec.state = RestoreState::Failed;
+                rec.finished = Some(now.to_string());
+                rec.errors = vec!["interrupted: the daemon stopped during the restore".into()];
+                table.put(&rec.id, &rec)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

@@ -16,8 +16,9 @@ use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
-use super::catalog::{Catalog, JobKind, JobRecord, JobState, Trigger};
+use super::records::{JobKind, JobRecord, JobState, Trigger};
 use super::scheduler::{Clock, Request};
+use crate::catalog::Catalog;
 use crate::{Error, Result};
 
 /// How a job ended well.
@@ -37,7 +38,7 @@ pub struct JobOutcome {
     /// One line for people.
     pub summary: Option<String>,
     /// DR drills: what was measured.
-    pub rto: Option<super::catalog::RtoMeasure>,
+    pub rto: Option<super::records::RtoMeasure>,
 }
 
 /// What the executor gets for one attempt.

@@ -16,7 +16,8 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{mpsc, watch};
 
-use super::catalog::{Catalog, JobKind, Trigger};
+use super::records::{JobKind, Trigger};
+use crate::catalog::Catalog;
 use crate::policy::schedule::Schedule;
 use crate::Result;
 

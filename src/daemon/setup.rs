@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::catalog::JobKind;
 use super::jobs::{DrillSpec, ServiceJobs};
+use super::records::JobKind;
 use super::runner::{JobSettings, Limits};
 use super::scheduler::Entry;
 use super::state::{ServiceInfo, Token};
@@ -179,5 +179,56 @@ impl Setup {
             services,
             config: Some(Arc::new(cfg.clone())),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_hot_standby_replicates_after_each_backup_into_the_tenants_repository() {
+        let c = Config::parse(
+            Path::new("custos.toml"),
+            r#"
+[daemon]
+state_dir = "/tmp/custos-state"
+
+[[target]]
+name = "par2"
+url = "file:///srv/backup/par2"
+region = "eu-west-par"
+zone = "par2"
+
+[[target]]
+name = "fra1"
+url = "s3://backups-fra1/custos"
+region = "eu-central-fra"
+zone = "fra1"
+
+[[tenant]]
+id = "acme"
+password_file = "/etc/custos/keys/acme.pass"
+
+[[service]]
+tenant = "acme"
+name = "svc"
+class = "staas-standard"
+zone = "par1"
+target = "par2"
+source = { paths = ["/srv/data"] }
+standby_target = "fra1"
+standby = "hot"
+"#,
+        )
+        .unwrap();
+        let setup = Setup::from_config(&c).unwrap();
+        assert!(setup.services[0].settings.replicate_after_backup);
+        assert_eq!(
+            setup.services[0].jobs.repo.url,
+            "file:///srv/backup/par2/acme"
+        );
     }
 }

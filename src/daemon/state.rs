@@ -8,9 +8,10 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{Catalog, JobKind, JobRecord, JobState};
+use super::records::{JobKind, JobRecord, JobState};
 use super::runner::Runner;
 use super::scheduler::Clock;
+use crate::catalog::Catalog;
 use crate::config::Role;
 use crate::policy::schedule::Schedule;
 use crate::Result;
@@ -75,7 +76,7 @@ impl Token {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LastJob {
     /// Job ID.
-    pub id: super::catalog::JobId,
+    pub id: super::records::JobId,
     /// State.
     pub state: JobState,
     /// When it ended (or started, if running).
@@ -87,7 +88,7 @@ pub struct LastJob {
     /// One line for people.
     pub summary: Option<String>,
     /// DR drills: the RTO achieved and the objective.
-    pub rto: Option<super::catalog::RtoMeasure>,
+    pub rto: Option<super::records::RtoMeasure>,
 }
 
 impl From<&JobRecord> for LastJob {

@@ -9,10 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::catalog::{Catalog, JobKind};
+use super::records::JobKind;
 use super::runner::{Limits, Runner};
 use super::scheduler::SystemClock;
 use super::state::{ServiceStatus, State};
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::config::Role;
 use crate::erasure::ErasureRecord;
@@ -27,7 +28,7 @@ pub struct Overview {
     /// Erasures under way or done.
     pub erasures: Vec<ErasureRecord>,
     /// Rollback alarms not yet accepted.
-    pub alarms: Vec<super::catalog::Alarm>,
+    pub alarms: Vec<super::records::Alarm>,
 }
 
 async fn from_api(cfg: &Config, token: &str) -> Result<Overview> {
@@ -186,7 +187,7 @@ pub async fn accept_alarms(
     cfg: &Config,
     token: Option<&str>,
     tenant: &str,
-) -> Result<Vec<super::catalog::Alarm>> {
+) -> Result<Vec<super::records::Alarm>> {
     match token {
         Some(t) if cfg.listen.is_some() => {
             call_json(
@@ -221,7 +222,7 @@ pub async fn accept_alarms(
 }
 
 /// The alarm lines under the status table.
-pub fn alarm_lines(alarms: &[super::catalog::Alarm]) -> String {
+pub fn alarm_lines(alarms: &[super::records::Alarm]) -> String {
     alarms
         .iter()
         .map(|a| {

@@ -39,6 +39,9 @@
 //! variable, a key file shared with another tenant).
 
 pub mod certificate;
+mod records;
+
+pub use records::ErasedTenant;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -50,9 +53,9 @@ use serde::{Deserialize, Serialize};
 use crate::audit::AuditLog;
 use crate::backend::versions::{Retention, VersionKind, Versions};
 use crate::backend::Backend;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::crypto::keyslot::KeySource;
-use crate::daemon::catalog::{Catalog, ErasedTenant};
 use crate::repository::lock::{Lock, LockKind};
 use crate::{Error, Result};
 

@@ -24,16 +24,17 @@ const LAYERS: &[(&str, u32)] = &[
     ("policy", 5),
     ("commands", 6),
     ("config", 7),
-    ("audit", 8),
-    ("erasure", 9),
-    ("daemon", 10),
-    ("demo", 11),
+    ("catalog", 8),
+    ("audit", 9),
+    ("erasure", 10),
+    ("daemon", 11),
+    ("demo", 12),
 ];
 
 /// Upward edges docs/architecture.md lists under "does not keep to the
 /// layers yet". Remove an entry once it is fixed; never add one without
 /// saying so there.
-const KNOWN: &[(&str, &str)] = &[("erasure", "daemon")];
+const KNOWN: &[(&str, &str)] = &[];
 
 fn layer(module: &str) -> Option<u32> {
     LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
