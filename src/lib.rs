@@ -14,7 +14,8 @@
 //! and of a restore: `repofile::snapshot` → `repofile::tree` → `restore` (plan by
 //! pack, ranged reads, decrypt + verify, sparse writes, metadata last).
 //!
-//! `commands` holds one function per CLI command; `main.rs` only parses
+//! `commands` holds one function per repository operation; the binary's
+//! `cli` modules turn arguments into their options, and `main.rs` only parses
 //! arguments and maps errors to exit codes.
 
 pub mod audit;

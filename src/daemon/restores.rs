@@ -519,6 +519,9 @@ async fn run_restore(
         excludes: rec.request.exclude.clone(),
         verify: rec.request.verify,
         progress,
+        // The window was checked when the request was accepted (a refusal
+        // is audited there); a request in the queue is not refused later.
+        window: None,
         ..Default::default()
     };
     restore::restore(&repo, snap, &opts).await

@@ -28,7 +28,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("audit", 9),
     ("erasure", 10),
     ("daemon", 11),
-    ("demo", 12),
+    ("cli", 12),
+    ("main", 12),
 ];
 
 /// Upward edges docs/architecture.md lists under "does not keep to the

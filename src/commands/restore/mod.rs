@@ -100,6 +100,12 @@ pub struct RestoreOptions {
     pub concurrency: usize,
     /// Progress display.
     pub progress: Progress,
+    /// The service's restore window: a snapshot (or a point in time `at`)
+    /// older than this is refused before anything is read or written
+    /// ([`crate::policy::window::check`]). `None`: every kept snapshot.
+    pub window: Option<crate::duration::HumanDuration>,
+    /// The point in time the snapshot was chosen for, if one was asked.
+    pub at: Option<jiff::Timestamp>,
 }
 
 impl Default for RestoreOptions {
@@ -113,6 +119,8 @@ impl Default for RestoreOptions {
             privileged: false,
             concurrency: 4,
             progress: Progress::hidden(),
+            window: None,
+            at: None,
         }
     }
 }
@@ -539,9 +547,11 @@ struct PlannedBlob {
 }
 
 /// Restores a snapshot (or part of it) into `opts.target`, holding a shared
-/// lock on the repository while it reads.
+/// lock on the repository while it reads, after checking the restore
+/// window of `opts`.
 ///
 /// # Errors
+/// [`Error::Refused`] for a snapshot or point in time outside the window.
 /// Fatal errors: unreadable root tree, backend failure, a target that cannot
 /// be opened or is full, a lock that cannot be taken. Entries that fail one
 /// by one are listed in [`RestoreResult::skipped`] and [`RestoreResult::errors`]
@@ -551,6 +561,12 @@ pub async fn restore(
     snap: &Snapshot,
     opts: &RestoreOptions,
 ) -> Result<RestoreResult> {
+    crate::policy::window::check(
+        opts.window,
+        opts.at,
+        snap.timestamp(),
+        jiff::Timestamp::now(),
+    )?;
     let lock = Lock::acquire(repo.backend(), LockKind::Shared, "restore").await?;
     let r = restore_locked(repo, snap, opts).await;
     let released = lock.release().await;

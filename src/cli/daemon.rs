@@ -1,0 +1,205 @@
+//! The daemon and its host: `daemon`, `config check`, `status`,
+//! `catalog rebuild`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use custos::Result;
+
+use super::{parse_time, print_json, Global};
+
+#[derive(Subcommand)]
+pub(crate) enum ConfigAction {
+    /// Validate a config; print each service's resolved policy and next run times
+    Check {
+        /// Config file
+        #[arg(long, short = 'c', env = "CUSTOS_CONFIG")]
+        config: PathBuf,
+        /// Compute next runs from this time (RFC 3339) instead of now
+        #[arg(long)]
+        now: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CatalogAction {
+    /// Rebuild the catalog from the repositories (the daemon must be stopped)
+    Rebuild {
+        /// Config file
+        #[arg(long, short = 'c', env = "CUSTOS_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+/// `custos daemon`: run until SIGTERM.
+pub(crate) async fn daemon(config: PathBuf) -> Result<u8> {
+    let path = config.clone();
+    custos::config::Config::load(&path)?;
+    let loader: custos::daemon::Loader =
+        Box::new(move || custos::daemon::Setup::from_config(&custos::config::Config::load(&path)?));
+    custos::daemon::run(loader).await.map(|()| 0)
+}
+
+/// `custos config check`: validate, then print every resolved service.
+pub(crate) fn config_check(g: &Global, config: PathBuf, now: Option<String>) -> Result<u8> {
+    let cfg = custos::config::Config::load(&config)?;
+    // Token secrets must be readable too.
+    custos::daemon::Setup::from_config(&cfg)?;
+    for w in erased_tenant_warnings(&cfg) {
+        eprintln!("warning: {w}");
+    }
+    let now = now
+        .as_deref()
+        .map(|t| parse_time(t, "--now"))
+        .transpose()?
+        .unwrap_or_else(jiff::Timestamp::now);
+    let report = cfg.report(now, 3);
+    if g.json {
+        print_json(&report)?;
+    } else if !g.quiet {
+        println!(
+            "{}: valid; {} targets, {} tenants, {} services",
+            config.display(),
+            cfg.targets.len(),
+            cfg.tenants.len(),
+            cfg.services.len()
+        );
+        for r in &report {
+            println!("\n{}/{} ({})", r.tenant, r.service, r.class);
+            println!("  source:          {}", r.source);
+            println!(
+                "  target:          {} (workload zone {}) → {}",
+                r.target, r.zone, r.repository
+            );
+            if let Some(s) = &r.standby {
+                println!("  standby:         {s}");
+            }
+            println!("  schedule:        {}", r.schedule);
+            println!("  next runs:       {}", r.next_runs.join(", "));
+            println!(
+                "  retention:       {} (runs {})",
+                r.retention, r.retention_schedule
+            );
+            println!(
+                "  restore window:  {}",
+                r.restore_window.as_deref().unwrap_or("every kept snapshot")
+            );
+            println!(
+                "  RPO:             {}{}",
+                r.rpo,
+                r.rto
+                    .as_ref()
+                    .map(|t| format!(", RTO {t}"))
+                    .unwrap_or_default()
+            );
+            println!("  check:           {}", r.check);
+            if let Some(d) = &r.drill {
+                println!("  DR drill:        {d}");
+            }
+            println!(
+                "  compression:     zstd {}{}",
+                r.compression,
+                if r.long_term { ", long_term" } else { "" }
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// `custos status --accept-alarms TENANT`.
+pub(crate) async fn accept_alarms(
+    g: &Global,
+    config: PathBuf,
+    token: Option<String>,
+    tenant: String,
+) -> Result<u8> {
+    let cfg = custos::config::Config::load(&config)?;
+    let accepted = custos::daemon::status::accept_alarms(&cfg, token.as_deref(), &tenant).await?;
+    if g.json {
+        print_json(&accepted)?;
+    } else {
+        for a in &accepted {
+            println!("accepted: {} ({}): {}", a.tenant, a.repository, a.text);
+        }
+        println!("{} alarms of {tenant} accepted", accepted.len());
+    }
+    Ok(0)
+}
+
+/// `custos status`: exit 1 while anything needs an operator.
+pub(crate) async fn status(g: &Global, config: PathBuf, token: Option<String>) -> Result<u8> {
+    let cfg = custos::config::Config::load(&config)?;
+    let custos::daemon::status::Overview {
+        services: statuses,
+        erasures,
+        alarms,
+    } = custos::daemon::status::overview(&cfg, token.as_deref()).await?;
+    let chain = custos::daemon::status::chain(&cfg, token.as_deref()).await?;
+    if g.json {
+        print_json(&serde_json::json!({
+            "services": statuses, "erasures": erasures, "audit": chain, "alarms": alarms,
+        }))?;
+    } else {
+        print!("{}", custos::daemon::status::table(&statuses));
+        print!("{}", custos::daemon::status::erasure_lines(&erasures));
+        print!("{}", custos::daemon::status::chain_line(&chain));
+        print!("{}", custos::daemon::status::alarm_lines(&alarms));
+    }
+    let now = jiff::Timestamp::now();
+    let alarm = !statuses.iter().all(|s| s.rpo_ok)
+        || erasures.iter().any(|r| r.overdue(now))
+        || !chain.ok
+        || !alarms.is_empty();
+    Ok(if alarm { 1 } else { 0 })
+}
+
+/// `custos catalog rebuild`.
+pub(crate) async fn catalog(action: CatalogAction) -> Result<u8> {
+    let CatalogAction::Rebuild { config } = action;
+    let cfg = custos::config::Config::load(&config)?;
+    let (services, snapshots, problems) = custos::daemon::status::rebuild(&cfg).await?;
+    for p in &problems {
+        eprintln!("warning: {p}");
+    }
+    println!("catalog rebuilt: {services} services, {snapshots} snapshots");
+    Ok(0)
+}
+
+/// Tenants of `cfg` whose contract has ended: erased (a certificate exists,
+/// or the catalog says so) or being erased. Read without disturbing a
+/// running daemon: its catalog is only opened when nothing holds it.
+pub(crate) fn erased_tenant_warnings(cfg: &custos::config::Config) -> Vec<String> {
+    let mut out: Vec<String> = custos::erasure::erased_still_configured(cfg)
+        .into_iter()
+        .map(|(t, cert)| {
+            format!(
+                "tenant {t} was erased at the end of its contract (certificate {}) but is still in the config: its services are not run; remove it and its services",
+                cert.display()
+            )
+        })
+        .collect();
+    if cfg.state_dir.join("catalog").exists() {
+        if let Ok(catalog) = custos::catalog::Catalog::open(&cfg.state_dir) {
+            for t in &cfg.tenants {
+                let Ok(Some(r)) = catalog.erasure(&t.id) else {
+                    continue;
+                };
+                let known = out
+                    .iter()
+                    .any(|w| w.starts_with(&format!("tenant {} ", t.id)));
+                match r.state {
+                    custos::erasure::ErasureState::Erased if !known => out.push(format!(
+                        "tenant {} was erased at the end of its contract but is still in the config: its services are not run; remove it and its services",
+                        t.id
+                    )),
+                    custos::erasure::ErasureState::Erasing => out.push(format!(
+                        "tenant {} is being erased: its services run no more jobs",
+                        t.id
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}

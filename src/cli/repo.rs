@@ -1,0 +1,173 @@
+//! Repository and keys: `init`, `key list|add|remove`, `unlock`, `stats`.
+
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use custos::backend::Backend;
+use custos::commands::stats;
+use custos::crypto::keyslot::KeySource;
+use custos::repository::{lock, InitOptions, Repository};
+use custos::util::human_bytes;
+use custos::{Error, Result};
+
+use super::operator_audit::audit_cli;
+use super::{cache_root, kdf_params, open, print_json, read_secret, repo_url, Global};
+
+#[derive(Subcommand)]
+pub(crate) enum KeyAction {
+    /// List key slots
+    List,
+    /// Add a key slot for another passphrase (--new-password-file) or key file (--new-key-file)
+    Add {
+        /// File holding the new passphrase
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+        /// New key file (created with 64 random bytes if missing)
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
+    /// Remove a key slot (never the last; the one in use only with --force)
+    Remove {
+        /// Slot ID or unique prefix
+        id: String,
+        /// Also remove the slot that the given passphrase or key file opens
+        /// (you must hold another slot's secret)
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `custos init`: a new repository (refused where one exists).
+pub(crate) async fn init(g: &Global, chunk_avg_kib: u32, pack_size_mib: u64) -> Result<u8> {
+    let url = repo_url(g)?;
+    let backend = Backend::open(&url, true)?;
+    let secret = read_secret(g, true)?;
+    let avg = chunk_avg_kib * 1024;
+    let opts = InitOptions {
+        chunker: custos::repofile::config::ChunkerParams {
+            min: avg / 2,
+            avg,
+            max: avg * 8,
+        },
+        pack_size: pack_size_mib << 20,
+        kdf: kdf_params(),
+    };
+    let repo = Repository::init(backend, &secret, &opts, cache_root(g)).await?;
+    if g.json {
+        print_json(&serde_json::json!({ "id": repo.config().id.to_hex(), "repository": url }))?;
+    } else {
+        println!("created repository {} at {url}", repo.config().id.short());
+    }
+    Ok(0)
+}
+
+/// `custos key …`: list, add and remove key slots.
+pub(crate) async fn key(g: &Global, action: KeyAction) -> Result<u8> {
+    let repo = open(g).await?;
+    match action {
+        KeyAction::List => {
+            let slots = repo.key_slots().await?;
+            let in_use = repo.slot_in_use();
+            if g.json {
+                let v: Vec<_> = slots
+                        .iter()
+                        .map(|s| serde_json::json!({"id": s.id.to_hex(), "kind": s.kind(), "created": s.created, "hostname": s.hostname, "username": s.username, "fingerprint": s.fingerprint(), "current": s.id == in_use}))
+                        .collect();
+                print_json(&v)?;
+            } else {
+                for s in slots {
+                    println!(
+                        "{} {}  {:<10}  {}  {}@{}",
+                        if s.id == in_use { "*" } else { " " },
+                        s.id.short(),
+                        s.kind(),
+                        s.created,
+                        s.username,
+                        s.hostname
+                    );
+                }
+                println!("(* the slot your passphrase or key file opens)");
+            }
+        }
+        KeyAction::Add {
+            new_password_file,
+            new_key_file,
+        } => {
+            // The same checks as every other secret: no empty
+            // passphrase, key files of at least 32 bytes.
+            let source = match (new_password_file, new_key_file) {
+                (Some(p), None) => KeySource::PasswordFile(p),
+                (None, Some(k)) => KeySource::KeyFile(k),
+                _ => {
+                    return Err(Error::Usage(
+                        "give exactly one of --new-password-file or --new-key-file".into(),
+                    ))
+                }
+            };
+            let (secret, _) = source.load_or_create()?;
+            let id = repo.add_key(&secret, kdf_params()).await?;
+            audit_cli(
+                "key.added",
+                serde_json::json!({"repository": repo_url(g)?, "slot": id.to_hex()}),
+            )?;
+            println!("added key slot {}", id.short());
+        }
+        KeyAction::Remove { id, force } => {
+            let slot = repo.key_slot_by_prefix(&id).await?;
+            repo.remove_key(&slot, force).await?;
+            audit_cli(
+                "key.removed",
+                serde_json::json!({"repository": repo_url(g)?, "slot": slot.to_hex()}),
+            )?;
+            println!("removed key slot {}", slot.short());
+        }
+    }
+    Ok(0)
+}
+
+/// `custos unlock`: remove stale locks (all with `--all`).
+pub(crate) async fn unlock(g: &Global, all: bool) -> Result<u8> {
+    let backend = Backend::open(&repo_url(g)?, false)?;
+    let removed = lock::unlock(&backend, all).await?;
+    if !removed.is_empty() {
+        audit_cli(
+            "locks.removed",
+            serde_json::json!({"repository": repo_url(g)?, "all": all, "count": removed.len()}),
+        )?;
+    }
+    for r in &removed {
+        eprintln!("removed {}", r.holder());
+    }
+    if !g.quiet {
+        println!("{} locks removed", removed.len());
+    }
+    Ok(0)
+}
+
+/// `custos stats`: sizes and ratios.
+pub(crate) async fn stats(g: &Global) -> Result<u8> {
+    let repo = open(g).await?.load_index().await?;
+    let s = stats::stats(&repo).await?;
+    if g.json {
+        print_json(&s)?;
+    } else {
+        println!("snapshots:          {}", s.snapshots);
+        println!("logical size:       {}", human_bytes(s.logical_bytes));
+        println!(
+            "unique data:        {} in {} blobs ({} data, {} trees)",
+            human_bytes(s.unique_bytes),
+            s.blobs,
+            s.data_blobs,
+            s.tree_blobs
+        );
+        println!(
+            "stored size:        {} in {} packs",
+            human_bytes(s.stored_bytes),
+            s.packs
+        );
+        println!("deduplication:      {:.2}x", s.dedup_ratio);
+        println!("compression:        {:.2}x", s.compression_ratio);
+        println!("total reduction:    {:.2}x", s.total_ratio);
+    }
+    Ok(0)
+}

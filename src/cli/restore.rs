@@ -1,0 +1,206 @@
+//! `custos restore`: a snapshot into a directory here, or through a
+//! running daemon for a ticket (`--daemon`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use custos::commands::restore;
+use custos::progress::Progress;
+use custos::repository::select_snapshot_at;
+use custos::util::human_bytes;
+use custos::{Error, Result};
+
+use super::{open, parse_time, print_json, Global};
+
+#[derive(Args)]
+pub(crate) struct RestoreArgs {
+    /// Snapshot ID, unique prefix, or `latest` (default with --at)
+    pub(crate) snapshot: Option<String>,
+    /// Directory to restore into
+    #[arg(long, required_unless_present = "daemon")]
+    pub(crate) target: Option<PathBuf>,
+    /// Ask a running daemon (its API URL, e.g. http://127.0.0.1:8420) to
+    /// restore for a ticket instead of restoring here; needs --tenant,
+    /// --service, --ticket and CUSTOS_TOKEN
+    #[arg(long, requires_all = ["tenant", "service", "ticket"])]
+    pub(crate) daemon: Option<String>,
+    /// Tenant of the service (with --daemon)
+    #[arg(long)]
+    pub(crate) tenant: Option<String>,
+    /// Service-desk ticket reference (with --daemon)
+    #[arg(long)]
+    pub(crate) ticket: Option<String>,
+    /// API token (with --daemon)
+    #[arg(long, env = "CUSTOS_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// The newest snapshot at or before this time (RFC 3339)
+    #[arg(long)]
+    pub(crate) at: Option<String>,
+    /// Only snapshots of this service
+    #[arg(long)]
+    pub(crate) service: Option<String>,
+    /// Only paths matching (repeatable)
+    #[arg(long)]
+    pub(crate) include: Vec<String>,
+    /// Not paths matching (repeatable)
+    #[arg(long)]
+    pub(crate) exclude: Vec<String>,
+    /// The service's restore window (e.g. 90d): a point in time or snapshot
+    /// older than this is refused
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) restore_window: Option<String>,
+    /// Restore into a non-empty directory, replacing the files the snapshot has
+    #[arg(long)]
+    pub(crate) overwrite: bool,
+    /// Read every restored file back and check it
+    #[arg(long)]
+    pub(crate) verify: bool,
+    /// Also restore setuid and setgid bits of files, file capabilities
+    /// (security.capability) and device nodes; without it they are left out
+    /// and listed
+    #[arg(long)]
+    pub(crate) privileged: bool,
+}
+
+/// `custos restore`: exit 1 when something could not be restored.
+pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
+    let target = a
+        .target
+        .clone()
+        .ok_or_else(|| Error::Usage("--target is required".into()))?;
+    let repo = open(g).await?.load_index().await?;
+    let (snaps, _) = repo.snapshots_naming(a.snapshot.as_deref()).await?;
+    let service_ok = |s: &custos::repofile::snapshot::Snapshot| {
+        a.service
+            .as_ref()
+            .is_none_or(|v| s.service.as_ref() == Some(v))
+    };
+    let at = a.at.as_deref().map(|t| parse_time(t, "--at")).transpose()?;
+    let (id, snap) = select_snapshot_at(&snaps, a.snapshot.as_deref(), at, service_ok)?;
+    let window = a
+        .restore_window
+        .as_deref()
+        .map(|w| {
+            w.parse::<custos::duration::HumanDuration>()
+                .map_err(|e| Error::Usage(format!("--restore-window {w:?}: {e}")))
+        })
+        .transpose()?;
+    let opts = restore::RestoreOptions {
+        target: target.clone(),
+        includes: a.include,
+        excludes: a.exclude,
+        verify: a.verify,
+        overwrite: a.overwrite,
+        privileged: a.privileged,
+        concurrency: 4,
+        progress: Progress::new("restore", g.quiet || g.json),
+        window,
+        at,
+    };
+    let r = restore::restore(&repo, snap, &opts).await?;
+    if g.json {
+        print_json(&serde_json::json!({ "snapshot": id.to_hex(), "target": target, "result": r }))?;
+    } else if !g.quiet {
+        eprintln!(
+            "restored snapshot {} to {}: {} files, {} dirs, {} others, {} written{}{}",
+            id.short(),
+            target.display(),
+            r.files,
+            r.dirs,
+            r.others,
+            human_bytes(r.bytes_written),
+            if r.files_skipped > 0 {
+                format!(", {} already complete", r.files_skipped)
+            } else {
+                String::new()
+            },
+            if a.verify {
+                format!(", {} verified", r.files_verified)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if !g.quiet {
+        for w in &r.warnings {
+            eprintln!("warning: {w}");
+        }
+    }
+    if !r.dropped.is_empty() && !g.quiet {
+        eprintln!(
+                "note: {} privileged attributes or device nodes were left out (restore them with --privileged):",
+                r.dropped.len()
+            );
+        for d in &r.dropped {
+            eprintln!("  {}: {}", d.path, d.reason);
+        }
+    }
+    if !r.errors.is_empty() {
+        eprintln!(
+            "error: {} problems ({} entries not restored); everything else was restored:",
+            r.errors.len(),
+            r.skipped.len()
+        );
+        for e in &r.errors {
+            eprintln!("  {e}");
+        }
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `custos restore --daemon`: a ticketed restore on the daemon's host,
+/// followed until it ends.
+pub(crate) async fn via_daemon(g: &Global, a: RestoreArgs) -> Result<u8> {
+    let (Some(base), Some(tenant), Some(service), Some(ticket)) =
+        (&a.daemon, &a.tenant, &a.service, &a.ticket)
+    else {
+        return Err(Error::Usage(
+            "--daemon needs --tenant, --service and --ticket".into(),
+        ));
+    };
+    let token = a.token.as_deref().ok_or_else(|| {
+        Error::Usage("--daemon needs an API token: --token or CUSTOS_TOKEN".into())
+    })?;
+    let request = custos::daemon::restores::RestoreRequest {
+        ticket: ticket.clone(),
+        snapshot: a.snapshot.clone(),
+        at: a.at.clone(),
+        include: a.include.clone(),
+        exclude: a.exclude.clone(),
+        verify: true,
+    };
+    let quiet = g.quiet || g.json;
+    let rec = custos::daemon::client::restore(base, token, tenant, service, &request, |r| {
+        if !quiet {
+            eprintln!(
+                "restore {} ({}): {:?}, {}/{} files, {}/{}",
+                r.id,
+                r.ticket,
+                r.state,
+                r.files_done,
+                r.files_total,
+                human_bytes(r.bytes_done),
+                human_bytes(r.bytes_total)
+            );
+        }
+    })
+    .await?;
+    if g.json {
+        print_json(&rec)?;
+    } else {
+        println!(
+            "restore {} for ticket {}: snapshot {} of {} restored to {} on the daemon's host ({:?})",
+            rec.id,
+            rec.ticket,
+            &rec.snapshot[..8.min(rec.snapshot.len())],
+            rec.snapshot_time,
+            rec.target.display(),
+            rec.state
+        );
+        for e in &rec.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(if rec.errors.is_empty() { 0 } else { 1 })
+}
