@@ -75,31 +75,85 @@ pub enum Error {
     /// Too much is asked at once (a per-tenant limit): try again later.
     #[error("{0}")]
     Busy(String),
+    /// The daemon's API does not answer (it is not running, or not at that
+    /// address): distinct from a repository lock.
+    #[error("the daemon does not answer: {0}")]
+    DaemonUnreachable(String),
+}
+
+/// What kind of failure an [`Error`] is: what an operator (or the daemon's
+/// runner) does about it. [`Error::kind`] gives it; the exit code and
+/// whether a retry can help follow from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The command line or the config is wrong: fix it.
+    Usage,
+    /// No repository there, or one already there.
+    Repository,
+    /// No key given, or none of the slots opens with it.
+    Key,
+    /// Stored data is damaged: check, repair, back up again.
+    Integrity,
+    /// Something asked for does not exist.
+    NotFound,
+    /// Another process holds the repository: wait, or `unlock` a stale lock.
+    Locked,
+    /// The storage could not be reached or failed: try again later.
+    Unreachable,
+    /// The storage refused the credentials: fix them.
+    Denied,
+    /// The daemon's API does not answer: start it, or check the address.
+    DaemonUnreachable,
+    /// A local file-system operation failed.
+    Io,
+    /// The operation ran and found problems (already reported).
+    Problems,
+    /// Refused by policy (restore window, erased tenant, legal hold).
+    Refused,
+    /// A limit is reached: try again later.
+    Busy,
 }
 
 impl Error {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Usage(_) => ErrorKind::Usage,
+            Error::NoRepository(_) | Error::RepositoryExists(_) => ErrorKind::Repository,
+            Error::WrongKey { .. } | Error::NoKey => ErrorKind::Key,
+            Error::Integrity { .. } => ErrorKind::Integrity,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Locked(_) => ErrorKind::Locked,
+            Error::Backend { source, .. } => match source {
+                object_store::Error::NotFound { .. } => ErrorKind::NotFound,
+                object_store::Error::Unauthenticated { .. }
+                | object_store::Error::PermissionDenied { .. } => ErrorKind::Denied,
+                _ => ErrorKind::Unreachable,
+            },
+            Error::Io { .. } => ErrorKind::Io,
+            Error::Problems(_) => ErrorKind::Problems,
+            Error::Refused(_) => ErrorKind::Refused,
+            Error::Busy(_) => ErrorKind::Busy,
+            Error::DaemonUnreachable(_) => ErrorKind::DaemonUnreachable,
+        }
+    }
+
     /// The process exit code for this error, as `CONTRACT.md` fixes them:
     /// 1 the operation ran and found a problem, 2 usage or configuration error,
-    /// 3 repository locked or unreachable.
+    /// 3 repository locked or unreachable (the daemon too).
     pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Usage(_)
-            | Error::NoRepository(_)
-            | Error::RepositoryExists(_)
-            | Error::WrongKey { .. }
-            | Error::NoKey => 2,
-            Error::Locked(_) | Error::Busy(_) => 3,
-            Error::Backend { source, .. } => match source {
-                object_store::Error::NotFound { .. } => 1,
-                object_store::Error::Unauthenticated { .. }
-                | object_store::Error::PermissionDenied { .. } => 2,
-                _ => 3,
-            },
-            Error::Integrity { .. }
-            | Error::NotFound(_)
-            | Error::Io { .. }
-            | Error::Problems(_)
-            | Error::Refused(_) => 1,
+        match self.kind() {
+            ErrorKind::Usage | ErrorKind::Repository | ErrorKind::Key | ErrorKind::Denied => 2,
+            ErrorKind::Locked
+            | ErrorKind::Busy
+            | ErrorKind::Unreachable
+            | ErrorKind::DaemonUnreachable => 3,
+            ErrorKind::Integrity
+            | ErrorKind::NotFound
+            | ErrorKind::Io
+            | ErrorKind::Problems
+            | ErrorKind::Refused => 1,
         }
     }
 
@@ -109,28 +163,24 @@ impl Error {
     /// No for what says the same on every attempt: a usage or configuration
     /// error, a missing or existing repository, a wrong or missing key, a
     /// refusal, damaged data, credentials the store rejects. Yes for a lock
-    /// (its holder ends), a limit (`Busy`), storage and local I/O failures
-    /// (outages, a full disk that is freed), and problems found on the way
-    /// (a hook that failed, a timeout).
+    /// (its holder ends), a limit (`Busy`), storage, daemon and local I/O
+    /// failures (outages, a full disk that is freed), and problems found on
+    /// the way (a hook that failed, a timeout).
     pub fn retry_can_help(&self) -> bool {
-        match self {
-            Error::Usage(_)
-            | Error::NoRepository(_)
-            | Error::RepositoryExists(_)
-            | Error::WrongKey { .. }
-            | Error::NoKey
-            | Error::Refused(_)
-            | Error::Integrity { .. } => false,
-            Error::Backend { source, .. } => !matches!(
-                source,
-                object_store::Error::Unauthenticated { .. }
-                    | object_store::Error::PermissionDenied { .. }
-            ),
-            Error::NotFound(_)
-            | Error::Locked(_)
-            | Error::Busy(_)
-            | Error::Io { .. }
-            | Error::Problems(_) => true,
+        match self.kind() {
+            ErrorKind::Usage
+            | ErrorKind::Repository
+            | ErrorKind::Key
+            | ErrorKind::Refused
+            | ErrorKind::Integrity
+            | ErrorKind::Denied => false,
+            ErrorKind::NotFound
+            | ErrorKind::Locked
+            | ErrorKind::Busy
+            | ErrorKind::Unreachable
+            | ErrorKind::DaemonUnreachable
+            | ErrorKind::Io
+            | ErrorKind::Problems => true,
         }
     }
 
@@ -178,6 +228,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn locked_unreachable_and_daemon_unreachable_are_kinds_of_their_own_with_exit_3() {
+        let backend = Error::Backend {
+            op: "get",
+            path: "config".into(),
+            source: object_store::Error::Generic {
+                store: "S3",
+                source: "connection refused".into(),
+            },
+        };
+        let kinds = [
+            Error::Locked("backup on host a".into()).kind(),
+            backend.kind(),
+            Error::DaemonUnreachable("connection refused".into()).kind(),
+        ];
+        assert_eq!(
+            kinds,
+            [
+                ErrorKind::Locked,
+                ErrorKind::Unreachable,
+                ErrorKind::DaemonUnreachable
+            ]
+        );
+        assert_eq!(backend.exit_code(), 3);
+        assert_eq!(Error::DaemonUnreachable(String::new()).exit_code(), 3);
+        assert_eq!(Error::NoKey.exit_code(), 2);
+        assert_eq!(Error::Refused(String::new()).exit_code(), 1);
+    }
+
+    #[test]
     fn retries_are_for_what_can_change() {
         assert!(!Error::integrity("pack 1", "bad tag").retry_can_help());
         assert!(!Error::Refused("erased".into()).retry_can_help());
@@ -201,6 +280,7 @@ mod tests {
         }
         .retry_can_help());
         assert!(Error::Locked("prune on host b".into()).retry_can_help());
+        assert!(Error::DaemonUnreachable("connection refused".into()).retry_can_help());
         assert!(Error::io("cannot write x", std::io::Error::other("disk full")).retry_can_help());
     }
 }

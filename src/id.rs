@@ -6,6 +6,12 @@
 use std::fmt;
 use std::str::FromStr;
 
+/// The short form of an ID shown to people: its first 8 hex characters
+/// (all of it when shorter). The one rule for short IDs, typed or not.
+pub fn short(hex: &str) -> &str {
+    hex.get(..8).unwrap_or(hex)
+}
+
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -25,9 +31,9 @@ macro_rules! id_type {
             pub fn to_hex(&self) -> String {
                 hex::encode(self.0)
             }
-            /// The first 8 hex characters, for display.
+            /// The first 8 hex characters, for display ([`short`]).
             pub fn short(&self) -> String {
-                hex::encode(&self.0[..4])
+                short(&self.to_hex()).to_string()
             }
             /// Parses from a 32-byte slice.
             pub fn from_slice(b: &[u8]) -> Option<Self> {

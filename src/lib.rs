@@ -42,6 +42,6 @@ pub mod source;
 pub mod switches;
 pub mod util;
 
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use id::{BlobId, IndexId, KeyId, PackId, RepoId, SnapshotId};
 pub use repository::{IndexedRepository, Repository};

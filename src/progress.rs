@@ -58,6 +58,12 @@ impl Progress {
         Progress::new("", true)
     }
 
+    /// Whether anything is drawn (a terminal, not quiet): only then is it
+    /// worth scanning ahead for totals.
+    pub fn is_shown(&self) -> bool {
+        !self.inner.bar.is_hidden()
+    }
+
     /// Adds to the expected totals (from a scan running alongside).
     pub fn add_total(&self, files: u64, bytes: u64) {
         self.inner.total_files.fetch_add(files, Ordering::Relaxed);

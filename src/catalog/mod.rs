@@ -131,12 +131,13 @@ pub struct Catalog {
     dir: Option<PathBuf>,
 }
 
-/// A catalog error: sled's error as the source, with what was being done.
-fn db_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::io(
-        format!("catalog: {what}"),
-        std::io::Error::other(e.to_string()),
-    )
+/// A catalog error: what was being done, with sled's (or the decoder's)
+/// error kept as the source.
+fn db_err<E>(what: &str, e: E) -> Error
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    Error::io(format!("catalog: {what}"), std::io::Error::other(e))
 }
 
 /// The key an erased tenant is remembered under: a hash, not its ID.

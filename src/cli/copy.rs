@@ -87,13 +87,13 @@ pub(crate) async fn run(g: &Global, a: CopyArgs) -> Result<u8> {
             match (&s.copy, &s.error) {
                 (Some(c), _) => println!(
                     "copied snapshot {} → {}: {} blobs, {} uploaded",
-                    &s.source[..8],
-                    &c[..8],
+                    s.source.short(),
+                    c.short(),
                     s.blobs_added,
                     human_bytes(s.bytes_added)
                 ),
-                (None, Some(e)) => println!("snapshot {} not copied: {e}", &s.source[..8]),
-                (None, None) => println!("snapshot {}: {}", &s.source[..8], s.outcome),
+                (None, Some(e)) => println!("snapshot {} not copied: {e}", s.source.short()),
+                (None, None) => println!("snapshot {}: {}", s.source.short(), s.outcome),
             }
         }
         println!(

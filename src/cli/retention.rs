@@ -228,7 +228,7 @@ fn print_forget(
             println!(
                 "  {:<6}  {}  {}  {}",
                 if d.keep { "keep" } else { "remove" },
-                &d.id[..8.min(d.id.len())],
+                custos::id::short(&d.id),
                 d.time,
                 d.explanation()
             );

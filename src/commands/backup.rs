@@ -294,7 +294,10 @@ async fn run(
             if let Some(s) = stream {
                 walker.stream_root(s)
             } else {
-                if let Some(total_paths) = Some(paths.to_vec()) {
+                // Totals only matter to a bar someone sees: no second walk
+                // of the tree otherwise.
+                if progress.is_shown() {
+                    let total_paths = paths.to_vec();
                     let p = progress.clone();
                     let ex = excludes.clone();
                     std::thread::spawn(move || scan_totals(&total_paths, &ex, &p));

@@ -55,9 +55,9 @@ pub struct CopyOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct CopiedSnapshot {
     /// Source ID.
-    pub source: String,
+    pub source: SnapshotId,
     /// Destination ID (none when skipped, failed or a dry run).
-    pub copy: Option<String>,
+    pub copy: Option<SnapshotId>,
     /// `copied`, `present`, `would copy` or `failed`.
     pub outcome: String,
     /// Blobs uploaded for it.
@@ -162,7 +162,7 @@ async fn run(
     let mut report = CopyReport::default();
     for (id, snap) in selected(&snaps, opts)? {
         let mut entry = CopiedSnapshot {
-            source: id.to_hex(),
+            source: *id,
             copy: None,
             outcome: String::new(),
             blobs_added: 0,
@@ -190,7 +190,7 @@ async fn run(
                     };
                     let new_id = dst.save_snapshot(&copy).await?;
                     map.flush()?;
-                    entry.copy = Some(new_id.to_hex());
+                    entry.copy = Some(new_id);
                     entry.outcome = "copied".into();
                     entry.blobs_added = stored.0;
                     entry.bytes_added = stored.1;

@@ -34,7 +34,9 @@ pub enum Kdf {
     KeyFile,
 }
 
-/// The secret that opens a slot.
+/// The secret that opens a slot (wiped from memory when dropped; a clone
+/// is wiped too).
+#[derive(Clone)]
 pub enum Secret {
     /// A passphrase.
     Passphrase(Zeroizing<String>),

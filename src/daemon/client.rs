@@ -40,7 +40,7 @@ async fn call(req: reqwest::RequestBuilder, what: &str) -> Result<RestoreRecord>
     let resp = req
         .send()
         .await
-        .map_err(|e| Error::Locked(format!("the daemon does not answer ({what}): {e}")))?;
+        .map_err(|e| Error::DaemonUnreachable(format!("{what}: {e}")))?;
     let status = resp.status();
     let body = resp
         .text()

@@ -340,7 +340,7 @@ async fn run_drill(svc: &ServiceJobs, ctx: &JobContext) -> Result<JobOutcome> {
         files,
         summary: Some(format!(
             "drill of snapshot {}: {files} files ({}) restored, verified{} in {:.1} s; RTO {} s {}",
-            &snapshot[..8.min(snapshot.len())],
+            crate::id::short(&snapshot),
             crate::util::human_bytes(bytes),
             if spec.check.is_some() {
                 " and checked"

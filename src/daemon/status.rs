@@ -72,10 +72,11 @@ async fn call_json<T: for<'de> serde::Deserialize<'de>>(
             .body(b.to_string()),
         None => client.get(&url),
     };
-    let resp =
-        req.bearer_auth(token).send().await.map_err(|e| {
-            Error::Locked(format!("the daemon's API at {url} does not answer: {e}"))
-        })?;
+    let resp = req
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| Error::DaemonUnreachable(format!("its API at {url}: {e}")))?;
     let status = resp.status();
     let body = resp
         .text()

@@ -171,9 +171,7 @@ impl Memory {
     }
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
-}
+use crate::id::short;
 
 /// Looks at `repo`: its snapshots and verified tombstones (tombstones
 /// already verified in `seen` are not read again), and, given the loaded
