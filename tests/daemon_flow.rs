@@ -831,3 +831,85 @@ async fn partners_see_no_host_path_and_no_global_audit_head() {
         .await;
     assert!(v["target"].as_str().unwrap().starts_with(&host));
 }
+
+/// The whole daemon in this process: the test binds the API on
+/// 127.0.0.1:0, asks for a backup through it, reloads, and stops it through
+/// the control channel (what the binary does with SIGHUP and SIGTERM).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_runs_in_process_on_a_listener_the_caller_binds() {
+    use custos::config::Config;
+    use custos::daemon::{Control, Listeners, Setup};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const OP: &str = "operator-token-for-in-process-test";
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    common::cli::write_secret(d.join("acme.pass"), "acme passphrase\n");
+    common::cli::write_secret(d.join("op.token"), OP);
+    common::cli::make_tree(&d.join("data"));
+    let cfg = common::fixtures::config(
+        "acme-web.toml",
+        d,
+        &[("LISTEN", "127.0.0.1:0"), ("DAEMON", ""), ("MORE", "")],
+    );
+    let setup = Setup::from_config(&Config::load(&cfg).unwrap()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (control, rx) = tokio::sync::mpsc::channel(4);
+    let notices = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = notices.clone();
+    let daemon = tokio::spawn(custos::daemon::run(
+        setup,
+        Box::new(move || Setup::from_config(&Config::load(&cfg)?)),
+        Listeners {
+            api: Some(listener),
+            metrics: None,
+        },
+        rx,
+        move |n| seen.lock().unwrap().push(format!("{n:?}")),
+    ));
+    let request = |method: &'static str, path: String| async move {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {OP}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    };
+    let mut answer = String::new();
+    for _ in 0..100 {
+        answer = request("POST", "/v1/services/acme/web/backup".into()).await;
+        if answer.starts_with("HTTP/1.1 202") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let body = &answer[answer.find("\r\n\r\n").unwrap() + 4..];
+    let job: serde_json::Value = serde_json::from_str(body).unwrap();
+    let mut state = String::new();
+    for _ in 0..300 {
+        let a = request("GET", format!("/v1/jobs/{}", job["id"])).await;
+        let v: serde_json::Value =
+            serde_json::from_str(&a[a.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+        state = v["state"].as_str().unwrap_or_default().to_string();
+        if state == "succeeded" || state == "failed" || state == "warning" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "succeeded");
+    control.send(Control::Reload).await.unwrap();
+    control.send(Control::Stop).await.unwrap();
+    daemon.await.unwrap().unwrap();
+    let notices = notices.lock().unwrap().clone();
+    assert_eq!(
+        notices.first().map(String::as_str),
+        Some("Ready(\"running\")")
+    );
+    assert!(notices.contains(&"Reloading".to_string()), "{notices:?}");
+    assert_eq!(notices.last().map(String::as_str), Some("Stopping"));
+}

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use custos::Result;
+use custos::{Error, Result};
 
 use super::{parse_time, print_json, Global};
 
@@ -31,13 +31,60 @@ pub(crate) enum CatalogAction {
     },
 }
 
-/// `custos daemon`: run until SIGTERM.
+/// `custos daemon`: binds the configured addresses, turns SIGHUP into a
+/// reload and SIGTERM/SIGINT into a stop, tells systemd (`sd_notify`) what
+/// the daemon does and pings its watchdog, and runs the daemon until it
+/// stops.
 pub(crate) async fn daemon(config: PathBuf) -> Result<u8> {
+    use custos::daemon::{Control, Listeners, Notice};
+    use sd_notify::NotifyState;
+    use tokio::signal::unix::{signal, SignalKind};
+
     let path = config.clone();
-    custos::config::Config::load(&path)?;
     let loader: custos::daemon::Loader =
         Box::new(move || custos::daemon::Setup::from_config(&custos::config::Config::load(&path)?));
-    custos::daemon::run(loader).await.map(|()| 0)
+    let setup = loader()?;
+    let listeners = Listeners::bind(&setup).await?;
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP handler", e))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let watchdog = sd_notify::watchdog_enabled();
+    let signals = tokio::spawn(async move {
+        let mut ping =
+            tokio::time::interval(watchdog.map_or(std::time::Duration::from_secs(3600), |d| d / 2));
+        loop {
+            let control = tokio::select! {
+                _ = hup.recv() => Control::Reload,
+                _ = term.recv() => Control::Stop,
+                _ = int.recv() => Control::Stop,
+                _ = ping.tick() => {
+                    if watchdog.is_some() {
+                        notify(&[NotifyState::Watchdog]);
+                    }
+                    continue;
+                }
+            };
+            if tx.send(control).await.is_err() || control == Control::Stop {
+                return;
+            }
+        }
+    });
+    let notice = |n: Notice<'_>| match n {
+        Notice::Ready(status) => notify(&[NotifyState::Ready, NotifyState::Status(status)]),
+        Notice::Reloading => notify(&[NotifyState::Reloading]),
+        Notice::Stopping => notify(&[NotifyState::Stopping]),
+    };
+    let r = custos::daemon::run(setup, loader, listeners, rx, notice).await;
+    signals.abort();
+    r.map(|()| 0)
+}
+
+/// Tells systemd; outside systemd (no `NOTIFY_SOCKET`) this does nothing.
+fn notify(state: &[sd_notify::NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(state) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
 }
 
 /// `custos config check`: validate, then print every resolved service.

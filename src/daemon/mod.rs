@@ -203,13 +203,6 @@ async fn refresh_all(services: &jobs::Services, catalog: &Catalog) {
     }
 }
 
-/// Tells systemd something (no-op outside systemd).
-fn notify(state: &[sd_notify::NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(state) {
-        tracing::debug!(error = %e, "sd_notify failed");
-    }
-}
-
 /// Starts or resumes the erasures that are due: notice period over, or
 /// interrupted. Problems are logged (and visible in `erase status` and
 /// `/metrics`); the next round tries again.
@@ -247,15 +240,73 @@ async fn run_due_erasures(
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT. SIGHUP reloads the config: a
-/// config that does not load is refused (logged, and the old one kept).
+/// The sockets the daemon serves on, bound by the caller (the binary binds
+/// the configured addresses; a test binds `127.0.0.1:0`).
+#[derive(Default)]
+pub struct Listeners {
+    /// The API (`[daemon] listen`).
+    pub api: Option<tokio::net::TcpListener>,
+    /// Metrics on loopback without a token (`[daemon] metrics_listen`).
+    pub metrics: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses `setup` names.
+    ///
+    /// # Errors
+    /// [`Error::Io`] naming an address that cannot be bound.
+    pub async fn bind(setup: &Setup) -> Result<Listeners> {
+        async fn bind(addr: Option<SocketAddr>) -> Result<Option<tokio::net::TcpListener>> {
+            match addr {
+                Some(addr) => tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map(Some)
+                    .map_err(|e| Error::io(format!("cannot listen on {addr}"), e)),
+                None => Ok(None),
+            }
+        }
+        Ok(Listeners {
+            api: bind(setup.listen).await?,
+            metrics: bind(setup.api.metrics_listen).await?,
+        })
+    }
+}
+
+/// What the daemon is told to do while it runs (the binary turns SIGHUP
+/// and SIGTERM/SIGINT into these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Load the config again; a config that does not load is refused and
+    /// the running one kept.
+    Reload,
+    /// Stop: running jobs get [`runner::STOP_GRACE`] to finish.
+    Stop,
+}
+
+/// What the daemon tells its supervisor (the binary passes these to
+/// systemd's `sd_notify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice<'a> {
+    /// Serving; the status line.
+    Ready(&'a str),
+    /// Reloading the config.
+    Reloading,
+    /// Stopping.
+    Stopping,
+}
+
+/// Runs the daemon with `setup` until told to stop (or `control` is
+/// closed). [`Control::Reload`] calls `reload` for a new setup.
 ///
 /// # Errors
-/// A first config that does not load, a catalog that cannot be opened, an
-/// API address that cannot be bound.
-pub async fn run(loader: Loader) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let setup = loader()?;
+/// A catalog or audit log that cannot be opened.
+pub async fn run(
+    setup: Setup,
+    reload: Loader,
+    listeners: Listeners,
+    mut control: mpsc::Receiver<Control>,
+    notice: impl Fn(Notice<'_>),
+) -> Result<()> {
     let catalog = Catalog::open(&setup.state_dir)?;
     if let Some(cfg) = &setup.config {
         wipe_scratch(&cfg.scratch_dir);
@@ -439,46 +490,34 @@ pub async fn run(loader: Loader) -> Result<()> {
         (handle, task)
     };
 
-    let api = match setup.listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
-            tracing::info!(%addr, tls = setup.api.server.tls.is_some(), "API listening");
-            Some(tokio::spawn(api::serve_with(
-                listener,
-                state.clone(),
-                setup.api.server.clone(),
-                stop_rx.clone(),
-            )))
-        }
-        None => None,
-    };
-    let metrics_api = match setup.api.metrics_listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| Error::io(format!("cannot listen on {addr}"), e))?;
-            tracing::info!(%addr, "metrics listening (loopback, no token)");
-            Some(tokio::spawn(http::serve(
-                listener,
-                api::metrics_router(state.clone()),
-                http::ServerOptions {
-                    tls: None,
-                    ..setup.api.server.clone()
-                },
-                stop_rx.clone(),
-            )))
-        }
-        None => None,
-    };
+    let api = listeners.api.map(|listener| {
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        tracing::info!(%addr, tls = setup.api.server.tls.is_some(), "API listening");
+        tokio::spawn(api::serve_with(
+            listener,
+            state.clone(),
+            setup.api.server.clone(),
+            stop_rx.clone(),
+        ))
+    });
+    let metrics_api = listeners.metrics.map(|listener| {
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        tracing::info!(%addr, "metrics listening (loopback, no token)");
+        tokio::spawn(http::serve(
+            listener,
+            api::metrics_router(state.clone()),
+            http::ServerOptions {
+                tls: None,
+                ..setup.api.server.clone()
+            },
+            stop_rx.clone(),
+        ))
+    });
 
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP handler", e))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
-    let watchdog = sd_notify::watchdog_enabled();
-    let mut ping =
-        tokio::time::interval(watchdog.map_or(std::time::Duration::from_secs(3600), |d| d / 2));
     tracing::info!(services = setup.services.len(), "daemon started");
     audit.record(
         "daemon",
@@ -486,35 +525,38 @@ pub async fn run(loader: Loader) -> Result<()> {
         None,
         serde_json::json!({"services": setup.services.len(), "pid": std::process::id()}),
     );
-    notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status("running"),
-    ]);
-    loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                notify(&[sd_notify::NotifyState::Reloading]);
-                match loader() {
-                    Ok(new) => {
-                        let entries = apply(&new, &catalog, &runner, &state, &services);
-                        *erasing.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = new.config.clone();
-                        let _ = gen_stop.send(true);
-                        while gen_tasks.join_next().await.is_some() {}
-                        (gen_stop, gen_tasks) = start_entries(entries);
-                        tracing::info!(services = new.services.len(), "config reloaded");
-                        audit.record("daemon", "config.reloaded", None, serde_json::json!({"services": new.services.len()}));
-                        notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running (config reloaded)")]);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "config refused on reload; keeping the running one");
-                        audit.record("daemon", "config.refused", None, serde_json::json!({"error": e.to_string()}));
-                        notify(&[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status("running (last reload refused: see the log)")]);
-                    }
-                }
+    notice(Notice::Ready("running"));
+    while let Some(Control::Reload) = control.recv().await {
+        notice(Notice::Reloading);
+        match reload() {
+            Ok(new) => {
+                let entries = apply(&new, &catalog, &runner, &state, &services);
+                *erasing
+                    .0
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = new.config.clone();
+                let _ = gen_stop.send(true);
+                while gen_tasks.join_next().await.is_some() {}
+                (gen_stop, gen_tasks) = start_entries(entries);
+                tracing::info!(services = new.services.len(), "config reloaded");
+                audit.record(
+                    "daemon",
+                    "config.reloaded",
+                    None,
+                    serde_json::json!({"services": new.services.len()}),
+                );
+                notice(Notice::Ready("running (config reloaded)"));
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            _ = ping.tick() => if watchdog.is_some() { notify(&[sd_notify::NotifyState::Watchdog]); },
+            Err(e) => {
+                tracing::error!(error = %e, "config refused on reload; keeping the running one");
+                audit.record(
+                    "daemon",
+                    "config.refused",
+                    None,
+                    serde_json::json!({"error": e.to_string()}),
+                );
+                notice(Notice::Ready("running (last reload refused: see the log)"));
+            }
         }
     }
     tracing::info!(
@@ -522,7 +564,7 @@ pub async fn run(loader: Loader) -> Result<()> {
         "stopping: running jobs get {} s to finish",
         runner::STOP_GRACE.as_secs()
     );
-    notify(&[sd_notify::NotifyState::Stopping]);
+    notice(Notice::Stopping);
     let _ = stop_tx.send(true);
     let _ = gen_stop.send(true);
     while gen_tasks.join_next().await.is_some() {}
