@@ -302,15 +302,17 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
                 live += u64::from(loc.length);
             }
         }
-        // The live fraction counts blob bytes only (not the header), so a
-        // fully used pack is at 1.0 and never repacked, whatever the threshold.
-        if live == 0 {
-            report.packs_unused += 1;
-            condemned.push((*pack, *size));
-        } else if live < total && (live as f64) < opts.repack_below * (total as f64) {
-            report.packs_repacked += 1;
-            repack.push(*pack);
-            condemned.push((*pack, *size));
+        match pack_fate(live, total, opts.repack_below) {
+            PackFate::Unused => {
+                report.packs_unused += 1;
+                condemned.push((*pack, *size));
+            }
+            PackFate::Repack => {
+                report.packs_repacked += 1;
+                repack.push(*pack);
+                condemned.push((*pack, *size));
+            }
+            PackFate::Keep => {}
         }
     }
     for l in repo.backend().list("data").await? {
@@ -394,6 +396,32 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
         )),
     }
     Ok(report)
+}
+
+/// What prune does with a pack, from the bytes of its blobs that a
+/// snapshot uses (`live`) out of all its blob bytes (`total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PackFate {
+    /// Some of it is used, enough to leave it as it is.
+    Keep,
+    /// Nothing in it is used: delete it.
+    Unused,
+    /// Less than `repack_below` of it is used: copy the used blobs into a
+    /// new pack, then delete it.
+    Repack,
+}
+
+/// The marking rule for one pack. The live fraction counts blob bytes only
+/// (not the header), so a fully used pack is at 1.0 and never repacked,
+/// whatever the threshold.
+fn pack_fate(live: u64, total: u64, repack_below: f64) -> PackFate {
+    if live == 0 {
+        PackFate::Unused
+    } else if live < total && (live as f64) < repack_below * (total as f64) {
+        PackFate::Repack
+    } else {
+        PackFate::Keep
+    }
 }
 
 /// The index entries of the packs that stay, read from the cache one pack at
@@ -726,4 +754,82 @@ async fn upload(
         size,
         blobs: p.entries.iter().map(IndexBlob::from).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Backend;
+    use crate::crypto::keyslot::{KdfParams, Secret};
+    use crate::repository::{InitOptions, Repository};
+
+    #[test]
+    fn a_pack_is_kept_repacked_or_unused_by_its_live_fraction() {
+        assert_eq!(pack_fate(0, 100, 0.8), PackFate::Unused);
+        assert_eq!(pack_fate(79, 100, 0.8), PackFate::Repack);
+        assert_eq!(pack_fate(80, 100, 0.8), PackFate::Keep);
+        // A fully used pack is never repacked, whatever the threshold.
+        assert_eq!(pack_fate(100, 100, 2.0), PackFate::Keep);
+        assert_eq!(pack_fate(99, 100, 1.0), PackFate::Repack);
+        assert_eq!(pack_fate(1, 100, 0.0), PackFate::Keep);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn marking_reaches_every_blob_of_every_snapshot_and_nothing_else() {
+        let secret = Secret::Passphrase(zeroize::Zeroizing::new("mark unit".into()));
+        let opts = InitOptions {
+            kdf: KdfParams {
+                m_kib: 1024,
+                t: 1,
+                p: 1,
+            },
+            ..InitOptions::default()
+        };
+        let backend = Backend::open("memory://prune-mark-unit", true).unwrap();
+        let repo = Repository::init(backend, &secret, &opts, None)
+            .await
+            .unwrap()
+            .load_index()
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut snaps = Vec::new();
+        for (name, body) in [("a", b"first file".as_slice()), ("b", b"second".as_slice())] {
+            let src = dir.path().join(name);
+            std::fs::create_dir_all(src.join("sub")).unwrap();
+            std::fs::write(src.join("sub/file"), body).unwrap();
+            let r = crate::commands::backup::backup(
+                &repo,
+                crate::commands::backup::BackupOptions {
+                    paths: vec![src],
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+            snaps.push(r.snapshot);
+        }
+        let mut used = UsedSet::new(None).unwrap();
+        mark(&repo, &mut used).await.unwrap();
+        assert_eq!(used.seen.len(), 2);
+        // Each snapshot: its root tree, the path's directories down to the
+        // source, `sub`'s tree, and the file's one chunk, all reached.
+        for snap in &snaps {
+            assert!(used.contains(&snap.tree).unwrap());
+            let mut stack = vec![snap.tree];
+            while let Some(t) = stack.pop() {
+                for n in repo.read_tree(&t).await.unwrap().nodes {
+                    stack.extend(n.subtree);
+                    for b in &n.content {
+                        assert!(used.contains(b).unwrap());
+                    }
+                }
+            }
+        }
+        assert!(!used.contains(&BlobId([9; 32])).unwrap());
+        // Marking again adds nothing: each snapshot is walked once.
+        let count = used.count;
+        mark(&repo, &mut used).await.unwrap();
+        assert_eq!(used.count, count);
+    }
 }

@@ -1167,3 +1167,100 @@ pub async fn find_node(repo: &IndexedRepository, snap: &Snapshot, path: &str) ->
         "give the path of a file inside the snapshot".into(),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repofile::pack::{BlobKind, Compression};
+    use crate::repofile::tree::Xattr;
+
+    fn blob(offset: u64, length: u32) -> PlannedBlob {
+        PlannedBlob {
+            id: BlobId([0; 32]),
+            loc: Location {
+                pack: PackId([0; 32]),
+                kind: BlobKind::Data,
+                compression: Compression::Raw,
+                offset,
+                length,
+                raw_len: length,
+            },
+            targets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn blobs_of_a_pack_are_read_in_few_ranges_of_bounded_size() {
+        assert!(ranges(&[]).is_empty());
+        // Neighbours and small gaps: one request.
+        let near = [blob(0, 100), blob(100, 100), blob(200 + MERGE_GAP, 100)];
+        assert_eq!(ranges(&near), [0..3]);
+        // A gap wider than MERGE_GAP: two requests.
+        let far = [blob(0, 100), blob(101 + MERGE_GAP, 100)];
+        assert_eq!(ranges(&far), [0..1, 1..2]);
+        // A range never grows beyond MAX_RANGE.
+        let big = MAX_RANGE as u32 / 2;
+        let run = [
+            blob(0, big),
+            blob(u64::from(big), big),
+            blob(2 * u64::from(big), big),
+        ];
+        assert_eq!(ranges(&run), [0..2, 2..3]);
+        assert_eq!(range_end(&run), 3 * u64::from(big));
+    }
+
+    fn node(kind: NodeKind, mode: u32, xattrs: Vec<Xattr>) -> Node {
+        Node {
+            name: b"x".to_vec(),
+            kind,
+            mode,
+            uid: 1000,
+            gid: 1000,
+            mtime_ns: 5,
+            ctime_ns: 5,
+            inode: 1,
+            device: 1,
+            links: 1,
+            size: 0,
+            content: Vec::new(),
+            subtree: None,
+            target: Vec::new(),
+            rdev: 0,
+            xattrs,
+        }
+    }
+
+    #[test]
+    fn privileged_bits_and_capabilities_are_planned_only_when_asked() {
+        let cap = Xattr {
+            name: CAPABILITY_XATTR.to_vec(),
+            value: vec![1],
+        };
+        let user = Xattr {
+            name: b"user.note".to_vec(),
+            value: vec![2],
+        };
+        let f = node(NodeKind::File, 0o106755, vec![cap, user]);
+        let (meta, dropped) = meta_of(&f, false, false);
+        assert_eq!(meta.mode, 0o755);
+        assert_eq!(meta.xattrs, [(&b"user.note"[..], &[2u8][..])]);
+        assert_eq!(meta.owner, None, "ownership only when running as root");
+        assert_eq!(
+            dropped,
+            [
+                "setuid and setgid bits",
+                "file capabilities (security.capability)"
+            ]
+        );
+        let (meta, dropped) = meta_of(&f, true, true);
+        assert_eq!(meta.mode, 0o6755);
+        assert_eq!(meta.xattrs.len(), 2);
+        assert_eq!(meta.owner, Some((1000, 1000)));
+        assert!(dropped.is_empty());
+        // A directory's setgid bit only passes its group on: always kept.
+        let d = node(NodeKind::Dir, 0o42775, Vec::new());
+        let (meta, dropped) = meta_of(&d, false, false);
+        assert_eq!(meta.mode, 0o2775);
+        assert!(dropped.is_empty());
+    }
+}
