@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use custos::catalog::Catalog;
-use custos::config::{Hook, RepoAccess, Role, SourceSpec};
+use custos::config::{Hook, RepoAccess, Role, ServiceKey, SourceSpec};
 use custos::crypto::keyslot::KeySource;
 use custos::daemon::jobs::{self, ServiceJobs};
 use custos::daemon::restores::RestoreDesk;
@@ -158,7 +158,7 @@ async fn start() -> Daemon {
     let audit = custos::audit::AuditLog::open(&d.join("state/audit.log")).unwrap();
     let services: jobs::Services = Arc::new(RwLock::new(
         all.iter()
-            .map(|s| ((s.tenant.clone(), s.service.clone()), Arc::new(s.clone())))
+            .map(|s| (ServiceKey::new(&s.tenant, &s.service), Arc::new(s.clone())))
             .collect(),
     ));
     let (stop, rx) = tokio::sync::watch::channel(false);
@@ -176,7 +176,7 @@ async fn start() -> Daemon {
         all.iter()
             .map(|s| {
                 (
-                    (s.tenant.clone(), s.service.clone()),
+                    ServiceKey::new(&s.tenant, &s.service),
                     JobSettings {
                         retries: 0,
                         ..Default::default()

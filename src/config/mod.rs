@@ -16,7 +16,7 @@ pub mod classes;
 pub mod model;
 pub mod schema;
 
-pub use model::{Hook, RepoAccess, Role, SourceSpec};
+pub use model::{Hook, RepoAccess, Role, ServiceKey, SourceSpec};
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

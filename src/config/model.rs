@@ -16,6 +16,32 @@ use crate::repository::{IndexedRepository, InitOptions, Repository};
 use crate::source::command::CommandSpec;
 use crate::Result;
 
+/// A service by its tenant and name: the key of everything the daemon keeps
+/// per service. Shown as `tenant/service`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ServiceKey {
+    /// The tenant's ID.
+    pub tenant: String,
+    /// The service's name within the tenant.
+    pub service: String,
+}
+
+impl ServiceKey {
+    /// The key of `service` of `tenant`.
+    pub fn new(tenant: impl Into<String>, service: impl Into<String>) -> ServiceKey {
+        ServiceKey {
+            tenant: tenant.into(),
+            service: service.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.tenant, self.service)
+    }
+}
+
 /// A repository the daemon writes to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoAccess {

@@ -617,7 +617,7 @@ async fn request_restore(
     let svc = jobs
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(&(tenant.clone(), service.clone()))
+        .get(&crate::config::ServiceKey::new(&tenant, &service))
         .cloned()
         .ok_or_else(|| not_found(&tenant, &service))?;
     let window = info
@@ -875,7 +875,12 @@ mod tests {
         runner.set_services(
             services
                 .iter()
-                .map(|s| ((s.tenant.clone(), s.name.clone()), JobSettings::default()))
+                .map(|s| {
+                    (
+                        crate::config::ServiceKey::new(&s.tenant, &s.name),
+                        JobSettings::default(),
+                    )
+                })
                 .collect(),
         );
         catalog

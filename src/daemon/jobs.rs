@@ -23,7 +23,7 @@ use super::runner::{Executor, JobContext, JobOutcome};
 use crate::backend::Backend;
 use crate::catalog::Catalog;
 use crate::commands::{backup, check, forget, prune};
-use crate::config::{Hook, RepoAccess, SourceSpec};
+use crate::config::{Hook, RepoAccess, ServiceKey, SourceSpec};
 use crate::policy::retention::RetentionPolicy;
 use crate::repository::Repository;
 use crate::source::command::{run_hook, CommandSpec, CommandStream};
@@ -74,7 +74,7 @@ pub struct ServiceJobs {
 }
 
 /// The services' jobs, replaceable on reload.
-pub type Services = Arc<RwLock<HashMap<(String, String), Arc<ServiceJobs>>>>;
+pub type Services = Arc<RwLock<HashMap<ServiceKey, Arc<ServiceJobs>>>>;
 
 /// The executor over `services`, recording snapshots in `catalog` and
 /// deletions (retention) in `audit`.
@@ -91,7 +91,7 @@ pub fn executor(
             let svc = services
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(&(ctx.job.tenant.clone(), ctx.job.service.clone()))
+                .get(&ServiceKey::new(&ctx.job.tenant, &ctx.job.service))
                 .cloned()
                 .ok_or_else(|| {
                     Error::NotFound(format!(

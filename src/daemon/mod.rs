@@ -85,8 +85,8 @@ pub struct ServiceSetup {
 /// Loads (or reloads) the setup: the config file, parsed and resolved.
 pub type Loader = Box<dyn Fn() -> Result<Setup> + Send + Sync>;
 
-fn key(s: &ServiceSetup) -> (String, String) {
-    (s.info.tenant.clone(), s.info.name.clone())
+fn key(s: &ServiceSetup) -> crate::config::ServiceKey {
+    crate::config::ServiceKey::new(&s.info.tenant, &s.info.name)
 }
 
 /// Tenants of the setup that were erased: their services are not run (and

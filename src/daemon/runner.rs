@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use super::records::{JobKind, JobRecord, JobState, Trigger};
 use super::scheduler::{Clock, Request};
 use crate::catalog::Catalog;
+use crate::config::ServiceKey;
 use crate::{Error, Result};
 
 /// How a job ended well.
@@ -110,7 +111,7 @@ struct Inner {
     global: Arc<Semaphore>,
     limits: Limits,
     targets: Mutex<HashMap<String, Arc<Semaphore>>>,
-    settings: Mutex<HashMap<(String, String), JobSettings>>,
+    settings: Mutex<HashMap<ServiceKey, JobSettings>>,
     active: Mutex<HashSet<Key>>,
     shutdown: watch::Receiver<bool>,
     /// Follow-up jobs (hot standby), submitted by a forwarding task.
@@ -176,7 +177,7 @@ impl Runner {
     }
 
     /// Sets (or replaces, on reload) the settings of every service.
-    pub fn set_services(&self, settings: HashMap<(String, String), JobSettings>) {
+    pub fn set_services(&self, settings: HashMap<ServiceKey, JobSettings>) {
         *lock(&self.inner.settings) = settings;
     }
 
@@ -192,7 +193,7 @@ impl Runner {
             return Err(Error::Refused("the daemon is stopping".into()));
         }
         let settings = lock(&self.inner.settings)
-            .get(&(req.tenant.clone(), req.service.clone()))
+            .get(&ServiceKey::new(&req.tenant, &req.service))
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("service {}/{}", req.tenant, req.service)))?;
         // A tenant being erased, or erased, gets no job (and no record that
@@ -529,15 +530,12 @@ mod tests {
         (r, tx, catalog)
     }
 
-    fn settings(
-        services: &[(&str, &str)],
-        s: JobSettings,
-    ) -> HashMap<(String, String), JobSettings> {
+    fn settings(services: &[(&str, &str)], s: JobSettings) -> HashMap<ServiceKey, JobSettings> {
         services
             .iter()
             .map(|(svc, target)| {
                 (
-                    ("acme".to_string(), svc.to_string()),
+                    ServiceKey::new("acme", *svc),
                     JobSettings {
                         target: target.to_string(),
                         ..s.clone()
