@@ -477,12 +477,14 @@ async fn start_backup(
         }
     }
     // Fail closed: no backup is started unless its request is on record.
-    app.state.audit_required(
-        &token.name,
-        "backup.requested",
-        Some(&tenant),
-        serde_json::json!({"service": service, "tags": body.tags}),
-    )?;
+    app.state
+        .audit_required(
+            &token.name,
+            "backup.requested",
+            Some(&tenant),
+            serde_json::json!({"service": service, "tags": body.tags}),
+        )
+        .await?;
     let job = app
         .state
         .runner
@@ -710,12 +712,14 @@ async fn accept_alarms(
         )
     })?;
     let pending = app.state.catalog.alarms(|a| a.tenant == req.tenant)?;
-    app.state.audit_required(
-        &token.name,
-        "alarms.accepted",
-        Some(&req.tenant),
-        serde_json::json!({"alarms": pending.iter().map(|a| &a.text).collect::<Vec<_>>()}),
-    )?;
+    app.state
+        .audit_required(
+            &token.name,
+            "alarms.accepted",
+            Some(&req.tenant),
+            serde_json::json!({"alarms": pending.iter().map(|a| &a.text).collect::<Vec<_>>()}),
+        )
+        .await?;
     let accepted = app.state.catalog.accept_alarms(&req.tenant)?;
     Ok(Json(accepted).into_response())
 }
@@ -746,15 +750,24 @@ async fn list_audit(
             "this daemon keeps no audit log".into(),
         ));
     };
-    let records = audit.read(|r| {
-        let tenant = r.tenant.as_deref();
-        let visible = match &token.role {
-            crate::config::Role::Partner { tenant: t } => tenant == Some(t.as_str()),
-            _ => true,
-        };
-        visible && q.tenant.as_deref().is_none_or(|t| tenant == Some(t))
-    })?;
-    Ok(Json(serde_json::json!({"head": audit.head(), "records": records})).into_response())
+    // Reading the whole log is file work: on a blocking thread.
+    let (audit, role) = (audit.clone(), token.role.clone());
+    let records = tokio::task::spawn_blocking(move || {
+        audit
+            .read(|r| {
+                let tenant = r.tenant.as_deref();
+                let visible = match &role {
+                    crate::config::Role::Partner { tenant: t } => tenant == Some(t.as_str()),
+                    _ => true,
+                };
+                visible && q.tenant.as_deref().is_none_or(|t| tenant == Some(t))
+            })
+            .map(|records| (records, audit.head()))
+    })
+    .await
+    .map_err(|e| Error::Problems(format!("reading the audit log stopped: {e}")))?;
+    let (records, head) = records?;
+    Ok(Json(serde_json::json!({"head": head, "records": records})).into_response())
 }
 
 /// Serves the API on `listener` with the default limits and no TLS until

@@ -818,12 +818,20 @@ async fn delete_current(
     }
     // The config last: until then the prefix is recognisably a repository.
     let (config, rest): (Vec<_>, Vec<_>) = rest.into_iter().partition(|l| l.path == "config");
-    for l in rest.into_iter().chain(config) {
-        backend.delete(&l.path).await?;
-        catalog.record_erased_object(tenant, target, &l.path, l.size, None)?;
-        progress.objects += 1;
-        progress.bytes += l.size;
-        crate::util::crash_point("erase:mid-delete");
+    let ordered: Vec<_> = rest.into_iter().chain(config).collect();
+    // One sync of the catalog per batch, not per object.
+    for batch in ordered.chunks(ERASE_BATCH) {
+        let records = batch
+            .iter()
+            .map(|l| (l.path.clone(), l.size, None))
+            .collect();
+        catalog.record_erasing(tenant, target, records).await?;
+        for l in batch {
+            backend.delete(&l.path).await?;
+            progress.objects += 1;
+            progress.bytes += l.size;
+            crate::util::crash_point("erase:mid-delete");
+        }
     }
     Ok(())
 }
@@ -872,6 +880,9 @@ async fn purge_versions(
     }
     Ok(())
 }
+
+/// Objects recorded (with one catalog sync) before they are deleted.
+const ERASE_BATCH: usize = 256;
 
 #[cfg(test)]
 mod tests {
