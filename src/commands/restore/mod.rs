@@ -42,6 +42,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use rustix::fs::{FileType, Mode, OFlags};
 use serde::Serialize;
 
+use crate::crypto::Keys;
 use crate::id::{BlobId, PackId};
 use crate::index::Location;
 use crate::progress::Progress;
@@ -352,20 +353,33 @@ fn write_sparse(f: &std::fs::File, offset: u64, data: &[u8]) -> std::io::Result<
 
 /// Checks every chunk of an open file against the snapshot.
 fn verify_fd(repo: &IndexedRepository, f: &std::fs::File, node: &Node) -> Result<()> {
+    let chunks = node
+        .content
+        .iter()
+        .map(|id| repo.locate(id).map(|l| (*id, l.raw_len)))
+        .collect::<Result<Vec<_>>>()?;
+    verify_chunks(repo.keys(), f, &chunks)
+}
+
+/// A file's chunks: ID and plain length, in order.
+type Chunks = Vec<(BlobId, u32)>;
+
+/// Reads `f` back chunk by chunk (ID and plain length) and checks each
+/// chunk's ID and the file's length.
+fn verify_chunks(keys: &Keys, f: &std::fs::File, chunks: &[(BlobId, u32)]) -> Result<()> {
     let mut offset = 0u64;
     let mut buf = Vec::new();
-    for id in &node.content {
-        let loc = repo.locate(id)?;
-        buf.resize(loc.raw_len as usize, 0);
+    for (id, raw_len) in chunks {
+        buf.resize(*raw_len as usize, 0);
         f.read_exact_at(&mut buf, offset)
             .map_err(|e| Error::io("cannot read back", e))?;
-        if repo.keys().blob_id(&buf) != *id {
+        if keys.blob_id(&buf) != *id {
             return Err(Error::integrity(
                 "the restored file",
                 format!("content at offset {offset} differs from the snapshot"),
             ));
         }
-        offset += u64::from(loc.raw_len);
+        offset += u64::from(*raw_len);
     }
     let len = f
         .metadata()
@@ -898,24 +912,51 @@ async fn restore_locked(
         result.record_meta(&it.snap_path, set);
     }
 
-    // 5. Optional verification: read everything back.
+    // 5. Optional verification: read everything back, hashing on a
+    // blocking thread (whole files: not work for the runtime's threads).
     if opts.verify {
-        for (fi, slot) in shared.files.iter().enumerate() {
-            if failed.contains_key(&fi) {
-                continue;
-            }
-            let item = &shared.items[slot.item];
-            let checked = shared
-                .dirs
-                .dir(item.dir)
-                .and_then(|dir| open_regular(dir.as_fd(), &item.node.name))
-                .map_err(|e| Error::io("cannot open for verification", e))
-                .and_then(|f| verify_fd(repo, &f, &item.node));
+        let plans: Vec<(usize, Result<Chunks>)> = shared
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(fi, _)| !failed.contains_key(fi))
+            .map(|(_, slot)| {
+                let chunks = shared.items[slot.item]
+                    .node
+                    .content
+                    .iter()
+                    .map(|id| repo.locate(id).map(|l| (*id, l.raw_len)))
+                    .collect();
+                (slot.item, chunks)
+            })
+            .collect();
+        let (blocking, keys) = (shared.clone(), repo.keys().clone());
+        let outcomes = tokio::task::spawn_blocking(move || {
+            plans
+                .into_iter()
+                .map(|(it, chunks)| {
+                    let item = &blocking.items[it];
+                    let checked = chunks.and_then(|chunks| {
+                        blocking
+                            .dirs
+                            .dir(item.dir)
+                            .and_then(|dir| open_regular(dir.as_fd(), &item.node.name))
+                            .map_err(|e| Error::io("cannot open for verification", e))
+                            .and_then(|f| verify_chunks(&keys, &f, &chunks))
+                    });
+                    (it, checked)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| Error::Problems(format!("verification stopped: {e}")))?;
+        for (it, checked) in outcomes {
             match checked {
                 Ok(()) => result.files_verified += 1,
-                Err(e) => result
-                    .errors
-                    .push(format!("{}: verification failed: {e}", item.snap_path)),
+                Err(e) => result.errors.push(format!(
+                    "{}: verification failed: {e}",
+                    shared.items[it].snap_path
+                )),
             }
         }
     }
