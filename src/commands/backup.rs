@@ -289,23 +289,46 @@ async fn run(
     let handle = Handle::current();
     let level = opts.compression_level;
 
-    let (root, errors, index_ids) = tokio::task::block_in_place(|| {
-        pipeline(repo, &handle, workers, level, &stats, &progress, |walker| {
-            if let Some(s) = stream {
-                walker.stream_root(s)
-            } else {
-                // Totals only matter to a bar someone sees: no second walk
-                // of the tree otherwise.
-                if progress.is_shown() {
-                    let total_paths = paths.to_vec();
-                    let p = progress.clone();
-                    let ex = excludes.clone();
-                    std::thread::spawn(move || scan_totals(&total_paths, &ex, &p));
+    // The walk, the workers and the uploader are threads of their own;
+    // this task only waits for them, so the runtime (of either flavour)
+    // keeps driving the uploads' I/O meanwhile.
+    let owned = (
+        repo.clone(),
+        paths.to_vec(),
+        excludes.clone(),
+        parent.as_ref().map(|(_, t)| t.clone()),
+        progress.clone(),
+    );
+    let (walked, stats) = tokio::task::spawn_blocking(move || {
+        let (repo, paths, excludes, parent_tree, progress) = owned;
+        let walked = pipeline(
+            &repo,
+            &handle,
+            workers,
+            level,
+            &stats,
+            &progress,
+            |walker| {
+                if let Some(s) = stream {
+                    walker.stream_root(s)
+                } else {
+                    // Totals only matter to a bar someone sees: no second walk
+                    // of the tree otherwise.
+                    if progress.is_shown() {
+                        let total_paths = paths.clone();
+                        let p = progress.clone();
+                        let ex = excludes.clone();
+                        std::thread::spawn(move || scan_totals(&total_paths, &ex, &p));
+                    }
+                    walker.paths_root(&paths, parent_tree.as_ref(), &excludes)
                 }
-                walker.paths_root(paths, parent.as_ref().map(|(_, t)| t), excludes)
-            }
-        })
-    })?;
+            },
+        );
+        (walked, stats)
+    })
+    .await
+    .map_err(|e| Error::Problems(format!("the backup's threads stopped: {e}")))?;
+    let (root, errors, index_ids) = walked?;
     progress.finish();
 
     let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -1035,5 +1058,43 @@ mod tests {
         let e = normalize_paths(&[dir.path().join("missing")]).unwrap_err();
         assert!(e.to_string().contains("no such file"), "{e}");
         assert!(matches!(normalize_paths(&[]), Err(Error::Usage(_))));
+    }
+
+    /// The runtime a caller brings may have one thread: the backup must not
+    /// need a second one to make progress.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_backup_runs_on_a_current_thread_runtime() {
+        use crate::backend::Backend;
+        use crate::crypto::keyslot::{KdfParams, Secret};
+        use crate::repository::{InitOptions, Repository};
+        let secret = Secret::Passphrase(zeroize::Zeroizing::new("one thread".into()));
+        let opts = InitOptions {
+            kdf: KdfParams {
+                m_kib: 1024,
+                t: 1,
+                p: 1,
+            },
+            ..InitOptions::default()
+        };
+        let backend = Backend::open("memory://backup-current-thread", true).unwrap();
+        let repo = Repository::init(backend, &secret, &opts, None)
+            .await
+            .unwrap()
+            .load_index()
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), vec![7u8; 3 << 20]).unwrap();
+        let r = backup(
+            &repo,
+            BackupOptions {
+                paths: vec![dir.path().to_path_buf()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.snapshot.summary.files, 1);
+        assert!(r.snapshot.summary.errors.is_empty());
     }
 }

@@ -679,7 +679,10 @@ impl Repository {
     pub async fn load_index(self) -> Result<IndexedRepository> {
         let index = BlobIndex::open(self.cache_dir().map(|d| d.join("index")).as_deref())?;
         self.sync_index(&index).await?;
-        Ok(IndexedRepository { repo: self, index })
+        Ok(IndexedRepository {
+            repo: self,
+            index: std::sync::Arc::new(index),
+        })
     }
 
     /// Brings the cache up to date with the index objects in the repository.
@@ -749,10 +752,12 @@ impl Repository {
     }
 }
 
-/// An opened repository with its blob index loaded.
+/// An opened repository with its blob index loaded (cheap to clone: the
+/// index is shared).
+#[derive(Clone)]
 pub struct IndexedRepository {
     repo: Repository,
-    index: BlobIndex,
+    index: std::sync::Arc<BlobIndex>,
 }
 
 impl Deref for IndexedRepository {
