@@ -42,7 +42,7 @@
 //! on the same machine and corpus come from `benches/compare.sh`.
 
 // A benchmark aborts on any failure: nothing to recover.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};

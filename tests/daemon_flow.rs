@@ -2,7 +2,7 @@
 //! through the API (paths and a dump command, with hooks), the service-desk
 //! restore flow with its window, and tenant isolation.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 #[allow(dead_code)]
 mod common;

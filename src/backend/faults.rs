@@ -49,7 +49,7 @@ use object_store::{
 
 /// What to inject.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FaultConfig {
+pub(crate) struct FaultConfig {
     /// Probability of a fault per request.
     pub rate: f64,
     /// Seed.
@@ -70,7 +70,7 @@ impl FaultConfig {
     ///
     /// # Errors
     /// A message naming the bad part.
-    pub fn parse(s: &str) -> std::result::Result<FaultConfig, String> {
+    pub(crate) fn parse(s: &str) -> std::result::Result<FaultConfig, String> {
         let mut c = FaultConfig {
             rate: 0.1,
             seed: 0,
@@ -135,7 +135,7 @@ enum Fault {
 }
 
 /// The wrapper.
-pub struct FaultyStore {
+pub(crate) struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
     config: FaultConfig,
     state: Mutex<u64>,
@@ -145,7 +145,7 @@ pub struct FaultyStore {
 
 impl FaultyStore {
     /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn ObjectStore>, config: FaultConfig) -> FaultyStore {
+    pub(crate) fn new(inner: Arc<dyn ObjectStore>, config: FaultConfig) -> FaultyStore {
         let seed = config.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         FaultyStore {
             inner,

@@ -12,7 +12,7 @@
 //! reported as [`Error::Backend`], which maps to exit code 3 (unreachable).
 
 #[cfg(feature = "test-switches")]
-pub mod faults;
+pub(crate) mod faults;
 pub mod versions;
 
 use std::collections::HashMap;

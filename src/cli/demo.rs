@@ -71,7 +71,7 @@ fn make_source(src: &Path) -> Result<()> {
 }
 
 /// Runs the tour in `dir` (recreated).
-pub fn run(dir: &Path) -> Result<()> {
+pub(crate) fn run(dir: &Path) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the custos binary", e))?;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| Error::io_path("cannot clear", dir, e))?;

@@ -4,7 +4,7 @@
 
 /// The defaults of one class.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClassDefaults {
+pub(crate) struct ClassDefaults {
     /// Class name.
     pub name: &'static str,
     /// Backup schedule (cron with seconds, in the service's time zone).
@@ -25,7 +25,7 @@ pub struct ClassDefaults {
 const DAILY: &str = "0 0 1 * * *";
 
 /// Every class.
-pub const CLASSES: [ClassDefaults; 7] = [
+pub(crate) const CLASSES: [ClassDefaults; 7] = [
     // SV08.01: 1 per day, 7 daily; long_term: up to one year.
     ClassDefaults {
         name: "vmaas-standard",
@@ -99,12 +99,12 @@ pub const CLASSES: [ClassDefaults; 7] = [
 ];
 
 /// The defaults of class `name`.
-pub fn class(name: &str) -> Option<&'static ClassDefaults> {
+pub(crate) fn class(name: &str) -> Option<&'static ClassDefaults> {
     CLASSES.iter().find(|c| c.name == name)
 }
 
 /// Class names, for error messages.
-pub fn names() -> String {
+pub(crate) fn names() -> String {
     CLASSES
         .iter()
         .map(|c| c.name)

@@ -12,9 +12,9 @@
 //! (`daemon.allowed_regions`, glob patterns, default `["eu-*"]`: all data
 //! stays in the EU).
 
-pub mod classes;
-pub mod model;
-pub mod schema;
+pub(crate) mod classes;
+pub(crate) mod model;
+pub(crate) mod schema;
 
 pub use model::{Hook, RepoAccess, Role, ServiceKey, SourceSpec};
 

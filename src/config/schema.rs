@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// The whole file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     /// `[daemon]`.
     #[serde(default)]
     pub daemon: RawDaemon,
@@ -28,7 +28,7 @@ pub struct RawConfig {
 /// `[daemon]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDaemon {
+pub(crate) struct RawDaemon {
     /// Catalog and caches (default `/var/lib/custos`).
     pub state_dir: Option<PathBuf>,
     /// Index caches (default `<state_dir>/cache`).
@@ -87,7 +87,7 @@ pub struct RawDaemon {
 /// `[[daemon.token]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawToken {
+pub(crate) struct RawToken {
     /// Name (recorded as the actor).
     pub name: String,
     /// `operator`, `partner` or `auditor`.
@@ -103,7 +103,7 @@ pub struct RawToken {
 /// `[[target]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTarget {
+pub(crate) struct RawTarget {
     /// Name services refer to.
     pub name: String,
     /// Repository root URL; each tenant gets `<url>/<tenant>`.
@@ -119,7 +119,7 @@ pub struct RawTarget {
 /// `[[tenant]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTenant {
+pub(crate) struct RawTenant {
     /// Tenant ID (also the repository prefix): letters, digits, `-`, `_`.
     pub id: String,
     /// Contract reference (erasure certificates quote it).
@@ -137,7 +137,7 @@ pub struct RawTenant {
 /// `[[service]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawService {
+pub(crate) struct RawService {
     /// Tenant ID.
     pub tenant: String,
     /// Name, unique within the tenant.
@@ -193,7 +193,7 @@ pub struct RawService {
 /// `source`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSource {
+pub(crate) struct RawSource {
     /// Paths to back up.
     pub paths: Option<Vec<PathBuf>>,
     /// Exclude globs.
@@ -211,7 +211,7 @@ pub struct RawSource {
 /// `retention`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRetention {
+pub(crate) struct RawRetention {
     /// Keep the N newest.
     pub keep_last: Option<u32>,
     /// Hourly.
@@ -234,7 +234,7 @@ pub struct RawRetention {
 /// `check`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCheck {
+pub(crate) struct RawCheck {
     /// When (default weekly, Sunday 06:00).
     pub schedule: Option<String>,
     /// Percentage of packs read, e.g. `5%` (default 5 %).
@@ -244,7 +244,7 @@ pub struct RawCheck {
 /// `hooks`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHooks {
+pub(crate) struct RawHooks {
     /// Before the backup (quiesce, snapshot).
     pub pre: Option<Vec<String>>,
     /// After the backup, always (thaw).
@@ -256,7 +256,7 @@ pub struct RawHooks {
 /// `drill`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDrill {
+pub(crate) struct RawDrill {
     /// When (default monthly, the 1st at 04:00); `"never"` disables.
     pub schedule: Option<String>,
     /// Run on the restored data.

@@ -63,7 +63,7 @@ impl Default for ServerOptions {
 ///
 /// # Errors
 /// [`Error::Usage`] naming the file that does not hold what it should.
-pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+pub(crate) fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     crate::backend::install_tls_provider();
@@ -105,7 +105,7 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>> 
 /// # Errors
 /// Only on a listener that fails for good; a failed accept (out of
 /// descriptors, a reset) is logged and retried.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: axum::Router,
     opts: ServerOptions,

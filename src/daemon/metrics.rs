@@ -49,7 +49,7 @@ impl Out {
 ///
 /// # Errors
 /// Catalog errors.
-pub fn render(state: &State) -> Result<String> {
+pub(crate) fn render(state: &State) -> Result<String> {
     let statuses = state.statuses(&Role::Auditor)?;
     let mut o = Out(String::new());
     let label = |s: &super::state::ServiceStatus| {

@@ -9,14 +9,14 @@
 //! ```
 pub mod api;
 pub mod client;
-pub mod http;
+pub(crate) mod http;
 pub mod jobs;
-pub mod metrics;
+pub(crate) mod metrics;
 pub mod records;
 pub mod restores;
 pub mod runner;
 pub mod scheduler;
-pub mod setup;
+pub(crate) mod setup;
 pub mod state;
 pub mod status;
 

@@ -14,4 +14,4 @@
 
 pub mod retention;
 pub mod schedule;
-pub mod window;
+pub(crate) mod window;

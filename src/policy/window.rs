@@ -31,7 +31,7 @@ impl From<OutsideWindow> for crate::Error {
 }
 
 /// The oldest time `window` allows at `now`.
-pub fn oldest(window: HumanDuration, now: Timestamp) -> Timestamp {
+pub(crate) fn oldest(window: HumanDuration, now: Timestamp) -> Timestamp {
     SignedDuration::try_from(window.as_std())
         .ok()
         .and_then(|d| now.checked_sub(d).ok())
@@ -44,7 +44,7 @@ pub fn oldest(window: HumanDuration, now: Timestamp) -> Timestamp {
 ///
 /// # Errors
 /// [`OutsideWindow`] naming the window and the time asked for.
-pub fn check(
+pub(crate) fn check(
     window: Option<HumanDuration>,
     at: Option<Timestamp>,
     snapshot_time: Timestamp,

@@ -5,7 +5,7 @@
 //! process and sets a process-wide test switch, which must not leak into
 //! the other flows' threads.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 #[allow(dead_code)]
 #[path = "../common/mod.rs"]

@@ -55,7 +55,7 @@ impl TargetDirs {
     ///
     /// The path itself is the operator's choice and resolved normally;
     /// everything below it is resolved by this type only.
-    pub fn open(path: &Path, slots: Vec<DirSlot>) -> io::Result<TargetDirs> {
+    pub(super) fn open(path: &Path, slots: Vec<DirSlot>) -> io::Result<TargetDirs> {
         std::fs::create_dir_all(path)?;
         let root = rustix::fs::open(
             path,
@@ -70,18 +70,18 @@ impl TargetDirs {
     }
 
     /// The target directory.
-    pub fn root(&self) -> BorrowedFd<'_> {
+    pub(super) fn root(&self) -> BorrowedFd<'_> {
         self.root.as_fd()
     }
 
     /// The directory slots.
     #[cfg(test)]
-    pub fn slot(&self, i: usize) -> &DirSlot {
+    pub(super) fn slot(&self, i: usize) -> &DirSlot {
         &self.slots[i]
     }
 
     /// Remembers the descriptor of a directory just created or checked.
-    pub fn remember(&self, slot: usize, fd: OwnedFd) -> Arc<OwnedFd> {
+    pub(super) fn remember(&self, slot: usize, fd: OwnedFd) -> Arc<OwnedFd> {
         let fd = Arc::new(fd);
         let mut cache = self
             .cache
@@ -96,7 +96,7 @@ impl TargetDirs {
 
     /// The open directory of `slot`, opening it (and any ancestor not
     /// cached) one component at a time, never following a symlink.
-    pub fn dir(&self, slot: usize) -> io::Result<Arc<OwnedFd>> {
+    pub(super) fn dir(&self, slot: usize) -> io::Result<Arc<OwnedFd>> {
         if slot == 0 {
             return Ok(self.root.clone());
         }
