@@ -52,7 +52,7 @@ use object_store::{
 pub(crate) struct FaultConfig {
     /// Probability of a fault per request.
     pub rate: f64,
-    /// Seed.
+    /// Seed of the fault sequence, so a failing run can be repeated.
     pub seed: u64,
     /// Faulted operations.
     pub ops: Vec<String>,

@@ -72,7 +72,7 @@ pub struct BackupOptions {
     pub service: Option<String>,
     /// Tenant the snapshot belongs to.
     pub tenant: Option<String>,
-    /// Tags.
+    /// Tags of the snapshot (`pre-change`, a ticket reference, …): filters and `keep_tags` use them.
     pub tags: Vec<String>,
     /// Exclude globs.
     pub excludes: Vec<String>,

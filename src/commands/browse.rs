@@ -13,7 +13,7 @@ use crate::{Error, Result};
 pub struct Entry {
     /// Path inside the snapshot.
     pub path: String,
-    /// Kind.
+    /// File, directory, symlink, device, FIFO or socket.
     pub kind: NodeKind,
     /// Mode bits.
     pub mode: u32,

@@ -38,7 +38,7 @@ pub struct CheckOptions {
 /// A file or directory that damage makes unrestorable.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Affected {
-    /// Snapshot.
+    /// The snapshot that references the damaged data.
     pub snapshot: SnapshotId,
     /// Path inside it.
     pub path: String,

@@ -7,7 +7,7 @@ use crate::Result;
 /// Repository sizes.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct Stats {
-    /// Snapshots.
+    /// Snapshots in the repository.
     pub snapshots: usize,
     /// Sum of the sizes of all files in all snapshots (what restoring every
     /// snapshot would write).
@@ -22,7 +22,7 @@ pub struct Stats {
     pub unique_bytes: u64,
     /// Stored size of the unique blobs (compressed and encrypted).
     pub stored_blob_bytes: u64,
-    /// Packs.
+    /// Pack files holding the blobs.
     pub packs: u64,
     /// Total size of the packs (what the store bills).
     pub stored_bytes: u64,

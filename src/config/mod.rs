@@ -82,11 +82,11 @@ pub enum StandbyMode {
 /// One storage target.
 #[derive(Debug, Clone, Serialize)]
 pub struct Target {
-    /// Name.
+    /// The target's name, which services and tenants refer to.
     pub name: String,
     /// Root URL.
     pub url: String,
-    /// Region.
+    /// The region the target is in (placement rules compare it with the workload's).
     pub region: String,
     /// Availability zone.
     pub zone: String,
@@ -97,7 +97,7 @@ pub struct Target {
 /// One tenant.
 #[derive(Debug, Clone)]
 pub struct Tenant {
-    /// ID.
+    /// The tenant's ID: the prefix of its repositories and the key of its records.
     pub id: String,
     /// Contract reference.
     pub contract: Option<String>,
@@ -108,11 +108,11 @@ pub struct Tenant {
 /// A service with every policy resolved.
 #[derive(Debug, Clone)]
 pub struct Service {
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
-    /// Name.
+    /// The service's name within its tenant.
     pub name: String,
-    /// Class.
+    /// The service class from the catalogue (`vmaas-standard`, `dbaas`, …): the defaults of its policy.
     pub class: String,
     /// Workload zone.
     pub zone: String,
@@ -132,17 +132,17 @@ pub struct Service {
     pub retention: RetentionPolicy,
     /// When retention runs.
     pub retention_schedule: CronSchedule,
-    /// Prune grace.
+    /// How long condemned packs wait before prune deletes them.
     pub prune_grace: Duration,
     /// Sampled check: when and what share.
     pub check: (CronSchedule, f64),
     /// DR drill: when, and the check command.
     pub drill: Option<(CronSchedule, Option<Hook>)>,
-    /// Restore window.
+    /// How far back a restore may reach (`None`: every kept snapshot).
     pub restore_window: Option<HumanDuration>,
-    /// RPO.
+    /// Recovery point objective: a newest good snapshot older than this is a breach.
     pub rpo: Duration,
-    /// RTO.
+    /// Recovery time objective that DR drills are measured against.
     pub rto: Option<Duration>,
     /// Keep up to a year.
     pub long_term: bool,
@@ -150,7 +150,7 @@ pub struct Service {
     pub compression: i32,
     /// Job timeout.
     pub timeout: Duration,
-    /// Retries.
+    /// Attempts after the first when a job fails in a way a retry can help.
     pub retries: u32,
     /// First retry delay.
     pub backoff: Duration,
@@ -161,9 +161,9 @@ pub struct Service {
 /// An API token's configuration.
 #[derive(Debug, Clone)]
 pub struct TokenSpec {
-    /// Name.
+    /// The token's name: the actor in the audit log and the job records.
     pub name: String,
-    /// Role.
+    /// What the token may do: operator, auditor, or partner of one tenant.
     pub role: Role,
     /// Secret file or variable.
     pub secret: KeySource,
@@ -202,7 +202,7 @@ pub struct Config {
     pub catch_up: Duration,
     /// Period of the snapshot list refresh.
     pub snapshot_refresh: Duration,
-    /// Restore root.
+    /// Where ticketed restores are written on the daemon's host.
     pub restore_root: PathBuf,
     /// Restores at once.
     pub restore_concurrency: usize,
@@ -212,13 +212,13 @@ pub struct Config {
     pub certificate_key: Option<PathBuf>,
     /// Audit log mirror URL.
     pub audit_mirror: Option<String>,
-    /// Tokens.
+    /// The API tokens.
     pub tokens: Vec<TokenSpec>,
-    /// Targets.
+    /// Where repositories are stored.
     pub targets: Vec<Target>,
-    /// Tenants.
+    /// The partners whose data is backed up, with their keys.
     pub tenants: Vec<Tenant>,
-    /// Services.
+    /// What is backed up, with its class and policy.
     pub services: Vec<Service>,
 }
 
@@ -451,19 +451,19 @@ impl Config {
 /// One service as `config check` shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceReport {
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
-    /// Service.
+    /// The service's name within its tenant.
     pub service: String,
-    /// Class.
+    /// The service class from the catalogue (`vmaas-standard`, `dbaas`, …): the defaults of its policy.
     pub class: String,
     /// Workload zone.
     pub zone: String,
-    /// Target.
+    /// The target its repository is on.
     pub target: String,
     /// Repository URL.
     pub repository: String,
-    /// Standby.
+    /// The standby target and its mode, when the service has one.
     pub standby: Option<String>,
     /// Backup schedule.
     pub schedule: String,
@@ -477,11 +477,11 @@ pub struct ServiceReport {
     pub check: String,
     /// DR drill schedule.
     pub drill: Option<String>,
-    /// Restore window.
+    /// How far back a restore may reach (`None`: every kept snapshot).
     pub restore_window: Option<String>,
-    /// RPO.
+    /// Recovery point objective: a newest good snapshot older than this is a breach.
     pub rpo: String,
-    /// RTO.
+    /// Recovery time objective that DR drills are measured against.
     pub rto: Option<String>,
     /// Long-term option.
     pub long_term: bool,

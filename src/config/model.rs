@@ -84,7 +84,7 @@ impl RepoAccess {
 pub enum SourceSpec {
     /// Paths, with exclude globs.
     Paths {
-        /// Paths.
+        /// Absolute paths to back up.
         paths: Vec<PathBuf>,
         /// Exclude globs.
         excludes: Vec<String>,

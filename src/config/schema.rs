@@ -126,7 +126,7 @@ pub(crate) struct RawTenant {
     pub contract: Option<String>,
     /// File holding the repository passphrase.
     pub password_file: Option<PathBuf>,
-    /// Key file.
+    /// A raw key file instead of a passphrase.
     pub key_file: Option<PathBuf>,
     /// Environment variable holding the passphrase.
     pub password_env: Option<String>,
@@ -184,7 +184,7 @@ pub(crate) struct RawService {
     pub prune_grace: Option<String>,
     /// Sampled check.
     pub check: Option<RawCheck>,
-    /// Hooks.
+    /// Commands run before and after each backup.
     pub hooks: Option<RawHooks>,
     /// DR drill (dbaas has one by default).
     pub drill: Option<RawDrill>,

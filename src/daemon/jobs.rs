@@ -44,9 +44,9 @@ pub struct DrillSpec {
 /// Everything the jobs of one service need.
 #[derive(Debug, Clone)]
 pub struct ServiceJobs {
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
-    /// Service.
+    /// The service's name within its tenant.
     pub service: String,
     /// Primary repository.
     pub repo: RepoAccess,

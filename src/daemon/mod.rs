@@ -291,7 +291,7 @@ pub enum Notice<'a> {
     Ready(&'a str),
     /// Reloading the config.
     Reloading,
-    /// Stopping.
+    /// Stopping: running jobs get their grace period.
     Stopping,
 }
 

@@ -99,7 +99,7 @@ impl std::fmt::Display for RestoreId {
 pub enum JobState {
     /// Waiting for a slot.
     Queued,
-    /// Running.
+    /// Started and not ended yet.
     Running,
     /// Finished well.
     Succeeded,
@@ -124,18 +124,18 @@ impl JobState {
 pub struct JobRecord {
     /// Job ID (increasing).
     pub id: JobId,
-    /// Kind.
+    /// Backup, retention, check, replication or DR drill.
     pub kind: JobKind,
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
-    /// Service.
+    /// The service's name within its tenant.
     pub service: String,
     /// Why it ran.
     pub trigger: Trigger,
     /// Tags for the snapshot (backups).
     #[serde(default)]
     pub tags: Vec<String>,
-    /// State.
+    /// Queued, running, or how it ended.
     pub state: JobState,
     /// When it was queued (RFC 3339).
     pub queued: String,
@@ -195,13 +195,13 @@ impl RtoMeasure {
 pub struct SnapshotEntry {
     /// Snapshot ID.
     pub id: String,
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
-    /// Service.
+    /// The service's name within its tenant.
     pub service: String,
     /// Time (RFC 3339).
     pub time: String,
-    /// Tags.
+    /// Tags of the snapshot (`pre-change`, a ticket reference, …): filters and `keep_tags` use them.
     pub tags: Vec<String>,
     /// Logical size.
     pub size: u64,
@@ -214,7 +214,7 @@ pub struct SnapshotEntry {
 pub struct Alarm {
     /// When it was noticed.
     pub time: String,
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
     /// Repository URL.
     pub repository: String,

@@ -78,9 +78,9 @@ pub enum RestoreState {
 pub struct RestoreRecord {
     /// Request ID.
     pub id: super::records::RestoreId,
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
-    /// Service.
+    /// The service's name within its tenant.
     pub service: String,
     /// Ticket reference.
     pub ticket: String,
@@ -96,7 +96,7 @@ pub struct RestoreRecord {
     pub snapshot_time: String,
     /// Where the files go.
     pub target: PathBuf,
-    /// State.
+    /// Queued, running, or how it ended.
     pub state: RestoreState,
     /// Files written so far.
     pub files_done: u64,

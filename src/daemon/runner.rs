@@ -34,7 +34,7 @@ pub struct JobOutcome {
     pub bytes_read: u64,
     /// Bytes added to the repository.
     pub bytes_added: u64,
-    /// Files.
+    /// Files in the snapshot written.
     pub files: u64,
     /// One line for people.
     pub summary: Option<String>,

@@ -74,9 +74,9 @@ impl Clock for TokioClock {
 /// One scheduled job kind of one service.
 #[derive(Clone)]
 pub struct Entry {
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
-    /// Service.
+    /// The service's name within its tenant.
     pub service: String,
     /// What to run.
     pub kind: JobKind,
@@ -109,9 +109,9 @@ impl Entry {
 /// A job the scheduler (or the API) wants run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
-    /// Service.
+    /// The service's name within its tenant.
     pub service: String,
     /// What.
     pub kind: JobKind,

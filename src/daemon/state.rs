@@ -55,7 +55,7 @@ impl std::fmt::Debug for ServiceInfo {
 pub struct Token {
     /// Name, recorded as the actor of what the token does.
     pub name: String,
-    /// Role.
+    /// What the token may do: operator, auditor, or partner of one tenant.
     pub role: Role,
     /// BLAKE3 of the secret.
     pub hash: blake3::Hash,
@@ -77,7 +77,7 @@ impl Token {
 pub struct LastJob {
     /// Job ID.
     pub id: super::records::JobId,
-    /// State.
+    /// Queued, running, or how it ended.
     pub state: JobState,
     /// When it ended (or started, if running).
     pub at: Option<String>,
@@ -108,11 +108,11 @@ impl From<&JobRecord> for LastJob {
 /// A service's status, as `/v1/services`, `custos status` and `/metrics` show it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceStatus {
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
-    /// Service.
+    /// The service's name within its tenant.
     pub service: String,
-    /// Class.
+    /// The service class from the catalogue (`vmaas-standard`, `dbaas`, …): the defaults of its policy.
     pub class: String,
     /// Primary target.
     pub target: String,

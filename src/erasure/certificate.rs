@@ -28,9 +28,9 @@ pub struct TargetReport {
     pub name: String,
     /// Repository URL (target URL and tenant prefix).
     pub url: String,
-    /// Objects deleted.
+    /// Objects (current ones and older versions) deleted on the target.
     pub objects_deleted: u64,
-    /// Bytes deleted.
+    /// Bytes those objects held.
     pub bytes_deleted: u64,
     /// Merkle root over the deleted objects' names and sizes.
     pub merkle_root: String,

@@ -115,11 +115,11 @@ pub struct TargetProgress {
 /// A tenant's erasure record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErasureRecord {
-    /// Tenant.
+    /// The tenant's ID, as in the config.
     pub tenant: String,
     /// Contract reference.
     pub contract: Option<String>,
-    /// State.
+    /// Where the end-of-contract flow is: notice given, erasing, erased.
     pub state: ErasureState,
     /// When notice was given.
     pub notice_given: String,

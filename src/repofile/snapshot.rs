@@ -78,7 +78,7 @@ pub struct Snapshot {
     /// Tenant it belongs to, if any.
     #[serde(default)]
     pub tenant: Option<String>,
-    /// Tags.
+    /// Tags of the snapshot (`pre-change`, a ticket reference, …): filters and `keep_tags` use them.
     #[serde(default)]
     pub tags: Vec<String>,
     /// Parent snapshot used for change detection.

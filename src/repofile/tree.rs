@@ -32,10 +32,10 @@ pub enum NodeKind {
 /// One extended attribute.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Xattr {
-    /// Name.
+    /// The attribute's name, e.g. `user.comment` or `security.capability`.
     #[serde(with = "serde_bytes")]
     pub name: Vec<u8>,
-    /// Value.
+    /// The attribute's value, as stored by the file system.
     #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
 }
@@ -46,7 +46,7 @@ pub struct Node {
     /// File name (bytes).
     #[serde(with = "serde_bytes")]
     pub name: Vec<u8>,
-    /// Kind.
+    /// File, directory, symlink, device, FIFO or socket.
     pub kind: NodeKind,
     /// Permission bits and file type bits (`st_mode`).
     pub mode: u32,

@@ -65,7 +65,7 @@ impl LockKind {
 /// A lock object's body (plain JSON: it holds nothing secret).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LockInfo {
-    /// Kind.
+    /// Shared (backups, restores), exclusive, or prune.
     pub kind: LockKind,
     /// What holds it (command name).
     pub command: String,
