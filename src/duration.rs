@@ -20,6 +20,8 @@
 //!
 //! Examples: `7d`, `90d`, `12h`, `1d12h`, `2w`, `1y30d`, `30min`. A bare `m` is
 //! refused: it means minutes to some tools and months to others.
+//!
+//! Layer 0 of `docs/architecture.md`: it uses no other module of custos.
 
 use std::fmt;
 use std::str::FromStr;

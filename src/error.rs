@@ -2,6 +2,8 @@
 //!
 //! Every failure carries enough context to be printed as one clear sentence, and
 //! maps to one of the exit codes that `CONTRACT.md` fixes (see [`Error::exit_code`]).
+//!
+//! Layer 0 of `docs/architecture.md`: it uses no other module of custos.
 
 use std::path::PathBuf;
 

@@ -2,6 +2,8 @@
 //!
 //! In human-readable formats (JSON) they serialize as hex strings, in binary
 //! formats (CBOR) as byte strings.
+//!
+//! Layer 0 of `docs/architecture.md`: it uses no other module of custos.
 
 use std::fmt;
 use std::str::FromStr;

@@ -6,6 +6,8 @@
 //! | a file (passphrase, key file, API token, certificate signing key) | refused when group or others have any permission on it (`chmod 600`); read into memory that is wiped when dropped |
 //! | a variable (`CUSTOS_PASSWORD`, a tenant's `password_env`, a token's `secret_env`, ...) | read once, its bytes in the process's environment block overwritten (so `/proc/<pid>/environ` no longer shows it), the variable removed, the value kept in wiped-on-drop memory: no child process inherits it |
 //! | a hook, dump or drill command | starts from an empty environment plus [`CHILD_ENV_ALLOWED`] and its own `env`: no passphrase, token or cloud credential of the daemon leaks into it |
+//!
+//! Layer 0 of `docs/architecture.md`: it uses no other module of custos.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;

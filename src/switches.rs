@@ -4,8 +4,8 @@
 //! |---|---|---|
 //! | `CUSTOS_TEST_FAST_KDF` | new passphrase slots cost 1 MiB, 1 pass (instead of 64 MiB, 3) | [`fast_kdf`] |
 //! | `CUSTOS_TEST_LOCK_LEASE` | lock leases last this many seconds (instead of 300) | [`lock_lease`] |
-//! | `CUSTOS_TEST_CRASH_AT`, `CUSTOS_TEST_CRASH_COUNT` | crash points ([`crate::util::crash_point`]) | [`crash_at`], [`crash_count`] |
-//! | `CUSTOS_FAULTS` | storage fault injection (`backend::faults`) | [`faults`] |
+//! | `CUSTOS_TEST_CRASH_AT`, `CUSTOS_TEST_CRASH_COUNT` | crash points (`crate::util::crash_point`) | `crash_at`, `crash_count` |
+//! | `CUSTOS_FAULTS` | storage fault injection (`backend::faults`) | `faults` |
 //! | `CUSTOS_BACKEND_RETRIES` | retries of a failing storage request (instead of 5) | [`backend_retries`] |
 //!
 //! Each variable is read in one place, here, by a function that exists only
@@ -15,6 +15,8 @@
 //! the fault injector and the crash points are not compiled in, and the
 //! binary cannot be talked into weak key slots, short leases, crashes or
 //! faults whatever its environment says (`.ci/product-switches.sh`).
+//!
+//! Layer 0 of `docs/architecture.md`: it uses no other module of custos.
 
 use std::time::Duration;
 

@@ -1,4 +1,6 @@
 //! Small helpers shared by several modules.
+//!
+//! Layer 0 of `docs/architecture.md`: it uses `switches`, and nothing of a layer above.
 
 /// The host name, or `unknown`.
 pub fn hostname() -> String {

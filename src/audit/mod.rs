@@ -12,6 +12,8 @@
 //!
 //! Lines are appended with `O_APPEND` and synced before the act is
 //! acknowledged.
+//!
+//! Layer 9 of `docs/architecture.md`: it uses `error`, `secrets`, `backend`, and nothing of a layer above.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};

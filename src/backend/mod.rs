@@ -10,6 +10,8 @@
 //!
 //! Transient failures are retried with exponential backoff; what still fails is
 //! reported as [`Error::Backend`], which maps to exit code 3 (unreachable).
+//!
+//! Layer 2 of `docs/architecture.md`: it uses `duration`, `error`, `switches`, `util`, and nothing of a layer above.
 
 #[cfg(feature = "test-switches")]
 pub(crate) mod faults;

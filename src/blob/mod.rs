@@ -2,6 +2,8 @@
 //!
 //! [`compress`] is pure; [`Packer`] wraps a [`PackWriter`] (the pure pack
 //! builder in `repofile::pack`) with the policy of when a pack is full.
+//!
+//! Layer 2 of `docs/architecture.md`: it uses `id`, `crypto`, `repofile`, and nothing of a layer above.
 
 use crate::crypto::{Keys, TAG_LEN};
 use crate::id::BlobId;

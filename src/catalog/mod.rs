@@ -32,6 +32,8 @@
 //! only drives catch-up, and the snapshot cache is rebuilt from the
 //! repositories by `custos catalog rebuild` (or on demand). The repositories
 //! remain the truth.
+//!
+//! Layer 8 of `docs/architecture.md`: it uses `error`, `util`, and nothing of a layer above.
 
 mod table;
 

@@ -3,6 +3,8 @@
 //!
 //! Inserting bytes in the middle of a file changes only the chunks around the
 //! edit: boundaries depend on content, not offsets.
+//!
+//! Layer 2 of `docs/architecture.md`: it uses `repofile`, and nothing of a layer above.
 
 use std::io::Read;
 

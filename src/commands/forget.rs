@@ -181,7 +181,7 @@ pub struct ForgetReport {
 /// Applies the policy and removes what it does not keep.
 ///
 /// # Errors
-/// [`Error::Usage`] for a policy with no rule; [`Error::Locked`] when an
+/// `Error::Usage` for a policy with no rule; `Error::Locked` when an
 /// exclusive holder is in the repository; backend errors. Snapshots removed
 /// before an error stay removed (each removal is a single delete).
 pub async fn forget(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {

@@ -11,6 +11,8 @@
 //! must be outside the workload's availability zone, and in an allowed region
 //! (`daemon.allowed_regions`, glob patterns, default `["eu-*"]`: all data
 //! stays in the EU).
+//!
+//! Layer 7 of `docs/architecture.md`: it uses `duration`, `crypto`, `backend`, `repository`, `source`, `policy`, and nothing of a layer above.
 
 pub(crate) mod classes;
 pub(crate) mod model;

@@ -12,6 +12,8 @@
 //!
 //! Key slots (wrapping the master key under a passphrase or key file) are in
 //! [`keyslot`].
+//!
+//! Layer 1 of `docs/architecture.md`: it uses `id`, `secrets`, `switches`, `util`, and nothing of a layer above.
 
 pub mod keyslot;
 

@@ -33,7 +33,7 @@
 //! the window has passed. A tenant has at most `daemon.restores_per_tenant`
 //! restores queued or running (429 with `Retry-After` beyond it), and a
 //! restore that would not fit in the free space of the restore root is
-//! refused (507). Connections are limited and timed out by [`super::http`].
+//! refused (507). Connections are limited and timed out by `super::http`.
 //!
 //! What partners see: never a host path (absolute paths in any answer are
 //! replaced by `<host path>`), never the audit log's global head, never the
@@ -774,7 +774,7 @@ async fn list_audit(
 /// `shutdown` turns true.
 ///
 /// # Errors
-/// As [`super::http::serve`].
+/// As `super::http::serve`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: State,
@@ -792,7 +792,7 @@ pub async fn serve(
 /// Serves the API on `listener` with `opts` until `shutdown` turns true.
 ///
 /// # Errors
-/// As [`super::http::serve`].
+/// As `super::http::serve`.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     state: State,

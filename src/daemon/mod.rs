@@ -7,6 +7,8 @@
 //!  HTTP API ─────────────────────────▶ on-demand ────┘
 //!  /metrics, status ◀── state ◀── catalog (job history, snapshot cache, last runs, counters)
 //! ```
+//!
+//! Layer 11 of `docs/architecture.md`: it uses `duration`, `error`, `id`, `progress`, `secrets`, `util`, `crypto`, `repofile`, `backend`, `repository`, `source`, `policy`, `commands`, `config`, `catalog`, `audit`, `erasure`, and nothing of a layer above.
 pub mod api;
 pub mod client;
 pub(crate) mod http;

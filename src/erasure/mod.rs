@@ -37,6 +37,8 @@
 //! is written under `<state_dir>/certificates/`. The certificate states
 //! what was verified and what was not (a passphrase in an environment
 //! variable, a key file shared with another tenant).
+//!
+//! Layer 10 of `docs/architecture.md`: it uses `error`, `secrets`, `util`, `crypto`, `repofile`, `backend`, `repository`, `config`, `catalog`, `audit`, and nothing of a layer above.
 
 pub mod certificate;
 mod records;

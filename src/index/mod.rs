@@ -14,6 +14,8 @@
 //!
 //! Loading an object inserts its entries first and marks the object loaded last,
 //! so a crash in between only means the object is loaded again.
+//!
+//! Layer 2 of `docs/architecture.md`: it uses `error`, `id`, `repofile`, and nothing of a layer above.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -5,12 +5,14 @@
 //!   config (`7d`, `90d`, `12h`, `1d12h`).
 //! - [`schedule`]: cron expressions with seconds in a time zone, correct
 //!   across daylight-saving changes.
-//! - [`window`]: whether a restore request falls within a service's restore
+//! - `window`: whether a restore request falls within a service's restore
 //!   window.
 //!
 //! Nothing here does I/O or reads the clock: callers load the snapshots, group
 //! them (by service, host, paths), pass the current time, and act on the
 //! decisions. That keeps the rules property-testable against a reference model.
+//!
+//! Layer 5 of `docs/architecture.md`: it uses `duration`, and nothing of a layer above.
 
 pub mod retention;
 pub mod schedule;

@@ -3,6 +3,8 @@
 //! are fuzzed), never panics.
 //!
 //! See `docs/repository-format.md` for the byte-level description.
+//!
+//! Layer 1 of `docs/architecture.md`: it uses `id`, `crypto`, and nothing of a layer above.
 
 pub mod config;
 pub mod index;

@@ -7,6 +7,8 @@
 //!
 //! Write order, which every command keeps: packs → index objects → snapshot.
 //! A snapshot is written only after everything it references is durable.
+//!
+//! Layer 3 of `docs/architecture.md`: it uses `id`, `switches`, `util`, `crypto`, `repofile`, `backend`, `index`, and nothing of a layer above.
 
 pub mod lock;
 pub mod watch;

@@ -2,6 +2,8 @@
 //!
 //! The walk itself lives in `commands::backup` (it drives the pipeline); this
 //! module turns what the file system says into [`Node`]s and decides what to skip.
+//!
+//! Layer 4 of `docs/architecture.md`: it uses `secrets`, `repofile`, and nothing of a layer above.
 
 pub mod command;
 

@@ -142,3 +142,75 @@ fn the_check_finds_an_upward_use() {
         )]
     );
 }
+
+/// Every use of one top-level module by another (`crate::<module>` in code).
+fn edges(src: &Path) -> std::collections::BTreeSet<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut out = std::collections::BTreeSet::new();
+    for f in files {
+        let rel = f.strip_prefix(src).unwrap().to_string_lossy().into_owned();
+        if rel.ends_with("tests.rs") {
+            continue;
+        }
+        let top = rel
+            .split('/')
+            .next()
+            .unwrap()
+            .trim_end_matches(".rs")
+            .to_string();
+        if layer(&top).is_none() {
+            continue;
+        }
+        let text = code(&std::fs::read_to_string(&f).unwrap());
+        for (i, _) in text.match_indices("crate::") {
+            let name: String = text[i + 7..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if name != top && layer(&name).is_some() {
+                out.insert((top.clone(), name));
+            }
+        }
+    }
+    out
+}
+
+/// A module of `edges` that reaches itself again, if any.
+fn circle(edges: &std::collections::BTreeSet<(String, String)>) -> Option<Vec<String>> {
+    fn visit(
+        m: &str,
+        edges: &std::collections::BTreeSet<(String, String)>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == m) {
+            return Some(path[i..].to_vec());
+        }
+        path.push(m.to_string());
+        for (_, to) in edges.iter().filter(|(from, _)| from == m) {
+            if let Some(c) = visit(to, edges, path) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        None
+    }
+    let modules: std::collections::BTreeSet<&String> = edges.iter().map(|(f, _)| f).collect();
+    modules
+        .into_iter()
+        .find_map(|m| visit(m, edges, &mut Vec::new()))
+}
+
+#[test]
+fn no_import_circle_among_the_modules() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let e = edges(&src);
+    assert!(e.len() > 20, "the scan found too few uses: {e:?}");
+    assert_eq!(circle(&e), None, "an import circle");
+    let planted: std::collections::BTreeSet<(String, String)> =
+        [("util", "switches"), ("switches", "util")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+    assert!(circle(&planted).is_some());
+}

@@ -8,7 +8,7 @@
 //! * Blocks of zeros are not written: files are sized first, so holes stay holes.
 //! * **Nothing outside the target is touched**, whatever the target already
 //!   holds: every operation is relative to an open directory and names one
-//!   component, never following a symlink ([`target`] has the table). Paths of
+//!   component, never following a symlink (`target` has the table). Paths of
 //!   any length restore.
 //! * A file's content is written under a temporary name
 //!   (`.custos-partial.<hash of the name>`) and renamed over its real name only
@@ -103,7 +103,7 @@ pub struct RestoreOptions {
     pub progress: Progress,
     /// The service's restore window: a snapshot (or a point in time `at`)
     /// older than this is refused before anything is read or written
-    /// ([`crate::policy::window::check`]). `None`: every kept snapshot.
+    /// (`crate::policy::window::check`). `None`: every kept snapshot.
     pub window: Option<crate::duration::HumanDuration>,
     /// The point in time the snapshot was chosen for, if one was asked.
     pub at: Option<jiff::Timestamp>,
