@@ -303,6 +303,22 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The authenticated caller of a request: its token, checked by the
+/// extractor before the handler runs (an unknown token, a missing one, or
+/// a partner's token after its contract ended is answered 401).
+struct Caller(Token);
+
+impl axum::extract::FromRequestParts<App> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App,
+    ) -> Result<Self, Self::Rejection> {
+        authenticate(app, &parts.headers).map(Caller)
+    }
+}
+
 fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Token> {
     let secret = bearer(headers).ok_or_else(|| {
         ApiError(
@@ -396,8 +412,7 @@ async fn answer_once(AxState(app): AxState<App>, req: Request, next: Next) -> Re
     Response::from_parts(parts, Body::from(bytes))
 }
 
-async fn metrics(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
+async fn metrics(AxState(app): AxState<App>, Caller(token): Caller) -> ApiResult<Response> {
     if matches!(token.role, crate::config::Role::Partner { .. }) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -415,27 +430,24 @@ async fn open_metrics(AxState(app): AxState<App>) -> ApiResult<Response> {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
-async fn list_services(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
+async fn list_services(AxState(app): AxState<App>, Caller(token): Caller) -> ApiResult<Response> {
     Ok(Json(app.state.statuses(&token.role)?).into_response())
 }
 
 async fn get_service(
     AxState(app): AxState<App>,
-    headers: HeaderMap,
+    Caller(token): Caller,
     Path((tenant, service)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
     let s = service_for(&app, &token, &tenant, &service, false)?;
     Ok(Json(app.state.status(&s)?).into_response())
 }
 
 async fn list_snapshots(
     AxState(app): AxState<App>,
-    headers: HeaderMap,
+    Caller(token): Caller,
     Path((tenant, service)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
     service_for(&app, &token, &tenant, &service, false)?;
     let mut snaps = app.state.catalog.snapshots(&tenant, &service)?;
     snaps.reverse();
@@ -451,11 +463,10 @@ struct BackupBody {
 
 async fn start_backup(
     AxState(app): AxState<App>,
-    headers: HeaderMap,
+    Caller(token): Caller,
     Path((tenant, service)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
     service_for(&app, &token, &tenant, &service, true)?;
     let body: BackupBody = if body.is_empty() {
         BackupBody::default()
@@ -574,10 +585,9 @@ fn service_for(
 
 async fn list_jobs(
     AxState(app): AxState<App>,
-    headers: HeaderMap,
+    Caller(token): Caller,
     Query(q): Query<JobQuery>,
 ) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
     let jobs = app
         .state
         .catalog
@@ -587,10 +597,9 @@ async fn list_jobs(
 
 async fn get_job(
     AxState(app): AxState<App>,
-    headers: HeaderMap,
+    Caller(token): Caller,
     Path(id): Path<super::records::JobId>,
 ) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
     let job = app
         .state
         .catalog
@@ -602,11 +611,10 @@ async fn get_job(
 
 async fn request_restore(
     AxState(app): AxState<App>,
-    headers: HeaderMap,
+    Caller(token): Caller,
     Path((tenant, service)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
     let info = service_for(&app, &token, &tenant, &service, true)?;
     let Some((desk, jobs)) = &app.state.restores else {
         return Err(ApiError(
@@ -633,10 +641,9 @@ async fn request_restore(
 
 async fn list_restores(
     AxState(app): AxState<App>,
-    headers: HeaderMap,
+    Caller(token): Caller,
     Query(q): Query<JobQuery>,
 ) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
     let list = app
         .state
         .catalog
@@ -646,10 +653,9 @@ async fn list_restores(
 
 async fn get_restore(
     AxState(app): AxState<App>,
-    headers: HeaderMap,
+    Caller(token): Caller,
     Path(id): Path<super::records::RestoreId>,
 ) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
     let rec = app
         .state
         .catalog
@@ -659,8 +665,7 @@ async fn get_restore(
     Ok(Json(rec).into_response())
 }
 
-async fn list_erasures(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
+async fn list_erasures(AxState(app): AxState<App>, Caller(token): Caller) -> ApiResult<Response> {
     let list: Vec<_> = app
         .state
         .catalog
@@ -676,8 +681,7 @@ struct AuditQuery {
     tenant: Option<String>,
 }
 
-async fn list_alarms(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
+async fn list_alarms(AxState(app): AxState<App>, Caller(token): Caller) -> ApiResult<Response> {
     let list = app.state.catalog.alarms(|a| token.role.sees(&a.tenant))?;
     Ok(Json(list).into_response())
 }
@@ -692,10 +696,9 @@ struct AcceptAlarms {
 /// current state.
 async fn accept_alarms(
     AxState(app): AxState<App>,
-    headers: HeaderMap,
+    Caller(token): Caller,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
     if !matches!(token.role, crate::config::Role::Operator) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -724,8 +727,7 @@ async fn accept_alarms(
     Ok(Json(accepted).into_response())
 }
 
-async fn audit_chain(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
+async fn audit_chain(AxState(app): AxState<App>, Caller(token): Caller) -> ApiResult<Response> {
     if matches!(token.role, crate::config::Role::Partner { .. }) {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -740,10 +742,9 @@ async fn audit_chain(AxState(app): AxState<App>, headers: HeaderMap) -> ApiResul
 
 async fn list_audit(
     AxState(app): AxState<App>,
-    headers: HeaderMap,
+    Caller(token): Caller,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Response> {
-    let token = authenticate(&app, &headers)?;
     let Some(audit) = &app.state.audit else {
         return Err(ApiError(
             StatusCode::NOT_IMPLEMENTED,
