@@ -17,30 +17,58 @@
 //! `commands` holds one function per repository operation; the binary's
 //! `cli` modules turn arguments into their options, and `main.rs` only parses
 //! arguments and maps errors to exit codes.
+//!
+//! ## The public API
+//!
+//! What a caller outside this crate (the `custos` binary, the tests, an
+//! embedding program) starts from; everything else is reached through
+//! these. The modules are listed below by layer (`docs/architecture.md`).
+//!
+//! | to … | use |
+//! |---|---|
+//! | open or create a repository | [`Repository::open`], [`Repository::init`], [`Repository::open_or_init`], then [`Repository::load_index`] for an [`IndexedRepository`] |
+//! | back up, restore, browse, check, copy, forget, prune, repair | [`commands::backup::backup`], [`commands::restore::restore`], [`commands::browse`], [`commands::check::check`], [`commands::copy::copy`], [`commands::forget::forget`], [`commands::prune::prune`], [`commands::repair::repair`] |
+//! | read the daemon's config | [`config::Config::load`] |
+//! | run the daemon | [`daemon::Setup::from_config`], [`daemon::Listeners::bind`], [`daemon::run`] |
+//! | the daemon's state from outside | [`daemon::status`], [`daemon::client`] |
+//! | end a contract | [`erasure`] and [`erasure::certificate`] |
+//! | the audit trail | [`audit::AuditLog`], [`audit::verify`] |
+//! | what went wrong | [`Error`], [`Error::kind`], [`Error::exit_code`] |
 
-pub mod audit;
-pub mod backend;
-pub mod blob;
-pub mod catalog;
-pub mod chunker;
-pub mod commands;
-pub mod config;
-pub mod crypto;
-pub mod daemon;
+// Layer 0: foundations.
 pub mod duration;
-pub mod erasure;
 pub mod error;
 pub mod id;
-pub mod index;
-pub mod policy;
 pub mod progress;
-pub mod repofile;
-pub mod repository;
 pub mod secrets;
-
-pub mod source;
 pub mod switches;
 pub mod util;
+// Layer 1: formats and crypto.
+pub mod crypto;
+pub mod repofile;
+// Layer 2: storage.
+pub mod backend;
+pub mod blob;
+pub mod chunker;
+pub mod index;
+// Layer 3.
+pub mod repository;
+// Layer 4.
+pub mod source;
+// Layer 5.
+pub mod policy;
+// Layer 6.
+pub mod commands;
+// Layer 7.
+pub mod config;
+// Layer 8.
+pub mod catalog;
+// Layer 9.
+pub mod audit;
+// Layer 10.
+pub mod erasure;
+// Layer 11.
+pub mod daemon;
 
 pub use error::{Error, ErrorKind, Result};
 pub use id::{BlobId, IndexId, KeyId, PackId, RepoId, SnapshotId};
