@@ -81,6 +81,21 @@ pub enum Error {
     /// address): distinct from a repository lock.
     #[error("the daemon does not answer: {0}")]
     DaemonUnreachable(String),
+    /// A hook or a source command could not start, failed, or was killed
+    /// at its time limit (its stderr is in the message).
+    #[error("{0}")]
+    Command(String),
+    /// The operation ran out of its time limit.
+    #[error("{0}")]
+    Timeout(String),
+    /// The operation was cancelled (a job's time limit, the daemon
+    /// stopping) and left nothing half-written.
+    #[error("{0}")]
+    Cancelled(String),
+    /// A failure inside custos (a worker thread that stopped, a record that
+    /// cannot be encoded): a bug to report, not something a retry mends.
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// What kind of failure an [`Error`] is: what an operator (or the daemon's
@@ -115,6 +130,14 @@ pub enum ErrorKind {
     Refused,
     /// A limit is reached: try again later.
     Busy,
+    /// A hook or source command failed: see its stderr.
+    Command,
+    /// A time limit ran out.
+    Timeout,
+    /// Cancelled on purpose.
+    Cancelled,
+    /// A failure inside custos: report it.
+    Internal,
 }
 
 impl Error {
@@ -138,6 +161,10 @@ impl Error {
             Error::Refused(_) => ErrorKind::Refused,
             Error::Busy(_) => ErrorKind::Busy,
             Error::DaemonUnreachable(_) => ErrorKind::DaemonUnreachable,
+            Error::Command(_) => ErrorKind::Command,
+            Error::Timeout(_) => ErrorKind::Timeout,
+            Error::Cancelled(_) => ErrorKind::Cancelled,
+            Error::Internal(_) => ErrorKind::Internal,
         }
     }
 
@@ -155,7 +182,11 @@ impl Error {
             | ErrorKind::NotFound
             | ErrorKind::Io
             | ErrorKind::Problems
-            | ErrorKind::Refused => 1,
+            | ErrorKind::Refused
+            | ErrorKind::Command
+            | ErrorKind::Timeout
+            | ErrorKind::Cancelled
+            | ErrorKind::Internal => 1,
         }
     }
 
@@ -164,10 +195,11 @@ impl Error {
     ///
     /// No for what says the same on every attempt: a usage or configuration
     /// error, a missing or existing repository, a wrong or missing key, a
-    /// refusal, damaged data, credentials the store rejects. Yes for a lock
+    /// refusal, damaged data, credentials the store rejects, a cancellation,
+    /// a failure inside custos. Yes for a lock
     /// (its holder ends), a limit (`Busy`), storage, daemon and local I/O
-    /// failures (outages, a full disk that is freed), and problems found on
-    /// the way (a hook that failed, a timeout).
+    /// failures (outages, a full disk that is freed), a hook or command that
+    /// failed, a time limit, and problems found on the way.
     pub fn retry_can_help(&self) -> bool {
         match self.kind() {
             ErrorKind::Usage
@@ -175,14 +207,18 @@ impl Error {
             | ErrorKind::Key
             | ErrorKind::Refused
             | ErrorKind::Integrity
-            | ErrorKind::Denied => false,
+            | ErrorKind::Denied
+            | ErrorKind::Cancelled
+            | ErrorKind::Internal => false,
             ErrorKind::NotFound
             | ErrorKind::Locked
             | ErrorKind::Busy
             | ErrorKind::Unreachable
             | ErrorKind::DaemonUnreachable
             | ErrorKind::Io
-            | ErrorKind::Problems => true,
+            | ErrorKind::Problems
+            | ErrorKind::Command
+            | ErrorKind::Timeout => true,
         }
     }
 
@@ -256,6 +292,22 @@ mod tests {
         assert_eq!(Error::DaemonUnreachable(String::new()).exit_code(), 3);
         assert_eq!(Error::NoKey.exit_code(), 2);
         assert_eq!(Error::Refused(String::new()).exit_code(), 1);
+    }
+
+    #[test]
+    fn a_cancellation_or_a_failure_inside_custos_is_not_retried_a_timeout_is() {
+        assert!(!Error::Cancelled("stopped".into()).retry_can_help());
+        assert!(!Error::Internal("worker panicked".into()).retry_can_help());
+        assert!(Error::Timeout("timed out after 60 s".into()).retry_can_help());
+        assert!(Error::Command("pre hook `pg_dump` exited 1".into()).retry_can_help());
+        for e in [
+            Error::Cancelled(String::new()),
+            Error::Internal(String::new()),
+            Error::Timeout(String::new()),
+            Error::Command(String::new()),
+        ] {
+            assert_eq!(e.exit_code(), 1, "{:?}", e.kind());
+        }
     }
 
     #[test]

@@ -167,7 +167,7 @@ impl AuditLog {
         };
         rec.hash = rec.compute_hash();
         let mut line = serde_json::to_vec(&rec)
-            .map_err(|e| Error::Problems(format!("cannot encode an audit record: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot encode an audit record: {e}")))?;
         line.push(b'\n');
         f.write_all(&line)
             .and_then(|()| f.sync_data())
@@ -301,7 +301,7 @@ pub async fn mirror(
     let mut copied = 0;
     for rec in local.iter().filter(|r| !have.contains(&r.seq)) {
         let body = serde_json::to_vec(rec)
-            .map_err(|e| Error::Problems(format!("cannot encode an audit record: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot encode an audit record: {e}")))?;
         if mirror
             .put_new(&record_name(rec.seq), bytes::Bytes::from(body))
             .await?
@@ -330,7 +330,7 @@ pub async fn mirror(
     if let (Some(key), Some(head)) = (signer, local.last()) {
         let cp = Checkpoint::sign(head.seq, &head.hash, key);
         let body = serde_json::to_vec(&cp)
-            .map_err(|e| Error::Problems(format!("cannot encode a checkpoint: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot encode a checkpoint: {e}")))?;
         mirror
             .put_new(&checkpoint_name(head.seq), bytes::Bytes::from(body))
             .await?;

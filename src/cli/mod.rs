@@ -273,7 +273,7 @@ pub(crate) async fn open(g: &Global) -> Result<Repository> {
 
 pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     let s = serde_json::to_string_pretty(v)
-        .map_err(|e| Error::Problems(format!("cannot encode JSON: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot encode JSON: {e}")))?;
     println!("{s}");
     Ok(())
 }

@@ -327,7 +327,7 @@ async fn run(
         (walked, stats)
     })
     .await
-    .map_err(|e| Error::Problems(format!("the backup's threads stopped: {e}")))?;
+    .map_err(|e| Error::Internal(format!("the backup's threads stopped: {e}")))?;
     let (root, errors, index_ids) = walked?;
     progress.finish();
 
@@ -483,13 +483,13 @@ where
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => worker_err = Some(e),
                 Err(_) => {
-                    worker_err = Some(Error::Problems("a backup worker thread panicked".into()))
+                    worker_err = Some(Error::Internal("a backup worker thread panicked".into()))
                 }
             }
         }
         let uploaded = uploader
             .join()
-            .map_err(|_| Error::Problems("the upload thread panicked".into()))?;
+            .map_err(|_| Error::Internal("the upload thread panicked".into()))?;
         // Report the root cause: an upload failure makes the walker fail too.
         let index_ids = uploaded?;
         if let Some(e) = worker_err {
@@ -580,7 +580,7 @@ impl Walker<'_> {
             .as_ref()
             .is_some_and(|c| c.load(Ordering::Relaxed))
         {
-            return Err(Error::Problems(
+            return Err(Error::Cancelled(
                 "backup cancelled (job timeout or daemon shutdown): no snapshot written".into(),
             ));
         }
@@ -601,7 +601,7 @@ impl Walker<'_> {
         let mut s = self
             .session
             .lock()
-            .map_err(|_| Error::Problems("dedup set poisoned".into()))?;
+            .map_err(|_| Error::Internal("dedup set poisoned".into()))?;
         Ok(s.insert(*id))
     }
 

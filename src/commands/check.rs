@@ -329,7 +329,7 @@ async fn read_pack(
         (read, bad, errors)
     })
     .await
-    .map_err(|e| Error::Problems(format!("check task failed: {e}")))?;
+    .map_err(|e| Error::Internal(format!("check task failed: {e}")))?;
     report.errors.extend(errors);
     Ok((read, bad))
 }

@@ -766,7 +766,7 @@ async fn list_audit(
             .map(|records| (records, audit.head()))
     })
     .await
-    .map_err(|e| Error::Problems(format!("reading the audit log stopped: {e}")))?;
+    .map_err(|e| Error::Internal(format!("reading the audit log stopped: {e}")))?;
     let (records, head) = records?;
     Ok(Json(serde_json::json!({"head": head, "records": records})).into_response())
 }

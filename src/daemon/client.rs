@@ -33,7 +33,7 @@ pub fn http_client(extra: Option<&std::path::Path>, timeout: Duration) -> Result
         }
     }
     b.build()
-        .map_err(|e| Error::Problems(format!("HTTP client: {e}")))
+        .map_err(|e| Error::Internal(format!("HTTP client: {e}")))
 }
 
 async fn call(req: reqwest::RequestBuilder, what: &str) -> Result<RestoreRecord> {
@@ -82,7 +82,7 @@ pub async fn restore(
     let base = base.trim_end_matches('/');
     let url = format!("{base}/v1/services/{tenant}/{service}/restores");
     let body = serde_json::to_vec(request)
-        .map_err(|e| Error::Problems(format!("cannot encode the request: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot encode the request: {e}")))?;
     let mut rec = call(
         http.post(&url)
             .bearer_auth(token)

@@ -358,21 +358,21 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
         let mut handle = tokio::spawn((inner.exec)(ctx));
         let mut stopping = false;
         result = tokio::select! {
-            r = &mut handle => r.unwrap_or_else(|e| Err(Error::Problems(format!("job task failed: {e}")))),
+            r = &mut handle => r.unwrap_or_else(|e| Err(Error::Internal(format!("job task failed: {e}")))),
             () = tokio::time::sleep(settings.timeout) => {
                 cancel.store(true, Ordering::Relaxed);
                 let _ = tokio::time::timeout(STOP_GRACE, &mut handle).await;
                 handle.abort();
-                Err(Error::Problems(format!("timed out after {} s", settings.timeout.as_secs())))
+                Err(Error::Timeout(format!("timed out after {} s", settings.timeout.as_secs())))
             }
             () = stopped(&mut shutdown) => {
                 stopping = true;
                 cancel.store(true, Ordering::Relaxed);
                 match tokio::time::timeout(STOP_GRACE, &mut handle).await {
-                    Ok(r) => r.unwrap_or_else(|e| Err(Error::Problems(format!("job task failed: {e}")))),
+                    Ok(r) => r.unwrap_or_else(|e| Err(Error::Internal(format!("job task failed: {e}")))),
                     Err(_) => {
                         handle.abort();
-                        Err(Error::Problems("stopped: the daemon is shutting down".into()))
+                        Err(Error::Cancelled("stopped: the daemon is shutting down".into()))
                     }
                 }
             }
@@ -489,7 +489,7 @@ mod tests {
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                     f.running.fetch_sub(1, Ordering::SeqCst);
-                    return Err(Error::Problems("cancelled".into()));
+                    return Err(Error::Cancelled("cancelled".into()));
                 }
                 tokio::time::sleep(work).await;
                 f.running.fetch_sub(1, Ordering::SeqCst);

@@ -238,7 +238,7 @@ impl State {
             a.append(&actor, &action, tenant.as_deref(), details)
         })
         .await
-        .map_err(|e| crate::Error::Problems(format!("the audit append stopped: {e}")))?;
+        .map_err(|e| crate::Error::Internal(format!("the audit append stopped: {e}")))?;
         written.map_err(|e| {
             crate::Error::io(
                 format!("the audit log cannot be written ({e}): the request is refused"),

@@ -174,7 +174,7 @@ pub fn canonical(value: &serde_json::Value) -> String {
 
 fn content_bytes(c: &Certificate) -> Result<String> {
     let v = serde_json::to_value(c)
-        .map_err(|e| Error::Problems(format!("cannot encode the certificate: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot encode the certificate: {e}")))?;
     Ok(canonical(&v))
 }
 

@@ -559,7 +559,7 @@ pub async fn execute(
     });
     let signed = certificate::sign(cert, &signing_key)?;
     let text = serde_json::to_string_pretty(&signed)
-        .map_err(|e| Error::Problems(format!("certificate: {e}")))?;
+        .map_err(|e| Error::Internal(format!("certificate: {e}")))?;
     let dir = cfg.state_dir.join("certificates");
     std::fs::create_dir_all(&dir).map_err(crate::error::at("cannot create", &dir))?;
     let stem = format!("{tenant}-{}", completed.strftime("%Y%m%dT%H%M%SZ"));

@@ -112,7 +112,7 @@ impl Catalog {
             table.flush()
         })
         .await
-        .map_err(|e| crate::Error::Problems(format!("erasure bookkeeping stopped: {e}")))?
+        .map_err(|e| crate::Error::Internal(format!("erasure bookkeeping stopped: {e}")))?
     }
 
     /// The objects an erasure deleted on one target: (name, size, key

@@ -203,7 +203,7 @@ impl Repository {
                     (slot, r)
                 })
                 .await
-                .map_err(|e| Error::Problems(format!("key derivation stopped: {e}")))?
+                .map_err(|e| Error::Internal(format!("key derivation stopped: {e}")))?
             };
             let opened = match opened {
                 Ok(m) => m,
@@ -655,7 +655,7 @@ impl Repository {
         let (id, loc) = (*id, *loc);
         tokio::task::spawn_blocking(move || open_blob(&keys, &loc.pack, &loc.entry(id), &stored))
             .await
-            .map_err(|e| Error::Problems(format!("decoder task failed: {e}")))?
+            .map_err(|e| Error::Internal(format!("decoder task failed: {e}")))?
     }
 
     /// Reads the tree blob `id` stored at `loc`.

@@ -156,7 +156,7 @@ impl Memory {
     /// [`Error::Io`].
     pub fn store(&self, seen: &Seen) -> Result<()> {
         let body = serde_json::to_vec(seen)
-            .map_err(|e| Error::Problems(format!("cannot encode {}: {e}", self.path.display())))?;
+            .map_err(|e| Error::Internal(format!("cannot encode {}: {e}", self.path.display())))?;
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;

@@ -94,7 +94,7 @@ fn failure(name: &str, status: ExitStatus, tail: &str) -> String {
 /// killed.
 ///
 /// # Errors
-/// [`Error::Problems`] naming the hook when it cannot start, fails, or times
+/// [`Error::Command`] naming the hook when it cannot start, fails, or times
 /// out.
 pub async fn run_hook(spec: &CommandSpec, what: &str, timeout: Duration) -> Result<()> {
     let mut cmd = spec.command()?;
@@ -104,7 +104,7 @@ pub async fn run_hook(spec: &CommandSpec, what: &str, timeout: Duration) -> Resu
     let mut child = tokio::process::Command::from(cmd)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| Error::Problems(format!("{what} hook `{}` cannot start: {e}", spec.name())))?;
+        .map_err(|e| Error::Command(format!("{what} hook `{}` cannot start: {e}", spec.name())))?;
     let tail = StderrTail::default();
     let reader = child.stderr.take().map(|stderr| {
         let tail = tail.clone();
@@ -124,14 +124,14 @@ pub async fn run_hook(spec: &CommandSpec, what: &str, timeout: Duration) -> Resu
     let status = match tokio::time::timeout(timeout, child.wait()).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
-            return Err(Error::Problems(format!(
+            return Err(Error::Command(format!(
                 "{what} hook `{}`: {e}",
                 spec.name()
             )))
         }
         Err(_) => {
             let _ = child.kill().await;
-            return Err(Error::Problems(format!(
+            return Err(Error::Command(format!(
                 "{what} hook `{}` timed out after {} s and was killed",
                 spec.name(),
                 timeout.as_secs()
@@ -144,7 +144,7 @@ pub async fn run_hook(spec: &CommandSpec, what: &str, timeout: Duration) -> Resu
     if status.success() {
         Ok(())
     } else {
-        Err(Error::Problems(format!(
+        Err(Error::Command(format!(
             "{what} hook {}",
             failure(spec.name(), status, &tail.text())
         )))
@@ -169,12 +169,12 @@ impl CommandStream {
     /// Starts the command.
     ///
     /// # Errors
-    /// [`Error::Problems`] when it cannot start.
+    /// [`Error::Command`] when it cannot start.
     pub fn spawn(spec: &CommandSpec) -> Result<CommandStream> {
         let mut cmd = spec.command()?;
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
-            Error::Problems(format!(
+            Error::Command(format!(
                 "source command `{}` cannot start: {e}",
                 spec.name()
             ))
@@ -182,7 +182,7 @@ impl CommandStream {
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::Problems(format!(
+            return Err(Error::Command(format!(
                 "source command `{}`: no pipes",
                 spec.name()
             )));

@@ -949,7 +949,7 @@ async fn restore_locked(
                 .collect::<Vec<_>>()
         })
         .await
-        .map_err(|e| Error::Problems(format!("verification stopped: {e}")))?;
+        .map_err(|e| Error::Internal(format!("verification stopped: {e}")))?;
         for (it, checked) in outcomes {
             match checked {
                 Ok(()) => result.files_verified += 1,
@@ -1097,7 +1097,7 @@ async fn write_packs(
                     Ok(n)
                 })
                 .await
-                .map_err(|e| Error::Problems(format!("restore writer failed: {e}")))??;
+                .map_err(|e| Error::Internal(format!("restore writer failed: {e}")))??;
                 written.fetch_add(n, Ordering::Relaxed);
             }
             crate::util::crash_point("restore:after-pack");
