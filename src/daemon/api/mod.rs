@@ -1,0 +1,214 @@
+//! The HTTP API (axum): service desk, partners and auditors.
+//!
+//! | method and path | who | does |
+//! |---|---|---|
+//! | `GET /health` | anyone | `ok` |
+//! | `GET /metrics` | operator, auditor (partners: 403); or anyone on the separate loopback listener `daemon.metrics_listen` | Prometheus text |
+//! | `GET /v1/services` | all roles | status of every service the token may see |
+//! | `GET /v1/services/{tenant}/{service}` | all roles | one service's status |
+//! | `GET /v1/services/{tenant}/{service}/snapshots` | all roles | the service's snapshots |
+//! | `POST /v1/services/{tenant}/{service}/backup` | operator, partner | on-demand backup; body `{"tags": ["pre-change"]}` (optional); 202 with the job; 409 while one is queued or running, or once the tenant's erasure has started |
+//! | `GET /v1/jobs[?tenant=&service=&limit=]` | all roles | recent jobs |
+//! | `GET /v1/jobs/{id}` | all roles | one job |
+//! | `POST /v1/services/{tenant}/{service}/restores` | operator, partner | restore request: `{"ticket": "SD-1", "snapshot": "latest" \| ID \| prefix, "at": RFC 3339, "include": [globs], "exclude": [globs], "verify": true}`; 202 with the request, 422 outside the restore window, 409 once the tenant's erasure has started. A snapshot the daemon has not seen yet (written by the command line or another host) is looked up in the repository before the request is refused. Privileged content (setuid bits, capabilities, device nodes) is never restored |
+//! | `GET /v1/restores[?tenant=&service=&limit=]` | all roles | recent restore requests |
+//! | `GET /v1/erasures` | operator, auditor (all); partner (its tenant) | end-of-contract erasure states and deadlines |
+//! | `GET /v1/audit[?tenant=]` | operator, auditor (all); partner (its tenant) | audit records, oldest first, with the chain's head |
+//! | `GET /v1/restores/{id}` | all roles | one request: state (`queued`, `running`, `done`, `failed`), files and bytes so far, errors |
+//! | `GET /v1/audit/chain` | operator, auditor | the audit trail's health: `ok`, records, whether the mirror was compared, problems (a cut, edited or diverged log) |
+//! | `GET /v1/alarms` | operator, auditor (all); partner (its tenant) | changes in a repository custos did not make: a snapshot deleted without a forget, an older index object put back (rollback detection) |
+//! | `POST /v1/alarms/accept` | operator | `{"tenant": "..."}`: accept the tenant's repositories as they now are; removes and returns its alarms (audited) |
+//!
+//! Authentication: `Authorization: Bearer <token>`. A partner token only ever
+//! sees its own tenant: anything of another tenant answers 404, exactly as if
+//! it did not exist. Auditors read everything and change nothing (403). A
+//! partner token stops working (401) once its tenant's erasure has started.
+//!
+//! Identical requests (same token, method, path and body) within one second
+//! are answered once: the second gets the first's response, and nothing runs
+//! twice.
+//!
+//! Abuse: after [`AUTH_FAILURES`] failed authentications within
+//! [`AUTH_WINDOW`] from one address, every request from it answers 429 until
+//! the window has passed. A tenant has at most `daemon.restores_per_tenant`
+//! restores queued or running (429 with `Retry-After` beyond it), and a
+//! restore that would not fit in the free space of the restore root is
+//! refused (507). Connections are limited and timed out by `super::http`.
+//!
+//! What partners see: never a host path (absolute paths in any answer are
+//! replaced by `<host path>`), never the audit log's global head, never the
+//! text of an internal error (5xx answers carry a reference that the
+//! daemon's log explains).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State as AxState};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::records::{JobKind, Trigger};
+use super::scheduler::Request as JobRequest;
+use super::state::{State, Token};
+use crate::Error;
+
+mod auth;
+mod dedup;
+mod handlers;
+
+use auth::{partner_view, throttle};
+use dedup::answer_once;
+use handlers::*;
+
+/// Identical actions within this window are answered once.
+const DEDUP_WINDOW: Duration = Duration::from_secs(1);
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Responses of the last second, by request hash: when, status, body.
+type Recent = HashMap<blake3::Hash, (Instant, StatusCode, Bytes)>;
+
+#[derive(Clone)]
+struct App {
+    state: State,
+    recent: Arc<Mutex<Recent>>,
+    failures: Arc<Mutex<Failures>>,
+}
+
+/// An API error: status and one sentence.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::TOO_MANY_REQUESTS {
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
+        r
+    }
+}
+
+/// `Retry-After` of a 429: a restore or a throttled address frees up within
+/// about a minute.
+const RETRY_AFTER_SECS: &str = "60";
+
+/// Failed authentications from one address before it is throttled.
+pub const AUTH_FAILURES: usize = 10;
+/// The window they are counted in, and how long the address then waits.
+pub const AUTH_WINDOW: Duration = Duration::from_secs(60);
+
+/// Failed authentications per client address (their times).
+type Failures = HashMap<std::net::IpAddr, std::collections::VecDeque<Instant>>;
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match &e {
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Usage(_) => StatusCode::BAD_REQUEST,
+            Error::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Locked(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
+            e if e.is_disk_full() => StatusCode::INSUFFICIENT_STORAGE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// The router, ready to serve.
+pub fn router(state: State) -> Router {
+    let app = App {
+        state,
+        recent: Arc::new(Mutex::new(HashMap::new())),
+        failures: Arc::new(Mutex::new(HashMap::new())),
+    };
+    let v1 = Router::new()
+        .route("/v1/services", get(list_services))
+        .route("/v1/services/{tenant}/{service}", get(get_service))
+        .route(
+            "/v1/services/{tenant}/{service}/snapshots",
+            get(list_snapshots),
+        )
+        .route("/v1/services/{tenant}/{service}/backup", post(start_backup))
+        .route("/v1/jobs", get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job))
+        .route(
+            "/v1/services/{tenant}/{service}/restores",
+            post(request_restore),
+        )
+        .route("/v1/restores", get(list_restores))
+        .route("/v1/restores/{id}", get(get_restore))
+        .route("/v1/audit", get(list_audit))
+        .route("/v1/audit/chain", get(audit_chain))
+        .route("/v1/alarms", get(list_alarms))
+        .route("/v1/alarms/accept", post(accept_alarms))
+        .route("/v1/erasures", get(list_erasures))
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(app.clone(), answer_once))
+        .layer(middleware::from_fn_with_state(app.clone(), partner_view))
+        .layer(middleware::from_fn_with_state(app.clone(), throttle));
+    Router::new()
+        .route("/health", get(|| async { "ok\n" }))
+        .merge(v1)
+        .with_state(app)
+}
+
+/// `/metrics` alone, without authentication: for the separate listener
+/// `daemon.metrics_listen` (loopback only).
+pub fn metrics_router(state: State) -> Router {
+    let app = App {
+        state,
+        recent: Arc::new(Mutex::new(HashMap::new())),
+        failures: Arc::new(Mutex::new(HashMap::new())),
+    };
+    Router::new()
+        .route("/metrics", get(open_metrics))
+        .with_state(app)
+}
+
+/// Serves the API on `listener` with the default limits and no TLS until
+/// `shutdown` turns true.
+///
+/// # Errors
+/// As `super::http::serve`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: State,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> crate::Result<()> {
+    serve_with(
+        listener,
+        state,
+        super::http::ServerOptions::default(),
+        shutdown,
+    )
+    .await
+}
+
+/// Serves the API on `listener` with `opts` until `shutdown` turns true.
+///
+/// # Errors
+/// As `super::http::serve`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: State,
+    opts: super::http::ServerOptions,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> crate::Result<()> {
+    super::http::serve(listener, router(state), opts, shutdown).await
+}
+
+#[cfg(test)]
+mod tests;
