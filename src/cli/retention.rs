@@ -228,7 +228,7 @@ fn print_forget(
             println!(
                 "  {:<6}  {}  {}  {}",
                 if d.keep { "keep" } else { "remove" },
-                custos::id::short(&d.id),
+                d.id.short(),
                 d.time,
                 d.explanation()
             );

@@ -156,11 +156,11 @@ pub struct GroupReport {
     #[serde(flatten)]
     pub key: GroupKey,
     /// IDs kept.
-    pub keep: Vec<String>,
+    pub keep: Vec<SnapshotId>,
     /// IDs removed (or that would be with `--dry-run`).
-    pub remove: Vec<String>,
+    pub remove: Vec<SnapshotId>,
     /// One decision per snapshot with its reasons.
-    pub decisions: Vec<Decision<String>>,
+    pub decisions: Vec<Decision<SnapshotId>>,
 }
 
 /// What forget did.
@@ -247,19 +247,13 @@ async fn run(repo: &Repository, opts: &ForgetOptions) -> Result<ForgetReport> {
         };
         for d in decisions {
             if d.keep {
-                group.keep.push(d.id.to_hex());
+                group.keep.push(d.id);
                 report.kept += 1;
             } else {
-                group.remove.push(d.id.to_hex());
+                group.remove.push(d.id);
                 to_remove.push(d.id);
             }
-            group.decisions.push(Decision {
-                id: d.id.to_hex(),
-                time: d.time,
-                keep: d.keep,
-                reasons: d.reasons,
-                misses: d.misses,
-            });
+            group.decisions.push(d);
         }
         report.groups.push(group);
     }
