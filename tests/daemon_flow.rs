@@ -764,7 +764,7 @@ async fn restores_are_limited_per_tenant_sized_against_the_disk_and_expire() {
     // before anything is written.
     d.catalog
         .put_snapshot(&custos::daemon::records::SnapshotEntry {
-            id: "f".repeat(64),
+            id: custos::SnapshotId([0xff; 32]),
             tenant: "globex".into(),
             service: "web".into(),
             time: jiff::Timestamp::now().to_string(),

@@ -193,7 +193,7 @@ pub(crate) async fn via_daemon(g: &Global, a: RestoreArgs) -> Result<u8> {
             "restore {} for ticket {}: snapshot {} of {} restored to {} on the daemon's host ({:?})",
             rec.id,
             rec.ticket,
-            custos::id::short(&rec.snapshot),
+            rec.snapshot.short(),
             rec.snapshot_time,
             rec.target.display(),
             rec.state

@@ -173,7 +173,7 @@ async fn run_backup(svc: &ServiceJobs, ctx: &JobContext, catalog: &Catalog) -> R
     Ok(JobOutcome {
         rto: None,
         warning: !s.errors.is_empty() || post.is_some(),
-        snapshot: Some(r.id.to_hex()),
+        snapshot: Some(r.id),
         bytes_read: s.bytes_read,
         bytes_added: s.bytes_added,
         files: s.files,
@@ -336,11 +336,11 @@ async fn run_drill(svc: &ServiceJobs, ctx: &JobContext) -> Result<JobOutcome> {
     };
     Ok(JobOutcome {
         warning: !rto.met(),
-        snapshot: Some(snapshot.clone()),
+        snapshot: Some(snapshot),
         files,
         summary: Some(format!(
             "drill of snapshot {}: {files} files ({}) restored, verified{} in {:.1} s; RTO {} s {}",
-            crate::id::short(&snapshot),
+            snapshot.short(),
             crate::util::human_bytes(bytes),
             if spec.check.is_some() {
                 " and checked"
@@ -361,7 +361,7 @@ async fn drill_in(
     ctx: &JobContext,
     spec: &DrillSpec,
     scratch: &std::path::Path,
-) -> Result<(String, u64, u64)> {
+) -> Result<(crate::SnapshotId, u64, u64)> {
     let repo = svc.repo.open(false).await?;
     let (snaps, _) = repo.snapshots().await?;
     let (id, snap) = snaps
@@ -406,7 +406,7 @@ async fn drill_in(
         )
         .await?;
     }
-    Ok((id.to_hex(), r.files, r.total_bytes))
+    Ok((*id, r.files, r.total_bytes))
 }
 
 async fn run_check(svc: &ServiceJobs, catalog: &Catalog) -> Result<JobOutcome> {
@@ -581,7 +581,7 @@ async fn reread(svc: &ServiceJobs, catalog: &Catalog) -> Result<()> {
                 && s.service.as_deref() == Some(svc.service.as_str())
         })
         .map(|(id, s)| SnapshotEntry {
-            id: id.to_hex(),
+            id: *id,
             tenant: svc.tenant.clone(),
             service: svc.service.clone(),
             time: s.time.clone(),

@@ -153,7 +153,7 @@ pub struct JobRecord {
     pub error: Option<String>,
     /// Snapshot written (backups).
     #[serde(default)]
-    pub snapshot: Option<String>,
+    pub snapshot: Option<crate::SnapshotId>,
     /// Bytes read from the source.
     #[serde(default)]
     pub bytes_read: u64,
@@ -194,7 +194,7 @@ impl RtoMeasure {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotEntry {
     /// Snapshot ID.
-    pub id: String,
+    pub id: crate::SnapshotId,
     /// The tenant's ID, as in the config.
     pub tenant: String,
     /// The service's name within its tenant.
@@ -540,6 +540,11 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A snapshot ID starting with `prefix` (hex), zeros after.
+    fn sid(prefix: &str) -> crate::SnapshotId {
+        format!("{prefix:0<64}").parse().unwrap()
+    }
     use crate::erasure::ErasedTenant;
 
     fn t(s: &str) -> Timestamp {
@@ -592,7 +597,7 @@ mod tests {
         assert_eq!(c.last_run("acme", "db", JobKind::Check).unwrap(), None);
 
         let snap = |id: &str, time: &str, partial: bool| SnapshotEntry {
-            id: id.into(),
+            id: sid(id),
             tenant: "acme".into(),
             service: "db".into(),
             time: time.into(),
@@ -613,13 +618,13 @@ mod tests {
         // A service whose name starts like another's is not mixed in.
         c.put_snapshot(&SnapshotEntry {
             service: "db2".into(),
-            ..snap("z", "2026-11-23T01:00:00Z", false)
+            ..snap("e", "2026-11-23T01:00:00Z", false)
         })
         .unwrap();
         assert_eq!(c.snapshots("acme", "db").unwrap().len(), 3);
         assert_eq!(
             c.newest_good_snapshot("acme", "db").unwrap().unwrap().id,
-            "b"
+            sid("b")
         );
         c.replace_snapshots("acme", "db", &[snap("d", "2026-11-22T02:00:00Z", false)])
             .unwrap();

@@ -91,7 +91,7 @@ pub struct RestoreRecord {
     /// The request as made.
     pub request: RestoreRequest,
     /// The snapshot it resolved to.
-    pub snapshot: String,
+    pub snapshot: crate::SnapshotId,
     /// That snapshot's time.
     pub snapshot_time: String,
     /// Where the files go.
@@ -145,7 +145,10 @@ fn resolve<'a>(
             .ok_or_else(|| Error::NotFound("a snapshot of this service".into())),
         (Some(spec), None) => {
             let spec = spec.to_ascii_lowercase();
-            let hits: Vec<_> = snaps.iter().filter(|s| s.id.starts_with(&spec)).collect();
+            let hits: Vec<_> = snaps
+                .iter()
+                .filter(|s| s.id.to_hex().starts_with(&spec))
+                .collect();
             match hits.as_slice() {
                 [one] => Ok(one),
                 [] => Err(Error::NotFound(format!("snapshot {spec} of this service"))),
@@ -342,7 +345,7 @@ impl RestoreDesk {
             ticket: req.ticket.clone(),
             requested_by: actor.to_string(),
             requested_at: now.to_string(),
-            snapshot: snap.id.clone(),
+            snapshot: snap.id,
             snapshot_time: snap.time.clone(),
             target: self
                 .root
@@ -504,7 +507,7 @@ async fn run_restore(
     let (snaps, _) = repo.snapshots().await?;
     let (_, snap) = snaps
         .iter()
-        .find(|(id, _)| id.to_hex() == rec.snapshot)
+        .find(|(id, _)| *id == rec.snapshot)
         .ok_or_else(|| {
             Error::NotFound(format!(
                 "snapshot {} (forgotten since the request?)",
@@ -589,9 +592,14 @@ impl Catalog {
 mod tests {
     use super::*;
 
+    /// A snapshot ID starting with `prefix` (hex), zeros after.
+    fn sid(prefix: &str) -> crate::SnapshotId {
+        format!("{prefix:0<64}").parse().unwrap()
+    }
+
     fn entry(id: &str, time: &str) -> SnapshotEntry {
         SnapshotEntry {
-            id: id.into(),
+            id: sid(id),
             tenant: "acme".into(),
             service: "app".into(),
             time: time.into(),
@@ -613,12 +621,15 @@ mod tests {
             snapshot: snapshot.map(str::to_string),
             ..Default::default()
         };
-        assert_eq!(resolve(&snaps, &req(None), None).unwrap().id, "cc33");
+        assert_eq!(resolve(&snaps, &req(None), None).unwrap().id, sid("cc33"));
         assert_eq!(
             resolve(&snaps, &req(Some("latest")), None).unwrap().id,
-            "cc33"
+            sid("cc33")
         );
-        assert_eq!(resolve(&snaps, &req(Some("AB")), None).unwrap().id, "ab22");
+        assert_eq!(
+            resolve(&snaps, &req(Some("AB")), None).unwrap().id,
+            sid("ab22")
+        );
         assert!(matches!(
             resolve(&snaps, &req(Some("a")), None),
             Err(Error::Usage(_))
@@ -628,7 +639,7 @@ mod tests {
             Err(Error::NotFound(_))
         ));
         let at = "2026-11-02T12:00:00Z".parse().ok();
-        assert_eq!(resolve(&snaps, &req(None), at).unwrap().id, "ab22");
+        assert_eq!(resolve(&snaps, &req(None), at).unwrap().id, sid("ab22"));
         let before = "2026-10-01T00:00:00Z".parse().ok();
         assert!(matches!(
             resolve(&snaps, &req(None), before),

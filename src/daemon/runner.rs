@@ -29,7 +29,7 @@ pub struct JobOutcome {
     /// backup that skipped unreadable files).
     pub warning: bool,
     /// Snapshot written.
-    pub snapshot: Option<String>,
+    pub snapshot: Option<crate::SnapshotId>,
     /// Bytes read from the source.
     pub bytes_read: u64,
     /// Bytes added to the repository.
@@ -448,6 +448,13 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The snapshot the fake executor reports for a job: named after it.
+    fn fake_snapshot(job: crate::daemon::records::JobId) -> crate::SnapshotId {
+        let mut b = [0u8; 32];
+        b[..8].copy_from_slice(&job.0.to_be_bytes());
+        crate::SnapshotId(b)
+    }
     use crate::daemon::scheduler::TokioClock;
     use std::sync::atomic::AtomicUsize;
 
@@ -497,7 +504,7 @@ mod tests {
                     return Err(Error::Locked("connection refused".into()));
                 }
                 Ok(JobOutcome {
-                    snapshot: Some(format!("snap-{}", ctx.job.id)),
+                    snapshot: Some(fake_snapshot(ctx.job.id)),
                     ..Default::default()
                 })
             })
@@ -628,10 +635,7 @@ mod tests {
         let rec = catalog.job(job.id).unwrap().unwrap();
         assert_eq!(rec.state, JobState::Succeeded);
         assert_eq!(rec.attempts, 3);
-        assert_eq!(
-            rec.snapshot.as_deref(),
-            Some(format!("snap-{}", job.id).as_str())
-        );
+        assert_eq!(rec.snapshot, Some(fake_snapshot(job.id)));
         assert_eq!(lock(&f.calls).len(), 3);
 
         // Out of retries: failed, with the error.

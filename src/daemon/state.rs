@@ -123,7 +123,7 @@ pub struct ServiceStatus {
     /// Time of the newest complete snapshot.
     pub last_good_snapshot: Option<String>,
     /// Its ID.
-    pub last_good_snapshot_id: Option<String>,
+    pub last_good_snapshot_id: Option<crate::SnapshotId>,
     /// Its age in seconds.
     pub age_secs: Option<u64>,
     /// The RPO in seconds.
@@ -335,7 +335,7 @@ impl State {
             standby: s.standby.as_ref().map(|(t, m)| format!("{t} ({m})")),
             schedule: s.schedule_text.clone(),
             last_good_snapshot: good.as_ref().map(|g| g.time.clone()),
-            last_good_snapshot_id: good.as_ref().map(|g| g.id.clone()),
+            last_good_snapshot_id: good.as_ref().map(|g| g.id),
             age_secs: age,
             rpo_secs,
             rpo_ok: age.is_some_and(|a| a <= rpo_secs),

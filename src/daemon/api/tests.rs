@@ -95,7 +95,7 @@ async fn start() -> Api {
     );
     catalog
         .put_snapshot(&SnapshotEntry {
-            id: "a".repeat(64),
+            id: crate::SnapshotId([0xaa; 32]),
             tenant: "acme".into(),
             service: "db".into(),
             time: "2026-11-22T01:00:00Z".into(),
