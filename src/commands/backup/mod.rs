@@ -1,0 +1,398 @@
+//! `custos backup`: the backup pipeline.
+//!
+//! ```text
+//!  walker thread                      CPU workers (one per core)        uploader thread
+//!  ─────────────                      ──────────────────────────        ───────────────
+//!  walk, lstat, excludes              compress (zstd)                   upload packs, a few at
+//!  unchanged files → parent's chunks  encrypt into the worker's pack    once, with retries
+//!  read → FastCDC → keyed BLAKE3  ──▶ full pack ───────────────────▶    index objects
+//!  dedup (index + this run)           (bounded channel)                 (bounded channel)
+//!  tree blobs → tree packs ─────────────────────────────────────────▶
+//! ```
+//!
+//! Channels are bounded, so memory is bounded by two chunks per worker, one open
+//! pack per worker plus one, and the finished packs waiting for upload, whatever
+//! the size of the source. The snapshot is written only after every pack and index object it
+//! references is stored.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ffi::OsStr;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::runtime::Handle;
+
+use crate::blob::{compress, Packer};
+use crate::chunker::Chunker;
+use crate::id::{BlobId, IndexId, SnapshotId};
+use crate::progress::Progress;
+use crate::repofile::index::{IndexBlob, IndexFile, IndexPack};
+use crate::repofile::pack::{BlobKind, FinishedPack};
+use crate::repofile::snapshot::{SkippedEntry, Snapshot, Summary};
+use crate::repofile::tree::{Node, NodeKind, Tree};
+use crate::repository::{
+    lock::{Lock, LockKind},
+    pack_path, select_snapshot, IndexedRepository,
+};
+use crate::source::{node_from_metadata, unchanged, Excludes};
+use crate::{Error, Result};
+
+mod pipeline;
+mod walker;
+
+use pipeline::pipeline;
+
+/// How many packs are uploaded at once: hides object-store latency; each holds
+/// one pack in memory.
+const UPLOAD_CONCURRENCY: usize = 3;
+
+/// A stream to back up as a single file.
+pub struct StreamSource {
+    /// File name inside the snapshot.
+    pub name: String,
+    /// The data.
+    pub reader: Box<dyn Read + Send + Sync>,
+}
+
+impl std::fmt::Debug for StreamSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StreamSource({})", self.name)
+    }
+}
+
+/// What to back up and how.
+#[derive(Debug)]
+pub struct BackupOptions {
+    /// Paths to back up (ignored with `stream`).
+    pub paths: Vec<PathBuf>,
+    /// A stream instead of paths.
+    pub stream: Option<StreamSource>,
+    /// Service the snapshot belongs to.
+    pub service: Option<String>,
+    /// Tenant the snapshot belongs to.
+    pub tenant: Option<String>,
+    /// Tags of the snapshot (`pre-change`, a ticket reference, …): filters and `keep_tags` use them.
+    pub tags: Vec<String>,
+    /// Exclude globs.
+    pub excludes: Vec<String>,
+    /// Parent snapshot (ID or prefix); by default the latest of the same service
+    /// (or the same paths and host).
+    pub parent: Option<String>,
+    /// Read every file, ignoring the parent.
+    pub force: bool,
+    /// Time to record (imports, tests); now by default.
+    pub time: Option<jiff::Timestamp>,
+    /// zstd level.
+    pub compression_level: i32,
+    /// CPU workers (0: one per core).
+    pub workers: usize,
+    /// Progress display.
+    pub progress: Progress,
+    /// Set from elsewhere (a job timeout, daemon shutdown) to stop the backup
+    /// at the next file or chunk; no snapshot is written then.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            paths: Vec::new(),
+            stream: None,
+            service: None,
+            tenant: None,
+            tags: Vec::new(),
+            excludes: Vec::new(),
+            parent: None,
+            force: false,
+            time: None,
+            compression_level: 3,
+            workers: 0,
+            progress: Progress::hidden(),
+            cancel: None,
+        }
+    }
+}
+
+/// The outcome of a backup.
+#[derive(Debug)]
+pub struct BackupResult {
+    /// The new snapshot.
+    pub id: SnapshotId,
+    /// Its manifest (summary included).
+    pub snapshot: Snapshot,
+}
+
+#[derive(Default)]
+struct Stats {
+    files: AtomicU64,
+    dirs: AtomicU64,
+    files_read: AtomicU64,
+    files_unchanged: AtomicU64,
+    total_bytes: AtomicU64,
+    bytes_read: AtomicU64,
+    bytes_added_raw: AtomicU64,
+    bytes_added: AtomicU64,
+    blobs_added: AtomicU64,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+fn add(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+struct Job {
+    kind: BlobKind,
+    id: BlobId,
+    data: Vec<u8>,
+}
+
+/// Runs a backup and writes its snapshot.
+///
+/// Unreadable entries are skipped with a warning and listed in the snapshot's
+/// summary (`summary.errors`); the caller decides the exit code.
+///
+/// # Errors
+/// [`Error::Usage`] for bad paths or options, [`Error::Locked`], backend and
+/// cache errors. On error no snapshot is written.
+pub async fn backup(repo: &IndexedRepository, mut opts: BackupOptions) -> Result<BackupResult> {
+    let start = Instant::now();
+    let excludes = Excludes::new(&opts.excludes)?;
+    let paths = if opts.stream.is_some() {
+        Vec::new()
+    } else {
+        normalize_paths(&opts.paths)?
+    };
+    let lock = Lock::acquire(repo.backend(), LockKind::Shared, "backup").await?;
+    // Re-read the index under the lock: a prune that finished before the lock
+    // was taken may have retired packs, which must not be deduplicated against.
+    let result = match repo.refresh_index().await {
+        Ok(()) => run(repo, &mut opts, &paths, &excludes, start, &lock).await,
+        Err(e) => Err(e),
+    };
+    let released = lock.release().await;
+    let r = result?;
+    released?;
+    Ok(r)
+}
+
+fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    if paths.is_empty() {
+        return Err(Error::Usage(
+            "nothing to back up: give at least one path, or --stdin".into(),
+        ));
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        let abs = std::path::absolute(p).map_err(crate::error::at("cannot resolve", p))?;
+        let mut norm = PathBuf::from("/");
+        for c in abs.components() {
+            match c {
+                Component::Normal(n) => norm.push(n),
+                Component::ParentDir => {
+                    norm.pop();
+                }
+                _ => {}
+            }
+        }
+        if std::fs::symlink_metadata(&norm).is_err() {
+            return Err(Error::Usage(format!(
+                "cannot back up {}: no such file or directory",
+                p.display()
+            )));
+        }
+        out.push(norm);
+    }
+    out.sort();
+    out.dedup();
+    for w in out.windows(2) {
+        if w[1].starts_with(&w[0]) {
+            return Err(Error::Usage(format!(
+                "paths overlap: {} is inside {}",
+                w[1].display(),
+                w[0].display()
+            )));
+        }
+    }
+    Ok(out)
+}
+
+async fn find_parent(
+    repo: &IndexedRepository,
+    opts: &BackupOptions,
+    paths: &[String],
+) -> Result<Option<(SnapshotId, Tree)>> {
+    if opts.force {
+        return Ok(None);
+    }
+    let (snaps, _) = repo.snapshots().await?;
+    let host = crate::util::hostname();
+    let chosen = match &opts.parent {
+        Some(spec) => Some(select_snapshot(&snaps, spec, |_| true)?),
+        None => snaps.iter().rev().find(|(_, s)| {
+            s.tenant == opts.tenant
+                && match &opts.service {
+                    Some(svc) => s.service.as_ref() == Some(svc),
+                    None => s.service.is_none() && s.paths == paths && s.hostname == host,
+                }
+        }),
+    };
+    let Some((id, snap)) = chosen else {
+        return Ok(None);
+    };
+    match repo.read_tree(&snap.tree).await {
+        Ok(t) => Ok(Some((*id, t))),
+        Err(e) => {
+            tracing::warn!(parent = %id, error = %e, "cannot read the parent snapshot's tree: reading every file");
+            Ok(None)
+        }
+    }
+}
+
+async fn run(
+    repo: &IndexedRepository,
+    opts: &mut BackupOptions,
+    paths: &[PathBuf],
+    excludes: &Excludes,
+    start: Instant,
+    lock: &Lock,
+) -> Result<BackupResult> {
+    let path_strings: Vec<String> = match &opts.stream {
+        Some(s) => vec![format!("/{}", s.name)],
+        None => paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+    };
+    if let Some(s) = &opts.stream {
+        if s.name.is_empty() || s.name.contains('/') || s.name == "." || s.name == ".." {
+            return Err(Error::Usage(format!(
+                "invalid --stdin-name {:?}: a plain file name is needed",
+                s.name
+            )));
+        }
+    }
+    let parent = find_parent(repo, opts, &path_strings).await?;
+    let workers = if opts.workers == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    } else {
+        opts.workers
+    };
+    let stats = Stats {
+        cancel: opts.cancel.clone(),
+        ..Stats::default()
+    };
+    let stream = opts.stream.take();
+    let progress = opts.progress.clone();
+    let handle = Handle::current();
+    let level = opts.compression_level;
+
+    // The walk, the workers and the uploader are threads of their own;
+    // this task only waits for them, so the runtime (of either flavour)
+    // keeps driving the uploads' I/O meanwhile.
+    let owned = (
+        repo.clone(),
+        paths.to_vec(),
+        excludes.clone(),
+        parent.as_ref().map(|(_, t)| t.clone()),
+        progress.clone(),
+    );
+    let (walked, stats) = tokio::task::spawn_blocking(move || {
+        let (repo, paths, excludes, parent_tree, progress) = owned;
+        let walked = pipeline(
+            &repo,
+            &handle,
+            workers,
+            level,
+            &stats,
+            &progress,
+            |walker| {
+                if let Some(s) = stream {
+                    walker.stream_root(s)
+                } else {
+                    // Totals only matter to a bar someone sees: no second walk
+                    // of the tree otherwise.
+                    if progress.is_shown() {
+                        let total_paths = paths.clone();
+                        let p = progress.clone();
+                        let ex = excludes.clone();
+                        std::thread::spawn(move || scan_totals(&total_paths, &ex, &p));
+                    }
+                    walker.paths_root(&paths, parent_tree.as_ref(), &excludes)
+                }
+            },
+        );
+        (walked, stats)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the backup's threads stopped: {e}")))?;
+    let (root, errors, index_ids) = walked?;
+    progress.finish();
+
+    let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let snapshot = Snapshot {
+        time: opts.time.unwrap_or_else(jiff::Timestamp::now).to_string(),
+        tree: root,
+        paths: path_strings,
+        hostname: crate::util::hostname(),
+        username: crate::util::username(),
+        service: opts.service.clone(),
+        tenant: opts.tenant.clone(),
+        tags: opts.tags.clone(),
+        parent: parent.map(|(id, _)| id),
+        stream: opts.stream.is_some() || paths.is_empty(),
+        original: None,
+        index: index_ids.clone(),
+        program: format!("custos {}", env!("CARGO_PKG_VERSION")),
+        summary: Summary {
+            files: ld(&stats.files),
+            dirs: ld(&stats.dirs),
+            files_read: ld(&stats.files_read),
+            files_unchanged: ld(&stats.files_unchanged),
+            total_bytes: ld(&stats.total_bytes),
+            bytes_read: ld(&stats.bytes_read),
+            bytes_added_raw: ld(&stats.bytes_added_raw),
+            bytes_added: ld(&stats.bytes_added),
+            blobs_added: ld(&stats.blobs_added),
+            duration_secs: start.elapsed().as_secs_f64(),
+            errors,
+        },
+    };
+    tracing::debug!(indexes = index_ids.len(), "backup data stored");
+    // A prune may only retire packs we deduplicated against if our lock
+    // lapsed; then the snapshot must not be written.
+    lock.ensure_held().await?;
+    let id = repo.save_snapshot(&snapshot).await?;
+    Ok(BackupResult { id, snapshot })
+}
+
+/// Counts files and bytes alongside the backup so the progress bar has a total.
+fn scan_totals(paths: &[PathBuf], excludes: &Excludes, progress: &Progress) {
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        let Ok(md) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        if md.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(
+                    rd.flatten()
+                        .map(|e| e.path())
+                        .filter(|p| !excludes.matches(p)),
+                );
+            }
+        } else if md.is_file() {
+            progress.add_total(1, md.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,158 @@
+//! The threads of a backup: the walker, one worker per core compressing
+//! and encrypting into packs, and the uploader; bounded channels between.
+
+use super::walker::Walker;
+use super::*;
+
+pub(super) type Walked = (BlobId, Vec<SkippedEntry>, Vec<IndexId>);
+
+/// Sets up workers and the uploader, runs `walk` on its own thread, and waits
+/// for everything to be stored.
+pub(super) fn pipeline<F>(
+    repo: &IndexedRepository,
+    handle: &Handle,
+    workers: usize,
+    level: i32,
+    stats: &Stats,
+    progress: &Progress,
+    walk: F,
+) -> Result<Walked>
+where
+    F: FnOnce(&mut Walker<'_>) -> Result<BlobId> + Send,
+{
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 2);
+    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
+    let abort = AtomicBool::new(false);
+    let session: Mutex<HashSet<BlobId>> = Mutex::new(HashSet::new());
+    let pack_target = repo.config().pack_size as usize;
+
+    std::thread::scope(|s| {
+        let uploader = s.spawn(|| handle.block_on(upload_loop(repo, pack_rx)));
+        let mut worker_handles = Vec::new();
+        for _ in 0..workers {
+            let rx = job_rx.clone();
+            let tx = pack_tx.clone();
+            let abort = &abort;
+            let keys = repo.keys().clone();
+            worker_handles.push(s.spawn(move || -> Result<()> {
+                let mut compressor = zstd::bulk::Compressor::new(level)
+                    .map_err(|e| Error::Usage(format!("invalid compression level {level}: {e}")))?;
+                let mut packer = Packer::new(keys, pack_target);
+                for job in rx.iter() {
+                    let raw_len = job.data.len() as u32;
+                    let (comp, compressed) = compress(&mut compressor, &job.data);
+                    let payload = compressed.as_deref().unwrap_or(&job.data);
+                    add(&stats.bytes_added_raw, u64::from(raw_len));
+                    add(
+                        &stats.bytes_added,
+                        (payload.len() + crate::crypto::TAG_LEN) as u64,
+                    );
+                    add(&stats.blobs_added, 1);
+                    if let Some(p) = packer.add(job.kind, job.id, comp, payload, raw_len) {
+                        if tx.blocking_send(p).is_err() {
+                            abort.store(true, Ordering::Relaxed);
+                            return Ok(());
+                        }
+                    }
+                }
+                if let Some(p) = packer.flush() {
+                    if tx.blocking_send(p).is_err() {
+                        abort.store(true, Ordering::Relaxed);
+                    }
+                }
+                Ok(())
+            }));
+        }
+        drop(job_rx);
+
+        let walked = {
+            let mut walker = Walker {
+                repo,
+                handle,
+                chunker: Chunker::new(repo.config().chunker, repo.keys().chunker_seed()),
+                jobs: Some(job_tx),
+                tree_packer: Packer::new(repo.keys().clone(), pack_target),
+                packs: pack_tx.clone(),
+                session: &session,
+                stats,
+                progress,
+                errors: Vec::new(),
+                hardlinks: HashMap::new(),
+                abort: &abort,
+                compressor: zstd::bulk::Compressor::new(level).ok(),
+                excludes: None,
+            };
+            let r = walk(&mut walker);
+            // Closing the job channel lets the workers flush their last packs.
+            walker.jobs = None;
+            let flushed = walker.flush_trees();
+            (
+                r.and_then(|root| flushed.map(|()| root)),
+                std::mem::take(&mut walker.errors),
+            )
+        };
+        drop(pack_tx);
+        let mut worker_err = None;
+        for h in worker_handles {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => worker_err = Some(e),
+                Err(_) => {
+                    worker_err = Some(Error::Internal("a backup worker thread panicked".into()))
+                }
+            }
+        }
+        let uploaded = uploader
+            .join()
+            .map_err(|_| Error::Internal("the upload thread panicked".into()))?;
+        // Report the root cause: an upload failure makes the walker fail too.
+        let index_ids = uploaded?;
+        if let Some(e) = worker_err {
+            return Err(e);
+        }
+        let (root, errors) = walked;
+        Ok((root?, errors, index_ids))
+    })
+}
+
+/// Uploads finished packs a few at a time and writes index objects for them.
+pub(super) async fn upload_loop(
+    repo: &IndexedRepository,
+    rx: tokio::sync::mpsc::Receiver<FinishedPack>,
+) -> Result<Vec<IndexId>> {
+    let stream =
+        futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
+    let uploads = stream
+        .map(|p| async move {
+            let size = p.bytes.len() as u64;
+            repo.backend()
+                .put(&pack_path(&p.id), Bytes::from(p.bytes))
+                .await?;
+            Ok::<_, Error>(IndexPack {
+                id: p.id,
+                size,
+                blobs: p.entries.iter().map(IndexBlob::from).collect(),
+            })
+        })
+        .buffer_unordered(UPLOAD_CONCURRENCY);
+    let mut uploads = std::pin::pin!(uploads);
+    let mut pending = IndexFile::default();
+    let mut written = Vec::new();
+    while let Some(r) = uploads.next().await {
+        pending.packs.push(r?);
+        if pending.blob_count() >= crate::repository::INDEX_OBJECT_BLOBS {
+            written.push(write_index(repo, std::mem::take(&mut pending)).await?);
+        }
+    }
+    if !pending.packs.is_empty() {
+        written.push(write_index(repo, pending).await?);
+    }
+    Ok(written)
+}
+
+pub(super) async fn write_index(repo: &IndexedRepository, file: IndexFile) -> Result<IndexId> {
+    let id = repo.save_index(&file).await?;
+    repo.index().add_index(id, &file)?;
+    repo.index().flush()?;
+    Ok(id)
+}
