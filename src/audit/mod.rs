@@ -402,6 +402,62 @@ pub struct MirrorCheck {
     pub problems: Vec<String>,
 }
 
+/// What `custos audit verify --json` prints for a log whose chain holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// Records in the log.
+    pub records: u64,
+    /// The hash of the newest record.
+    pub head: String,
+    /// The chain holds and, when there is a mirror, matches it.
+    pub ok: bool,
+    /// The comparison with the mirror, when the config names one.
+    pub mirror: Option<MirrorReport>,
+}
+
+/// The comparison of a log with its mirror.
+#[derive(Debug, Clone, Serialize)]
+pub struct MirrorReport {
+    /// The mirror's URL.
+    pub url: String,
+    /// What the comparison found.
+    pub check: MirrorCheck,
+}
+
+impl VerifyReport {
+    /// The report for a chain of `records` ending at `head`, compared with
+    /// `mirror` when there is one.
+    pub fn new(records: u64, head: String, mirror: Option<MirrorReport>) -> VerifyReport {
+        VerifyReport {
+            records,
+            head,
+            ok: mirror.as_ref().is_none_or(|m| m.check.problems.is_empty()),
+            mirror,
+        }
+    }
+}
+
+/// What `custos audit verify --json` prints for a broken chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct BrokenReport {
+    /// Always false.
+    pub ok: bool,
+    /// The first line that does not hold.
+    pub line: usize,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl From<&Broken> for BrokenReport {
+    fn from(b: &Broken) -> BrokenReport {
+        BrokenReport {
+            ok: false,
+            line: b.line,
+            problem: b.problem.clone(),
+        }
+    }
+}
+
 /// Compares the local log with its mirror record by record, and with the
 /// mirror's signed checkpoints (signatures checked with `trusted` when
 /// given): a record that differs, one the mirror has beyond the local end

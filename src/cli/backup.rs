@@ -83,22 +83,7 @@ pub(crate) async fn run(g: &Global, a: BackupArgs) -> Result<u8> {
     let r = backup::backup(&repo, opts).await?;
     let s = &r.snapshot.summary;
     if g.json {
-        print_json(&serde_json::json!({
-            "id": r.id.to_hex(),
-            "short_id": r.id.short(),
-            "time": r.snapshot.time,
-            "files": s.files,
-            "dirs": s.dirs,
-            "files_read": s.files_read,
-            "files_unchanged": s.files_unchanged,
-            "total_bytes": s.total_bytes,
-            "bytes_read": s.bytes_read,
-            "bytes_added": s.bytes_added,
-            "bytes_added_raw": s.bytes_added_raw,
-            "blobs_added": s.blobs_added,
-            "duration": s.duration_secs,
-            "errors": s.errors,
-        }))?;
+        print_json(&r.report())?;
     } else {
         println!("{}", r.id);
         if !g.quiet {

@@ -92,7 +92,7 @@ pub(crate) fn config_check(g: &Global, config: PathBuf, now: Option<String>) -> 
     let cfg = custos::config::Config::load(&config)?;
     // Token secrets must be readable too.
     custos::daemon::Setup::from_config(&cfg)?;
-    for w in erased_tenant_warnings(&cfg) {
+    for w in custos::erasure::config_warnings(&cfg) {
         eprintln!("warning: {w}");
     }
     let now = now
@@ -176,28 +176,29 @@ pub(crate) async fn accept_alarms(
 /// `custos status`: exit 1 while anything needs an operator.
 pub(crate) async fn status(g: &Global, config: PathBuf, token: Option<String>) -> Result<u8> {
     let cfg = custos::config::Config::load(&config)?;
-    let custos::daemon::status::Overview {
-        services: statuses,
-        erasures,
-        alarms,
-    } = custos::daemon::status::overview(&cfg, token.as_deref()).await?;
-    let chain = custos::daemon::status::chain(&cfg, token.as_deref()).await?;
+    let report = custos::daemon::status::report(&cfg, token.as_deref()).await?;
     if g.json {
-        print_json(&serde_json::json!({
-            "services": statuses, "erasures": erasures, "audit": chain, "alarms": alarms,
-        }))?;
+        print_json(&report)?;
     } else {
-        print!("{}", custos::daemon::status::table(&statuses));
-        print!("{}", custos::daemon::status::erasure_lines(&erasures));
-        print!("{}", custos::daemon::status::chain_line(&chain));
-        print!("{}", custos::daemon::status::alarm_lines(&alarms));
+        print!(
+            "{}",
+            custos::daemon::status::table(&report.overview.services)
+        );
+        print!(
+            "{}",
+            custos::daemon::status::erasure_lines(&report.overview.erasures)
+        );
+        print!("{}", custos::daemon::status::chain_line(&report.audit));
+        print!(
+            "{}",
+            custos::daemon::status::alarm_lines(&report.overview.alarms)
+        );
     }
-    let now = jiff::Timestamp::now();
-    let alarm = !statuses.iter().all(|s| s.rpo_ok)
-        || erasures.iter().any(|r| r.overdue(now))
-        || !chain.ok
-        || !alarms.is_empty();
-    Ok(if alarm { 1 } else { 0 })
+    Ok(if report.needs_an_operator(jiff::Timestamp::now()) {
+        1
+    } else {
+        0
+    })
 }
 
 /// `custos catalog rebuild`.
@@ -210,43 +211,4 @@ pub(crate) async fn catalog(action: CatalogAction) -> Result<u8> {
     }
     println!("catalog rebuilt: {services} services, {snapshots} snapshots");
     Ok(0)
-}
-
-/// Tenants of `cfg` whose contract has ended: erased (a certificate exists,
-/// or the catalog says so) or being erased. Read without disturbing a
-/// running daemon: its catalog is only opened when nothing holds it.
-pub(crate) fn erased_tenant_warnings(cfg: &custos::config::Config) -> Vec<String> {
-    let mut out: Vec<String> = custos::erasure::erased_still_configured(cfg)
-        .into_iter()
-        .map(|(t, cert)| {
-            format!(
-                "tenant {t} was erased at the end of its contract (certificate {}) but is still in the config: its services are not run; remove it and its services",
-                cert.display()
-            )
-        })
-        .collect();
-    if cfg.state_dir.join("catalog").exists() {
-        if let Ok(catalog) = custos::catalog::Catalog::open(&cfg.state_dir) {
-            for t in &cfg.tenants {
-                let Ok(Some(r)) = catalog.erasure(&t.id) else {
-                    continue;
-                };
-                let known = out
-                    .iter()
-                    .any(|w| w.starts_with(&format!("tenant {} ", t.id)));
-                match r.state {
-                    custos::erasure::ErasureState::Erased if !known => out.push(format!(
-                        "tenant {} was erased at the end of its contract but is still in the config: its services are not run; remove it and its services",
-                        t.id
-                    )),
-                    custos::erasure::ErasureState::Erasing => out.push(format!(
-                        "tenant {} is being erased: its services run no more jobs",
-                        t.id
-                    )),
-                    _ => {}
-                }
-            }
-        }
-    }
-    out
 }

@@ -326,39 +326,38 @@ pub(crate) async fn audit_verify(
                             .map(|k| k.verifying_key()),
                     };
                     let b = Backend::open(&url, false)?;
-                    Some((
-                        url,
-                        custos::audit::check_mirror(&path, &b, trusted.as_ref()).await?,
-                    ))
+                    let check = custos::audit::check_mirror(&path, &b, trusted.as_ref()).await?;
+                    Some(custos::audit::MirrorReport { url, check })
                 }
                 None => None,
             };
-            let problems: Vec<String> = mirror
-                .as_ref()
-                .map(|(_, m)| m.problems.clone())
-                .unwrap_or_default();
+            let report = custos::audit::VerifyReport::new(n, head, mirror);
             if g.json {
-                print_json(&serde_json::json!({
-                    "records": n, "head": head, "ok": problems.is_empty(),
-                    "mirror": mirror.as_ref().map(|(u, m)| serde_json::json!({"url": u, "check": m})),
-                }))?;
+                print_json(&report)?;
             } else {
-                println!("{}: {n} records, chain intact, head {head}", path.display());
-                if let Some((url, m)) = &mirror {
+                println!(
+                    "{}: {} records, chain intact, head {}",
+                    path.display(),
+                    report.records,
+                    report.head
+                );
+                if let Some(m) = &report.mirror {
                     println!(
-                        "mirror {url}: {} records, {} checkpoints ({} signatures verified)",
-                        m.mirrored, m.checkpoints, m.checkpoints_verified
+                        "mirror {}: {} records, {} checkpoints ({} signatures verified)",
+                        m.url, m.check.mirrored, m.check.checkpoints, m.check.checkpoints_verified
                     );
                 }
             }
-            if problems.is_empty() {
-                return Ok(0);
+            match report.mirror.filter(|_| !report.ok) {
+                None => Ok(0),
+                Some(m) => {
+                    eprintln!(
+                        "error: the audit log does not match its mirror: {}",
+                        m.check.problems.join("; ")
+                    );
+                    Ok(1)
+                }
             }
-            eprintln!(
-                "error: the audit log does not match its mirror: {}",
-                problems.join("; ")
-            );
-            Ok(1)
         }
         Err(custos::audit::VerifyError::Missing) => {
             Err(Error::NotFound(format!("audit log {}", path.display())))
@@ -366,9 +365,7 @@ pub(crate) async fn audit_verify(
         Err(custos::audit::VerifyError::Io(e)) => Err(e),
         Err(custos::audit::VerifyError::Broken(b)) => {
             if g.json {
-                print_json(
-                    &serde_json::json!({"ok": false, "line": b.line, "problem": b.problem}),
-                )?;
+                print_json(&custos::audit::BrokenReport::from(&b))?;
             }
             eprintln!("error: {b}");
             Ok(1)

@@ -54,7 +54,7 @@ pub(crate) async fn init(g: &Global, chunk_avg_kib: u32, pack_size_mib: u64) -> 
     };
     let repo = Repository::init(backend, &secret, &opts, cache_root(g)).await?;
     if g.json {
-        print_json(&serde_json::json!({ "id": repo.config().id.to_hex(), "repository": url }))?;
+        print_json(&repo.created(&url))?;
     } else {
         println!("created repository {} at {url}", repo.config().id.short());
     }
@@ -66,21 +66,16 @@ pub(crate) async fn key(g: &Global, action: KeyAction) -> Result<u8> {
     let repo = open(g).await?;
     match action {
         KeyAction::List => {
-            let slots = repo.key_slots().await?;
-            let in_use = repo.slot_in_use();
+            let slots = repo.key_slot_infos().await?;
             if g.json {
-                let v: Vec<_> = slots
-                        .iter()
-                        .map(|s| serde_json::json!({"id": s.id.to_hex(), "kind": s.kind(), "created": s.created, "hostname": s.hostname, "username": s.username, "fingerprint": s.fingerprint(), "current": s.id == in_use}))
-                        .collect();
-                print_json(&v)?;
+                print_json(&slots)?;
             } else {
                 for s in slots {
                     println!(
                         "{} {}  {:<10}  {}  {}@{}",
-                        if s.id == in_use { "*" } else { " " },
+                        if s.current { "*" } else { " " },
                         s.id.short(),
-                        s.kind(),
+                        s.kind,
                         s.created,
                         s.username,
                         s.hostname

@@ -99,7 +99,11 @@ pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
     };
     let r = restore::restore(&repo, snap, &opts).await?;
     if g.json {
-        print_json(&serde_json::json!({ "snapshot": id.to_hex(), "target": target, "result": r }))?;
+        print_json(&restore::RestoreReport {
+            snapshot: *id,
+            target: &target,
+            result: &r,
+        })?;
     } else if !g.quiet {
         eprintln!(
             "restored snapshot {} to {}: {} files, {} dirs, {} others, {} written{}{}",

@@ -19,9 +19,8 @@ use crate::config::Role;
 use crate::erasure::ErasureRecord;
 use crate::{Error, Result};
 
-/// Statuses (and erasures) from the daemon's API.
 /// What `custos status` shows about the daemon's services.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Overview {
     /// Every service's status.
     pub services: Vec<ServiceStatus>,
@@ -138,6 +137,40 @@ pub async fn overview(cfg: &Config, token: Option<&str>) -> Result<Overview> {
             e => e,
         }),
     }
+}
+
+/// What `custos status` reports: the services, erasures and alarms, and
+/// the state of the audit chain.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusReport {
+    /// Services, erasures and alarms.
+    #[serde(flatten)]
+    pub overview: Overview,
+    /// The audit chain.
+    pub audit: crate::audit::ChainStatus,
+}
+
+impl StatusReport {
+    /// Whether anything needs an operator at `now`: a breached RPO, an
+    /// overdue erasure, a broken audit chain, an alarm.
+    pub fn needs_an_operator(&self, now: jiff::Timestamp) -> bool {
+        !self.overview.services.iter().all(|s| s.rpo_ok)
+            || self.overview.erasures.iter().any(|r| r.overdue(now))
+            || !self.audit.ok
+            || !self.overview.alarms.is_empty()
+    }
+}
+
+/// The status report, from the daemon's API with a token, or from its
+/// catalog when it is stopped.
+///
+/// # Errors
+/// As [`overview`] and [`chain`].
+pub async fn report(cfg: &Config, token: Option<&str>) -> Result<StatusReport> {
+    Ok(StatusReport {
+        overview: overview(cfg, token).await?,
+        audit: chain(cfg, token).await?,
+    })
 }
 
 /// The audit trail's health: from the API when a token is given (the

@@ -883,6 +883,45 @@ async fn purge_versions(
     Ok(())
 }
 
+/// Tenants of `cfg` whose contract has ended: erased (a certificate exists,
+/// or the catalog says so) or being erased. Read without disturbing a
+/// running daemon: its catalog is only opened when nothing holds it.
+pub fn config_warnings(cfg: &Config) -> Vec<String> {
+    let mut out: Vec<String> = erased_still_configured(cfg)
+        .into_iter()
+        .map(|(t, cert)| {
+            format!(
+                "tenant {t} was erased at the end of its contract (certificate {}) but is still in the config: its services are not run; remove it and its services",
+                cert.display()
+            )
+        })
+        .collect();
+    if cfg.state_dir.join("catalog").exists() {
+        if let Ok(catalog) = Catalog::open(&cfg.state_dir) {
+            for t in &cfg.tenants {
+                let Ok(Some(r)) = catalog.erasure(&t.id) else {
+                    continue;
+                };
+                let known = out
+                    .iter()
+                    .any(|w| w.starts_with(&format!("tenant {} ", t.id)));
+                match r.state {
+                    ErasureState::Erased if !known => out.push(format!(
+                        "tenant {} was erased at the end of its contract but is still in the config: its services are not run; remove it and its services",
+                        t.id
+                    )),
+                    ErasureState::Erasing => out.push(format!(
+                        "tenant {} is being erased: its services run no more jobs",
+                        t.id
+                    )),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Objects recorded (with one catalog sync) before they are deleted.
 const ERASE_BATCH: usize = 256;
 

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use crate::backend::{is_not_found, Backend};
 use crate::crypto::keyslot::{KdfParams, KeySlot, Secret};
 use crate::crypto::{Keys, MasterKey, ObjectKind};
-use crate::id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
+use crate::id::{BlobId, IndexId, KeyId, PackId, RepoId, SnapshotId};
 use crate::index::{BlobIndex, Location};
 use crate::repofile::config::{ChunkerParams, RepoConfig};
 use crate::repofile::index::{IndexFile, IndexPack};
@@ -69,6 +69,34 @@ impl Default for InitOptions {
             kdf: KdfParams::default(),
         }
     }
+}
+
+/// What `custos init --json` prints.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Created {
+    /// The new repository's ID.
+    pub id: RepoId,
+    /// Where it is.
+    pub repository: String,
+}
+
+/// A key slot as `custos key list --json` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeySlotInfo {
+    /// The slot's ID.
+    pub id: KeyId,
+    /// `passphrase` or `key-file`.
+    pub kind: &'static str,
+    /// When it was added (RFC 3339).
+    pub created: String,
+    /// The host it was added on.
+    pub hostname: String,
+    /// The user who added it.
+    pub username: String,
+    /// A fingerprint of the slot (the deletion certificate names destroyed slots by it).
+    pub fingerprint: String,
+    /// Whether the secret given opens this slot.
+    pub current: bool,
 }
 
 /// An opened repository.
@@ -273,6 +301,36 @@ impl Repository {
             )
             .await?;
         Ok(slot.id)
+    }
+
+    /// The key slots as `key list` shows them, the one in use marked.
+    ///
+    /// # Errors
+    /// As [`Repository::key_slots`].
+    pub async fn key_slot_infos(&self) -> Result<Vec<KeySlotInfo>> {
+        let in_use = self.slot_in_use();
+        Ok(self
+            .key_slots()
+            .await?
+            .iter()
+            .map(|s| KeySlotInfo {
+                id: s.id,
+                kind: s.kind(),
+                created: s.created.clone(),
+                hostname: s.hostname.clone(),
+                username: s.username.clone(),
+                fingerprint: s.fingerprint(),
+                current: s.id == in_use,
+            })
+            .collect())
+    }
+
+    /// What `init` reports for this repository at `url`.
+    pub fn created(&self, url: &str) -> Created {
+        Created {
+            id: self.config().id,
+            repository: url.to_string(),
+        }
     }
 
     /// Lists key slots.

@@ -128,6 +128,62 @@ pub struct BackupResult {
     pub snapshot: Snapshot,
 }
 
+/// What `custos backup --json` prints: the new snapshot and its counts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupReport {
+    /// The new snapshot's ID.
+    pub id: SnapshotId,
+    /// Its first 8 hex characters.
+    pub short_id: String,
+    /// The snapshot's time (RFC 3339).
+    pub time: String,
+    /// Files in the snapshot.
+    pub files: u64,
+    /// Directories in the snapshot.
+    pub dirs: u64,
+    /// Files read (new or changed).
+    pub files_read: u64,
+    /// Files taken from the parent snapshot unread.
+    pub files_unchanged: u64,
+    /// Bytes of all files in the snapshot.
+    pub total_bytes: u64,
+    /// Bytes read from the source.
+    pub bytes_read: u64,
+    /// Bytes stored (compressed and encrypted) for new blobs.
+    pub bytes_added: u64,
+    /// Plain bytes of the new blobs.
+    pub bytes_added_raw: u64,
+    /// New blobs.
+    pub blobs_added: u64,
+    /// Seconds the backup took.
+    pub duration: f64,
+    /// Entries that could not be read and are missing from the snapshot.
+    pub errors: Vec<SkippedEntry>,
+}
+
+impl BackupResult {
+    /// The report of this backup.
+    pub fn report(&self) -> BackupReport {
+        let s = &self.snapshot.summary;
+        BackupReport {
+            id: self.id,
+            short_id: self.id.short(),
+            time: self.snapshot.time.clone(),
+            files: s.files,
+            dirs: s.dirs,
+            files_read: s.files_read,
+            files_unchanged: s.files_unchanged,
+            total_bytes: s.total_bytes,
+            bytes_read: s.bytes_read,
+            bytes_added: s.bytes_added,
+            bytes_added_raw: s.bytes_added_raw,
+            blobs_added: s.blobs_added,
+            duration: s.duration_secs,
+            errors: s.errors.clone(),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Stats {
     files: AtomicU64,

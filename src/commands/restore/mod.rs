@@ -126,6 +126,17 @@ impl Default for RestoreOptions {
     }
 }
 
+/// What `custos restore --json` prints.
+#[derive(Debug, Serialize)]
+pub struct RestoreReport<'a> {
+    /// The snapshot restored.
+    pub snapshot: crate::SnapshotId,
+    /// Where to.
+    pub target: &'a std::path::Path,
+    /// What was restored, skipped, dropped, and the problems.
+    pub result: &'a RestoreResult,
+}
+
 /// An entry a restore could not create (or finish), and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Skipped {
