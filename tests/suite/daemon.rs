@@ -181,74 +181,16 @@ fn write_config(dir: &Path, port: u16, target_url: &str, backup_every: &str) -> 
     std::fs::create_dir_all(src.join("sub")).unwrap();
     std::fs::write(src.join("a.txt"), b"hello custos\n".repeat(500)).unwrap();
     std::fs::write(src.join("sub/b.bin"), vec![3u8; 200_000]).unwrap();
-    let cfg = dir.join("custos.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[daemon]
-state_dir = "state"
-listen = "127.0.0.1:{port}"
-time_zone = "Europe/Paris"
-jitter = "0s"
-restore_root = "restores"
-audit_mirror = "audit-mirror"
-
-[[daemon.token]]
-name = "desk"
-role = "operator"
-secret_file = "op.token"
-
-[[daemon.token]]
-name = "acme-portal"
-role = "partner"
-tenant = "acme"
-secret_file = "acme.token"
-
-[[target]]
-name = "primary"
-url = "{target_url}"
-region = "eu-west-par"
-zone = "par2"
-
-[[tenant]]
-id = "acme"
-password_file = "acme.pass"
-
-[[tenant]]
-id = "globex"
-password_file = "globex.pass"
-
-[[service]]
-tenant = "acme"
-name = "web"
-class = "vmaas-standard"
-zone = "par1"
-target = "primary"
-schedule = "{backup_every}"
-source = {{ paths = ["{src}"] }}
-
-[[service]]
-tenant = "acme"
-name = "db"
-class = "dbaas"
-zone = "par1"
-target = "primary"
-source = {{ command = ["sh", "-c", "seq 1 50000"], stream_name = "db.sql" }}
-
-[[service]]
-tenant = "globex"
-name = "shop"
-class = "caas"
-zone = "par1"
-target = "primary"
-source = {{ paths = ["{src}"] }}
-"#,
-            src = src.display()
-        ),
+    crate::common::fixtures::config(
+        "two-tenants.toml",
+        dir,
+        &[
+            ("PORT", &port.to_string()),
+            ("TARGET_URL", target_url),
+            ("BACKUP_EVERY", backup_every),
+            ("SRC", &src.display().to_string()),
+        ],
     )
-    .unwrap();
-    cfg
 }
 
 fn scenario(target_url: &str, env: &[(String, String)]) {
