@@ -42,68 +42,18 @@ fn config(d: &Path, port: u16, with_old_target: bool) -> PathBuf {
         String::new()
     };
     let zq_target = if with_old_target { "old" } else { "primary" };
-    let text = format!(
-        r#"
-[daemon]
-state_dir = "state"
-certificate_key = "operator.key"
-listen = "127.0.0.1:{port}"
-snapshot_refresh = "1h"
-
-[[daemon.token]]
-name = "desk"
-role = "operator"
-secret_file = "desk.token"
-
-[[daemon.token]]
-name = "zq-portal"
-role = "partner"
-tenant = "{TENANT}"
-secret_file = "zq.token"
-
-[[daemon.token]]
-name = "gx-portal"
-role = "partner"
-tenant = "globex"
-secret_file = "gx.token"
-
-{old}
-[[target]]
-name = "primary"
-url = "{primary}"
-region = "eu-west-par"
-zone = "par3"
-
-[[tenant]]
-id = "{TENANT}"
-password_file = "{TENANT}.pass"
-
-[[tenant]]
-id = "globex"
-password_file = "globex.pass"
-
-[[service]]
-tenant = "{TENANT}"
-name = "web"
-class = "vmaas-standard"
-zone = "par1"
-target = "{zq_target}"
-source = {{ paths = ["{src}"] }}
-
-[[service]]
-tenant = "globex"
-name = "web"
-class = "vmaas-standard"
-zone = "par1"
-target = "primary"
-source = {{ paths = ["{src}"] }}
-"#,
-        primary = d.join("primary").display(),
-        src = d.join("src").display(),
-    );
-    let cfg = d.join("custos.toml");
-    std::fs::write(&cfg, text).unwrap();
-    cfg
+    crate::common::fixtures::config(
+        "erasure-lifecycle.toml",
+        d,
+        &[
+            ("PORT", &port.to_string()),
+            ("TENANT", TENANT),
+            ("OLD", &old),
+            ("PRIMARY", &d.join("primary").display().to_string()),
+            ("ZQ_TARGET", zq_target),
+            ("SRC", &d.join("src").display().to_string()),
+        ],
+    )
 }
 
 /// True when some file under `dir` contains `needle`.
