@@ -252,12 +252,25 @@ fn lagging_listings_on_s3_lose_nothing() {
     }
     let expect_c = env.path("expect-c");
     copy_tree(&src, &expect_c);
-    // Later prunes sweep once the grace periods have run.
+    // Later prunes sweep once the grace periods have run. A prune that
+    // starts within the lag after another one rewrote the index cannot list
+    // the new index objects yet: it refuses (exit 1, nothing deleted) rather
+    // than taking their blobs for unused; the next one goes ahead.
     let mut swept = 0;
     for _ in 0..20 {
         std::thread::sleep(std::time::Duration::from_millis(1000));
-        let r: serde_json::Value =
-            serde_json::from_str(&lagged(&["--json", "prune", "--grace", "3s"])).unwrap();
+        let o = env
+            .cmd()
+            .args(["--json", "prune", "--grace", "3s"])
+            .env("CUSTOS_FAULTS", &faults)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        if o.status.code() == Some(1) && stderr.contains("cannot be read completely") {
+            continue;
+        }
+        assert!(o.status.success(), "prune with lagging listings: {stderr}");
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         swept += r["plans_swept"].as_u64().unwrap();
         if r["deferred"].as_array().unwrap().is_empty() && swept > 0 {
             break;
