@@ -2,6 +2,19 @@
 //!
 //! Layer 0 of `docs/architecture.md`: it uses `switches`, and nothing of a layer above.
 
+/// Runs `f`, which blocks (file locks, fsyncs, whole-file reads), without
+/// holding up the async runtime: on a worker of a multi-thread runtime the
+/// worker hands its other tasks on first (`block_in_place`); elsewhere (a
+/// blocking thread, a current-thread runtime, no runtime) `f` just runs.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// The host name, or `unknown`.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

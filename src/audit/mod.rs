@@ -127,6 +127,17 @@ impl AuditLog {
         tenant: Option<&str>,
         details: serde_json::Value,
     ) -> Result<Record> {
+        // A file lock and an fsync: not on a runtime worker's time.
+        crate::util::blocking(|| self.append_now(actor, action, tenant, details))
+    }
+
+    fn append_now(
+        &self,
+        actor: &str,
+        action: &str,
+        tenant: Option<&str>,
+        details: serde_json::Value,
+    ) -> Result<Record> {
         let mut st = self
             .state
             .lock()

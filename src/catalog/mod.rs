@@ -451,7 +451,7 @@ impl Catalog {
     /// # Errors
     /// [`Error::Io`].
     pub fn flush(&self) -> Result<()> {
-        self.read().flush()
+        crate::util::blocking(|| self.read().flush())
     }
 }
 

@@ -242,9 +242,11 @@ impl<K: Key + ?Sized, V: Value> Table<K, V> {
     /// # Errors
     /// [`crate::Error::Io`].
     pub fn flush(&self) -> Result<()> {
-        self.catalog.with_tree(self.name, |t| {
-            t.flush().map_err(|e| db_err(self.name, e))?;
-            Ok(())
+        crate::util::blocking(|| {
+            self.catalog.with_tree(self.name, |t| {
+                t.flush().map_err(|e| db_err(self.name, e))?;
+                Ok(())
+            })
         })
     }
 }

@@ -996,7 +996,8 @@ fn already_restored(
     if st.st_nlink != 1 || u64::try_from(st.st_size).ok()? != node.size {
         return None;
     }
-    verify_fd(repo, &f, node).ok()?;
+    // A whole-file read and hash: not on a runtime worker's time.
+    crate::util::blocking(|| verify_fd(repo, &f, node)).ok()?;
     Some(f)
 }
 
