@@ -759,9 +759,6 @@ async fn upload(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::Backend;
-    use crate::crypto::keyslot::{KdfParams, Secret};
-    use crate::repository::{InitOptions, Repository};
 
     #[test]
     fn a_pack_is_kept_repacked_or_unused_by_its_live_fraction() {
@@ -776,22 +773,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn marking_reaches_every_blob_of_every_snapshot_and_nothing_else() {
-        let secret = Secret::Passphrase(zeroize::Zeroizing::new("mark unit".into()));
-        let opts = InitOptions {
-            kdf: KdfParams {
-                m_kib: 1024,
-                t: 1,
-                p: 1,
-            },
-            ..InitOptions::default()
-        };
-        let backend = Backend::open("memory://prune-mark-unit", true).unwrap();
-        let repo = Repository::init(backend, &secret, &opts, None)
-            .await
-            .unwrap()
-            .load_index()
-            .await
-            .unwrap();
+        let repo = crate::repository::test_repository("prune-mark-unit").await;
         let dir = tempfile::tempdir().unwrap();
         let mut snaps = Vec::new();
         for (name, body) in [("a", b"first file".as_slice()), ("b", b"second".as_slice())] {

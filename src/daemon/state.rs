@@ -215,36 +215,25 @@ impl State {
 
     /// Writes an audit record before an act: the act must not go ahead
     /// when it cannot be written (fail closed). The append (a file lock and
-    /// an fsync) runs on a blocking thread, not on the runtime's.
+    /// an fsync) leaves the runtime's worker free ([`crate::util::blocking`]).
     ///
     /// # Errors
     /// [`crate::Error::Io`] when the record cannot be written.
-    pub async fn audit_required(
+    pub fn audit_required(
         &self,
         actor: &str,
         action: &str,
         tenant: Option<&str>,
         details: serde_json::Value,
     ) -> Result<()> {
-        let Some(a) = self.audit.clone() else {
-            return Ok(());
-        };
-        let (actor, action, tenant) = (
-            actor.to_string(),
-            action.to_string(),
-            tenant.map(str::to_string),
-        );
-        let written = tokio::task::spawn_blocking(move || {
-            a.append(&actor, &action, tenant.as_deref(), details)
-        })
-        .await
-        .map_err(|e| crate::Error::Internal(format!("the audit append stopped: {e}")))?;
-        written.map_err(|e| {
-            crate::Error::io(
-                format!("the audit log cannot be written ({e}): the request is refused"),
-                std::io::Error::other("audit log"),
-            )
-        })?;
+        if let Some(a) = &self.audit {
+            a.append(actor, action, tenant, details).map_err(|e| {
+                crate::Error::io(
+                    format!("the audit log cannot be written ({e}): the request is refused"),
+                    std::io::Error::other("audit log"),
+                )
+            })?;
+        }
         Ok(())
     }
 

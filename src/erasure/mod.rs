@@ -823,11 +823,11 @@ async fn delete_current(
     let ordered: Vec<_> = rest.into_iter().chain(config).collect();
     // One sync of the catalog per batch, not per object.
     for batch in ordered.chunks(ERASE_BATCH) {
-        let records = batch
+        let records: Vec<_> = batch
             .iter()
             .map(|l| (l.path.clone(), l.size, None))
             .collect();
-        catalog.record_erasing(tenant, target, records).await?;
+        catalog.record_erasing(tenant, target, &records)?;
         for l in batch {
             backend.delete(&l.path).await?;
             progress.objects += 1;

@@ -90,29 +90,24 @@ impl Catalog {
     }
 
     /// Records objects an erasure is about to delete on `target`, synced
-    /// once for all of them, on a blocking thread. Recorded before their
-    /// delete: an object recorded and not yet deleted when the process
-    /// stops is deleted (and recorded again) when the erasure resumes, and
-    /// no certificate is issued before the target is verified empty.
+    /// once for all of them. Recorded before their delete: an object
+    /// recorded and not yet deleted when the process stops is deleted (and
+    /// recorded again) when the erasure resumes, and no certificate is
+    /// issued before the target is verified empty.
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub async fn record_erasing(
+    pub fn record_erasing(
         &self,
         tenant: &str,
         target: &str,
-        objects: Vec<(String, u64, Option<String>)>,
+        objects: &[(String, u64, Option<String>)],
     ) -> Result<()> {
-        let (catalog, prefix) = (self.clone(), format!("{tenant}/{target}/"));
-        tokio::task::spawn_blocking(move || {
-            let table = catalog.erased_table();
-            for (name, size, fp) in objects {
-                table.put(&format!("{prefix}{name}"), &(size, fp))?;
-            }
-            table.flush()
-        })
-        .await
-        .map_err(|e| crate::Error::Internal(format!("erasure bookkeeping stopped: {e}")))?
+        let table = self.erased_table();
+        for (name, size, fp) in objects {
+            table.put(&format!("{tenant}/{target}/{name}"), &(*size, fp.clone()))?;
+        }
+        table.flush()
     }
 
     /// The objects an erasure deleted on one target: (name, size, key

@@ -990,6 +990,28 @@ pub fn select_snapshot<'a>(
     }
 }
 
+/// An empty repository in memory, its index loaded, with a cheap key slot:
+/// for the unit tests of the commands.
+#[cfg(test)]
+pub(crate) async fn test_repository(name: &str) -> IndexedRepository {
+    let secret = Secret::Passphrase(zeroize::Zeroizing::new(format!("{name} passphrase")));
+    let opts = InitOptions {
+        kdf: KdfParams {
+            m_kib: 1024,
+            t: 1,
+            p: 1,
+        },
+        ..InitOptions::default()
+    };
+    let backend = Backend::open(&format!("memory://{name}"), true).unwrap();
+    Repository::init(backend, &secret, &opts, None)
+        .await
+        .unwrap()
+        .load_index()
+        .await
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

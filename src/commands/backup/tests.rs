@@ -76,25 +76,7 @@ fn paths_are_made_absolute_sorted_deduplicated_and_must_not_overlap() {
 /// need a second one to make progress.
 #[tokio::test(flavor = "current_thread")]
 async fn a_backup_runs_on_a_current_thread_runtime() {
-    use crate::backend::Backend;
-    use crate::crypto::keyslot::{KdfParams, Secret};
-    use crate::repository::{InitOptions, Repository};
-    let secret = Secret::Passphrase(zeroize::Zeroizing::new("one thread".into()));
-    let opts = InitOptions {
-        kdf: KdfParams {
-            m_kib: 1024,
-            t: 1,
-            p: 1,
-        },
-        ..InitOptions::default()
-    };
-    let backend = Backend::open("memory://backup-current-thread", true).unwrap();
-    let repo = Repository::init(backend, &secret, &opts, None)
-        .await
-        .unwrap()
-        .load_index()
-        .await
-        .unwrap();
+    let repo = crate::repository::test_repository("backup-current-thread").await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("f"), vec![7u8; 3 << 20]).unwrap();
     let r = backup(

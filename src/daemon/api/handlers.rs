@@ -86,14 +86,12 @@ pub(super) async fn start_backup(
         }
     }
     // Fail closed: no backup is started unless its request is on record.
-    app.state
-        .audit_required(
-            &token.name,
-            "backup.requested",
-            Some(&tenant),
-            serde_json::json!({"service": service, "tags": body.tags}),
-        )
-        .await?;
+    app.state.audit_required(
+        &token.name,
+        "backup.requested",
+        Some(&tenant),
+        serde_json::json!({"service": service, "tags": body.tags}),
+    )?;
     let job = app
         .state
         .runner
@@ -319,14 +317,12 @@ pub(super) async fn accept_alarms(
         )
     })?;
     let pending = app.state.catalog.alarms(|a| a.tenant == req.tenant)?;
-    app.state
-        .audit_required(
-            &token.name,
-            "alarms.accepted",
-            Some(&req.tenant),
-            serde_json::json!({"alarms": pending.iter().map(|a| &a.text).collect::<Vec<_>>()}),
-        )
-        .await?;
+    app.state.audit_required(
+        &token.name,
+        "alarms.accepted",
+        Some(&req.tenant),
+        serde_json::json!({"alarms": pending.iter().map(|a| &a.text).collect::<Vec<_>>()}),
+    )?;
     let accepted = app.state.catalog.accept_alarms(&req.tenant)?;
     Ok(Json(accepted).into_response())
 }
@@ -358,22 +354,14 @@ pub(super) async fn list_audit(
             "this daemon keeps no audit log".into(),
         ));
     };
-    // Reading the whole log is file work: on a blocking thread.
-    let (audit, role) = (audit.clone(), token.role.clone());
-    let records = tokio::task::spawn_blocking(move || {
-        audit
-            .read(|r| {
-                let tenant = r.tenant.as_deref();
-                let visible = match &role {
-                    crate::config::Role::Partner { tenant: t } => tenant == Some(t.as_str()),
-                    _ => true,
-                };
-                visible && q.tenant.as_deref().is_none_or(|t| tenant == Some(t))
-            })
-            .map(|records| (records, audit.head()))
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("reading the audit log stopped: {e}")))?;
-    let (records, head) = records?;
+    let records = audit.read(|r| {
+        let tenant = r.tenant.as_deref();
+        let visible = match &token.role {
+            crate::config::Role::Partner { tenant: t } => tenant == Some(t.as_str()),
+            _ => true,
+        };
+        visible && q.tenant.as_deref().is_none_or(|t| tenant == Some(t))
+    })?;
+    let head = audit.head();
     Ok(Json(serde_json::json!({"head": head, "records": records})).into_response())
 }
