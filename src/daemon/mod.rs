@@ -22,6 +22,9 @@ pub(crate) mod setup;
 pub mod state;
 pub mod status;
 
+#[cfg(test)]
+mod flow_tests;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
