@@ -53,8 +53,6 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 
-use custos::blob::{compress, Packer};
-use custos::chunker::Chunker;
 use custos::commands::backup::{backup, BackupOptions};
 use custos::commands::restore::{restore, RestoreOptions};
 use custos::crypto::keyslot::{KdfParams, Secret};
@@ -62,6 +60,8 @@ use custos::crypto::MasterKey;
 use custos::repofile::config::ChunkerParams;
 use custos::repofile::pack::{BlobKind, Compression};
 use custos::repository::InitOptions;
+use custos::stages::Chunker;
+use custos::stages::{compress, Packer};
 use custos::{IndexedRepository, PackId, Repository};
 
 const MIB: usize = 1 << 20;

@@ -5,7 +5,7 @@
 use std::sync::OnceLock;
 
 use custos::crypto::{Keys, MasterKey};
-use custos::id::PackId;
+use custos::PackId;
 
 /// The master key every target uses.
 pub const MASTER: [u8; 32] = [0x42; 32];

@@ -30,7 +30,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A length of time in whole seconds, written like `7d`, `90d`, `12h` or
-/// `1d12h` (see the [module docs](self) for the units).
+/// `1d12h` (units as in [`parse_duration`]).
 ///
 /// [`FromStr`] parses that syntax, [`Display`](fmt::Display) writes it back in
 /// canonical form with the units `y`, `d`, `h`, `min`, `s` (weeks are shown as
@@ -222,7 +222,7 @@ impl<'de> Deserialize<'de> for HumanDuration {
 }
 
 /// Parse a duration written like `7d`, `90d`, `12h` or `1d12h` (units `y` =
-/// 365 days, `w`, `d`, `h`, `min`, `s`; see the [module docs](self)).
+/// 365 days, `w`, `d`, `h`, `min`, `s`).
 ///
 /// # Errors
 ///

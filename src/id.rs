@@ -10,7 +10,7 @@ use std::str::FromStr;
 
 /// The short form of an ID shown to people: its first 8 hex characters
 /// (all of it when shorter). The one rule for short IDs, typed or not.
-pub fn short(hex: &str) -> &str {
+pub(crate) fn short(hex: &str) -> &str {
     hex.get(..8).unwrap_or(hex)
 }
 
@@ -30,10 +30,10 @@ macro_rules! id_type {
                 &self.0
             }
             /// Lowercase hex, 64 characters.
-            pub fn to_hex(&self) -> String {
+            pub fn to_hex(self) -> String {
                 hex::encode(self.0)
             }
-            /// The first 8 hex characters, for display ([`short`]).
+            /// The first 8 hex characters, for display (`id::short`).
             pub fn short(&self) -> String {
                 short(&self.to_hex()).to_string()
             }

@@ -35,34 +35,37 @@
 //! | the audit trail | [`audit::AuditLog`], [`audit::verify`] |
 //! | what went wrong | [`Error`], [`Error::kind`], [`Error::exit_code`] |
 
+// The modules, by layer. Those marked `pub` are part of the API; the others
+// are the crate's own, and what callers need of them is re-exported below.
+
 // Layer 0: foundations.
-pub mod duration;
-pub mod error;
-pub mod id;
-pub mod progress;
+mod duration;
+mod error;
+mod id;
+mod progress;
 pub mod secrets;
-pub mod switches;
-pub mod util;
+mod switches;
+mod util;
 // Layer 1: formats and crypto.
 pub mod crypto;
 pub mod repofile;
 // Layer 2: storage.
 pub mod backend;
-pub mod blob;
-pub mod chunker;
-pub mod index;
+mod blob;
+mod chunker;
+mod index;
 // Layer 3.
 pub mod repository;
 // Layer 4.
-pub mod source;
+mod source;
 // Layer 5.
-pub mod policy;
+mod policy;
 // Layer 6.
 pub mod commands;
 // Layer 7.
 pub mod config;
 // Layer 8.
-pub mod catalog;
+mod catalog;
 // Layer 9.
 pub mod audit;
 // Layer 10.
@@ -70,6 +73,19 @@ pub mod erasure;
 // Layer 11.
 pub mod daemon;
 
+pub use catalog::Catalog;
+pub use duration::{parse_duration, HumanDuration};
 pub use error::{Error, ErrorKind, Result};
 pub use id::{BlobId, IndexId, KeyId, PackId, RepoId, SnapshotId};
+pub use index::default_cache_dir;
+pub use policy::retention::RetentionPolicy;
+pub use progress::Progress;
 pub use repository::{IndexedRepository, Repository};
+pub use util::{hostname, human_bytes, username};
+
+/// The backup pipeline's stages on their own, for the benchmarks
+/// (`benches/stages.rs`): content-defined chunking, compression, packing.
+pub mod stages {
+    pub use crate::blob::{compress, Packer};
+    pub use crate::chunker::Chunker;
+}

@@ -5,7 +5,7 @@
 //! |---|---|
 //! | a file (passphrase, key file, API token, certificate signing key) | refused when group or others have any permission on it (`chmod 600`); read into memory that is wiped when dropped |
 //! | a variable (`CUSTOS_PASSWORD`, a tenant's `password_env`, a token's `secret_env`, ...) | read once, its bytes in the process's environment block overwritten (so `/proc/<pid>/environ` no longer shows it), the variable removed, the value kept in wiped-on-drop memory: no child process inherits it |
-//! | a hook, dump or drill command | starts from an empty environment plus [`CHILD_ENV_ALLOWED`] and its own `env`: no passphrase, token or cloud credential of the daemon leaks into it |
+//! | a hook, dump or drill command | starts from an empty environment plus `CHILD_ENV_ALLOWED` and its own `env`: no passphrase, token or cloud credential of the daemon leaks into it |
 //!
 //! Layer 0 of `docs/architecture.md`: it uses no other module of custos.
 
@@ -20,7 +20,7 @@ use crate::{Error, Result};
 
 /// Variables a child process (hook, dump command, drill check) inherits
 /// from the daemon; everything else it gets from its own `env`.
-pub const CHILD_ENV_ALLOWED: &[&str] = &[
+pub(crate) const CHILD_ENV_ALLOWED: &[&str] = &[
     "PATH",
     "HOME",
     "USER",
@@ -40,7 +40,7 @@ pub const CHILD_ENV_ALLOWED: &[&str] = &[
 /// # Errors
 /// [`Error::Usage`] naming the file and its mode when it is not private;
 /// [`Error::Io`] when it cannot be read.
-pub fn read_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
     let f = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("cannot read {what} {}", path.display()), e))?;
     let md = f
@@ -58,7 +58,7 @@ pub fn read_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
 ///
 /// # Errors
 /// [`Error::Io`] naming the file (one that exists is an error too).
-pub fn create_key_file(path: &Path) -> Result<()> {
+pub(crate) fn create_key_file(path: &Path) -> Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let key: Zeroizing<[u8; 64]> = Zeroizing::new(rand::random());
@@ -156,7 +156,7 @@ pub fn harvest<'a>(names: impl IntoIterator<Item = &'a str>) {
 
 /// Makes `cmd` start from a clean environment: [`CHILD_ENV_ALLOWED`] from
 /// ours, nothing else (the caller adds the command's own `env` after).
-pub fn clean_child_env(cmd: &mut std::process::Command) {
+pub(crate) fn clean_child_env(cmd: &mut std::process::Command) {
     cmd.env_clear();
     for k in CHILD_ENV_ALLOWED {
         if let Some(v) = std::env::var_os(k) {

@@ -21,7 +21,8 @@
 use std::time::Duration;
 
 /// True in a build that honours the test switches.
-pub const ENABLED: bool = cfg!(feature = "test-switches");
+#[cfg(test)]
+pub(crate) const ENABLED: bool = cfg!(feature = "test-switches");
 
 /// `name`'s value, when set.
 #[cfg(feature = "test-switches")]
@@ -31,51 +32,51 @@ fn var(name: &str) -> Option<String> {
 
 /// `CUSTOS_TEST_FAST_KDF` is set.
 #[cfg(feature = "test-switches")]
-pub fn fast_kdf() -> bool {
+pub(crate) fn fast_kdf() -> bool {
     var("CUSTOS_TEST_FAST_KDF").is_some()
 }
 
 /// Never, in a build without the test switches.
 #[cfg(not(feature = "test-switches"))]
-pub fn fast_kdf() -> bool {
+pub(crate) fn fast_kdf() -> bool {
     false
 }
 
 /// The lease `CUSTOS_TEST_LOCK_LEASE` sets (whole seconds, more than 0).
 #[cfg(feature = "test-switches")]
-pub fn lock_lease() -> Option<Duration> {
+pub(crate) fn lock_lease() -> Option<Duration> {
     let secs = var("CUSTOS_TEST_LOCK_LEASE")?.parse::<u64>().ok();
     secs.filter(|&s| s > 0).map(Duration::from_secs)
 }
 
 /// None, in a build without the test switches.
 #[cfg(not(feature = "test-switches"))]
-pub fn lock_lease() -> Option<Duration> {
+pub(crate) fn lock_lease() -> Option<Duration> {
     None
 }
 
 /// The fault specification `CUSTOS_FAULTS` sets (not empty).
 #[cfg(feature = "test-switches")]
-pub fn faults() -> Option<String> {
+pub(crate) fn faults() -> Option<String> {
     var("CUSTOS_FAULTS").filter(|s| !s.is_empty())
 }
 
 /// The number of retries `CUSTOS_BACKEND_RETRIES` sets.
 #[cfg(feature = "test-switches")]
-pub fn backend_retries() -> Option<u32> {
+pub(crate) fn backend_retries() -> Option<u32> {
     var("CUSTOS_BACKEND_RETRIES")?.parse().ok()
 }
 
 /// None, in a build without the test switches.
 #[cfg(not(feature = "test-switches"))]
-pub fn backend_retries() -> Option<u32> {
+pub(crate) fn backend_retries() -> Option<u32> {
     None
 }
 
 /// The crash point `CUSTOS_TEST_CRASH_AT` arms: `point` or `point#N` (the
 /// N-th pass, 1 when not given).
 #[cfg(feature = "test-switches")]
-pub fn crash_at() -> Option<(String, u64)> {
+pub(crate) fn crash_at() -> Option<(String, u64)> {
     let w = var("CUSTOS_TEST_CRASH_AT")?;
     Some(match w.split_once('#') {
         Some((n, k)) => (n.to_string(), k.parse::<u64>().unwrap_or(1)),
@@ -86,7 +87,7 @@ pub fn crash_at() -> Option<(String, u64)> {
 /// The point whose passes `CUSTOS_TEST_CRASH_COUNT=point=FILE` counts, and
 /// the file.
 #[cfg(feature = "test-switches")]
-pub fn crash_count() -> Option<(String, String)> {
+pub(crate) fn crash_count() -> Option<(String, String)> {
     let c = var("CUSTOS_TEST_CRASH_COUNT")?;
     c.split_once('=')
         .map(|(n, f)| (n.to_string(), f.to_string()))
@@ -94,7 +95,7 @@ pub fn crash_count() -> Option<(String, String)> {
 
 /// Key slots cheaper than the minimum may be written: with the fast KDF
 /// switch, and in the library's own unit tests.
-pub fn weak_kdf_allowed() -> bool {
+pub(crate) fn weak_kdf_allowed() -> bool {
     cfg!(test) || fast_kdf()
 }
 

@@ -6,7 +6,7 @@
 /// holding up the async runtime: on a worker of a multi-thread runtime the
 /// worker hands its other tasks on first (`block_in_place`); elsewhere (a
 /// blocking thread, a current-thread runtime, no runtime) `f` just runs.
-pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(f)
@@ -53,7 +53,7 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 /// True when running as root (owners and special files are restored only then).
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
@@ -69,7 +69,7 @@ pub fn is_root() -> bool {
 /// a point costs one check of a cached value. Test switches (see
 /// [`crate::switches`]): a build without them has no crash points.
 #[cfg(feature = "test-switches")]
-pub fn crash_point(point: &str) {
+pub(crate) fn crash_point(point: &str) {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     /// (point to kill at, at its N-th pass), (point to count, file).
@@ -109,7 +109,7 @@ pub fn crash_point(point: &str) {
 /// No crash points in a build without the test switches.
 #[cfg(not(feature = "test-switches"))]
 #[inline(always)]
-pub fn crash_point(_point: &str) {}
+pub(crate) fn crash_point(_point: &str) {}
 
 /// Overwrites a regular file with zeros over its whole length, syncs it,
 /// then removes it: what custos can do so that a removed file's bytes are
@@ -120,7 +120,7 @@ pub fn crash_point(_point: &str) {}
 ///
 /// # Errors
 /// [`crate::Error::Io`] naming the file.
-pub fn overwrite_with_zeros(path: &std::path::Path) -> crate::Result<()> {
+pub(crate) fn overwrite_with_zeros(path: &std::path::Path) -> crate::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let f = match std::fs::OpenOptions::new()
@@ -161,7 +161,7 @@ pub fn overwrite_with_zeros(path: &std::path::Path) -> crate::Result<()> {
 ///
 /// # Errors
 /// [`crate::Error::Io`] naming the directory.
-pub fn private_dir(dir: &std::path::Path) -> crate::Result<()> {
+pub(crate) fn private_dir(dir: &std::path::Path) -> crate::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| crate::Error::io_path("cannot make private", dir, e))

@@ -1,7 +1,7 @@
 //! Tree blob plaintext: CBOR `Tree` with its invariant checks.
 #![no_main]
 
-use custos::id::BlobId;
+use custos::BlobId;
 use custos::repofile::tree::Tree;
 use libfuzzer_sys::fuzz_target;
 

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Error, Result};
 
 /// The hash before the first record.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,7 +225,7 @@ impl AuditLog {
 /// key can tell a cut or rewritten log from the real one, even where the
 /// mirror's records were deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
+pub(crate) struct Checkpoint {
     /// Record number.
     pub seq: u64,
     /// That record's hash.
@@ -239,13 +239,13 @@ pub struct Checkpoint {
 }
 
 /// The bytes a checkpoint signs.
-pub fn checkpoint_message(seq: u64, head: &str) -> Vec<u8> {
+pub(crate) fn checkpoint_message(seq: u64, head: &str) -> Vec<u8> {
     format!("custos audit checkpoint\0{seq}\0{head}").into_bytes()
 }
 
 impl Checkpoint {
     /// Signs record `seq` with hash `head`.
-    pub fn sign(seq: u64, head: &str, key: &ed25519_dalek::SigningKey) -> Checkpoint {
+    pub(crate) fn sign(seq: u64, head: &str, key: &ed25519_dalek::SigningKey) -> Checkpoint {
         use ed25519_dalek::Signer;
         Checkpoint {
             seq,
@@ -257,7 +257,7 @@ impl Checkpoint {
     }
 
     /// True when `trusted` signed this checkpoint.
-    pub fn verify(&self, trusted: &ed25519_dalek::VerifyingKey) -> bool {
+    pub(crate) fn verify(&self, trusted: &ed25519_dalek::VerifyingKey) -> bool {
         let Some(sig) = hex::decode(&self.signature)
             .ok()
             .and_then(|b| <[u8; 64]>::try_from(b).ok())

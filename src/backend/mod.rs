@@ -40,7 +40,7 @@ pub struct Listed {
 
 /// Retry policy for transient backend errors.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Attempts after the first.
     pub retries: u32,
     /// First backoff delay; doubled each time.
@@ -83,7 +83,7 @@ fn memory_registry() -> &'static Mutex<HashMap<String, Arc<object_store::memory:
 }
 
 /// Installs the rustls crypto provider once (we build rustls with ring only).
-pub fn install_tls_provider() {
+pub(crate) fn install_tls_provider() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         // Fails only when a provider is already installed, which is what we want.
@@ -214,21 +214,9 @@ impl Backend {
         }
     }
 
-    /// The same backend with another retry policy.
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Backend {
-        self.retry = retry;
-        self
-    }
-
     /// The underlying store (to wrap it, e.g. with fault injection).
     pub fn store(&self) -> Arc<dyn ObjectStore> {
         self.store.clone()
-    }
-
-    /// Replaces the underlying store, keeping URL and policy.
-    pub fn with_store(mut self, store: Arc<dyn ObjectStore>) -> Backend {
-        self.store = store;
-        self
     }
 
     /// The URL it was opened with.
@@ -237,7 +225,7 @@ impl Backend {
     }
 
     /// The directory of a local repository.
-    pub fn local_root(&self) -> Option<&std::path::Path> {
+    pub(crate) fn local_root(&self) -> Option<&std::path::Path> {
         self.local_root.as_deref()
     }
 
@@ -284,7 +272,7 @@ impl Backend {
     ///
     /// # Errors
     /// [`Error::Backend`].
-    pub async fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
+    pub(crate) async fn get_range(&self, path: &str, range: Range<u64>) -> Result<Bytes> {
         let p = StorePath::from(path);
         let want = range.end - range.start;
         let got = match self
@@ -348,7 +336,7 @@ impl Backend {
     ///
     /// # Errors
     /// [`Error::Backend`].
-    pub async fn put_new(&self, path: &str, data: Bytes) -> Result<bool> {
+    pub(crate) async fn put_new(&self, path: &str, data: Bytes) -> Result<bool> {
         crate::util::crash_point("store:write");
         let p = StorePath::from(path);
         let opts = || PutOptions {
@@ -452,7 +440,7 @@ fn is_content_object(path: &str) -> bool {
 }
 
 /// Whether an error may go away on retry.
-pub fn is_transient(e: &object_store::Error) -> bool {
+pub(crate) fn is_transient(e: &object_store::Error) -> bool {
     !matches!(
         e,
         object_store::Error::NotFound { .. }
@@ -469,7 +457,7 @@ pub fn is_transient(e: &object_store::Error) -> bool {
 }
 
 /// True when the error is "object not found".
-pub fn is_not_found(e: &Error) -> bool {
+pub(crate) fn is_not_found(e: &Error) -> bool {
     matches!(
         e,
         Error::Backend {

@@ -76,7 +76,7 @@ pub struct ObjectVersion {
 }
 
 /// The version calls for one repository URL.
-pub struct Versions {
+pub(crate) struct Versions {
     inner: Inner,
     client: reqwest::Client,
 }
@@ -163,7 +163,7 @@ impl Versions {
     ///
     /// # Errors
     /// [`Error::Usage`] for a URL `object_store` would not take either.
-    pub fn for_url(url: &str) -> Result<Versions> {
+    pub(crate) fn for_url(url: &str) -> Result<Versions> {
         super::install_tls_provider();
         let client = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(60))
@@ -194,7 +194,7 @@ impl Versions {
     /// # Errors
     /// [`Error::Backend`]-like failures as [`Error::Refused`] naming the
     /// call: a setting that cannot be read is never taken as "off".
-    pub async fn inspect(&self) -> Result<Retention> {
+    pub(crate) async fn inspect(&self) -> Result<Retention> {
         match &self.inner {
             Inner::S3(s3) => s3.inspect(&self.client).await,
             Inner::Azure(az) => az.inspect(&self.client).await,
@@ -222,7 +222,7 @@ impl Versions {
     ///
     /// # Errors
     /// [`Error::Refused`] naming the failed call.
-    pub async fn list(&self) -> Result<Vec<ObjectVersion>> {
+    pub(crate) async fn list(&self) -> Result<Vec<ObjectVersion>> {
         match &self.inner {
             Inner::S3(s3) => s3.list(&self.client).await,
             Inner::Azure(az) => az.list(&self.client).await,
@@ -235,7 +235,7 @@ impl Versions {
     ///
     /// # Errors
     /// [`Error::Refused`] naming the failed call.
-    pub async fn get(&self, v: &ObjectVersion) -> Result<Bytes> {
+    pub(crate) async fn get(&self, v: &ObjectVersion) -> Result<Bytes> {
         match &self.inner {
             Inner::S3(s3) => s3.get(&self.client, v).await,
             Inner::Azure(az) => az.get(&self.client, v).await,
@@ -249,7 +249,7 @@ impl Versions {
     ///
     /// # Errors
     /// [`Error::Refused`] naming the failed call.
-    pub async fn delete(&self, v: &ObjectVersion) -> Result<()> {
+    pub(crate) async fn delete(&self, v: &ObjectVersion) -> Result<()> {
         match &self.inner {
             Inner::S3(s3) => s3.delete(&self.client, v).await,
             Inner::Azure(az) => az.delete(&self.client, v).await,
@@ -793,7 +793,7 @@ impl Azure {
 }
 
 /// The S3 markers of the next `ListObjectVersions` page.
-pub type S3Markers = (String, Option<String>);
+pub(crate) type S3Markers = (String, Option<String>);
 
 /// One page of an S3 `ListObjectVersions` answer: the versions and delete
 /// markers under `prefix` (paths relative to it), and the markers of the next

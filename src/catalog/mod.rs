@@ -46,12 +46,12 @@ use serde::Serialize;
 
 use crate::{Error, Result};
 
-pub use table::{Json, Key, Table, Value};
+pub(crate) use table::{Json, Key, Table, Value};
 
 /// How the records of a table name their tenant, for the end-of-contract
 /// purge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TenantIn {
+pub(crate) enum TenantIn {
     /// The key starts with `tenant/`.
     KeyPrefix,
     /// The key is the tenant ID.
@@ -64,7 +64,7 @@ pub enum TenantIn {
 
 /// Every table: its name and where its records name a tenant. A feature
 /// opens a table with [`Catalog::table`] by one of these names.
-pub const TABLES: &[(&str, TenantIn)] = &[
+pub(crate) const TABLES: &[(&str, TenantIn)] = &[
     ("jobs", TenantIn::Field),
     ("last_runs", TenantIn::KeyPrefix),
     ("snapshots", TenantIn::KeyPrefix),
@@ -268,7 +268,7 @@ impl Catalog {
         f(trees.tree(name)?)
     }
 
-    /// The table `name` (one of [`TABLES`]), with keys `K` and values `V`.
+    /// The table `name` (one of `TABLES`), with keys `K` and values `V`.
     pub fn table<K: Key + ?Sized, V: Value>(&self, name: &'static str) -> Table<K, V> {
         Table::new(self.clone(), name)
     }

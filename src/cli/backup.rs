@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use custos::commands::backup;
-use custos::progress::Progress;
-use custos::util::human_bytes;
+use custos::human_bytes;
+use custos::Progress;
 use custos::{Error, Result};
 
 use super::{open, parse_time, print_json, Global};

@@ -6,8 +6,8 @@ use clap::Args;
 use custos::backend::Backend;
 use custos::commands::copy;
 use custos::crypto::keyslot::KeySource;
+use custos::human_bytes;
 use custos::repository::{InitOptions, Repository};
-use custos::util::human_bytes;
 use custos::{Error, Result};
 
 use super::{cache_root, kdf_params, open, print_json, Global, SnapshotFilter};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use custos::backend::Backend;
-use custos::util::human_bytes;
+use custos::human_bytes;
 use custos::{Error, Result};
 
 use super::{parse_time, print_json, Global};
@@ -126,17 +126,13 @@ pub(crate) async fn erase(g: &Global, action: EraseAction) -> Result<u8> {
         | EraseAction::Execute { config, .. } => config,
     };
     let cfg = custos::config::Config::load(config)?;
-    let catalog = custos::catalog::Catalog::open(&cfg.state_dir).map_err(|e| {
+    let catalog = custos::Catalog::open(&cfg.state_dir).map_err(|e| {
         Error::Locked(format!(
             "cannot open the catalog ({e}): stop the daemon first"
         ))
     })?;
     let audit = custos::audit::AuditLog::open(&cfg.state_dir.join("audit.log"))?;
-    let actor = format!(
-        "operator:{}@{}",
-        custos::util::username(),
-        custos::util::hostname()
-    );
+    let actor = format!("operator:{}@{}", custos::username(), custos::hostname());
     match action {
         EraseAction::Notice {
             tenant,

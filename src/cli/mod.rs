@@ -259,9 +259,7 @@ pub(crate) fn cache_root(g: &Global) -> Option<PathBuf> {
     if g.no_cache {
         None
     } else {
-        g.cache_dir
-            .clone()
-            .or_else(custos::index::default_cache_dir)
+        g.cache_dir.clone().or_else(custos::default_cache_dir)
     }
 }
 

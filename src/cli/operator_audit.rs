@@ -63,11 +63,7 @@ pub(crate) fn audit_cli(action: &str, details: serde_json::Value) -> Result<()> 
     let Some(Some(log)) = OPERATOR_AUDIT.get() else {
         return Ok(());
     };
-    let actor = format!(
-        "operator:{}@{}",
-        custos::util::username(),
-        custos::util::hostname()
-    );
+    let actor = format!("operator:{}@{}", custos::username(), custos::hostname());
     let tenant = details["tenant"].as_str().map(str::to_string);
     log.append(&actor, action, tenant.as_deref(), details)
         .map(|_| ())

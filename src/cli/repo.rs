@@ -6,8 +6,8 @@ use clap::Subcommand;
 use custos::backend::Backend;
 use custos::commands::stats;
 use custos::crypto::keyslot::KeySource;
+use custos::human_bytes;
 use custos::repository::{lock, InitOptions, Repository};
-use custos::util::human_bytes;
 use custos::{Error, Result};
 
 use super::operator_audit::audit_cli;

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 use custos::commands::restore;
-use custos::progress::Progress;
+use custos::human_bytes;
 use custos::repository::select_snapshot_at;
-use custos::util::human_bytes;
+use custos::Progress;
 use custos::{Error, Result};
 
 use super::{open, parse_time, print_json, Global};
@@ -81,7 +81,7 @@ pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
         .restore_window
         .as_deref()
         .map(|w| {
-            w.parse::<custos::duration::HumanDuration>()
+            w.parse::<custos::HumanDuration>()
                 .map_err(|e| Error::Usage(format!("--restore-window {w:?}: {e}")))
         })
         .transpose()?;

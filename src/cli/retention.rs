@@ -2,7 +2,7 @@
 
 use clap::Args;
 use custos::commands::{forget, prune};
-use custos::util::human_bytes;
+use custos::human_bytes;
 use custos::{Error, Result};
 
 use super::operator_audit::audit_cli;
@@ -134,8 +134,8 @@ async fn run_prune(repo: &custos::IndexedRepository, a: &PruneArgs) -> Result<pr
             a.repack_below
         )));
     }
-    let grace = custos::duration::parse_duration(&a.grace)
-        .map_err(|e| Error::Usage(format!("--grace: {e}")))?;
+    let grace =
+        custos::parse_duration(&a.grace).map_err(|e| Error::Usage(format!("--grace: {e}")))?;
     prune::prune(
         repo,
         &prune::PruneOptions {
@@ -148,8 +148,8 @@ async fn run_prune(repo: &custos::IndexedRepository, a: &PruneArgs) -> Result<pr
 }
 
 fn forget_options(a: &ForgetArgs) -> Result<forget::ForgetOptions> {
-    use custos::duration::HumanDuration;
-    use custos::policy::retention::RetentionPolicy;
+    use custos::HumanDuration;
+    use custos::RetentionPolicy;
     let keep_within = a
         .keep_within
         .as_deref()

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use custos::commands::browse;
+use custos::human_bytes;
 use custos::repository::select_snapshot;
-use custos::util::human_bytes;
 use custos::Result;
 
 use super::operator_audit::audit_cli;

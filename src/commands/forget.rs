@@ -7,7 +7,7 @@
 //! from two hosts, or as two path sets, has a group per host and path set, as
 //! restic and borg users expect. `--group-by` narrows the key.
 //!
-//! Pinned snapshots (`custos pin`, or the tag [`LEGAL_HOLD_TAG`]) are always
+//! Pinned snapshots (`custos pin`, or the tag `legal-hold`) are always
 //! kept, and the repository refuses to delete them even if a caller tries.
 //!
 //! Forget only removes snapshot objects; the data they alone referenced stays
@@ -29,7 +29,7 @@ use crate::repository::Repository;
 use crate::Result;
 
 /// A snapshot carrying this tag is under legal hold, like a pinned one.
-pub const LEGAL_HOLD_TAG: &str = "legal-hold";
+pub(crate) const LEGAL_HOLD_TAG: &str = "legal-hold";
 
 /// Which snapshot fields make up a retention group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -63,7 +63,7 @@ impl Default for PruneOptions {
 
 /// A plan: packs condemned by one prune run (stored as JSON under `prune/`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PrunePlan {
+pub(crate) struct PrunePlan {
     /// When the plan (and the index without its packs) was written.
     pub created: String,
     /// Packs to delete.

@@ -23,7 +23,7 @@ pub(crate) mod schema;
 pub use report::ServiceReport;
 use resolve::{relative_to, resolve, Problems};
 
-pub use model::{Hook, RepoAccess, Role, ServiceKey, SourceSpec};
+pub(crate) use model::{Hook, RepoAccess, Role, ServiceKey, SourceSpec};
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -19,7 +19,7 @@ use crate::Result;
 /// A service by its tenant and name: the key of everything the daemon keeps
 /// per service. Shown as `tenant/service`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct ServiceKey {
+pub(crate) struct ServiceKey {
     /// The tenant's ID.
     pub tenant: String,
     /// The service's name within the tenant.
@@ -28,7 +28,7 @@ pub struct ServiceKey {
 
 impl ServiceKey {
     /// The key of `service` of `tenant`.
-    pub fn new(tenant: impl Into<String>, service: impl Into<String>) -> ServiceKey {
+    pub(crate) fn new(tenant: impl Into<String>, service: impl Into<String>) -> ServiceKey {
         ServiceKey {
             tenant: tenant.into(),
             service: service.into(),
@@ -132,7 +132,7 @@ impl Role {
     }
 
     /// True when this role may start jobs and restores for `tenant`.
-    pub fn acts_on(&self, tenant: &str) -> bool {
+    pub(crate) fn acts_on(&self, tenant: &str) -> bool {
         match self {
             Role::Operator => true,
             Role::Partner { tenant: t } => t == tenant,

@@ -60,7 +60,7 @@ impl Secret {
     /// # Errors
     /// [`Error::Io`] when the file cannot be read, [`Error::Usage`] when it is
     /// empty.
-    pub fn from_password_file(path: &std::path::Path) -> Result<Secret> {
+    pub(crate) fn from_password_file(path: &std::path::Path) -> Result<Secret> {
         let bytes = crate::secrets::read_file(path, "password file")?;
         let s = std::str::from_utf8(&bytes).map_err(|_| {
             Error::Usage(format!(
@@ -83,7 +83,7 @@ impl Secret {
     /// # Errors
     /// [`Error::Io`] when the file cannot be read, [`Error::Usage`] when it is
     /// shorter than 32 bytes or group or others may read it.
-    pub fn from_key_file(path: &std::path::Path) -> Result<Secret> {
+    pub(crate) fn from_key_file(path: &std::path::Path) -> Result<Secret> {
         let bytes = crate::secrets::read_file(path, "key file")?;
         if bytes.len() < 32 {
             return Err(Error::Usage(format!(
@@ -178,7 +178,7 @@ pub struct KdfParams {
 impl KdfParams {
     /// The cost for new passphrase slots: the default, or a cheap one in the
     /// library's unit tests and when `CUSTOS_TEST_FAST_KDF` is set in a test
-    /// build (it weakens passphrases; see [`crate::switches`]).
+    /// build (it weakens passphrases; see `switches`).
     pub fn for_new_slots() -> KdfParams {
         if cfg!(test) || crate::switches::fast_kdf() {
             KdfParams {
@@ -198,7 +198,7 @@ impl KdfParams {
     ///
     /// # Errors
     /// [`Error::Usage`] naming the cost and the minimum.
-    pub fn check_minimum(&self, weak_allowed: bool) -> Result<()> {
+    pub(crate) fn check_minimum(&self, weak_allowed: bool) -> Result<()> {
         let min = KdfParams::default();
         if !weak_allowed && (self.m_kib < min.m_kib || self.t < min.t || self.p < min.p) {
             return Err(Error::Usage(format!(
@@ -211,11 +211,11 @@ impl KdfParams {
 }
 
 /// Largest Argon2 memory cost a slot may ask for when opened (4 GiB).
-pub const MAX_M_KIB: u32 = 4 << 20;
+pub(crate) const MAX_M_KIB: u32 = 4 << 20;
 /// Largest Argon2 pass count a slot may ask for.
-pub const MAX_T: u32 = 64;
+pub(crate) const MAX_T: u32 = 64;
 /// Largest Argon2 lane count a slot may ask for.
-pub const MAX_P: u32 = 64;
+pub(crate) const MAX_P: u32 = 64;
 
 impl Default for KdfParams {
     /// 64 MiB, 3 passes, 1 lane: about 235 ms on the reference machine, which

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 use crate::id::{BlobId, PackId};
 
 /// Size in bytes of the AES-GCM authentication tag appended to every ciphertext.
-pub const TAG_LEN: usize = 16;
+pub(crate) const TAG_LEN: usize = 16;
 
 const CTX_BLOB_ID: &str = "custos 2026-11 blob id key v1";
 const CTX_CONFIG_MAC: &str = "custos 2026-11 config mac key v1";
@@ -133,7 +133,7 @@ impl Keys {
     }
 
     /// MAC over the plaintext repository config.
-    pub fn config_mac(&self, data: &[u8]) -> [u8; 32] {
+    pub(crate) fn config_mac(&self, data: &[u8]) -> [u8; 32] {
         *blake3::keyed_hash(&self.config_mac, data).as_bytes()
     }
 
@@ -171,7 +171,7 @@ impl Cipher {
 
     /// Encrypts `buf` in place and appends the tag. `position` must be unique for
     /// this key.
-    pub fn seal_in_place(&self, position: u64, aad: &[u8], buf: &mut Vec<u8>) {
+    pub(crate) fn seal_in_place(&self, position: u64, aad: &[u8], buf: &mut Vec<u8>) {
         // Encryption only fails if the buffer cannot grow, which Vec always can,
         // or if the message exceeds 64 GiB, which blobs never do (max 16 MiB).
         if self
@@ -184,7 +184,7 @@ impl Cipher {
     }
 
     /// Encrypts `buf[start..]` in place and appends the tag: no copy of the payload.
-    pub fn seal_tail(&self, position: u64, aad: &[u8], buf: &mut Vec<u8>, start: usize) {
+    pub(crate) fn seal_tail(&self, position: u64, aad: &[u8], buf: &mut Vec<u8>, start: usize) {
         match self
             .0
             .encrypt_inout_detached(&Self::nonce(position), aad, (&mut buf[start..]).into())

@@ -19,7 +19,10 @@ fn client() -> Result<reqwest::Client> {
 ///
 /// # Errors
 /// [`Error::Usage`] for a certificate file that does not read or parse.
-pub fn http_client(extra: Option<&std::path::Path>, timeout: Duration) -> Result<reqwest::Client> {
+pub(crate) fn http_client(
+    extra: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<reqwest::Client> {
     crate::backend::install_tls_provider();
     let mut b = reqwest::Client::builder().timeout(timeout);
     let env = std::env::var_os("CUSTOS_CA_FILE").map(std::path::PathBuf::from);

@@ -74,11 +74,11 @@ pub struct ServiceJobs {
 }
 
 /// The services' jobs, replaceable on reload.
-pub type Services = Arc<RwLock<HashMap<ServiceKey, Arc<ServiceJobs>>>>;
+pub(crate) type Services = Arc<RwLock<HashMap<ServiceKey, Arc<ServiceJobs>>>>;
 
 /// The executor over `services`, recording snapshots in `catalog` and
 /// deletions (retention) in `audit`.
-pub fn executor(
+pub(crate) fn executor(
     services: Services,
     catalog: Catalog,
     audit: Option<crate::audit::AuditLog>,
@@ -491,7 +491,7 @@ async fn run_replicate(svc: &ServiceJobs) -> Result<JobOutcome> {
 
 /// Re-reads the service's snapshots into the catalog's cache (best effort:
 /// a failure is logged, the job's result stands).
-pub async fn refresh_snapshots(svc: &ServiceJobs, catalog: &Catalog) {
+pub(crate) async fn refresh_snapshots(svc: &ServiceJobs, catalog: &Catalog) {
     if let Err(e) = reread(svc, catalog).await {
         tracing::warn!(tenant = %svc.tenant, service = %svc.service, error = %e, "cannot refresh the snapshot cache");
     }
@@ -509,7 +509,7 @@ fn seen_listings() -> &'static std::sync::Mutex<HashMap<(String, String), blake3
 /// snapshot objects are listed (one cheap request, no key needed), and the
 /// repository is only opened (a key derivation, snapshot reads) when that
 /// listing changed since the last look.
-pub async fn refresh_snapshots_if_changed(svc: &ServiceJobs, catalog: &Catalog) {
+pub(crate) async fn refresh_snapshots_if_changed(svc: &ServiceJobs, catalog: &Catalog) {
     let key = (svc.repo.url.clone(), svc.service.clone());
     let listed = async {
         let backend = Backend::open(&svc.repo.url, false)?;

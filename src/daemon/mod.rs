@@ -9,17 +9,17 @@
 //! ```
 //!
 //! Layer 11 of `docs/architecture.md`: it uses `duration`, `error`, `id`, `progress`, `secrets`, `util`, `crypto`, `repofile`, `backend`, `repository`, `source`, `policy`, `commands`, `config`, `catalog`, `audit`, `erasure`, and nothing of a layer above.
-pub mod api;
+pub(crate) mod api;
 pub mod client;
 pub(crate) mod http;
-pub mod jobs;
+pub(crate) mod jobs;
 pub(crate) mod metrics;
-pub mod records;
+pub(crate) mod records;
 pub mod restores;
-pub mod runner;
-pub mod scheduler;
+pub(crate) mod runner;
+pub(crate) mod scheduler;
 pub(crate) mod setup;
-pub mod state;
+pub(crate) mod state;
 pub mod status;
 
 #[cfg(test)]
@@ -284,7 +284,7 @@ pub enum Control {
     /// Load the config again; a config that does not load is refused and
     /// the running one kept.
     Reload,
-    /// Stop: running jobs get [`runner::STOP_GRACE`] to finish.
+    /// Stop: running jobs get `runner::STOP_GRACE` to finish.
     Stop,
 }
 

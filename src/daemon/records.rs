@@ -29,7 +29,7 @@ pub enum JobKind {
 
 impl JobKind {
     /// Every kind.
-    pub const ALL: [JobKind; 5] = [
+    pub(crate) const ALL: [JobKind; 5] = [
         JobKind::Backup,
         JobKind::Retention,
         JobKind::Check,
@@ -185,7 +185,7 @@ pub struct RtoMeasure {
 
 impl RtoMeasure {
     /// True when the drill met the objective.
-    pub fn met(&self) -> bool {
+    pub(crate) fn met(&self) -> bool {
         self.achieved_secs <= self.objective_secs
     }
 }
@@ -278,7 +278,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn queue_job(
+    pub(crate) fn queue_job(
         &self,
         kind: JobKind,
         tenant: &str,
@@ -316,7 +316,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn put_job(&self, rec: &JobRecord) -> Result<()> {
+    pub(crate) fn put_job(&self, rec: &JobRecord) -> Result<()> {
         self.job_table().put(&rec.id, rec)
     }
 
@@ -345,7 +345,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn fail_interrupted(&self, now: Timestamp) -> Result<usize> {
+    pub(crate) fn fail_interrupted(&self, now: Timestamp) -> Result<usize> {
         let table = self.job_table();
         let mut n = 0;
         for mut rec in table.values("")? {
@@ -366,7 +366,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn last_run(
+    pub(crate) fn last_run(
         &self,
         tenant: &str,
         service: &str,
@@ -382,7 +382,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn set_last_run(
+    pub(crate) fn set_last_run(
         &self,
         tenant: &str,
         service: &str,
@@ -397,7 +397,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn put_snapshot(&self, s: &SnapshotEntry) -> Result<()> {
+    pub(crate) fn put_snapshot(&self, s: &SnapshotEntry) -> Result<()> {
         let key = format!(
             "{}{}/{}",
             snapshot_prefix(&s.tenant, &s.service),
@@ -411,7 +411,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn replace_snapshots(
+    pub(crate) fn replace_snapshots(
         &self,
         tenant: &str,
         service: &str,
@@ -439,7 +439,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn newest_good_snapshot(
+    pub(crate) fn newest_good_snapshot(
         &self,
         tenant: &str,
         service: &str,
@@ -463,7 +463,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn put_seen(&self, tenant: &str, url: &str, seen: &Seen) -> Result<()> {
+    pub(crate) fn put_seen(&self, tenant: &str, url: &str, seen: &Seen) -> Result<()> {
         self.watch_table().put(&format!("{tenant}/{url}"), seen)
     }
 
@@ -471,7 +471,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn add_alarm(&self, tenant: &str, url: &str, text: &str) -> Result<()> {
+    pub(crate) fn add_alarm(&self, tenant: &str, url: &str, text: &str) -> Result<()> {
         let table = self.alarm_table();
         let prefix = format!("{tenant}/");
         if table
@@ -521,7 +521,13 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn add_counter(&self, tenant: &str, service: &str, name: &str, n: u64) -> Result<()> {
+    pub(crate) fn add_counter(
+        &self,
+        tenant: &str,
+        service: &str,
+        name: &str,
+        n: u64,
+    ) -> Result<()> {
         self.counter_table()
             .update(&format!("{tenant}/{service}/{name}"), |old| {
                 old.unwrap_or(0).saturating_add(n)
@@ -532,7 +538,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn counters(&self, tenant: &str, service: &str) -> Result<Vec<(String, u64)>> {
+    pub(crate) fn counters(&self, tenant: &str, service: &str) -> Result<Vec<(String, u64)>> {
         self.counter_table().scan(&format!("{tenant}/{service}/"))
     }
 }

@@ -167,7 +167,7 @@ fn valid_ticket(t: &str) -> bool {
 }
 
 /// Restores a tenant may have queued or running at once, by default.
-pub const RESTORES_PER_TENANT: usize = 2;
+pub(crate) const RESTORES_PER_TENANT: usize = 2;
 
 /// Free space kept on the restore root beyond a restore's size: 5 % and
 /// 64 MiB (directories, metadata, the file system's own reserve).
@@ -177,7 +177,7 @@ fn space_needed(size: u64) -> u64 {
 
 /// The restore desk: checks requests, queues and runs them.
 #[derive(Clone)]
-pub struct RestoreDesk {
+pub(crate) struct RestoreDesk {
     catalog: Catalog,
     root: PathBuf,
     slots: Arc<Semaphore>,
@@ -187,7 +187,7 @@ pub struct RestoreDesk {
 
 impl RestoreDesk {
     /// Restores go under `root`; `concurrency` run at once.
-    pub fn new(catalog: Catalog, root: PathBuf, concurrency: usize) -> RestoreDesk {
+    pub(crate) fn new(catalog: Catalog, root: PathBuf, concurrency: usize) -> RestoreDesk {
         RestoreDesk {
             catalog,
             root,
@@ -199,7 +199,7 @@ impl RestoreDesk {
 
     /// At most `n` restores queued or running per tenant (the next request
     /// is answered [`Error::Busy`]).
-    pub fn with_per_tenant(mut self, n: usize) -> RestoreDesk {
+    pub(crate) fn with_per_tenant(mut self, n: usize) -> RestoreDesk {
         self.per_tenant = n.max(1);
         self
     }
@@ -210,7 +210,7 @@ impl RestoreDesk {
     ///
     /// # Errors
     /// Catalog errors; a directory that cannot be removed is logged.
-    pub fn expire_outputs(&self, keep: Duration, now: Timestamp) -> Result<usize> {
+    pub(crate) fn expire_outputs(&self, keep: Duration, now: Timestamp) -> Result<usize> {
         let Ok(keep) = jiff::SignedDuration::try_from(keep) else {
             return Ok(0);
         };
@@ -242,7 +242,7 @@ impl RestoreDesk {
     }
 
     /// Records requests and outcomes in `audit`.
-    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> RestoreDesk {
+    pub(crate) fn with_audit(mut self, audit: crate::audit::AuditLog) -> RestoreDesk {
         self.audit = Some(audit);
         self
     }
@@ -272,7 +272,7 @@ impl RestoreDesk {
     /// [`Error::Usage`] for a malformed request, [`Error::NotFound`] when no
     /// snapshot matches, [`Error::Refused`] outside the restore window or
     /// once the tenant's erasure has started.
-    pub async fn submit(
+    pub(crate) async fn submit(
         &self,
         svc: Arc<ServiceJobs>,
         window: Option<HumanDuration>,
@@ -542,7 +542,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub fn put_restore(&self, rec: &RestoreRecord) -> Result<()> {
+    pub(crate) fn put_restore(&self, rec: &RestoreRecord) -> Result<()> {
         self.restore_table().put(&rec.id, rec)
     }
 
@@ -572,7 +572,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`Error::Io`].
-    pub fn fail_interrupted_restores(&self, now: Timestamp) -> Result<usize> {
+    pub(crate) fn fail_interrupted_restores(&self, now: Timestamp) -> Result<usize> {
         let table = self.restore_table();
         let mut n = 0;
         for mut rec in table.values("")? {

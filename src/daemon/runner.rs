@@ -24,7 +24,7 @@ use crate::{Error, Result};
 
 /// How a job ended well.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct JobOutcome {
+pub(crate) struct JobOutcome {
     /// True when it finished with a problem that retrying will not fix (a
     /// backup that skipped unreadable files).
     pub warning: bool,
@@ -44,20 +44,18 @@ pub struct JobOutcome {
 
 /// What the executor gets for one attempt.
 #[derive(Debug, Clone)]
-pub struct JobContext {
+pub(crate) struct JobContext {
     /// The job.
     pub job: JobRecord,
-    /// Attempt number, from 1.
-    pub attempt: u32,
     /// Set when the job must stop (timeout, shutdown); long jobs poll it.
     pub cancel: Arc<AtomicBool>,
 }
 
 /// The future an executor returns.
-pub type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutcome>> + Send>>;
+pub(crate) type JobFuture = Pin<Box<dyn Future<Output = Result<JobOutcome>> + Send>>;
 
 /// Runs one attempt of a job.
-pub type Executor = Arc<dyn Fn(JobContext) -> JobFuture + Send + Sync>;
+pub(crate) type Executor = Arc<dyn Fn(JobContext) -> JobFuture + Send + Sync>;
 
 /// Per-service settings the runner needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,7 +98,7 @@ pub struct Limits {
 }
 
 /// How long running jobs get to stop after a shutdown request.
-pub const STOP_GRACE: Duration = Duration::from_secs(60);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(60);
 
 type Key = (String, String, JobKind);
 
@@ -120,7 +118,7 @@ struct Inner {
 
 /// The job runner.
 #[derive(Clone)]
-pub struct Runner {
+pub(crate) struct Runner {
     inner: Arc<Inner>,
     tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
 }
@@ -132,7 +130,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Runner {
     /// A runner; it stops taking and running jobs when `shutdown` turns true.
     /// Must be called inside a tokio runtime (it starts a small task).
-    pub fn new(
+    pub(crate) fn new(
         catalog: Catalog,
         clock: Arc<dyn Clock>,
         exec: Executor,
@@ -177,7 +175,7 @@ impl Runner {
     }
 
     /// Sets (or replaces, on reload) the settings of every service.
-    pub fn set_services(&self, settings: HashMap<ServiceKey, JobSettings>) {
+    pub(crate) fn set_services(&self, settings: HashMap<ServiceKey, JobSettings>) {
         *lock(&self.inner.settings) = settings;
     }
 
@@ -188,7 +186,7 @@ impl Runner {
     /// # Errors
     /// [`Error::NotFound`] for an unknown service; [`Error::Refused`] once the
     /// daemon is stopping; catalog errors.
-    pub async fn submit(&self, req: Request) -> Result<Option<JobRecord>> {
+    pub(crate) async fn submit(&self, req: Request) -> Result<Option<JobRecord>> {
         if *self.inner.shutdown.borrow() {
             return Err(Error::Refused("the daemon is stopping".into()));
         }
@@ -248,7 +246,7 @@ impl Runner {
     }
 
     /// Takes requests from `queue` until it closes or shutdown.
-    pub async fn serve(&self, mut queue: tokio::sync::mpsc::Receiver<Request>) {
+    pub(crate) async fn serve(&self, mut queue: tokio::sync::mpsc::Receiver<Request>) {
         let mut shutdown = self.inner.shutdown.clone();
         loop {
             tokio::select! {
@@ -267,7 +265,7 @@ impl Runner {
 
     /// Waits for every job to end (after shutdown, within the jobs' own stop
     /// grace).
-    pub async fn drain(&self) {
+    pub(crate) async fn drain(&self) {
         // Take the set out so that jobs queued meanwhile (follow-ups) can be
         // spawned; they are waited for in the next round.
         loop {
@@ -280,7 +278,7 @@ impl Runner {
     }
 
     /// Jobs queued or running now.
-    pub fn active(&self) -> usize {
+    pub(crate) fn active(&self) -> usize {
         lock(&self.inner.active).len()
     }
 }
@@ -352,7 +350,6 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
         let cancel = Arc::new(AtomicBool::new(false));
         let ctx = JobContext {
             job: job.clone(),
-            attempt,
             cancel: cancel.clone(),
         };
         let mut handle = tokio::spawn((inner.exec)(ctx));
@@ -488,7 +485,7 @@ mod tests {
         let exec: Executor = Arc::new(move |ctx: JobContext| {
             let f = state.clone();
             Box::pin(async move {
-                lock(&f.calls).push((ctx.job.service.clone(), ctx.job.kind, ctx.attempt));
+                lock(&f.calls).push((ctx.job.service.clone(), ctx.job.kind, ctx.job.attempts));
                 let now = f.running.fetch_add(1, Ordering::SeqCst) + 1;
                 f.peak.fetch_max(now, Ordering::SeqCst);
                 if ctx.job.service == "stuck" {
@@ -500,7 +497,7 @@ mod tests {
                 }
                 tokio::time::sleep(work).await;
                 f.running.fetch_sub(1, Ordering::SeqCst);
-                if ctx.attempt <= fail_first {
+                if ctx.job.attempts <= fail_first {
                     return Err(Error::Locked("connection refused".into()));
                 }
                 Ok(JobOutcome {

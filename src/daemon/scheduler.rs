@@ -30,14 +30,14 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 const MAX_MISSED_SCAN: usize = 100_000;
 
 /// Where "now" comes from.
-pub trait Clock: Send + Sync + 'static {
+pub(crate) trait Clock: Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> Timestamp;
 }
 
 /// The system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
@@ -49,14 +49,16 @@ impl Clock for SystemClock {
 /// since creation. With `tokio::time::pause` it only moves when tokio
 /// advances time, which makes scheduler tests exact and instant.
 #[derive(Debug, Clone, Copy)]
-pub struct TokioClock {
+#[cfg(test)]
+pub(crate) struct TokioClock {
     base: Timestamp,
     start: tokio::time::Instant,
 }
 
+#[cfg(test)]
 impl TokioClock {
     /// A clock that reads `base` now.
-    pub fn starting_at(base: Timestamp) -> TokioClock {
+    pub(crate) fn starting_at(base: Timestamp) -> TokioClock {
         TokioClock {
             base,
             start: tokio::time::Instant::now(),
@@ -64,6 +66,7 @@ impl TokioClock {
     }
 }
 
+#[cfg(test)]
 impl Clock for TokioClock {
     fn now(&self) -> Timestamp {
         let elapsed = SignedDuration::try_from(self.start.elapsed()).unwrap_or(SignedDuration::MAX);
@@ -108,7 +111,7 @@ impl Entry {
 
 /// A job the scheduler (or the API) wants run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     /// The tenant's ID, as in the config.
     pub tenant: String,
     /// The service's name within its tenant.
@@ -132,7 +135,7 @@ fn add(t: Timestamp, d: Duration) -> Timestamp {
 
 /// Sleeps until `clock` reads `at` or later. Returns false if `shutdown`
 /// fired first.
-pub async fn sleep_until(
+pub(crate) async fn sleep_until(
     clock: &dyn Clock,
     at: Timestamp,
     shutdown: &mut watch::Receiver<bool>,
@@ -157,7 +160,7 @@ pub async fn sleep_until(
 ///
 /// # Errors
 /// Catalog errors (the entry stops; the daemon logs it).
-pub async fn run_entry(
+pub(crate) async fn run_entry(
     entry: Entry,
     catalog: Catalog,
     clock: Arc<dyn Clock>,

@@ -140,7 +140,7 @@ pub struct ServiceStatus {
 
 /// Shared daemon state (cheap to clone).
 #[derive(Clone)]
-pub struct State {
+pub(crate) struct State {
     /// The catalog.
     pub catalog: Catalog,
     /// The job runner.
@@ -159,7 +159,7 @@ pub struct State {
 
 impl State {
     /// State for the given services and tokens.
-    pub fn new(
+    pub(crate) fn new(
         catalog: Catalog,
         runner: Runner,
         clock: Arc<dyn Clock>,
@@ -182,13 +182,13 @@ impl State {
     }
 
     /// Records administrative acts in `audit`.
-    pub fn with_audit(mut self, audit: crate::audit::AuditLog) -> State {
+    pub(crate) fn with_audit(mut self, audit: crate::audit::AuditLog) -> State {
         self.audit = Some(audit);
         self
     }
 
     /// The audit trail's health.
-    pub fn chain(&self) -> crate::audit::ChainStatus {
+    pub(crate) fn chain(&self) -> crate::audit::ChainStatus {
         self.audit_chain
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -196,7 +196,7 @@ impl State {
     }
 
     /// Records what a check of the audit trail found; problems stay.
-    pub fn set_chain(&self, records: u64, mirrored: bool, problems: Vec<String>) {
+    pub(crate) fn set_chain(&self, records: u64, mirrored: bool, problems: Vec<String>) {
         let mut c = self
             .audit_chain
             .lock()
@@ -219,7 +219,7 @@ impl State {
     ///
     /// # Errors
     /// [`crate::Error::Io`] when the record cannot be written.
-    pub fn audit_required(
+    pub(crate) fn audit_required(
         &self,
         actor: &str,
         action: &str,
@@ -238,7 +238,7 @@ impl State {
     }
 
     /// Writes an audit record (logged, not fatal, when it cannot be written).
-    pub fn audit(
+    pub(crate) fn audit(
         &self,
         actor: &str,
         action: &str,
@@ -251,7 +251,7 @@ impl State {
     }
 
     /// Takes restore requests through `desk`, for the services in `jobs`.
-    pub fn with_restores(
+    pub(crate) fn with_restores(
         mut self,
         desk: super::restores::RestoreDesk,
         jobs: super::jobs::Services,
@@ -261,7 +261,7 @@ impl State {
     }
 
     /// Replaces services and tokens (config reload).
-    pub fn replace(&self, services: Vec<ServiceInfo>, tokens: Vec<Token>) {
+    pub(crate) fn replace(&self, services: Vec<ServiceInfo>, tokens: Vec<Token>) {
         *self
             .services
             .write()
@@ -273,7 +273,7 @@ impl State {
     }
 
     /// The services.
-    pub fn services(&self) -> Arc<Vec<ServiceInfo>> {
+    pub(crate) fn services(&self) -> Arc<Vec<ServiceInfo>> {
         self.services
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -281,7 +281,7 @@ impl State {
     }
 
     /// One service.
-    pub fn service(&self, tenant: &str, name: &str) -> Option<ServiceInfo> {
+    pub(crate) fn service(&self, tenant: &str, name: &str) -> Option<ServiceInfo> {
         self.services()
             .iter()
             .find(|s| s.tenant == tenant && s.name == name)
@@ -289,7 +289,7 @@ impl State {
     }
 
     /// The token whose secret is `secret`.
-    pub fn token(&self, secret: &str) -> Option<Token> {
+    pub(crate) fn token(&self, secret: &str) -> Option<Token> {
         let h = blake3::hash(secret.as_bytes());
         // blake3::Hash compares in constant time.
         self.tokens
@@ -304,7 +304,7 @@ impl State {
     ///
     /// # Errors
     /// Catalog errors.
-    pub fn status(&self, s: &ServiceInfo) -> Result<ServiceStatus> {
+    pub(crate) fn status(&self, s: &ServiceInfo) -> Result<ServiceStatus> {
         let now = self.clock.now();
         let good = self.catalog.newest_good_snapshot(&s.tenant, &s.name)?;
         let age = good.as_ref().and_then(|g| {
@@ -346,7 +346,7 @@ impl State {
     ///
     /// # Errors
     /// Catalog errors.
-    pub fn statuses(&self, role: &Role) -> Result<Vec<ServiceStatus>> {
+    pub(crate) fn statuses(&self, role: &Role) -> Result<Vec<ServiceStatus>> {
         self.services()
             .iter()
             .filter(|s| role.sees(&s.tenant))

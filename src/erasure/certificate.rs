@@ -155,7 +155,7 @@ pub enum CertificateError {
 }
 
 /// The canonical bytes of a JSON value: keys sorted at every level, compact.
-pub fn canonical(value: &serde_json::Value) -> String {
+pub(crate) fn canonical(value: &serde_json::Value) -> String {
     fn sort(v: &serde_json::Value) -> serde_json::Value {
         match v {
             serde_json::Value::Object(m) => {
@@ -336,7 +336,7 @@ pub fn read_public_key(path: &Path) -> Result<VerifyingKey> {
 }
 
 /// A rendering for people (Markdown).
-pub fn render_markdown(s: &SignedCertificate) -> String {
+pub(crate) fn render_markdown(s: &SignedCertificate) -> String {
     let c = &s.certificate;
     let mut out = format!(
         "# Certificate of erasure\n\nThe data custos held for tenant **{}**{} was erased as stated below.\n\n| | |\n|---|---|\n| notice given | {} |\n| erasure started | {} |\n| erasure completed | {} |\n| issuer | {} |\n| audit log head | `{}` |\n\n## Targets\n\n| target | repository | objects deleted | bytes deleted | Merkle root | left after |\n|---|---|---:|---:|---|---:|\n",

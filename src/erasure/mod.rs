@@ -43,7 +43,7 @@
 pub mod certificate;
 mod records;
 
-pub use records::ErasedTenant;
+pub(crate) use records::ErasedTenant;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -62,9 +62,9 @@ use crate::repository::lock::{Lock, LockKind};
 use crate::{Error, Result};
 
 /// Notice period before erasure (catalogue: 21 calendar days).
-pub const NOTICE_PERIOD: Duration = Duration::from_secs(21 * 86_400);
+pub(crate) const NOTICE_PERIOD: Duration = Duration::from_secs(21 * 86_400);
 /// Erasure deadline after notice (catalogue: at most 30 days).
-pub const DEADLINE: Duration = Duration::from_secs(30 * 86_400);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30 * 86_400);
 
 /// Rounds of "list the versions, delete them" before giving up: deleting a
 /// current Azure version turns it into a previous one, listed next round.
@@ -295,7 +295,7 @@ pub fn state_name(s: ErasureState) -> &'static str {
 ///
 /// # Errors
 /// Catalog errors.
-pub fn note_config_targets(cfg: &Config, catalog: &Catalog, tenant: &str) -> Result<()> {
+pub(crate) fn note_config_targets(cfg: &Config, catalog: &Catalog, tenant: &str) -> Result<()> {
     for t in &cfg.targets {
         catalog.note_tenant_target(tenant, &t.name, &t.url)?;
     }

@@ -63,7 +63,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn put_erasure(&self, rec: &ErasureRecord) -> Result<()> {
+    pub(crate) fn put_erasure(&self, rec: &ErasureRecord) -> Result<()> {
         self.erasure_table().put(&rec.tenant, rec)?;
         self.flush()
     }
@@ -73,7 +73,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn record_erased_object(
+    pub(crate) fn record_erased_object(
         &self,
         tenant: &str,
         target: &str,
@@ -97,7 +97,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn record_erasing(
+    pub(crate) fn record_erasing(
         &self,
         tenant: &str,
         target: &str,
@@ -115,7 +115,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn erased_objects(
+    pub(crate) fn erased_objects(
         &self,
         tenant: &str,
         target: &str,
@@ -132,7 +132,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn note_erasure_cache(&self, tenant: &str, repo_id: &str) -> Result<()> {
+    pub(crate) fn note_erasure_cache(&self, tenant: &str, repo_id: &str) -> Result<()> {
         self.erased_table()
             .put(&format!("{tenant}//cache/{repo_id}"), &(0, None))
     }
@@ -141,7 +141,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn erasure_caches(&self, tenant: &str) -> Result<Vec<String>> {
+    pub(crate) fn erasure_caches(&self, tenant: &str) -> Result<Vec<String>> {
         Ok(self
             .erased_table()
             .scan(&format!("{tenant}//cache/"))?
@@ -156,7 +156,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn note_tenant_target(&self, tenant: &str, name: &str, url: &str) -> Result<()> {
+    pub(crate) fn note_tenant_target(&self, tenant: &str, name: &str, url: &str) -> Result<()> {
         let table = self.tenant_target_table();
         let key = format!("{tenant}/{name}");
         if table.get(&key)?.is_some_and(|v| v == url) {
@@ -170,7 +170,7 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn tenant_targets(&self, tenant: &str) -> Result<Vec<(String, String)>> {
+    pub(crate) fn tenant_targets(&self, tenant: &str) -> Result<Vec<(String, String)>> {
         self.tenant_target_table().scan(&format!("{tenant}/"))
     }
 }

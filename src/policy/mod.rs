@@ -14,6 +14,6 @@
 //!
 //! Layer 5 of `docs/architecture.md`: it uses `duration`, and nothing of a layer above.
 
-pub mod retention;
-pub mod schedule;
+pub(crate) mod retention;
+pub(crate) mod schedule;
 pub(crate) mod window;

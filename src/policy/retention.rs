@@ -65,7 +65,7 @@ use crate::duration::HumanDuration;
 /// `I` is the caller's snapshot ID type (a `String` by default); [`apply`] only
 /// clones it into the matching [`Decision`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate<I = String> {
+pub(crate) struct Candidate<I = String> {
     /// The snapshot's ID, handed back in its [`Decision`].
     pub id: I,
     /// When the snapshot was taken.
@@ -226,7 +226,7 @@ impl fmt::Display for Bucket {
 /// A retention policy for one group of snapshots.
 ///
 /// Plain data: every field is public and the [`Default`] has no rule at all
-/// (which [`apply`] refuses) and UTC buckets. A count of `Some(0)` and a zero
+/// (which `apply` refuses) and UTC buckets. A count of `Some(0)` and a zero
 /// `keep_within` mean "no rule", as `None` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetentionPolicy {
@@ -294,7 +294,7 @@ impl RetentionPolicy {
 
     /// True when the policy has no rule that keeps anything: no count above 0,
     /// no non-zero `keep_within`, no `keep_tags`. Pinned snapshots do not make
-    /// a policy non-empty: [`apply`] refuses an empty policy even then.
+    /// a policy non-empty: `apply` refuses an empty policy even then.
     pub fn is_empty(&self) -> bool {
         self.last_count().is_none()
             && Period::ALL.iter().all(|&p| self.keep_count(p).is_none())
@@ -525,7 +525,7 @@ impl From<RetentionError> for crate::Error {
 /// [`RetentionError::NoRule`] when [`RetentionPolicy::is_empty`]: an empty
 /// policy would forget every snapshot that is not pinned, so it is refused
 /// even if some snapshots are pinned or the list is empty.
-pub fn apply<I: Clone>(
+pub(crate) fn apply<I: Clone>(
     policy: &RetentionPolicy,
     snapshots: &[Candidate<I>],
     now: Timestamp,

@@ -9,7 +9,7 @@ use crate::id::RepoId;
 use crate::{Error, Result};
 
 /// Current repository format version.
-pub const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 1;
 
 /// Content-defined chunking parameters.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -20,9 +20,9 @@ use crate::{Error, Result};
 const MAGIC: &[u8; 4] = b"CPK1";
 const ENTRY_LEN: usize = 42;
 /// Nonce position of the header.
-pub const HEADER_POSITION: u64 = u64::MAX;
+pub(crate) const HEADER_POSITION: u64 = u64::MAX;
 /// Largest header accepted when reading (a pack never holds more blobs than this).
-pub const MAX_HEADER_LEN: u32 = 64 << 20;
+pub(crate) const MAX_HEADER_LEN: u32 = 64 << 20;
 
 /// Data or tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -237,7 +237,12 @@ pub fn read_header(keys: &Keys, id: &PackId, pack: &[u8]) -> Result<Vec<PackEntr
 ///
 /// # Errors
 /// As [`open_blob`].
-pub fn open_payload(keys: &Keys, pack: &PackId, e: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn open_payload(
+    keys: &Keys,
+    pack: &PackId,
+    e: &PackEntry,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
     let what = || format!("blob {} in pack {}", e.id, pack);
     let payload = keys
         .pack_cipher(pack)
@@ -261,7 +266,12 @@ pub fn open_payload(keys: &Keys, pack: &PackId, e: &PackEntry, stored: &[u8]) ->
 ///
 /// # Errors
 /// When authentication, decompression or the ID check fails.
-pub fn open_blob(keys: &Keys, pack: &PackId, e: &PackEntry, stored: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn open_blob(
+    keys: &Keys,
+    pack: &PackId,
+    e: &PackEntry,
+    stored: &[u8],
+) -> Result<Vec<u8>> {
     let what = || format!("blob {} in pack {}", e.id, pack);
     let payload = keys
         .pack_cipher(pack)

@@ -32,10 +32,10 @@ use crate::{Error, Result};
 
 /// How long a lease lasts without refresh. Long enough to survive a stalled
 /// store for a while, short enough that a crashed holder blocks others briefly.
-pub const LEASE: Duration = Duration::from_secs(300);
+pub(crate) const LEASE: Duration = Duration::from_secs(300);
 
-/// The lease in force: [`LEASE`], or `CUSTOS_TEST_LOCK_LEASE` seconds (tests of
-/// lease expiry only; a test switch, see [`crate::switches`]).
+/// The lease in force: `LEASE` (300 s), or `CUSTOS_TEST_LOCK_LEASE` seconds (tests of
+/// lease expiry only; a test switch, see `switches`).
 pub fn lease() -> Duration {
     crate::switches::lock_lease().unwrap_or(LEASE)
 }
@@ -92,7 +92,7 @@ impl LockInfo {
 
     /// True when the holder ran on this host and its process is gone: the lock
     /// can be taken over at once instead of waiting for the lease to run out.
-    pub fn holder_gone(&self) -> bool {
+    pub(crate) fn holder_gone(&self) -> bool {
         if self.hostname != crate::util::hostname() || self.pid == std::process::id() {
             return false;
         }
@@ -112,7 +112,7 @@ impl LockInfo {
     }
 
     /// Why the lock is stale, for log lines.
-    pub fn stale_reason(&self, now: jiff::Timestamp) -> &'static str {
+    pub(crate) fn stale_reason(&self, now: jiff::Timestamp) -> &'static str {
         if self.expired(now) {
             "lease expired"
         } else {
@@ -279,7 +279,7 @@ impl Lock {
     ///
     /// # Errors
     /// [`Error::Locked`] when the lock was lost; backend errors.
-    pub async fn ensure_held(&self) -> Result<()> {
+    pub(crate) async fn ensure_held(&self) -> Result<()> {
         let now = jiff::Timestamp::now().as_second();
         let renewed = self.renewed.load(Ordering::Relaxed);
         let lease = i64::try_from(lease().as_secs()).unwrap_or(i64::MAX);

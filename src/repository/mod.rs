@@ -34,16 +34,16 @@ use crate::{Error, Result};
 
 /// Blobs per index object: objects stay small enough to read in one request
 /// and to hold in memory while they are written.
-pub const INDEX_OBJECT_BLOBS: usize = 50_000;
+pub(crate) const INDEX_OBJECT_BLOBS: usize = 50_000;
 
 /// Superseded index objects that a replacement carries forward from earlier
 /// ones (32 bytes each: at most 3.2 MB in one object). Older ones beyond
 /// that drop out, and a reader whose memory is that old may see their
 /// deletion as an alarm.
-pub const SUPERSEDED_CARRIED: usize = 100_000;
+pub(crate) const SUPERSEDED_CARRIED: usize = 100_000;
 
 /// Where a pack is stored.
-pub fn pack_path(id: &PackId) -> String {
+pub(crate) fn pack_path(id: &PackId) -> String {
     let h = id.to_hex();
     format!("data/{}/{}", &h[..2], h)
 }
@@ -306,7 +306,7 @@ impl Repository {
     /// The key slots as `key list` shows them, the one in use marked.
     ///
     /// # Errors
-    /// As [`Repository::key_slots`].
+    /// As `Repository::key_slots`.
     pub async fn key_slot_infos(&self) -> Result<Vec<KeySlotInfo>> {
         let in_use = self.slot_in_use();
         Ok(self
@@ -337,7 +337,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Backend`], [`Error::Integrity`] for a slot that does not decode.
-    pub async fn key_slots(&self) -> Result<Vec<KeySlot>> {
+    pub(crate) async fn key_slots(&self) -> Result<Vec<KeySlot>> {
         let mut out = Vec::new();
         for l in self.backend.list("keys").await? {
             let data = self.backend.get(&l.path).await?;
@@ -350,7 +350,7 @@ impl Repository {
     }
 
     /// The key slot that the secret given to [`Repository::open`] opened.
-    pub fn slot_in_use(&self) -> KeyId {
+    pub(crate) fn slot_in_use(&self) -> KeyId {
         self.slot
     }
 
@@ -517,7 +517,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Refused`] for a pinned snapshot, [`Error::Backend`].
-    pub async fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
+    pub(crate) async fn delete_snapshot(&self, id: &SnapshotId) -> Result<()> {
         self.delete_snapshot_because(id, "forget").await
     }
 
@@ -526,7 +526,11 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Refused`] for a pinned snapshot, [`Error::Backend`].
-    pub async fn delete_snapshot_because(&self, id: &SnapshotId, reason: &str) -> Result<()> {
+    pub(crate) async fn delete_snapshot_because(
+        &self,
+        id: &SnapshotId,
+        reason: &str,
+    ) -> Result<()> {
         if self.backend.exists(&format!("pins/{id}")).await? {
             return Err(Error::Refused(format!(
                 "snapshot {id} is pinned (legal hold): unpin it first"
@@ -573,7 +577,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Backend`].
-    pub async fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
+    pub(crate) async fn save_snapshot(&self, snap: &Snapshot) -> Result<SnapshotId> {
         let id = SnapshotId::random();
         let sealed = seal_object(&self.keys, ObjectKind::Snapshot, id.as_bytes(), snap);
         self.backend
@@ -586,7 +590,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Backend`].
-    pub async fn save_index(&self, file: &IndexFile) -> Result<IndexId> {
+    pub(crate) async fn save_index(&self, file: &IndexFile) -> Result<IndexId> {
         let id = IndexId::random();
         let sealed = seal_object(&self.keys, ObjectKind::Index, id.as_bytes(), file);
         self.backend
@@ -610,7 +614,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Backend`].
-    pub async fn replace_index(
+    pub(crate) async fn replace_index(
         &self,
         packs: impl IntoIterator<Item = Result<IndexPack>>,
         old: &[IndexId],
@@ -657,7 +661,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Backend`] other than a missing object.
-    pub async fn superseded_by(&self, ids: &[IndexId]) -> Result<HashSet<IndexId>> {
+    pub(crate) async fn superseded_by(&self, ids: &[IndexId]) -> Result<HashSet<IndexId>> {
         let mut out = HashSet::new();
         for batch in ids.chunks(8) {
             let files = futures::future::join_all(batch.iter().map(|id| self.read_index(id))).await;
@@ -676,7 +680,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Backend`], [`Error::Integrity`].
-    pub async fn read_index(&self, id: &IndexId) -> Result<IndexFile> {
+    pub(crate) async fn read_index(&self, id: &IndexId) -> Result<IndexFile> {
         let path = format!("index/{id}");
         let data = self.backend.get(&path).await?;
         open_object(&self.keys, ObjectKind::Index, id.as_bytes(), &path, &data)
@@ -686,7 +690,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Backend`].
-    pub async fn index_ids(&self) -> Result<Vec<IndexId>> {
+    pub(crate) async fn index_ids(&self) -> Result<Vec<IndexId>> {
         Ok(self
             .backend
             .list("index")
@@ -701,7 +705,7 @@ impl Repository {
     ///
     /// # Errors
     /// [`Error::Backend`], [`Error::Integrity`].
-    pub async fn read_blob_at(&self, id: &BlobId, loc: &Location) -> Result<Vec<u8>> {
+    pub(crate) async fn read_blob_at(&self, id: &BlobId, loc: &Location) -> Result<Vec<u8>> {
         let stored = self
             .backend
             .get_range(
@@ -720,7 +724,7 @@ impl Repository {
     ///
     /// # Errors
     /// As [`Self::read_blob_at`], and [`Error::Integrity`] when it is not a tree.
-    pub async fn read_tree_at(&self, id: &BlobId, loc: &Location) -> Result<Tree> {
+    pub(crate) async fn read_tree_at(&self, id: &BlobId, loc: &Location) -> Result<Tree> {
         if loc.kind != BlobKind::Tree {
             return Err(Error::integrity(
                 format!("tree {id}"),
@@ -731,7 +735,7 @@ impl Repository {
         Tree::decode(id, &data)
     }
 
-    /// Loads the blob index (see [`crate::index`] for the cache rules).
+    /// Loads the blob index (see the `index` module for the cache rules).
     ///
     /// # Errors
     /// [`Error::Backend`], [`Error::Integrity`] for an index object that does not
@@ -837,7 +841,7 @@ impl IndexedRepository {
     ///
     /// # Errors
     /// [`Error::NotFound`] when the index does not know it.
-    pub fn locate(&self, id: &BlobId) -> Result<Location> {
+    pub(crate) fn locate(&self, id: &BlobId) -> Result<Location> {
         self.index
             .get(id)?
             .ok_or_else(|| Error::NotFound(format!("blob {id} (not in the index)")))
@@ -847,7 +851,7 @@ impl IndexedRepository {
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::Backend`], [`Error::Integrity`].
-    pub async fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
+    pub(crate) async fn read_blob(&self, id: &BlobId) -> Result<Vec<u8>> {
         let loc = self.locate(id)?;
         self.repo.read_blob_at(id, &loc).await
     }
@@ -856,7 +860,7 @@ impl IndexedRepository {
     ///
     /// # Errors
     /// As [`Self::read_blob`], and [`Error::Integrity`] when it is not a tree.
-    pub async fn read_tree(&self, id: &BlobId) -> Result<Tree> {
+    pub(crate) async fn read_tree(&self, id: &BlobId) -> Result<Tree> {
         let loc = self.locate(id)?;
         self.repo.read_tree_at(id, &loc).await
     }
@@ -867,7 +871,7 @@ impl IndexedRepository {
     /// index was loaded.
     ///
     /// # Errors
-    /// As [`Repository::snapshots`] and [`Self::refresh_index`].
+    /// As [`Repository::snapshots`] and `refresh_index`.
     pub async fn snapshots(&self) -> Result<(Vec<(SnapshotId, Snapshot)>, Vec<(String, Error)>)> {
         self.snapshots_naming(None).await
     }
@@ -922,7 +926,7 @@ impl IndexedRepository {
     ///
     /// # Errors
     /// Backend and cache errors.
-    pub async fn refresh_index(&self) -> Result<()> {
+    pub(crate) async fn refresh_index(&self) -> Result<()> {
         self.repo.sync_index(&self.index).await
     }
 

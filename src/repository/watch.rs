@@ -180,7 +180,7 @@ use crate::id::short;
 /// # Errors
 /// The store's errors. A tombstone that does not verify is not counted
 /// (and is no excuse for a missing snapshot).
-pub async fn observe(
+pub(crate) async fn observe(
     repo: &super::Repository,
     seen: Option<&Seen>,
     superseded: Option<BTreeSet<IndexId>>,
@@ -245,7 +245,7 @@ pub async fn observe(
                 "index",
             )
             .await?,
-            sup.iter().map(IndexId::to_hex).collect(),
+            sup.iter().map(|id| id.to_hex()).collect(),
         )),
         None => None,
     };

@@ -96,7 +96,7 @@ fn failure(name: &str, status: ExitStatus, tail: &str) -> String {
 /// # Errors
 /// [`Error::Command`] naming the hook when it cannot start, fails, or times
 /// out.
-pub async fn run_hook(spec: &CommandSpec, what: &str, timeout: Duration) -> Result<()> {
+pub(crate) async fn run_hook(spec: &CommandSpec, what: &str, timeout: Duration) -> Result<()> {
     let mut cmd = spec.command()?;
     cmd.env("CUSTOS_HOOK", what)
         .stdout(Stdio::null())
@@ -156,7 +156,7 @@ pub async fn run_hook(spec: &CommandSpec, what: &str, timeout: Duration) -> Resu
 /// so the backup fails and no snapshot of a truncated dump is written. The
 /// command is killed if the reader is dropped early (backup failed or timed
 /// out).
-pub struct CommandStream {
+pub(crate) struct CommandStream {
     name: String,
     child: Child,
     stdout: std::process::ChildStdout,
@@ -170,7 +170,7 @@ impl CommandStream {
     ///
     /// # Errors
     /// [`Error::Command`] when it cannot start.
-    pub fn spawn(spec: &CommandSpec) -> Result<CommandStream> {
+    pub(crate) fn spawn(spec: &CommandSpec) -> Result<CommandStream> {
         let mut cmd = spec.command()?;
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {

@@ -5,7 +5,7 @@
 //!
 //! Layer 4 of `docs/architecture.md`: it uses `secrets`, `repofile`, and nothing of a layer above.
 
-pub mod command;
+pub(crate) mod command;
 
 use std::ffi::OsStr;
 use std::fs::Metadata;
@@ -19,7 +19,7 @@ use crate::repofile::tree::{Node, NodeKind, Xattr};
 use crate::{Error, Result};
 
 /// Builds a node (without content or subtree) from `lstat` metadata.
-pub fn node_from_metadata(name: &OsStr, path: &Path, md: &Metadata) -> Node {
+pub(crate) fn node_from_metadata(name: &OsStr, path: &Path, md: &Metadata) -> Node {
     let ft = md.file_type();
     let kind = if ft.is_file() {
         NodeKind::File
@@ -71,7 +71,7 @@ pub fn node_from_metadata(name: &OsStr, path: &Path, md: &Metadata) -> Node {
 
 /// Extended attributes of a path (not following symlinks). Unsupported file
 /// systems give none.
-pub fn read_xattrs(path: &Path) -> Vec<Xattr> {
+pub(crate) fn read_xattrs(path: &Path) -> Vec<Xattr> {
     let Ok(names) = xattr::list(path) else {
         return Vec::new();
     };
@@ -90,7 +90,7 @@ pub fn read_xattrs(path: &Path) -> Vec<Xattr> {
 
 /// True when two nodes describe the same unchanged file (so the parent's chunk
 /// list can be reused without reading it): same kind, size, mtime, ctime, inode.
-pub fn unchanged(new: &Node, old: &Node) -> bool {
+pub(crate) fn unchanged(new: &Node, old: &Node) -> bool {
     new.kind == NodeKind::File
         && old.kind == NodeKind::File
         && new.size == old.size
@@ -103,7 +103,7 @@ pub fn unchanged(new: &Node, old: &Node) -> bool {
 /// Exclude patterns. A pattern with a `/` matches the whole absolute path; one
 /// without matches the entry's name at any depth (as in restic and rsync).
 #[derive(Debug, Clone)]
-pub struct Excludes {
+pub(crate) struct Excludes {
     by_path: GlobSet,
     by_name: GlobSet,
 }
@@ -113,7 +113,7 @@ impl Excludes {
     ///
     /// # Errors
     /// [`Error::Usage`] for an invalid glob.
-    pub fn new(patterns: &[String]) -> Result<Self> {
+    pub(crate) fn new(patterns: &[String]) -> Result<Self> {
         let mut by_path = GlobSetBuilder::new();
         let mut by_name = GlobSetBuilder::new();
         for p in patterns {
@@ -136,7 +136,7 @@ impl Excludes {
     }
 
     /// True when the path is excluded.
-    pub fn matches(&self, path: &Path) -> bool {
+    pub(crate) fn matches(&self, path: &Path) -> bool {
         self.by_path.is_match(path) || path.file_name().is_some_and(|n| self.by_name.is_match(n))
     }
 }

@@ -7,13 +7,13 @@
 
 use custos::crypto::keyslot::{KdfParams, KeySlot, Secret};
 use custos::crypto::{MasterKey, ObjectKind};
-use custos::id::{BlobId, PackId};
 use custos::repofile::config::RepoConfig;
 use custos::repofile::index::IndexFile;
 use custos::repofile::pack::{read_header, BlobKind, Compression, PackWriter};
 use custos::repofile::snapshot::Snapshot;
 use custos::repofile::tree::Tree;
 use custos::repofile::{from_cbor, open_object, seal_object};
+use custos::{BlobId, PackId};
 use proptest::prelude::*;
 use zeroize::Zeroizing;
 

@@ -519,7 +519,7 @@ fn erasure_waits_for_the_exclusive_lock_and_deletes_nothing_before() {
     std::fs::write(
         &lock,
         serde_json::to_vec(&serde_json::json!({
-            "kind": "shared", "command": "backup", "hostname": custos::util::hostname(),
+            "kind": "shared", "command": "backup", "hostname": custos::hostname(),
             "pid": std::process::id(), "username": "ops", "created": now.to_string(),
             "expires": (now + jiff::SignedDuration::from_secs(600)).to_string(),
         }))

@@ -122,7 +122,7 @@ fn repair_waits_for_nobody_and_refuses_when_locked() {
     std::fs::create_dir_all(&lock_dir).unwrap();
     let now = jiff::Timestamp::now();
     let body = serde_json::json!({
-        "kind": "shared", "command": "backup", "hostname": custos::util::hostname(),
+        "kind": "shared", "command": "backup", "hostname": custos::hostname(),
         "pid": std::process::id(), "username": "ops", "created": now.to_string(),
         "expires": (now + jiff::SignedDuration::from_secs(300)).to_string(),
     });

@@ -330,7 +330,7 @@ fn plant_lock(env: &Env, kind: &str, pid: u32, expires_in: i64) -> PathBuf {
 }
 
 fn hostname() -> String {
-    custos::util::hostname()
+    custos::hostname()
 }
 
 /// The PID of a process that has exited.

@@ -73,7 +73,7 @@ const SPARSE_BLOCK: usize = 4096;
 pub const MARKER: &str = ".custos-restore-in-progress";
 
 /// Prefix of the temporary name a file's content is written under.
-pub const PARTIAL_PREFIX: &str = ".custos-partial.";
+pub(crate) const PARTIAL_PREFIX: &str = ".custos-partial.";
 
 /// The extended attribute that grants file capabilities.
 const CAPABILITY_XATTR: &[u8] = b"security.capability";
@@ -1200,7 +1200,11 @@ fn range_end(blobs: &[PlannedBlob]) -> u64 {
 ///
 /// # Errors
 /// [`Error::NotFound`] when a component does not exist.
-pub async fn find_node(repo: &IndexedRepository, snap: &Snapshot, path: &str) -> Result<Node> {
+pub(crate) async fn find_node(
+    repo: &IndexedRepository,
+    snap: &Snapshot,
+    path: &str,
+) -> Result<Node> {
     let comps: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
     let mut tree = repo.read_tree(&snap.tree).await?;
     for (i, c) in comps.iter().enumerate() {

@@ -103,9 +103,9 @@ impl IntoResponse for ApiError {
 const RETRY_AFTER_SECS: &str = "60";
 
 /// Failed authentications from one address before it is throttled.
-pub const AUTH_FAILURES: usize = 10;
+pub(crate) const AUTH_FAILURES: usize = 10;
 /// The window they are counted in, and how long the address then waits.
-pub const AUTH_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const AUTH_WINDOW: Duration = Duration::from_secs(60);
 
 /// Failed authentications per client address (their times).
 type Failures = HashMap<std::net::IpAddr, std::collections::VecDeque<Instant>>;
@@ -128,7 +128,7 @@ impl From<Error> for ApiError {
 type ApiResult<T> = std::result::Result<T, ApiError>;
 
 /// The router, ready to serve.
-pub fn router(state: State) -> Router {
+pub(crate) fn router(state: State) -> Router {
     let app = App {
         state,
         recent: Arc::new(Mutex::new(HashMap::new())),
@@ -167,7 +167,7 @@ pub fn router(state: State) -> Router {
 
 /// `/metrics` alone, without authentication: for the separate listener
 /// `daemon.metrics_listen` (loopback only).
-pub fn metrics_router(state: State) -> Router {
+pub(crate) fn metrics_router(state: State) -> Router {
     let app = App {
         state,
         recent: Arc::new(Mutex::new(HashMap::new())),
@@ -183,7 +183,8 @@ pub fn metrics_router(state: State) -> Router {
 ///
 /// # Errors
 /// As `super::http::serve`.
-pub async fn serve(
+#[cfg(test)]
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     state: State,
     shutdown: tokio::sync::watch::Receiver<bool>,
@@ -201,7 +202,7 @@ pub async fn serve(
 ///
 /// # Errors
 /// As `super::http::serve`.
-pub async fn serve_with(
+pub(crate) async fn serve_with(
     listener: tokio::net::TcpListener,
     state: State,
     opts: super::http::ServerOptions,
