@@ -350,22 +350,18 @@ fn erase_killed_at_seeded_points_resumes() {
     let base = env.path("backups");
     std::fs::create_dir_all(&base).unwrap();
     let tenants: Vec<String> = (0..n_rounds).map(|i| format!("t{i}")).collect();
-    let mut cfg = String::from(
-        "[daemon]\nstate_dir = \"state\"\ncertificate_key = \"operator.key\"\n\n\
-         [[target]]\nname = \"primary\"\n",
-    );
-    cfg.push_str(&format!(
-        "url = \"{}\"\nregion = \"eu-west-par\"\nzone = \"par2\"\n\n",
-        base.display()
-    ));
+    let mut tables = String::new();
     for t in tenants.iter().chain(std::iter::once(&"keep".to_string())) {
         crate::common::cli::write_secret(d.join(format!("{t}.pass")), format!("{t} secret\n"));
-        cfg.push_str(&format!(
+        tables.push_str(&format!(
             "[[tenant]]\nid = \"{t}\"\npassword_file = \"{t}.pass\"\n\n"
         ));
     }
-    let cfg_path = d.join("custos.toml");
-    std::fs::write(&cfg_path, cfg).unwrap();
+    let cfg_path = crate::common::fixtures::config(
+        "many-tenants.toml",
+        &d,
+        &[("TARGET", base.to_str().unwrap()), ("TENANTS", &tables)],
+    );
     env.ok(&[
         "certificate",
         "keygen",

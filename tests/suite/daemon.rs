@@ -104,7 +104,9 @@ fn the_shipped_example_config_is_valid() {
 fn config_errors_name_the_file_the_key_and_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("bad.toml");
-    let write = |text: &str| std::fs::write(&cfg, text).unwrap();
+    let write = |fixture: &str| {
+        std::fs::copy(crate::common::fixtures::dir().join(fixture), &cfg).unwrap();
+    };
     let check = || {
         let o = custos(&[])
             .args(["config", "check", "--config"])
@@ -119,44 +121,14 @@ fn config_errors_name_the_file_the_key_and_the_reason() {
         );
         String::from_utf8_lossy(&o.stderr).into_owned()
     };
-    write("[daemon]\nstate_dir = \"s\"\nlisten_on = \"127.0.0.1:1\"\n");
+    write("bad/unknown-key.toml");
     let e = check();
     assert!(
         e.contains("bad.toml: line 3") && e.contains("unknown field `listen_on`"),
         "{e}"
     );
 
-    write(
-        r#"
-[[target]]
-name = "t"
-url = "/srv/t"
-region = "us-east-1"
-zone = "z1"
-
-[[tenant]]
-id = "acme"
-password_env = "X"
-
-[[service]]
-tenant = "acme"
-name = "db"
-class = "dbaas"
-zone = "z1"
-target = "t"
-schedule = "0 0 25 * * *"
-rpo = "soon"
-source = { command = ["pg_dump"] }
-
-[[service]]
-tenant = "nobody"
-name = "x"
-class = "caas"
-zone = "z1"
-target = "t"
-source = { paths = ["/x"] }
-"#,
-    );
+    write("bad/five-mistakes.toml");
     let e = check();
     for want in [
         "target[0] (t).region: region \"us-east-1\" is outside the allowed regions",

@@ -52,48 +52,11 @@ fn erasure_on_s3_and_azurite() {
         .arg(d.join("operator.key")));
     let primary = s3.repo_url("backups");
     let standby = az.repo_url("standby");
-    let cfg = d.join("custos.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[daemon]
-state_dir = "state"
-certificate_key = "operator.key"
-
-[[target]]
-name = "primary"
-url = "{primary}"
-region = "eu-west-par"
-zone = "par2"
-
-[[target]]
-name = "standby"
-url = "{standby}"
-region = "eu-west-par"
-zone = "par3"
-
-[[tenant]]
-id = "acme"
-contract = "SV08-2026-0042"
-password_file = "acme.pass"
-
-[[tenant]]
-id = "globex"
-password_file = "globex.pass"
-
-[[service]]
-tenant = "acme"
-name = "web"
-class = "vmaas-standard"
-zone = "par1"
-target = "primary"
-standby_target = "standby"
-source = {{ paths = ["/tmp"] }}
-"#
-        ),
-    )
-    .unwrap();
+    let cfg = crate::common::fixtures::config(
+        "erasure-two-targets.toml",
+        d,
+        &[("PRIMARY", &primary), ("STANDBY", &standby)],
+    );
 
     // Data for both tenants; acme's is on both targets.
     let src = d.join("src");
@@ -275,41 +238,7 @@ source = {{ paths = ["/tmp"] }}
 fn two_tenant_config(d: &Path, target_url: &str) -> std::path::PathBuf {
     crate::common::cli::write_secret(d.join("zqacme.pass"), "zqacme secret\n");
     crate::common::cli::write_secret(d.join("globex.pass"), "globex secret\n");
-    let cfg = d.join("custos.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            r#"
-[daemon]
-state_dir = "state"
-certificate_key = "operator.key"
-
-[[target]]
-name = "primary"
-url = "{target_url}"
-region = "eu-west-par"
-zone = "par2"
-
-[[tenant]]
-id = "zqacme"
-password_file = "zqacme.pass"
-
-[[tenant]]
-id = "globex"
-password_file = "globex.pass"
-
-[[service]]
-tenant = "zqacme"
-name = "web"
-class = "vmaas-standard"
-zone = "par1"
-target = "primary"
-source = {{ paths = ["/tmp"] }}
-"#
-        ),
-    )
-    .unwrap();
-    cfg
+    crate::common::fixtures::config("erasure-one-target.toml", d, &[("TARGET", target_url)])
 }
 
 fn erase_now(vars: &[(String, String)], cfg: &Path) -> std::process::Output {

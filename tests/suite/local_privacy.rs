@@ -69,15 +69,7 @@ fn repository_cache_state_and_certificates_are_private_whatever_the_umask() {
     let d = env.path("daemon");
     std::fs::create_dir_all(&d).unwrap();
     write_secret(d.join("t.pass"), "tenant secret\n");
-    let cfg = d.join("custos.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[daemon]\nstate_dir = \"state\"\ncertificate_key = \"op.key\"\n\n[[target]]\nname = \"t\"\nurl = \"{}\"\nregion = \"eu-west-par\"\nzone = \"par2\"\n\n[[tenant]]\nid = \"t\"\npassword_file = \"t.pass\"\n",
-            d.join("target").display()
-        ),
-    )
-    .unwrap();
+    let cfg = crate::common::fixtures::config("one-local-tenant.toml", &d, &[("TOKENS", "")]);
     ok(run_umask_022(
         &env,
         &[
@@ -147,15 +139,14 @@ fn secret_files_that_others_can_read_are_refused() {
     write_secret(d.join("t.pass"), "tenant secret\n");
     std::fs::write(d.join("desk.token"), "a-long-enough-token-secret").unwrap();
     chmod(&d.join("desk.token"), 0o644);
-    let cfg = d.join("custos.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[daemon]\nstate_dir = \"state\"\ncertificate_key = \"op.key\"\n\n[[daemon.token]]\nname = \"desk\"\nrole = \"operator\"\nsecret_file = \"desk.token\"\n\n[[target]]\nname = \"t\"\nurl = \"{}\"\nregion = \"eu-west-par\"\nzone = \"par2\"\n\n[[tenant]]\nid = \"t\"\npassword_file = \"t.pass\"\n",
-            d.join("target").display()
-        ),
-    )
-    .unwrap();
+    let cfg = crate::common::fixtures::config(
+        "one-local-tenant.toml",
+        &d,
+        &[(
+            "TOKENS",
+            "[[daemon.token]]\nname = \"desk\"\nrole = \"operator\"\nsecret_file = \"desk.token\"",
+        )],
+    );
     let cfg_s = cfg.to_str().unwrap();
     let e = env.fails(&["config", "check", "--config", cfg_s], 2);
     assert!(e.contains("desk.token") && e.contains("0644"), "{e}");
