@@ -590,5 +590,5 @@ async fn reread(svc: &ServiceJobs, catalog: &Catalog) -> Result<()> {
             partial: !s.summary.errors.is_empty(),
         })
         .collect();
-    catalog.replace_snapshots(&svc.tenant, &svc.service, &entries)
+    catalog.replace_snapshots(&ServiceKey::new(&svc.tenant, &svc.service), &entries)
 }

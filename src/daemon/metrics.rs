@@ -24,6 +24,7 @@ use std::fmt::Write;
 use super::records::{JobKind, JobState};
 use super::state::State;
 use crate::config::Role;
+use crate::config::ServiceKey;
 use crate::Result;
 
 fn esc(v: &str) -> String {
@@ -160,7 +161,10 @@ pub(crate) fn render(state: &State) -> Result<String> {
     let mut read = Vec::new();
     let mut added = Vec::new();
     for s in &statuses {
-        for (name, n) in state.catalog.counters(&s.tenant, &s.service)? {
+        for (name, n) in state
+            .catalog
+            .counters(&ServiceKey::new(&s.tenant, &s.service))?
+        {
             match name.as_str() {
                 "bytes_read" => read.push((label(s), n)),
                 "bytes_added" => added.push((label(s), n)),

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Json, Key, Table};
+use crate::config::ServiceKey;
 use crate::repository::watch::Seen;
 use crate::Result;
 
@@ -192,7 +193,7 @@ impl RtoMeasure {
 
 /// A snapshot in the cache.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SnapshotEntry {
+pub(crate) struct SnapshotEntry {
     /// Snapshot ID.
     pub id: crate::SnapshotId,
     /// The tenant's ID, as in the config.
@@ -240,13 +241,13 @@ impl Json for Alarm {}
 impl Json for Seen {}
 
 /// The key of a schedule's last run.
-fn run_key(tenant: &str, service: &str, kind: JobKind) -> String {
-    format!("{tenant}/{service}/{}", kind.name())
+fn run_key(key: &ServiceKey, kind: JobKind) -> String {
+    format!("{key}/{}", kind.name())
 }
 
 /// The key prefix of a service's snapshots.
-fn snapshot_prefix(tenant: &str, service: &str) -> String {
-    format!("{tenant}/{service}/")
+fn snapshot_prefix(key: &ServiceKey) -> String {
+    format!("{key}/")
 }
 
 impl Catalog {
@@ -366,15 +367,10 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub(crate) fn last_run(
-        &self,
-        tenant: &str,
-        service: &str,
-        kind: JobKind,
-    ) -> Result<Option<Timestamp>> {
+    pub(crate) fn last_run(&self, key: &ServiceKey, kind: JobKind) -> Result<Option<Timestamp>> {
         Ok(self
             .last_run_table()
-            .get(&run_key(tenant, service, kind))?
+            .get(&run_key(key, kind))?
             .and_then(|v| v.parse().ok()))
     }
 
@@ -384,13 +380,12 @@ impl Catalog {
     /// [`crate::Error::Io`].
     pub(crate) fn set_last_run(
         &self,
-        tenant: &str,
-        service: &str,
+        key: &ServiceKey,
         kind: JobKind,
         at: Timestamp,
     ) -> Result<()> {
         self.last_run_table()
-            .put(&run_key(tenant, service, kind), &at.to_string())
+            .put(&run_key(key, kind), &at.to_string())
     }
 
     /// Adds or replaces a snapshot in the cache.
@@ -400,7 +395,7 @@ impl Catalog {
     pub(crate) fn put_snapshot(&self, s: &SnapshotEntry) -> Result<()> {
         let key = format!(
             "{}{}/{}",
-            snapshot_prefix(&s.tenant, &s.service),
+            snapshot_prefix(&ServiceKey::new(&s.tenant, &s.service)),
             s.time,
             s.id
         );
@@ -413,12 +408,10 @@ impl Catalog {
     /// [`crate::Error::Io`].
     pub(crate) fn replace_snapshots(
         &self,
-        tenant: &str,
-        service: &str,
+        key: &ServiceKey,
         snaps: &[SnapshotEntry],
     ) -> Result<()> {
-        self.snapshot_table()
-            .remove_prefix(&snapshot_prefix(tenant, service))?;
+        self.snapshot_table().remove_prefix(&snapshot_prefix(key))?;
         for s in snaps {
             self.put_snapshot(s)?;
         }
@@ -429,9 +422,8 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub fn snapshots(&self, tenant: &str, service: &str) -> Result<Vec<SnapshotEntry>> {
-        self.snapshot_table()
-            .values(&snapshot_prefix(tenant, service))
+    pub(crate) fn snapshots(&self, key: &ServiceKey) -> Result<Vec<SnapshotEntry>> {
+        self.snapshot_table().values(&snapshot_prefix(key))
     }
 
     /// The newest cached snapshot of a service that is complete (no
@@ -439,14 +431,10 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub(crate) fn newest_good_snapshot(
-        &self,
-        tenant: &str,
-        service: &str,
-    ) -> Result<Option<SnapshotEntry>> {
+    pub(crate) fn newest_good_snapshot(&self, key: &ServiceKey) -> Result<Option<SnapshotEntry>> {
         Ok(self
             .snapshot_table()
-            .newest(&snapshot_prefix(tenant, service), 1, |s| !s.partial)?
+            .newest(&snapshot_prefix(key), 1, |s| !s.partial)?
             .pop())
     }
 
@@ -521,15 +509,9 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub(crate) fn add_counter(
-        &self,
-        tenant: &str,
-        service: &str,
-        name: &str,
-        n: u64,
-    ) -> Result<()> {
+    pub(crate) fn add_counter(&self, key: &ServiceKey, name: &str, n: u64) -> Result<()> {
         self.counter_table()
-            .update(&format!("{tenant}/{service}/{name}"), |old| {
+            .update(&format!("{key}/{name}"), |old| {
                 old.unwrap_or(0).saturating_add(n)
             })
     }
@@ -538,8 +520,8 @@ impl Catalog {
     ///
     /// # Errors
     /// [`crate::Error::Io`].
-    pub(crate) fn counters(&self, tenant: &str, service: &str) -> Result<Vec<(String, u64)>> {
-        self.counter_table().scan(&format!("{tenant}/{service}/"))
+    pub(crate) fn counters(&self, key: &ServiceKey) -> Result<Vec<(String, u64)>> {
+        self.counter_table().scan(&format!("{key}/"))
     }
 }
 
@@ -596,11 +578,24 @@ mod tests {
     #[test]
     fn last_runs_and_snapshots_per_service() {
         let c = Catalog::temporary().unwrap();
-        assert_eq!(c.last_run("acme", "db", JobKind::Backup).unwrap(), None);
+        assert_eq!(
+            c.last_run(&ServiceKey::new("acme", "db"), JobKind::Backup)
+                .unwrap(),
+            None
+        );
         let at = t("2026-11-22T01:00:00Z");
-        c.set_last_run("acme", "db", JobKind::Backup, at).unwrap();
-        assert_eq!(c.last_run("acme", "db", JobKind::Backup).unwrap(), Some(at));
-        assert_eq!(c.last_run("acme", "db", JobKind::Check).unwrap(), None);
+        c.set_last_run(&ServiceKey::new("acme", "db"), JobKind::Backup, at)
+            .unwrap();
+        assert_eq!(
+            c.last_run(&ServiceKey::new("acme", "db"), JobKind::Backup)
+                .unwrap(),
+            Some(at)
+        );
+        assert_eq!(
+            c.last_run(&ServiceKey::new("acme", "db"), JobKind::Check)
+                .unwrap(),
+            None
+        );
 
         let snap = |id: &str, time: &str, partial: bool| SnapshotEntry {
             id: sid(id),
@@ -612,8 +607,7 @@ mod tests {
             partial,
         };
         c.replace_snapshots(
-            "acme",
-            "db",
+            &ServiceKey::new("acme", "db"),
             &[
                 snap("a", "2026-11-20T01:00:00Z", false),
                 snap("b", "2026-11-21T01:00:00Z", false),
@@ -627,20 +621,35 @@ mod tests {
             ..snap("e", "2026-11-23T01:00:00Z", false)
         })
         .unwrap();
-        assert_eq!(c.snapshots("acme", "db").unwrap().len(), 3);
         assert_eq!(
-            c.newest_good_snapshot("acme", "db").unwrap().unwrap().id,
+            c.snapshots(&ServiceKey::new("acme", "db")).unwrap().len(),
+            3
+        );
+        assert_eq!(
+            c.newest_good_snapshot(&ServiceKey::new("acme", "db"))
+                .unwrap()
+                .unwrap()
+                .id,
             sid("b")
         );
-        c.replace_snapshots("acme", "db", &[snap("d", "2026-11-22T02:00:00Z", false)])
-            .unwrap();
-        assert_eq!(c.snapshots("acme", "db").unwrap().len(), 1);
-
-        c.add_counter("acme", "db", "bytes_read", 5).unwrap();
-        c.add_counter("acme", "db", "bytes_read", 7).unwrap();
-        c.add_counter("acme", "db2", "bytes_read", 1).unwrap();
+        c.replace_snapshots(
+            &ServiceKey::new("acme", "db"),
+            &[snap("d", "2026-11-22T02:00:00Z", false)],
+        )
+        .unwrap();
         assert_eq!(
-            c.counters("acme", "db").unwrap(),
+            c.snapshots(&ServiceKey::new("acme", "db")).unwrap().len(),
+            1
+        );
+
+        c.add_counter(&ServiceKey::new("acme", "db"), "bytes_read", 5)
+            .unwrap();
+        c.add_counter(&ServiceKey::new("acme", "db"), "bytes_read", 7)
+            .unwrap();
+        c.add_counter(&ServiceKey::new("acme", "db2"), "bytes_read", 1)
+            .unwrap();
+        assert_eq!(
+            c.counters(&ServiceKey::new("acme", "db")).unwrap(),
             [("bytes_read".to_string(), 12)]
         );
 
@@ -653,9 +662,19 @@ mod tests {
             c.erasure("acme").unwrap().unwrap().state,
             crate::erasure::ErasureState::Erased
         );
-        assert!(c.counters("acme", "db").unwrap().is_empty());
-        assert!(c.snapshots("acme", "db").unwrap().is_empty());
-        assert_eq!(c.last_run("acme", "db", JobKind::Backup).unwrap(), None);
+        assert!(c
+            .counters(&ServiceKey::new("acme", "db"))
+            .unwrap()
+            .is_empty());
+        assert!(c
+            .snapshots(&ServiceKey::new("acme", "db"))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            c.last_run(&ServiceKey::new("acme", "db"), JobKind::Backup)
+                .unwrap(),
+            None
+        );
     }
 
     #[test]

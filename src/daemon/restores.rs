@@ -25,6 +25,7 @@ use super::jobs::ServiceJobs;
 use super::records::{RestoreId, SnapshotEntry};
 use crate::catalog::{Catalog, Json, Table};
 use crate::commands::restore;
+use crate::config::ServiceKey;
 use crate::duration::HumanDuration;
 use crate::progress::Progress;
 use crate::{Error, Result};
@@ -312,10 +313,14 @@ impl RestoreDesk {
                 return Err(refused(Error::Refused(e.refusal())));
             }
         }
-        let mut snaps = self.catalog.snapshots(&svc.tenant, &svc.service)?;
+        let mut snaps = self
+            .catalog
+            .snapshots(&ServiceKey::new(&svc.tenant, &svc.service))?;
         if resolve(&snaps, &req, at).is_err() {
             super::jobs::refresh_snapshots(&svc, &self.catalog).await;
-            snaps = self.catalog.snapshots(&svc.tenant, &svc.service)?;
+            snaps = self
+                .catalog
+                .snapshots(&ServiceKey::new(&svc.tenant, &svc.service))?;
         }
         let snap = resolve(&snaps, &req, at).map_err(refused)?.clone();
         let snap_time = snap.time.parse::<Timestamp>().unwrap_or(Timestamp::MIN);

@@ -424,9 +424,10 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
     };
     save(&job);
     let count = |name: &str, n: u64| {
-        if let Err(e) = inner
-            .catalog
-            .add_counter(&job.tenant, &job.service, name, n)
+        if let Err(e) =
+            inner
+                .catalog
+                .add_counter(&ServiceKey::new(&job.tenant, &job.service), name, n)
         {
             tracing::error!(error = %e, "cannot update a counter");
         }

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::records::{JobKind, Trigger};
 use crate::catalog::Catalog;
+use crate::config::ServiceKey;
 use crate::policy::schedule::Schedule;
 use crate::Result;
 
@@ -94,6 +95,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The service this entry runs for.
+    pub(crate) fn key(&self) -> ServiceKey {
+        ServiceKey::new(&self.tenant, &self.service)
+    }
+
     /// This entry's fixed delay: a hash of its identity, below `jitter`.
     pub fn delay(&self) -> Duration {
         let ms = u64::try_from(self.jitter.as_millis()).unwrap_or(u64::MAX);
@@ -190,7 +196,7 @@ pub(crate) async fn run_entry(
             "not scheduled: the tenant's erasure has started");
         return Ok(());
     }
-    let mut last = match catalog.last_run(&entry.tenant, &entry.service, entry.kind)? {
+    let mut last = match catalog.last_run(&entry.key(), entry.kind)? {
         Some(last) => {
             let (mut missed, mut count, mut t) = (None, 0usize, last);
             while let Some(next) = entry.schedule.next_after(t) {
@@ -209,7 +215,7 @@ pub(crate) async fn run_entry(
                         missed = count, due = %m,
                         "catching up a run missed while the daemon was down"
                     );
-                    catalog.set_last_run(&entry.tenant, &entry.service, entry.kind, m)?;
+                    catalog.set_last_run(&entry.key(), entry.kind, m)?;
                     if queue.send(request(Trigger::CatchUp, m)).await.is_err() {
                         return Ok(());
                     }
@@ -219,7 +225,7 @@ pub(crate) async fn run_entry(
                         missed = count, due = %m,
                         "runs missed while the daemon was down are older than the catch-up window: skipped"
                     );
-                    catalog.set_last_run(&entry.tenant, &entry.service, entry.kind, m)?;
+                    catalog.set_last_run(&entry.key(), entry.kind, m)?;
                 }
                 m
             } else {
@@ -242,7 +248,7 @@ pub(crate) async fn run_entry(
                 "schedule stopped: the tenant's erasure has started");
             return Ok(());
         }
-        catalog.set_last_run(&entry.tenant, &entry.service, entry.kind, due)?;
+        catalog.set_last_run(&entry.key(), entry.kind, due)?;
         if queue.send(request(Trigger::Schedule, due)).await.is_err() {
             return Ok(());
         }
@@ -336,7 +342,8 @@ mod tests {
         );
         assert!(got.iter().all(|(_, r)| r.trigger == Trigger::Schedule));
         assert_eq!(
-            c.last_run("acme", "db", JobKind::Backup).unwrap(),
+            c.last_run(&ServiceKey::new("acme", "db"), JobKind::Backup)
+                .unwrap(),
             Some(t("2026-11-22T13:00:00Z"))
         );
     }
@@ -365,8 +372,12 @@ mod tests {
         let c = Catalog::temporary().unwrap();
         let hour = Duration::from_secs(3600);
         // Last run at 06:00; the daemon comes back at 10:30: 07..10 were missed.
-        c.set_last_run("acme", "db", JobKind::Backup, t("2026-11-22T06:00:00Z"))
-            .unwrap();
+        c.set_last_run(
+            &ServiceKey::new("acme", "db"),
+            JobKind::Backup,
+            t("2026-11-22T06:00:00Z"),
+        )
+        .unwrap();
         let got = collect(
             entry(hour, Duration::ZERO, hour * 12),
             &c,
@@ -405,8 +416,12 @@ mod tests {
     async fn misses_older_than_the_window_are_skipped() {
         let c = Catalog::temporary().unwrap();
         let day = Duration::from_secs(86_400);
-        c.set_last_run("acme", "db", JobKind::Backup, t("2026-11-01T00:00:00Z"))
-            .unwrap();
+        c.set_last_run(
+            &ServiceKey::new("acme", "db"),
+            JobKind::Backup,
+            t("2026-11-01T00:00:00Z"),
+        )
+        .unwrap();
         // Window of one hour; the newest miss (22 Nov 00:00) is 10 h old.
         let got = collect(
             entry(day, Duration::ZERO, Duration::from_secs(3600)),

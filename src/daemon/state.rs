@@ -13,6 +13,7 @@ use super::runner::Runner;
 use super::scheduler::Clock;
 use crate::catalog::Catalog;
 use crate::config::Role;
+use crate::config::ServiceKey;
 use crate::policy::schedule::Schedule;
 use crate::Result;
 
@@ -306,7 +307,9 @@ impl State {
     /// Catalog errors.
     pub(crate) fn status(&self, s: &ServiceInfo) -> Result<ServiceStatus> {
         let now = self.clock.now();
-        let good = self.catalog.newest_good_snapshot(&s.tenant, &s.name)?;
+        let good = self
+            .catalog
+            .newest_good_snapshot(&ServiceKey::new(&s.tenant, &s.name))?;
         let age = good.as_ref().and_then(|g| {
             let t: Timestamp = g.time.parse().ok()?;
             u64::try_from(now.duration_since(t).as_secs()).ok()

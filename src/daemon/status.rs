@@ -16,6 +16,7 @@ use super::state::{ServiceStatus, State};
 use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::config::Role;
+use crate::config::ServiceKey;
 use crate::erasure::ErasureRecord;
 use crate::{Error, Result};
 
@@ -362,9 +363,10 @@ pub async fn rebuild(cfg: &Config) -> Result<(usize, usize, Vec<String>)> {
     let (mut services, mut snapshots, mut problems) = (0, 0, Vec::new());
     for s in &setup.services {
         super::jobs::refresh_snapshots(&s.jobs, &catalog).await;
-        let snaps = catalog.snapshots(&s.jobs.tenant, &s.jobs.service)?;
+        let key = ServiceKey::new(&s.jobs.tenant, &s.jobs.service);
+        let snaps = catalog.snapshots(&key)?;
         if let Some(newest) = snaps.last().and_then(|n| n.time.parse().ok()) {
-            catalog.set_last_run(&s.jobs.tenant, &s.jobs.service, JobKind::Backup, newest)?;
+            catalog.set_last_run(&key, JobKind::Backup, newest)?;
         }
         if snaps.is_empty() {
             problems.push(format!(

@@ -3,6 +3,7 @@
 
 use super::auth::{not_found, Caller};
 use super::*;
+use crate::config::ServiceKey;
 
 pub(super) async fn metrics(
     AxState(app): AxState<App>,
@@ -47,7 +48,10 @@ pub(super) async fn list_snapshots(
     Path((tenant, service)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     service_for(&app, &token, &tenant, &service, false)?;
-    let mut snaps = app.state.catalog.snapshots(&tenant, &service)?;
+    let mut snaps = app
+        .state
+        .catalog
+        .snapshots(&ServiceKey::new(&tenant, &service))?;
     snaps.reverse();
     Ok(Json(snaps).into_response())
 }
