@@ -195,18 +195,31 @@ pub(super) async fn list_jobs(
     Ok(Json(jobs).into_response())
 }
 
+/// One record of a tenant as JSON, when the caller may see that tenant; a
+/// record it may not see is answered exactly like a missing one (404,
+/// `missing`), so IDs tell a partner nothing about other tenants.
+fn visible<T: serde::Serialize>(
+    token: &Token,
+    record: Option<(&String, &T)>,
+    missing: String,
+) -> ApiResult<Response> {
+    match record {
+        Some((tenant, r)) if token.role.sees(tenant) => Ok(Json(r).into_response()),
+        _ => Err(ApiError(StatusCode::NOT_FOUND, missing)),
+    }
+}
+
 pub(super) async fn get_job(
     AxState(app): AxState<App>,
     Caller(token): Caller,
     Path(id): Path<crate::daemon::records::JobId>,
 ) -> ApiResult<Response> {
-    let job = app
-        .state
-        .catalog
-        .job(id)?
-        .filter(|j| token.role.sees(&j.tenant))
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no job {id}")))?;
-    Ok(Json(job).into_response())
+    let job = app.state.catalog.job(id)?;
+    visible(
+        &token,
+        job.as_ref().map(|j| (&j.tenant, j)),
+        format!("no job {id}"),
+    )
 }
 
 pub(super) async fn request_restore(
@@ -256,13 +269,12 @@ pub(super) async fn get_restore(
     Caller(token): Caller,
     Path(id): Path<crate::daemon::records::RestoreId>,
 ) -> ApiResult<Response> {
-    let rec = app
-        .state
-        .catalog
-        .restore(id)?
-        .filter(|r| token.role.sees(&r.tenant))
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no restore request {id}")))?;
-    Ok(Json(rec).into_response())
+    let rec = app.state.catalog.restore(id)?;
+    visible(
+        &token,
+        rec.as_ref().map(|r| (&r.tenant, r)),
+        format!("no restore request {id}"),
+    )
 }
 
 pub(super) async fn list_erasures(
