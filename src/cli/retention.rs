@@ -201,14 +201,7 @@ fn print_forget(
     pruned: Option<&prune::PruneReport>,
 ) -> Result<()> {
     if g.json {
-        #[derive(serde::Serialize)]
-        struct Out<'a> {
-            #[serde(flatten)]
-            forget: &'a forget::ForgetReport,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            prune: Option<&'a prune::PruneReport>,
-        }
-        return print_json(&Out {
+        return print_json(&forget::ForgetPruneReport {
             forget: r,
             prune: pruned,
         });

@@ -10,23 +10,6 @@ use custos::Result;
 use super::operator_audit::audit_cli;
 use super::{open, print_json, repo_url, Global, SnapshotFilter};
 
-/// A snapshot in `snapshots --json`.
-#[derive(serde::Serialize)]
-struct SnapshotJson<'a> {
-    id: String,
-    short_id: String,
-    time: &'a str,
-    service: &'a Option<String>,
-    tenant: &'a Option<String>,
-    tags: &'a [String],
-    paths: &'a [String],
-    hostname: &'a str,
-    username: &'a str,
-    parent: Option<String>,
-    stream: bool,
-    summary: &'a custos::repofile::snapshot::Summary,
-}
-
 /// `custos snapshots`: the snapshots that pass the filter.
 pub(crate) async fn list(g: &Global, filter: SnapshotFilter) -> Result<u8> {
     let repo = open(g).await?;
@@ -36,22 +19,9 @@ pub(crate) async fn list(g: &Global, filter: SnapshotFilter) -> Result<u8> {
     }
     let sel: Vec<_> = snaps.iter().filter(|(_, s)| filter.matches(s)).collect();
     if g.json {
-        let v: Vec<SnapshotJson> = sel
+        let v: Vec<_> = sel
             .iter()
-            .map(|(id, s)| SnapshotJson {
-                id: id.to_hex(),
-                short_id: id.short(),
-                time: &s.time,
-                service: &s.service,
-                tenant: &s.tenant,
-                tags: &s.tags,
-                paths: &s.paths,
-                hostname: &s.hostname,
-                username: &s.username,
-                parent: s.parent.map(|p| p.to_hex()),
-                stream: s.stream,
-                summary: &s.summary,
-            })
+            .map(|(id, s)| browse::SnapshotListing::new(id, s))
             .collect();
         print_json(&v)?;
     } else {

@@ -3,10 +3,61 @@
 use std::io::Write;
 
 use crate::commands::restore::find_node;
+use crate::id::SnapshotId;
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::{Node, NodeKind};
 use crate::repository::IndexedRepository;
 use crate::{Error, Result};
+
+/// A snapshot as `custos snapshots --json` lists it: its full and short
+/// IDs beside what the snapshot object records.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotListing<'a> {
+    /// The snapshot's ID (64 hex characters).
+    pub id: String,
+    /// Its first 8 hex characters.
+    pub short_id: String,
+    /// When it was taken, RFC 3339.
+    pub time: &'a str,
+    /// The service it belongs to.
+    pub service: &'a Option<String>,
+    /// The tenant it belongs to.
+    pub tenant: &'a Option<String>,
+    /// Its tags.
+    pub tags: &'a [String],
+    /// The paths it holds.
+    pub paths: &'a [String],
+    /// The host that took it.
+    pub hostname: &'a str,
+    /// The user that took it.
+    pub username: &'a str,
+    /// The snapshot it was taken against (full ID), if any.
+    pub parent: Option<String>,
+    /// It holds one stream (stdin or a dump command), not a tree of paths.
+    pub stream: bool,
+    /// Its counts and sizes.
+    pub summary: &'a crate::repofile::snapshot::Summary,
+}
+
+impl<'a> SnapshotListing<'a> {
+    /// The listing of snapshot `id`.
+    pub fn new(id: &SnapshotId, s: &'a Snapshot) -> SnapshotListing<'a> {
+        SnapshotListing {
+            id: id.to_hex(),
+            short_id: id.short(),
+            time: &s.time,
+            service: &s.service,
+            tenant: &s.tenant,
+            tags: &s.tags,
+            paths: &s.paths,
+            hostname: &s.hostname,
+            username: &s.username,
+            parent: s.parent.map(|p| p.to_hex()),
+            stream: s.stream,
+            summary: &s.summary,
+        }
+    }
+}
 
 /// One listed entry.
 #[derive(Debug, Clone, serde::Serialize)]

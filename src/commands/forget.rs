@@ -163,6 +163,18 @@ pub struct GroupReport {
     pub decisions: Vec<Decision<SnapshotId>>,
 }
 
+/// What `forget --prune` did: the forget report's fields, and the prune
+/// report under `prune` when it pruned.
+#[derive(Debug, Serialize)]
+pub struct ForgetPruneReport<'a> {
+    /// What forget decided and removed.
+    #[serde(flatten)]
+    pub forget: &'a ForgetReport,
+    /// What prune then did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prune: Option<&'a crate::commands::prune::PruneReport>,
+}
+
 /// What forget did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ForgetReport {
