@@ -68,6 +68,9 @@ pub struct Backend {
     url: String,
     retry: RetryPolicy,
     local_root: Option<std::path::PathBuf>,
+    /// Where reads may go to the files themselves (a local repository with
+    /// no injected faults): see [`Backend::read_direct`].
+    direct: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Backend {
@@ -180,11 +183,14 @@ impl Backend {
                 .with_automatic_cleanup(true);
             (Arc::new(fs), Some(path))
         };
+        let mut direct = local_root.clone();
         // Reliability tests inject faults (a test switch, see
         // crate::switches; not compiled into a product build).
         #[cfg(feature = "test-switches")]
         let store: Arc<dyn ObjectStore> = match crate::switches::faults() {
             Some(spec) => {
+                // Every read must pass through the faulty store.
+                direct = None;
                 let cfg = faults::FaultConfig::parse(&spec).map_err(Error::Usage)?;
                 tracing::warn!(?cfg, "injecting storage faults (a test switch)");
                 Arc::new(faults::FaultyStore::new(store, cfg))
@@ -201,6 +207,7 @@ impl Backend {
             url: url.to_string(),
             retry,
             local_root,
+            direct,
         })
     }
 
@@ -211,6 +218,7 @@ impl Backend {
             url: url.to_string(),
             retry: RetryPolicy::default(),
             local_root: None,
+            direct: None,
         }
     }
 
@@ -227,6 +235,48 @@ impl Backend {
     /// The directory of a local repository.
     pub(crate) fn local_root(&self) -> Option<&std::path::Path> {
         self.local_root.as_deref()
+    }
+
+    /// Reads all of object `path` into `buf` on the calling thread, as
+    /// [`Backend::read_direct`] reads a range; `None` for a store that is
+    /// not read directly (use [`Backend::get`]).
+    pub(crate) fn read_direct_whole(&self, path: &str, buf: &mut Vec<u8>) -> Option<Result<()>> {
+        let root = self.direct.as_ref()?;
+        let len = match std::fs::metadata(root.join(path)) {
+            Ok(m) => m.len(),
+            Err(e) => {
+                let e = read_file_range(root, path, 0..0, buf)
+                    .err()
+                    .unwrap_or_else(|| Error::io(format!("cannot read {path}"), e));
+                return Some(Err(e));
+            }
+        };
+        Some(read_file_range(root, path, 0..len, buf))
+    }
+
+    /// True when [`Backend::read_direct`] reads the files themselves.
+    pub(crate) fn reads_directly(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Reads bytes `range` of object `path` into `buf` (replacing what it
+    /// held) with `pread` on the object's file, on the calling thread: for
+    /// a local repository, whose reads then reuse one buffer instead of a
+    /// fresh allocation (and its page faults) per read. `None` for any
+    /// other store (use [`Backend::get_range`]).
+    ///
+    /// Errors are those of [`Backend::get_range`]: a missing object is
+    /// [`Error::Backend`] with `NotFound` (see [`is_not_found`]), a file
+    /// shorter than the range an integrity error, any other failure
+    /// [`Error::Backend`].
+    pub(crate) fn read_direct(
+        &self,
+        path: &str,
+        range: Range<u64>,
+        buf: &mut Vec<u8>,
+    ) -> Option<Result<()>> {
+        let root = self.direct.as_ref()?;
+        Some(read_file_range(root, path, range, buf))
     }
 
     async fn retrying<T, F, Fut>(&self, op: &'static str, path: &str, mut f: F) -> Result<T>
@@ -457,6 +507,68 @@ pub(crate) fn is_transient(e: &object_store::Error) -> bool {
 }
 
 /// True when the error is "object not found".
+/// `pread` of `range` of `root/path` into `buf`, as [`Backend::read_direct`]
+/// describes.
+fn read_file_range(
+    root: &std::path::Path,
+    path: &str,
+    range: Range<u64>,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let backend = |e: std::io::Error| {
+        let source = if e.kind() == std::io::ErrorKind::NotFound {
+            object_store::Error::NotFound {
+                path: path.to_string(),
+                source: Box::new(e),
+            }
+        } else {
+            object_store::Error::Generic {
+                store: "LocalFileSystem",
+                source: Box::new(e),
+            }
+        };
+        Error::Backend {
+            op: "read",
+            path: path.to_string(),
+            source,
+        }
+    };
+    // Object paths are ours (pack_path and friends), never a caller's;
+    // refuse anything that could leave the repository all the same.
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(Error::Usage(format!("bad object path {path:?}")));
+    }
+    let len = usize::try_from(range.end.saturating_sub(range.start))
+        .map_err(|_| Error::integrity(path, "range too large"))?;
+    let f = std::fs::File::open(root.join(path)).map_err(backend)?;
+    buf.clear();
+    buf.resize(len, 0);
+    let mut done = 0;
+    while done < len {
+        match f.read_at(&mut buf[done..], range.start + done as u64) {
+            Ok(0) => {
+                return Err(Error::integrity(
+                    path,
+                    format!(
+                        "truncated: reading bytes {}..{}, the file ends at byte {}",
+                        range.start,
+                        range.end,
+                        range.start + done as u64
+                    ),
+                ))
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(backend(e)),
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn is_not_found(e: &Error) -> bool {
     matches!(
         e,

@@ -219,6 +219,25 @@ impl<K: Key + ?Sized, V: Value> Table<K, V> {
         })
     }
 
+    /// Removes every record whose value passes `doomed`; returns how many.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`].
+    pub fn remove_where(&self, doomed: impl Fn(&V) -> bool) -> Result<usize> {
+        self.catalog.with_tree(self.name, |t| {
+            let mut n = 0;
+            for item in t.iter() {
+                let (k, v) = item.map_err(|e| db_err(self.name, e))?;
+                // A record that does not decode is left for `rebuild`.
+                if V::decode(&v).is_ok_and(|v| doomed(&v)) {
+                    t.remove(k).map_err(|e| db_err(self.name, e))?;
+                    n += 1;
+                }
+            }
+            Ok(n)
+        })
+    }
+
     /// Removes every record under `prefix`; returns their values in key
     /// order.
     ///

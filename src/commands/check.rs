@@ -11,8 +11,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use crate::crypto::Keys;
 use crate::id::{BlobId, PackId, SnapshotId};
-use crate::repofile::pack::{open_blob, read_header};
+use crate::index::Location;
+use crate::repofile::pack::{read_header, with_opener};
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::NodeKind;
 use crate::repository::watch::{self, Seen};
@@ -279,22 +281,77 @@ async fn read_pack(
     report: &mut CheckReport,
 ) -> Result<(usize, Vec<BlobId>)> {
     let expected = repo.index().blobs_in_pack(pack)?;
-    let data = match repo.backend().get(&pack_path(pack)).await {
-        Ok(d) => d,
-        Err(e) if crate::backend::is_not_found(&e) => {
-            report
-                .errors
-                .push(format!("pack {pack} disappeared during the check"));
-            return Ok((0, expected.into_iter().map(|(id, _)| id).collect()));
+    let gone = |report: &mut CheckReport, expected: Vec<(BlobId, _)>| {
+        report
+            .errors
+            .push(format!("pack {pack} disappeared during the check"));
+        (0, expected.into_iter().map(|(id, _)| id).collect())
+    };
+    // A local pack is read in the blocking task into the thread's buffer;
+    // from any other store, here.
+    let fetched = if repo.backend().reads_directly() {
+        None
+    } else {
+        match repo.backend().get(&pack_path(pack)).await {
+            Ok(d) => Some(d),
+            Err(e) if crate::backend::is_not_found(&e) => return Ok(gone(report, expected)),
+            Err(e) => return Err(e),
         }
-        Err(e) => return Err(e),
     };
     let keys = repo.keys().clone();
+    let backend = repo.backend().clone();
     let pack = *pack;
-    let (read, bad, errors) = tokio::task::spawn_blocking(move || {
+    let checked = tokio::task::spawn_blocking(move || {
+        PACK_BUFFER.with_borrow_mut(|buf| {
+            let data: &[u8] = match &fetched {
+                Some(d) => d,
+                None => match backend.read_direct_whole(&pack_path(&pack), buf) {
+                    Some(Ok(())) => buf,
+                    Some(Err(e)) => return Err(Box::new((e, expected))),
+                    None => {
+                        let e = Error::Internal("a direct read of a store that has none".into());
+                        return Err(Box::new((e, expected)));
+                    }
+                },
+            };
+            Ok(check_pack(&keys, &pack, data, &expected))
+        })
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("check task failed: {e}")))?;
+    let (read, bad, errors) = match checked {
+        Ok(r) => r,
+        Err(failed) => {
+            let (e, expected) = *failed;
+            if crate::backend::is_not_found(&e) {
+                return Ok(gone(report, expected));
+            }
+            return Err(e);
+        }
+    };
+    report.errors.extend(errors);
+    Ok((read, bad))
+}
+
+thread_local! {
+    /// The buffer a blocking check thread reads local packs into, kept from
+    /// one pack to the next (the largest pack it read).
+    static PACK_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Checks one pack's bytes against its header and the index's `expected`
+/// blobs; returns (blobs verified, damaged blobs, what is wrong).
+fn check_pack(
+    keys: &Keys,
+    pack: &PackId,
+    data: &[u8],
+    expected: &[(BlobId, Location)],
+) -> (usize, Vec<BlobId>, Vec<String>) {
+    let pack = *pack;
+    {
         let mut errors = Vec::new();
         let mut bad = Vec::new();
-        match read_header(&keys, &pack, &data) {
+        match read_header(keys, &pack, data) {
             Ok(entries) => {
                 let header: BTreeSet<(u64, BlobId)> =
                     entries.iter().map(|e| (e.offset, e.id)).collect();
@@ -309,10 +366,12 @@ async fn read_pack(
             Err(e) => errors.push(format!("{e}")),
         }
         let mut read = 0;
-        for (id, loc) in &expected {
+        for (id, loc) in expected {
             let end = (loc.offset + u64::from(loc.length)) as usize;
             let r = match data.get(loc.offset as usize..end) {
-                Some(stored) => open_blob(&keys, &pack, &loc.entry(*id), stored).map(|_| ()),
+                Some(stored) => {
+                    with_opener(|o| o.open(keys, &pack, &loc.entry(*id), stored).map(|_| ()))
+                }
                 None => Err(Error::integrity(
                     format!("blob {id} in pack {pack}"),
                     "beyond the end of the pack",
@@ -327,11 +386,7 @@ async fn read_pack(
             }
         }
         (read, bad, errors)
-    })
-    .await
-    .map_err(|e| Error::Internal(format!("check task failed: {e}")))?;
-    report.errors.extend(errors);
-    Ok((read, bad))
+    }
 }
 
 /// Walks every snapshot and lists the files and directories touching damage.

@@ -201,6 +201,8 @@ pub struct Config {
     pub restores_per_tenant: usize,
     /// How long restored files are kept.
     pub restore_retention: Duration,
+    /// How long finished job records are kept.
+    pub job_history: Duration,
     /// Allowed region patterns.
     pub allowed_regions: Vec<String>,
     /// Jobs at once.

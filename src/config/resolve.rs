@@ -152,6 +152,7 @@ pub(super) fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
         d.restore_retention.as_deref(),
         "7d",
     );
+    let job_history = p.duration("daemon.job_history", d.job_history.as_deref(), "90d");
     let jitter = p.duration("daemon.jitter", d.jitter.as_deref(), "5min");
     let catch_up = p.duration("daemon.catch_up", d.catch_up.as_deref(), "24h");
     let snapshot_refresh = p.duration(
@@ -336,6 +337,7 @@ pub(super) fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
         request_timeout,
         restores_per_tenant: d.restores_per_tenant.unwrap_or(2).max(1),
         restore_retention,
+        job_history,
         allowed_regions,
         max_jobs: d.max_jobs.unwrap_or(2).max(1),
         catch_up,

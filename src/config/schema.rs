@@ -79,6 +79,8 @@ pub(crate) struct RawDaemon {
     pub restores_per_tenant: Option<usize>,
     /// How long restored files stay in the restore root (default `7d`).
     pub restore_retention: Option<String>,
+    /// How long finished job records stay in the catalog (default `90d`).
+    pub job_history: Option<String>,
     /// API tokens.
     #[serde(default)]
     pub token: Vec<RawToken>,

@@ -251,6 +251,10 @@ pub struct KeySlot {
     pub wrapped: String,
 }
 
+/// Counts [`KeySlot::open`]'s passphrase derivations (see
+/// [`KeySlot::derivations`]).
+static DERIVATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl KeySlot {
     /// Wraps `master` under `secret`.
     pub fn create(master: &MasterKey, secret: &Secret, params: KdfParams) -> Result<KeySlot> {
@@ -285,6 +289,13 @@ impl KeySlot {
         })
     }
 
+    /// Passphrase derivations (Argon2id) this process has run to open slots:
+    /// the daemon's `custos_key_derivations_total`, which stays at one per
+    /// tenant and secret while `repository::key_cache` serves the rest.
+    pub fn derivations() -> u64 {
+        DERIVATIONS.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Tries to unwrap the master key. `Ok(None)` when the secret does not open
     /// this slot (or the slot is of another kind).
     ///
@@ -300,6 +311,9 @@ impl KeySlot {
         // or years must not take the machine down before it is found wrong.
         if let Some(why) = self.excessive_cost() {
             return Err(bad(&why));
+        }
+        if matches!(self.kdf, Kdf::Argon2id { .. }) {
+            DERIVATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let kek = derive_kek(&self.kdf, secret)?;
         let nonce: [u8; 12] = hex::decode(&self.nonce)

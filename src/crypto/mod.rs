@@ -202,6 +202,28 @@ impl Cipher {
         buf
     }
 
+    /// Decrypts and authenticates `sealed` into `out` (replacing what it
+    /// held), reusing its allocation.
+    ///
+    /// # Errors
+    /// As [`Cipher::open`]; `out` is then empty.
+    pub(crate) fn open_into(
+        &self,
+        position: u64,
+        aad: &[u8],
+        sealed: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), AuthError> {
+        out.clear();
+        out.extend_from_slice(sealed);
+        self.0
+            .decrypt_in_place(&Self::nonce(position), aad, out)
+            .map_err(|_| {
+                out.clear();
+                AuthError
+            })
+    }
+
     /// Decrypts and authenticates `sealed`.
     ///
     /// # Errors

@@ -17,7 +17,10 @@
 //! | `custos_drill_rto_objective_seconds` | gauge | the policy's RTO |
 //! | `custos_drill_rto_ok` | gauge | 1 when the last drill met the RTO |
 //!
-//! And `custos_jobs_active`: jobs queued or running.
+//! And `custos_jobs_active`: jobs queued or running;
+//! `custos_key_derivations_total`: passphrase derivations (Argon2id) the
+//! daemon ran to open repositories, one per tenant and secret per run
+//! (`repository::key_cache` keeps the keys).
 
 use std::fmt::Write;
 
@@ -239,6 +242,16 @@ pub(crate) fn render(state: &State) -> Result<String> {
             1,
         );
     }
+    o.help(
+        "custos_key_derivations_total",
+        "counter",
+        "Passphrase key derivations (Argon2id) run to open repositories.",
+    );
+    let _ = writeln!(
+        o.0,
+        "custos_key_derivations_total {}",
+        crate::crypto::keyslot::KeySlot::derivations()
+    );
     o.help("custos_jobs_active", "gauge", "Jobs queued or running.");
     let _ = writeln!(o.0, "custos_jobs_active {}", state.runner.active());
     let chain = state.chain();

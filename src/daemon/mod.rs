@@ -47,6 +47,8 @@ pub struct Setup {
     pub restore_root: PathBuf,
     /// Restores running at once.
     pub restore_concurrency: usize,
+    /// How long finished job records stay in the catalog.
+    pub job_history: std::time::Duration,
     /// API address; `None`: no API.
     pub listen: Option<SocketAddr>,
     /// How the API is served and limited.
@@ -436,6 +438,8 @@ pub async fn run(
     let erasing = {
         let (catalog, audit, mut stop) = (catalog.clone(), audit.clone(), stop_rx.clone());
         let (expiring, restore_retention) = (state.clone(), setup.api.restore_retention);
+        let job_history = setup.job_history;
+        let mut jobs_expired_at: Option<std::time::Instant> = None;
         let chain_state = state.clone();
         let config = Arc::new(RwLock::new(setup.config.clone()));
         let handle = config.clone();
@@ -448,6 +452,22 @@ pub async fn run(
                 if let Some((desk, _)) = &expiring.restores {
                     if let Err(e) = desk.expire_outputs(restore_retention, jiff::Timestamp::now()) {
                         tracing::warn!(error = %e, "cannot expire old restores");
+                    }
+                }
+                // Old job records, at start and hourly: the catalog grows
+                // with the jobs of `job_history`, not with the daemon's age.
+                if jobs_expired_at
+                    .is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(3600))
+                {
+                    jobs_expired_at = Some(std::time::Instant::now());
+                    let c = catalog.clone();
+                    let now = jiff::Timestamp::now();
+                    match tokio::task::spawn_blocking(move || c.expire_jobs(job_history, now)).await
+                    {
+                        Ok(Ok(0)) => {}
+                        Ok(Ok(n)) => tracing::info!(removed = n, "expired old job records"),
+                        Ok(Err(e)) => tracing::warn!(error = %e, "cannot expire old job records"),
+                        Err(e) => tracing::warn!(error = %e, "job record expiry stopped"),
                     }
                 }
                 if let Some(cfg) = cfg {

@@ -341,6 +341,26 @@ impl Catalog {
         self.job_table().newest("", limit, filter)
     }
 
+    /// Removes the records of jobs that finished more than `keep` before
+    /// `now`; queued and running jobs stay whatever their age. Returns how
+    /// many were removed.
+    ///
+    /// # Errors
+    /// [`crate::Error::Io`].
+    pub(crate) fn expire_jobs(&self, keep: std::time::Duration, now: Timestamp) -> Result<usize> {
+        let keep = jiff::SignedDuration::try_from(keep).unwrap_or(jiff::SignedDuration::MAX);
+        let Ok(cutoff) = now.checked_sub(keep) else {
+            return Ok(0);
+        };
+        self.job_table().remove_where(|j| {
+            j.state.finished()
+                && j.finished
+                    .as_deref()
+                    .and_then(|f| f.parse::<Timestamp>().ok())
+                    .is_some_and(|f| f < cutoff)
+        })
+    }
+
     /// Jobs left queued or running by a daemon that stopped: marked failed
     /// ("interrupted") at start-up. Returns how many.
     ///
@@ -573,6 +593,45 @@ mod tests {
         let a = c.job(a.id).unwrap().unwrap();
         assert_eq!(a.state, JobState::Failed);
         assert!(a.error.unwrap().contains("interrupted"));
+    }
+
+    #[test]
+    fn finished_jobs_older_than_the_history_expire_and_queued_ones_stay() {
+        let c = Catalog::temporary().unwrap();
+        let queued_at = t("2026-08-01T00:00:00Z");
+        let job = |finished: Option<&str>| {
+            let mut j = c
+                .queue_job(
+                    JobKind::Backup,
+                    "acme",
+                    "db",
+                    Trigger::Schedule,
+                    vec![],
+                    queued_at,
+                )
+                .unwrap();
+            if let Some(f) = finished {
+                j.state = JobState::Succeeded;
+                j.finished = Some(f.into());
+                c.put_job(&j).unwrap();
+            }
+            j.id
+        };
+        let old = job(Some("2026-08-01T01:00:00Z"));
+        let recent = job(Some("2026-11-20T01:00:00Z"));
+        let waiting = job(None);
+        let now = t("2026-11-22T00:00:00Z");
+        let kept = std::time::Duration::from_secs(90 * 86_400);
+        assert_eq!(c.expire_jobs(kept, now).unwrap(), 1);
+        assert!(c.job(old).unwrap().is_none());
+        assert!(c.job(recent).unwrap().is_some());
+        assert!(
+            c.job(waiting).unwrap().is_some(),
+            "a queued job never expires"
+        );
+        assert_eq!(c.expire_jobs(kept, now).unwrap(), 0);
+        // New jobs keep counting up after old ones are gone.
+        assert!(job(None) > waiting);
     }
 
     #[test]

@@ -152,6 +152,7 @@ impl Setup {
             state_dir: cfg.state_dir.clone(),
             restore_root: cfg.restore_root.clone(),
             restore_concurrency: cfg.restore_concurrency,
+            job_history: cfg.job_history,
             listen: cfg.listen,
             api: ApiSetup {
                 server: super::http::ServerOptions {

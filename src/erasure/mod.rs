@@ -719,6 +719,9 @@ async fn erase_target(
     url: &str,
     progress: &mut TargetProgress,
 ) -> Result<()> {
+    // The master keys this process unwrapped for the repository go first
+    // (zeroed as they drop): nothing here opens it again.
+    crate::repository::key_cache::forget(url);
     let versions = Versions::for_url(url)?;
     let keeps_versions = progress
         .retention

@@ -10,6 +10,7 @@
 //!
 //! Layer 3 of `docs/architecture.md`: it uses `id`, `switches`, `util`, `crypto`, `repofile`, `backend`, `index`, and nothing of a layer above.
 
+pub mod key_cache;
 pub mod lock;
 pub mod watch;
 
@@ -136,11 +137,10 @@ impl Repository {
         let keys = master.keys();
         let config = RepoConfig::new(opts.chunker, opts.pack_size);
         let slot = KeySlot::create(&master, secret, opts.kdf)?;
+        let slot_bytes = serde_json::to_vec_pretty(&slot).unwrap_or_default();
+        let slot_digest = key_cache::slot_digest(&slot_bytes);
         backend
-            .put(
-                &format!("keys/{}", slot.id),
-                Bytes::from(serde_json::to_vec_pretty(&slot).unwrap_or_default()),
-            )
+            .put(&format!("keys/{}", slot.id), Bytes::from(slot_bytes))
             .await?;
         // The config is created last and atomically: two concurrent inits cannot
         // both succeed, and a crash before it leaves only an unusable key slot.
@@ -151,6 +151,15 @@ impl Repository {
             backend.delete(&format!("keys/{}", slot.id)).await?;
             return Err(Error::RepositoryExists(backend.url().to_string()));
         }
+        key_cache::remember(
+            backend.url(),
+            secret,
+            key_cache::CachedKey {
+                slot_path: format!("keys/{}", slot.id),
+                slot_digest,
+                master: master.clone(),
+            },
+        );
         Ok(Repository {
             backend,
             keys,
@@ -211,10 +220,31 @@ impl Repository {
             Err(e) => return Err(e),
         };
         let (config, mac) = RepoConfig::decode_unverified(&raw)?;
+        let _opening = key_cache::opening(backend.url()).await;
         let listed = backend.list("keys").await?;
+        let cached = key_cache::lookup(backend.url(), secret);
         let mut damaged = Vec::new();
         for l in &listed {
             let data = backend.get(&l.path).await?;
+            // The slot this secret opened before, unchanged: its key
+            // without a second derivation (see `key_cache`).
+            if let Some(c) = cached
+                .as_ref()
+                .filter(|c| c.slot_path == l.path && c.slot_digest == key_cache::slot_digest(&data))
+            {
+                if let Ok(slot) = serde_json::from_slice::<KeySlot>(&data) {
+                    let keys = c.master.keys();
+                    config.verify(&mac, &keys)?;
+                    return Ok(Repository {
+                        backend,
+                        keys,
+                        master: c.master.clone(),
+                        config,
+                        cache_root,
+                        slot: slot.id,
+                    });
+                }
+            }
             let slot: KeySlot = match serde_json::from_slice(&data) {
                 Ok(s) => s,
                 Err(e) => {
@@ -245,6 +275,15 @@ impl Repository {
             if let Some(master) = opened {
                 let keys = master.keys();
                 config.verify(&mac, &keys)?;
+                key_cache::remember(
+                    backend.url(),
+                    secret,
+                    key_cache::CachedKey {
+                        slot_path: l.path.to_string(),
+                        slot_digest: key_cache::slot_digest(&data),
+                        master: master.clone(),
+                    },
+                );
                 return Ok(Repository {
                     backend,
                     keys,

@@ -46,7 +46,7 @@ use crate::crypto::Keys;
 use crate::id::{BlobId, PackId};
 use crate::index::Location;
 use crate::progress::Progress;
-use crate::repofile::pack::open_blob;
+use crate::repofile::pack::with_opener;
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::{Node, NodeKind};
 use crate::repository::lock::{Lock, LockKind};
@@ -1019,27 +1019,25 @@ async fn write_packs(
                     blobs[range.start].loc.offset,
                     range_end(&blobs[range.clone()]),
                 );
-                let data = repo
-                    .backend()
-                    .get_range(&pack_path(&pack), start..end)
-                    .await;
-                let data = match data {
-                    Ok(d) => d,
-                    Err(e)
-                        if matches!(e, Error::Backend { .. })
-                            && !crate::backend::is_not_found(&e) =>
+                // A local repository is read inside the blocking task into
+                // the thread's buffer; any other store here, once per range.
+                let data = if repo.backend().reads_directly() {
+                    None
+                } else {
+                    match repo
+                        .backend()
+                        .get_range(&pack_path(&pack), start..end)
+                        .await
                     {
-                        return Err(e)
-                    }
-                    Err(e) => {
-                        for b in &blobs[range.clone()] {
-                            for &(fi, _) in &b.targets {
-                                shared.fail(fi, e.to_string());
-                            }
+                        Ok(d) => Some(d),
+                        Err(e) if fatal_read_error(&e) => return Err(e),
+                        Err(e) => {
+                            fail_range(shared, &blobs[range.clone()], &e);
+                            continue;
                         }
-                        continue;
                     }
                 };
+                let backend = repo.backend().clone();
                 let keys = repo.keys().clone();
                 let chunk: Vec<BlobWork> = blobs[range]
                     .iter()
@@ -1048,13 +1046,30 @@ async fn write_packs(
                 let shared = shared.clone();
                 let progress = opts.progress.clone();
                 let n = tokio::task::spawn_blocking(move || -> Result<u64> {
+                    READ_BUFFER.with_borrow_mut(|buf| with_opener(|opener| {
+                    let data: &[u8] = match &data {
+                        Some(d) => d,
+                        None => match backend.read_direct(&pack_path(&pack), start..end, buf) {
+                            Some(Ok(())) => buf,
+                            Some(Err(e)) if fatal_read_error(&e) => return Err(e),
+                            Some(Err(e)) => {
+                                for (_, _, targets) in &chunk {
+                                    for &(fi, _) in targets {
+                                        shared.fail(fi, e.to_string());
+                                    }
+                                }
+                                return Ok(0);
+                            }
+                            None => return Err(Error::Internal("a direct read of a store that has none".into())),
+                        },
+                    };
                     let mut n = 0u64;
                     // The file written last, kept open for its next blob.
                     let mut open: Option<(usize, std::fs::File)> = None;
                     for (id, loc, targets) in chunk {
                         let s = (loc.offset - start) as usize;
                         let stored = &data[s..s + loc.length as usize];
-                        let plain = match open_blob(&keys, &pack, &loc.entry(id), stored) {
+                        let plain = match opener.open(&keys, &pack, &loc.entry(id), stored) {
                             Ok(p) => Some(p),
                             Err(e) => {
                                 for &(fi, _) in &targets {
@@ -1107,6 +1122,7 @@ async fn write_packs(
                         }
                     }
                     Ok(n)
+                    }))
                 })
                 .await
                 .map_err(|e| Error::Internal(format!("restore writer failed: {e}")))??;
@@ -1119,6 +1135,28 @@ async fn write_packs(
         .collect::<Vec<Result<()>>>()
         .await;
     results.into_iter().collect()
+}
+
+thread_local! {
+    /// The buffer a blocking restore thread reads local pack ranges into,
+    /// kept from one range to the next (at most `MAX_RANGE` plus a blob).
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A read error that stops the whole restore (the store failed), as opposed
+/// to one that fails only the files of that range (a missing or truncated
+/// pack: damage, reported per file).
+fn fatal_read_error(e: &Error) -> bool {
+    matches!(e, Error::Backend { .. }) && !crate::backend::is_not_found(e)
+}
+
+/// Fails every file that needs a blob of `blobs`, which could not be read.
+fn fail_range(shared: &Shared, blobs: &[PlannedBlob], e: &Error) {
+    for b in blobs {
+        for &(fi, _) in &b.targets {
+            shared.fail(fi, e.to_string());
+        }
+    }
 }
 
 /// Checks that the target may be restored into and leaves the marker
