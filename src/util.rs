@@ -15,6 +15,73 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Reusable scratch values (buffers) shared by the tasks of one operation:
+/// a task takes one, and it goes back when the guard drops. The pool holds
+/// at most as many values as were in use at once, so the memory it keeps
+/// is bounded by the operation's concurrency, and it is freed with the
+/// pool when the operation ends.
+pub(crate) struct Pool<T> {
+    free: std::sync::Mutex<Vec<T>>,
+}
+
+impl<T> Pool<T> {
+    /// An empty pool.
+    pub(crate) fn new() -> Pool<T> {
+        Pool {
+            free: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A value from the pool, or `make()`'s when none is free.
+    pub(crate) fn take(&self, make: impl FnOnce() -> T) -> Pooled<'_, T> {
+        let value = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_else(make);
+        Pooled {
+            pool: self,
+            value: Some(value),
+        }
+    }
+}
+
+/// A value taken from a [`Pool`]; derefs to it and returns it on drop.
+pub(crate) struct Pooled<'a, T> {
+    pool: &'a Pool<T>,
+    value: Option<T>,
+}
+
+impl<T> std::ops::Deref for Pooled<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // Some until drop.
+        #[allow(clippy::unwrap_used)]
+        self.value.as_ref().unwrap()
+    }
+}
+
+impl<T> std::ops::DerefMut for Pooled<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // Some until drop.
+        #[allow(clippy::unwrap_used)]
+        self.value.as_mut().unwrap()
+    }
+}
+
+impl<T> Drop for Pooled<'_, T> {
+    fn drop(&mut self) {
+        if let Some(v) = self.value.take() {
+            self.pool
+                .free
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(v);
+        }
+    }
+}
+
 /// The host name, or `unknown`.
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

@@ -183,14 +183,17 @@ impl Backend {
                 .with_automatic_cleanup(true);
             (Arc::new(fs), Some(path))
         };
-        let mut direct = local_root.clone();
+        // Every read must pass through a faulty store: no direct reads.
+        #[cfg(feature = "test-switches")]
+        let faulty = crate::switches::faults().is_some();
+        #[cfg(not(feature = "test-switches"))]
+        let faulty = false;
+        let direct = local_root.clone().filter(|_| !faulty);
         // Reliability tests inject faults (a test switch, see
         // crate::switches; not compiled into a product build).
         #[cfg(feature = "test-switches")]
         let store: Arc<dyn ObjectStore> = match crate::switches::faults() {
             Some(spec) => {
-                // Every read must pass through the faulty store.
-                direct = None;
                 let cfg = faults::FaultConfig::parse(&spec).map_err(Error::Usage)?;
                 tracing::warn!(?cfg, "injecting storage faults (a test switch)");
                 Arc::new(faults::FaultyStore::new(store, cfg))

@@ -10,11 +10,14 @@
 //! named, so an operator knows what a restore would lose.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
 
 use crate::crypto::Keys;
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::index::Location;
-use crate::repofile::pack::{read_header, with_opener};
+use crate::repofile::pack::{read_header, BlobOpener};
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::NodeKind;
 use crate::repository::watch::{self, Seen};
@@ -22,6 +25,7 @@ use crate::repository::{
     lock::{Lock, LockKind},
     pack_path, IndexedRepository,
 };
+use crate::util::Pool;
 use crate::{Error, Result};
 
 /// What to check.
@@ -247,10 +251,15 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
             keyed.sort();
             packs = keyed.into_iter().take(want).map(|(_, p)| p).collect();
         }
-        for pack in packs {
-            let (read, bad) = read_pack(repo, &pack, &mut report).await?;
+        let scratch = Arc::new(Pool::new());
+        let mut reads = futures::stream::iter(packs)
+            .map(|pack| read_pack(repo, pack, scratch.clone()))
+            .buffer_unordered(read_concurrency());
+        while let Some(r) = reads.next().await {
+            let (read, bad, errors) = r?;
             report.packs_read += 1;
             report.blobs_read += read;
+            report.errors.extend(errors);
             damaged.extend(bad);
         }
     }
@@ -277,67 +286,69 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
 /// Reads one pack fully; returns (blobs verified, damaged blobs).
 async fn read_pack(
     repo: &IndexedRepository,
-    pack: &PackId,
-    report: &mut CheckReport,
-) -> Result<(usize, Vec<BlobId>)> {
-    let expected = repo.index().blobs_in_pack(pack)?;
-    let gone = |report: &mut CheckReport, expected: Vec<(BlobId, _)>| {
-        report
-            .errors
-            .push(format!("pack {pack} disappeared during the check"));
-        (0, expected.into_iter().map(|(id, _)| id).collect())
+    pack: PackId,
+    scratch: Arc<Pool<PackScratch>>,
+) -> Result<(usize, Vec<BlobId>, Vec<String>)> {
+    let expected = repo.index().blobs_in_pack(&pack)?;
+    let gone = |expected: Vec<(BlobId, _)>| {
+        (
+            0,
+            expected.into_iter().map(|(id, _)| id).collect(),
+            vec![format!("pack {pack} disappeared during the check")],
+        )
     };
-    // A local pack is read in the blocking task into the thread's buffer;
-    // from any other store, here.
+    // A local pack is read in the blocking task into a pooled buffer; from
+    // any other store, here.
     let fetched = if repo.backend().reads_directly() {
         None
     } else {
-        match repo.backend().get(&pack_path(pack)).await {
+        match repo.backend().get(&pack_path(&pack)).await {
             Ok(d) => Some(d),
-            Err(e) if crate::backend::is_not_found(&e) => return Ok(gone(report, expected)),
+            Err(e) if crate::backend::is_not_found(&e) => return Ok(gone(expected)),
             Err(e) => return Err(e),
         }
     };
     let keys = repo.keys().clone();
     let backend = repo.backend().clone();
-    let pack = *pack;
     let checked = tokio::task::spawn_blocking(move || {
-        PACK_BUFFER.with_borrow_mut(|buf| {
-            let data: &[u8] = match &fetched {
-                Some(d) => d,
-                None => match backend.read_direct_whole(&pack_path(&pack), buf) {
-                    Some(Ok(())) => buf,
-                    Some(Err(e)) => return Err(Box::new((e, expected))),
-                    None => {
-                        let e = Error::Internal("a direct read of a store that has none".into());
-                        return Err(Box::new((e, expected)));
-                    }
-                },
-            };
-            Ok(check_pack(&keys, &pack, data, &expected))
-        })
+        let mut scratch = scratch.take(|| (Vec::new(), BlobOpener::new()));
+        let (buf, opener) = &mut *scratch;
+        let data: &[u8] = match &fetched {
+            Some(d) => d,
+            None => match backend.read_direct_whole(&pack_path(&pack), buf) {
+                Some(Ok(())) => buf,
+                Some(Err(e)) => return Err(Box::new((e, expected))),
+                None => {
+                    let e = Error::Internal("a direct read of a store that has none".into());
+                    return Err(Box::new((e, expected)));
+                }
+            },
+        };
+        Ok(check_pack(&keys, &pack, data, &expected, opener))
     })
     .await
     .map_err(|e| Error::Internal(format!("check task failed: {e}")))?;
-    let (read, bad, errors) = match checked {
-        Ok(r) => r,
+    match checked {
+        Ok(r) => Ok(r),
         Err(failed) => {
             let (e, expected) = *failed;
             if crate::backend::is_not_found(&e) {
-                return Ok(gone(report, expected));
+                return Ok(gone(expected));
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    report.errors.extend(errors);
-    Ok((read, bad))
+    }
 }
 
-thread_local! {
-    /// The buffer a blocking check thread reads local packs into, kept from
-    /// one pack to the next (the largest pack it read).
-    static PACK_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Packs `check --read-data` reads at once: one per core (at least two, so
+/// that one pack's read overlaps another's decryption).
+fn read_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
+
+/// A pack read's reusable parts: the buffer a local pack is read into and
+/// the blob opener (one per pack in flight).
+type PackScratch = (Vec<u8>, BlobOpener);
 
 /// Checks one pack's bytes against its header and the index's `expected`
 /// blobs; returns (blobs verified, damaged blobs, what is wrong).
@@ -346,6 +357,7 @@ fn check_pack(
     pack: &PackId,
     data: &[u8],
     expected: &[(BlobId, Location)],
+    opener: &mut BlobOpener,
 ) -> (usize, Vec<BlobId>, Vec<String>) {
     let pack = *pack;
     {
@@ -369,9 +381,9 @@ fn check_pack(
         for (id, loc) in expected {
             let end = (loc.offset + u64::from(loc.length)) as usize;
             let r = match data.get(loc.offset as usize..end) {
-                Some(stored) => {
-                    with_opener(|o| o.open(keys, &pack, &loc.entry(*id), stored).map(|_| ()))
-                }
+                Some(stored) => opener
+                    .open(keys, &pack, &loc.entry(*id), stored)
+                    .map(|_| ()),
                 None => Err(Error::integrity(
                     format!("blob {id} in pack {pack}"),
                     "beyond the end of the pack",

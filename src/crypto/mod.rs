@@ -202,6 +202,27 @@ impl Cipher {
         buf
     }
 
+    /// Decrypts and authenticates `sealed` (ciphertext and tag) where it
+    /// lies; returns the plaintext, the start of `sealed`. Nothing is
+    /// copied or allocated.
+    ///
+    /// # Errors
+    /// As [`Cipher::open`]; `sealed` then holds no plaintext that counts.
+    pub(crate) fn open_in_place<'a>(
+        &self,
+        position: u64,
+        aad: &[u8],
+        sealed: &'a mut [u8],
+    ) -> Result<&'a [u8], AuthError> {
+        let n = sealed.len().checked_sub(TAG_LEN).ok_or(AuthError)?;
+        let (text, tag) = sealed.split_at_mut(n);
+        let tag = aes_gcm::Tag::try_from(&*tag).map_err(|_| AuthError)?;
+        self.0
+            .decrypt_inout_detached(&Self::nonce(position), aad, text.into(), &tag)
+            .map_err(|_| AuthError)?;
+        Ok(text)
+    }
+
     /// Decrypts and authenticates `sealed` into `out` (replacing what it
     /// held), reusing its allocation.
     ///

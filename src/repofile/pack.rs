@@ -262,12 +262,13 @@ pub(crate) fn open_payload(
     Ok(payload)
 }
 
-/// Opens blobs one after another on one thread with the same buffers and
-/// the same zstd context, instead of two fresh allocations and a context
-/// per blob: a restore or a `check --read-data` opens every blob of the
-/// repository, and large fresh buffers cost a page fault per 4 KiB each
-/// time. It holds at most two buffers of the largest blob it opened
-/// (blobs are at most 16 MiB).
+/// Opens blobs one after another with the same buffers and the same zstd
+/// context, instead of two fresh allocations and a context per blob: a
+/// restore or a `check --read-data` opens every blob of the repository, and
+/// large fresh buffers cost a page fault per 4 KiB each time (they are
+/// mapped and unmapped: see `tune_allocator` in `main.rs`). It holds two
+/// buffers of the largest blob it opened (blobs are at most 16 MiB); the
+/// operations keep one per task in flight (`util::Pool`).
 pub(crate) struct BlobOpener {
     payload: Vec<u8>,
     plain: Vec<u8>,
@@ -296,52 +297,79 @@ impl BlobOpener {
         e: &PackEntry,
         stored: &[u8],
     ) -> Result<&[u8]> {
+        let mut payload = std::mem::take(&mut self.payload);
         let what = || format!("blob {} in pack {}", e.id, pack);
-        keys.pack_cipher(pack)
-            .open_into(e.offset, &[], stored, &mut self.payload)
+        let opened = keys
+            .pack_cipher(pack)
+            .open_into(e.offset, &[], stored, &mut payload)
+            .map_err(|err| Error::integrity(what(), err.to_string()));
+        self.payload = payload;
+        opened?;
+        let BlobOpener {
+            payload,
+            plain,
+            zstd,
+        } = self;
+        finish_blob(keys, pack, e, payload, plain, zstd)
+    }
+
+    /// As [`BlobOpener::open`], decrypting `stored` where it lies (it is
+    /// the caller's scratch copy of the pack's bytes, which this destroys):
+    /// no copy of the payload.
+    ///
+    /// # Errors
+    /// As [`open_blob`].
+    pub(crate) fn open_in_place<'a>(
+        &'a mut self,
+        keys: &Keys,
+        pack: &PackId,
+        e: &PackEntry,
+        stored: &'a mut [u8],
+    ) -> Result<&'a [u8]> {
+        let what = || format!("blob {} in pack {}", e.id, pack);
+        let payload = keys
+            .pack_cipher(pack)
+            .open_in_place(e.offset, &[], stored)
             .map_err(|err| Error::integrity(what(), err.to_string()))?;
-        let plain: &[u8] = match e.compression {
-            Compression::Raw => &self.payload,
-            Compression::Zstd => {
-                let dctx = match &mut self.zstd {
-                    Some(d) => d,
-                    None => self
-                        .zstd
-                        .insert(zstd::bulk::Decompressor::new().map_err(|err| {
-                            Error::Internal(format!("cannot make a zstd context: {err}"))
-                        })?),
-                };
-                self.plain.clear();
-                self.plain.reserve(e.raw_len as usize);
-                dctx.decompress_to_buffer(&self.payload, &mut self.plain)
-                    .map_err(|err| Error::integrity(what(), format!("cannot decompress: {err}")))?;
-                &self.plain
-            }
-        };
-        if plain.len() != e.raw_len as usize {
-            return Err(Error::integrity(what(), "length differs from the index"));
-        }
-        if keys.blob_id(plain) != e.id {
-            return Err(Error::integrity(what(), "content does not match its ID"));
-        }
-        Ok(plain)
+        finish_blob(keys, pack, e, payload, &mut self.plain, &mut self.zstd)
     }
 }
 
-thread_local! {
-    /// This thread's [`BlobOpener`] (see [`with_opener`]).
-    static OPENER: std::cell::RefCell<BlobOpener> = std::cell::RefCell::new(BlobOpener::new());
-}
-
-/// Runs `f` with this thread's [`BlobOpener`]: the blocking threads of a
-/// restore or a check keep theirs from one pack range to the next (and drop
-/// it when the runtime retires the thread). A nested call (which nothing
-/// makes) gets a fresh opener rather than a panic.
-pub(crate) fn with_opener<R>(f: impl FnOnce(&mut BlobOpener) -> R) -> R {
-    OPENER.with(|o| match o.try_borrow_mut() {
-        Ok(mut o) => f(&mut o),
-        Err(_) => f(&mut BlobOpener::new()),
-    })
+/// Decompresses a blob's decrypted `payload` (into `plain`, with `zstd`'s
+/// context) when it is compressed, and checks its length and ID; returns
+/// the plaintext.
+fn finish_blob<'a>(
+    keys: &Keys,
+    pack: &PackId,
+    e: &PackEntry,
+    payload: &'a [u8],
+    plain: &'a mut Vec<u8>,
+    zstd: &mut Option<zstd::bulk::Decompressor<'static>>,
+) -> Result<&'a [u8]> {
+    let what = || format!("blob {} in pack {}", e.id, pack);
+    let plain: &[u8] = match e.compression {
+        Compression::Raw => payload,
+        Compression::Zstd => {
+            let dctx = match zstd {
+                Some(d) => d,
+                None => zstd.insert(zstd::bulk::Decompressor::new().map_err(|err| {
+                    Error::Internal(format!("cannot make a zstd context: {err}"))
+                })?),
+            };
+            plain.clear();
+            plain.reserve(e.raw_len as usize);
+            dctx.decompress_to_buffer(payload, plain)
+                .map_err(|err| Error::integrity(what(), format!("cannot decompress: {err}")))?;
+            plain
+        }
+    };
+    if plain.len() != e.raw_len as usize {
+        return Err(Error::integrity(what(), "length differs from the index"));
+    }
+    if keys.blob_id(plain) != e.id {
+        return Err(Error::integrity(what(), "content does not match its ID"));
+    }
+    Ok(plain)
 }
 
 /// Decrypts, decompresses and verifies one blob's stored bytes.
@@ -354,7 +382,9 @@ pub(crate) fn open_blob(
     e: &PackEntry,
     stored: &[u8],
 ) -> Result<Vec<u8>> {
-    with_opener(|o| o.open(keys, pack, e, stored).map(<[u8]>::to_vec))
+    BlobOpener::new()
+        .open(keys, pack, e, stored)
+        .map(<[u8]>::to_vec)
 }
 
 #[cfg(test)]

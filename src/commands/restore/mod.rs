@@ -46,11 +46,12 @@ use crate::crypto::Keys;
 use crate::id::{BlobId, PackId};
 use crate::index::Location;
 use crate::progress::Progress;
-use crate::repofile::pack::with_opener;
+use crate::repofile::pack::BlobOpener;
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::{Node, NodeKind};
 use crate::repository::lock::{Lock, LockKind};
 use crate::repository::{pack_path, IndexedRepository};
+use crate::util::Pool;
 use crate::{Error, Result};
 use target::{DirSlot, Meta, TargetDirs};
 
@@ -1011,6 +1012,8 @@ async fn write_packs(
     opts: &RestoreOptions,
     written: &AtomicU64,
 ) -> Result<()> {
+    let scratch: Arc<Pool<Scratch>> = Arc::new(Pool::new());
+    let scratch = &scratch;
     let results = futures::stream::iter(plan)
         .map(|(pack, mut blobs)| async move {
             blobs.sort_by_key(|b| b.loc.offset);
@@ -1038,6 +1041,7 @@ async fn write_packs(
                     }
                 };
                 let backend = repo.backend().clone();
+                let scratch = scratch.clone();
                 let keys = repo.keys().clone();
                 let chunk: Vec<BlobWork> = blobs[range]
                     .iter()
@@ -1046,11 +1050,21 @@ async fn write_packs(
                 let shared = shared.clone();
                 let progress = opts.progress.clone();
                 let n = tokio::task::spawn_blocking(move || -> Result<u64> {
-                    READ_BUFFER.with_borrow_mut(|buf| with_opener(|opener| {
-                    let data: &[u8] = match &data {
-                        Some(d) => d,
+                    let mut scratch = scratch.take(|| Scratch {
+                        read: Vec::new(),
+                        opener: BlobOpener::new(),
+                    });
+                    let Scratch { read: buf, opener } = &mut *scratch;
+                    // The range in the scratch buffer, where its blobs are
+                    // decrypted in place: read there from a local pack,
+                    // copied there from any other store's answer.
+                    match &data {
+                        Some(d) => {
+                            buf.clear();
+                            buf.extend_from_slice(d);
+                        }
                         None => match backend.read_direct(&pack_path(&pack), start..end, buf) {
-                            Some(Ok(())) => buf,
+                            Some(Ok(())) => {}
                             Some(Err(e)) if fatal_read_error(&e) => return Err(e),
                             Some(Err(e)) => {
                                 for (_, _, targets) in &chunk {
@@ -1062,14 +1076,20 @@ async fn write_packs(
                             }
                             None => return Err(Error::Internal("a direct read of a store that has none".into())),
                         },
-                    };
+                    }
+                    drop(data);
                     let mut n = 0u64;
                     // The file written last, kept open for its next blob.
                     let mut open: Option<(usize, std::fs::File)> = None;
                     for (id, loc, targets) in chunk {
                         let s = (loc.offset - start) as usize;
-                        let stored = &data[s..s + loc.length as usize];
-                        let plain = match opener.open(&keys, &pack, &loc.entry(id), stored) {
+                        let Some(stored) = buf.get_mut(s..s + loc.length as usize) else {
+                            for &(fi, _) in &targets {
+                                shared.fail(fi, format!("blob {id} lies beyond the range read from pack {pack}"));
+                            }
+                            continue;
+                        };
+                        let plain = match opener.open_in_place(&keys, &pack, &loc.entry(id), stored) {
                             Ok(p) => Some(p),
                             Err(e) => {
                                 for &(fi, _) in &targets {
@@ -1122,7 +1142,6 @@ async fn write_packs(
                         }
                     }
                     Ok(n)
-                    }))
                 })
                 .await
                 .map_err(|e| Error::Internal(format!("restore writer failed: {e}")))??;
@@ -1137,10 +1156,12 @@ async fn write_packs(
     results.into_iter().collect()
 }
 
-thread_local! {
-    /// The buffer a blocking restore thread reads local pack ranges into,
-    /// kept from one range to the next (at most `MAX_RANGE` plus a blob).
-    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// What one range's blocking task needs besides the range: the buffer a
+/// local range is read into and the blob opener, reused from range to range
+/// (one per range in flight, so at most `concurrency` of them).
+struct Scratch {
+    read: Vec<u8>,
+    opener: BlobOpener,
 }
 
 /// A read error that stops the whole restore (the store failed), as opposed
