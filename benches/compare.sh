@@ -134,7 +134,9 @@ cmd_backup() {   # tool, run number
 cmd_restore() {  # tool, last run number (borg: run from inside the target dir)
     local r; r="$(repo_of "$1")"
     case "$1" in
-        custos) CMD=("$CUSTOS_BIN" -r "$r" restore latest --target "$RESTORES/$1") ;;
+        # --privileged: setuid/setgid bits and capabilities back, as restic and borg
+        # restore them (custos leaves them out unless asked).
+        custos) CMD=("$CUSTOS_BIN" -r "$r" restore latest --privileged --target "$RESTORES/$1") ;;
         restic) CMD=(restic --cache-dir "$RESTIC_CACHE_DIR" -r "$r" -q restore latest --target "$RESTORES/$1") ;;
         borg)   CMD=(borg extract "$r::bench-$2") ;;
     esac
