@@ -1061,6 +1061,55 @@ mod tests {
     use crate::crypto::keyslot::KdfParams;
 
     #[tokio::test]
+    async fn a_cached_key_is_not_used_once_its_slot_is_removed_or_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("repo");
+        let url = url.to_str().unwrap();
+        let pass = |p: &str| Secret::Passphrase(zeroize::Zeroizing::new(p.into()));
+        let kdf = KdfParams {
+            m_kib: 1024,
+            t: 1,
+            p: 1,
+        };
+        let opts = InitOptions {
+            kdf,
+            ..InitOptions::default()
+        };
+        let (first, _) = Repository::open_or_init(url, &pass("first"), &opts, None)
+            .await
+            .unwrap();
+        assert!(
+            key_cache::lookup(url, &pass("first")).is_some(),
+            "init remembers its key"
+        );
+        let second = first.add_key(&pass("second"), kdf).await.unwrap();
+        let old = first.slot_in_use();
+        // Another process removes the first slot: the cached key must not
+        // open the repository with the first passphrase any more.
+        let b = Backend::open(url, false).unwrap();
+        b.delete(&format!("keys/{old}")).await.unwrap();
+        let e = Repository::open(b.clone(), &pass("first"), None)
+            .await
+            .err()
+            .unwrap();
+        assert!(matches!(e, Error::WrongKey { .. }), "{e}");
+        let r = Repository::open(b.clone(), &pass("second"), None)
+            .await
+            .unwrap();
+        assert_eq!(r.slot_in_use(), second);
+        // The slot it came from rewritten (same path, other bytes): derived
+        // again, so a slot that no longer opens with the secret refuses it.
+        let path = format!("keys/{second}");
+        let mut slot: KeySlot = serde_json::from_slice(&b.get(&path).await.unwrap()).unwrap();
+        slot.wrapped = "00".repeat(48);
+        b.put(&path, Bytes::from(serde_json::to_vec(&slot).unwrap()))
+            .await
+            .unwrap();
+        assert!(Repository::open(b, &pass("second"), None).await.is_err());
+        key_cache::forget(url);
+    }
+
+    #[tokio::test]
     async fn open_or_init_creates_once_then_opens() {
         let dir = tempfile::tempdir().unwrap();
         let url = dir.path().join("repo");
