@@ -69,7 +69,7 @@ pub struct Backend {
     retry: RetryPolicy,
     local_root: Option<std::path::PathBuf>,
     /// Where reads may go to the files themselves (a local repository with
-    /// no injected faults): see [`Backend::read_direct`].
+    /// no injected faults): see [`Backend::start_read`].
     direct: Option<std::path::PathBuf>,
 }
 
@@ -240,46 +240,32 @@ impl Backend {
         self.local_root.as_deref()
     }
 
-    /// Reads all of object `path` into `buf` on the calling thread, as
-    /// [`Backend::read_direct`] reads a range; `None` for a store that is
-    /// not read directly (use [`Backend::get`]).
-    pub(crate) fn read_direct_whole(&self, path: &str, buf: &mut Vec<u8>) -> Option<Result<()>> {
-        let root = self.direct.as_ref()?;
-        let len = match std::fs::metadata(root.join(path)) {
-            Ok(m) => m.len(),
-            Err(e) => {
-                let e = read_file_range(root, path, 0..0, buf)
-                    .err()
-                    .unwrap_or_else(|| Error::io(format!("cannot read {path}"), e));
-                return Some(Err(e));
-            }
-        };
-        Some(read_file_range(root, path, 0..len, buf))
-    }
-
-    /// True when [`Backend::read_direct`] reads the files themselves.
-    pub(crate) fn reads_directly(&self) -> bool {
-        self.direct.is_some()
-    }
-
-    /// Reads bytes `range` of object `path` into `buf` (replacing what it
-    /// held) with `pread` on the object's file, on the calling thread: for
-    /// a local repository, whose reads then reuse one buffer instead of a
-    /// fresh allocation (and its page faults) per read. `None` for any
-    /// other store (use [`Backend::get_range`]).
+    /// Starts reading bytes `range` of object `path` (`None`: all of it)
+    /// into a caller's buffer, finished by [`Pending::into_buffer`] on a
+    /// blocking thread. Another store's bytes are fetched here (as
+    /// [`Backend::get_range`] or [`Backend::get`]); a local repository's
+    /// file is left to be read there with `pread`, into a buffer the caller
+    /// reuses, instead of a fresh allocation (and its page faults) per read.
     ///
-    /// Errors are those of [`Backend::get_range`]: a missing object is
-    /// [`Error::Backend`] with `NotFound` (see [`is_not_found`]), a file
-    /// shorter than the range an integrity error, any other failure
-    /// [`Error::Backend`].
-    pub(crate) fn read_direct(
+    /// # Errors
+    /// As [`Backend::get_range`]; [`Pending::into_buffer`] reports a local
+    /// file's errors the same way.
+    pub(crate) async fn start_read(
         &self,
         path: &str,
-        range: Range<u64>,
-        buf: &mut Vec<u8>,
-    ) -> Option<Result<()>> {
-        let root = self.direct.as_ref()?;
-        Some(read_file_range(root, path, range, buf))
+        range: Option<Range<u64>>,
+    ) -> Result<Pending> {
+        if let Some(root) = &self.direct {
+            return Ok(Pending::Local {
+                root: root.clone(),
+                path: path.to_string(),
+                range,
+            });
+        }
+        Ok(Pending::Fetched(match range {
+            Some(r) => self.get_range(path, r).await?,
+            None => self.get(path).await?,
+        }))
     }
 
     async fn retrying<T, F, Fut>(&self, op: &'static str, path: &str, mut f: F) -> Result<T>
@@ -509,13 +495,48 @@ pub(crate) fn is_transient(e: &object_store::Error) -> bool {
     )
 }
 
-/// True when the error is "object not found".
-/// `pread` of `range` of `root/path` into `buf`, as [`Backend::read_direct`]
-/// describes.
-fn read_file_range(
+/// An object read [`Backend::start_read`] began.
+#[derive(Debug)]
+pub(crate) enum Pending {
+    /// Fetched from the store already.
+    Fetched(Bytes),
+    /// A local repository's file, still to be read.
+    Local {
+        /// The repository's directory.
+        root: std::path::PathBuf,
+        /// The object's path in it.
+        path: String,
+        /// The bytes wanted (`None`: all).
+        range: Option<Range<u64>>,
+    },
+}
+
+impl Pending {
+    /// Puts the object's bytes in `buf` (replacing what it held): copies
+    /// fetched bytes, or reads a local file with `pread` on this thread.
+    ///
+    /// # Errors
+    /// A missing file is [`Error::Backend`] with `NotFound` (see
+    /// [`is_not_found`]), a file shorter than the range an integrity error,
+    /// any other failure [`Error::Backend`]: as a store would answer.
+    pub(crate) fn into_buffer(self, buf: &mut Vec<u8>) -> Result<()> {
+        match self {
+            Pending::Fetched(b) => {
+                buf.clear();
+                buf.extend_from_slice(&b);
+                Ok(())
+            }
+            Pending::Local { root, path, range } => read_file(&root, &path, range, buf),
+        }
+    }
+}
+
+/// `pread` of `range` (`None`: all) of `root/path` into `buf`, as
+/// [`Pending::into_buffer`] describes.
+fn read_file(
     root: &std::path::Path,
     path: &str,
-    range: Range<u64>,
+    range: Option<Range<u64>>,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
     use std::os::unix::fs::FileExt;
@@ -545,9 +566,13 @@ fn read_file_range(
     {
         return Err(Error::Usage(format!("bad object path {path:?}")));
     }
+    let f = std::fs::File::open(root.join(path)).map_err(backend)?;
+    let range = match range {
+        Some(r) => r,
+        None => 0..f.metadata().map_err(backend)?.len(),
+    };
     let len = usize::try_from(range.end.saturating_sub(range.start))
         .map_err(|_| Error::integrity(path, "range too large"))?;
-    let f = std::fs::File::open(root.join(path)).map_err(backend)?;
     buf.clear();
     buf.resize(len, 0);
     let mut done = 0;
@@ -572,6 +597,7 @@ fn read_file_range(
     Ok(())
 }
 
+/// True when the error is "object not found".
 pub(crate) fn is_not_found(e: &Error) -> bool {
     matches!(
         e,

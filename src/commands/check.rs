@@ -297,34 +297,21 @@ async fn read_pack(
             vec![format!("pack {pack} disappeared during the check")],
         )
     };
-    // A local pack is read in the blocking task into a pooled buffer; from
-    // any other store, here.
-    let fetched = if repo.backend().reads_directly() {
-        None
-    } else {
-        match repo.backend().get(&pack_path(&pack)).await {
-            Ok(d) => Some(d),
-            Err(e) if crate::backend::is_not_found(&e) => return Ok(gone(expected)),
-            Err(e) => return Err(e),
-        }
+    // Fetched here from a remote store; a local pack is read in the
+    // blocking task, into a pooled buffer.
+    let data = match repo.backend().start_read(&pack_path(&pack), None).await {
+        Ok(d) => d,
+        Err(e) if crate::backend::is_not_found(&e) => return Ok(gone(expected)),
+        Err(e) => return Err(e),
     };
     let keys = repo.keys().clone();
-    let backend = repo.backend().clone();
     let checked = tokio::task::spawn_blocking(move || {
         let mut scratch = scratch.take(|| (Vec::new(), BlobOpener::new()));
         let (buf, opener) = &mut *scratch;
-        let data: &[u8] = match &fetched {
-            Some(d) => d,
-            None => match backend.read_direct_whole(&pack_path(&pack), buf) {
-                Some(Ok(())) => buf,
-                Some(Err(e)) => return Err(Box::new((e, expected))),
-                None => {
-                    let e = Error::Internal("a direct read of a store that has none".into());
-                    return Err(Box::new((e, expected)));
-                }
-            },
-        };
-        Ok(check_pack(&keys, &pack, data, &expected, opener))
+        match data.into_buffer(buf) {
+            Ok(()) => Ok(check_pack(&keys, &pack, buf, &expected, opener)),
+            Err(e) => Err(Box::new((e, expected))),
+        }
     })
     .await
     .map_err(|e| Error::Internal(format!("check task failed: {e}")))?;
@@ -346,8 +333,8 @@ fn read_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get().max(2))
 }
 
-/// A pack read's reusable parts: the buffer a local pack is read into and
-/// the blob opener (one per pack in flight).
+/// A pack read's reusable parts: the buffer the pack is read into and the
+/// blob opener (one per pack in flight).
 type PackScratch = (Vec<u8>, BlobOpener);
 
 /// Checks one pack's bytes against its header and the index's `expected`

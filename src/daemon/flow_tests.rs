@@ -319,18 +319,33 @@ async fn backups_restores_and_isolation_through_the_api() {
         "web"
     );
     assert!(d.path("post-ran").exists());
-    // Hooks start from a clean environment: the job's variables, not ours
-    // (this process has CUSTOS_TEST_FAST_KDF set, a stand-in for any secret).
+    // Hooks start from a clean environment: the job's variables, not ours.
     let hook_env = std::fs::read_to_string(d.path("pre-env")).unwrap();
     assert!(hook_env.contains("CUSTOS_SERVICE=web"), "{hook_env}");
-    assert!(!hook_env.contains("CUSTOS_TEST_FAST_KDF"), "{hook_env}");
+    let allowed = |k: &str| {
+        k.starts_with("CUSTOS_") && !k.contains("PASSWORD")
+            || crate::secrets::CHILD_ENV_ALLOWED.contains(&k)
+            || ["PWD", "SHLVL", "_", "OLDPWD"].contains(&k)
+    };
     for line in hook_env.lines() {
         let k = line.split('=').next().unwrap_or("");
+        assert!(allowed(k), "{k} leaked into a hook");
+    }
+    // This process's own variables that a hook must not see (cargo sets
+    // CARGO_MANIFEST_DIR and friends for every test run: stand-ins for any
+    // secret of the daemon's environment).
+    let ours: Vec<String> = std::env::vars()
+        .filter(|(k, _)| !allowed(k))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert!(
+        !ours.is_empty(),
+        "the test process has no variable a hook must not see"
+    );
+    for kv in &ours {
         assert!(
-            k.starts_with("CUSTOS_") && !k.contains("PASSWORD")
-                || crate::secrets::CHILD_ENV_ALLOWED.contains(&k)
-                || ["PWD", "SHLVL", "_", "OLDPWD"].contains(&k),
-            "{k} leaked into a hook"
+            !hook_env.lines().any(|l| l == kv),
+            "{kv} leaked into a hook"
         );
     }
     let (_, snaps) = d

@@ -458,6 +458,13 @@ impl Shared {
             .or_insert(why);
     }
 
+    /// Fails every file of `targets` (a blob's (file, offset) pairs).
+    fn fail_all(&self, targets: &[(usize, u64)], why: &str) {
+        for &(fi, _) in targets {
+            self.fail(fi, why.to_string());
+        }
+    }
+
     fn has_failed(&self, fi: usize) -> bool {
         self.failed
             .lock()
@@ -1022,25 +1029,22 @@ async fn write_packs(
                     blobs[range.start].loc.offset,
                     range_end(&blobs[range.clone()]),
                 );
-                // A local repository is read inside the blocking task into
-                // the thread's buffer; any other store here, once per range.
-                let data = if repo.backend().reads_directly() {
-                    None
-                } else {
-                    match repo
-                        .backend()
-                        .get_range(&pack_path(&pack), start..end)
-                        .await
-                    {
-                        Ok(d) => Some(d),
-                        Err(e) if fatal_read_error(&e) => return Err(e),
-                        Err(e) => {
-                            fail_range(shared, &blobs[range.clone()], &e);
-                            continue;
+                // Fetched here from a remote store; a local pack is read
+                // in the blocking task, into a pooled buffer.
+                let data = match repo
+                    .backend()
+                    .start_read(&pack_path(&pack), Some(start..end))
+                    .await
+                {
+                    Ok(d) => d,
+                    Err(e) if fatal_read_error(&e) => return Err(e),
+                    Err(e) => {
+                        for b in &blobs[range.clone()] {
+                            shared.fail_all(&b.targets, &e.to_string());
                         }
+                        continue;
                     }
                 };
-                let backend = repo.backend().clone();
                 let scratch = scratch.clone();
                 let keys = repo.keys().clone();
                 let chunk: Vec<BlobWork> = blobs[range]
@@ -1056,45 +1060,31 @@ async fn write_packs(
                     });
                     let Scratch { read: buf, opener } = &mut *scratch;
                     // The range in the scratch buffer, where its blobs are
-                    // decrypted in place: read there from a local pack,
-                    // copied there from any other store's answer.
-                    match &data {
-                        Some(d) => {
-                            buf.clear();
-                            buf.extend_from_slice(d);
-                        }
-                        None => match backend.read_direct(&pack_path(&pack), start..end, buf) {
-                            Some(Ok(())) => {}
-                            Some(Err(e)) if fatal_read_error(&e) => return Err(e),
-                            Some(Err(e)) => {
-                                for (_, _, targets) in &chunk {
-                                    for &(fi, _) in targets {
-                                        shared.fail(fi, e.to_string());
-                                    }
-                                }
-                                return Ok(0);
+                    // decrypted in place.
+                    match data.into_buffer(buf) {
+                        Ok(()) => {}
+                        Err(e) if fatal_read_error(&e) => return Err(e),
+                        Err(e) => {
+                            for (_, _, targets) in &chunk {
+                                shared.fail_all(targets, &e.to_string());
                             }
-                            None => return Err(Error::Internal("a direct read of a store that has none".into())),
-                        },
+                            return Ok(0);
+                        }
                     }
-                    drop(data);
                     let mut n = 0u64;
                     // The file written last, kept open for its next blob.
                     let mut open: Option<(usize, std::fs::File)> = None;
                     for (id, loc, targets) in chunk {
                         let s = (loc.offset - start) as usize;
                         let Some(stored) = buf.get_mut(s..s + loc.length as usize) else {
-                            for &(fi, _) in &targets {
-                                shared.fail(fi, format!("blob {id} lies beyond the range read from pack {pack}"));
-                            }
+                            let why = format!("blob {id} lies beyond the range read from pack {pack}");
+                            shared.fail_all(&targets, &why);
                             continue;
                         };
                         let plain = match opener.open_in_place(&keys, &pack, &loc.entry(id), stored) {
                             Ok(p) => Some(p),
                             Err(e) => {
-                                for &(fi, _) in &targets {
-                                    shared.fail(fi, e.to_string());
-                                }
+                                shared.fail_all(&targets, &e.to_string());
                                 None
                             }
                         };
@@ -1169,15 +1159,6 @@ struct Scratch {
 /// pack: damage, reported per file).
 fn fatal_read_error(e: &Error) -> bool {
     matches!(e, Error::Backend { .. }) && !crate::backend::is_not_found(e)
-}
-
-/// Fails every file that needs a blob of `blobs`, which could not be read.
-fn fail_range(shared: &Shared, blobs: &[PlannedBlob], e: &Error) {
-    for b in blobs {
-        for &(fi, _) in &b.targets {
-            shared.fail(fi, e.to_string());
-        }
-    }
 }
 
 /// Checks that the target may be restored into and leaves the marker
