@@ -346,46 +346,41 @@ fn check_pack(
     expected: &[(BlobId, Location)],
     opener: &mut BlobOpener,
 ) -> (usize, Vec<BlobId>, Vec<String>) {
-    let pack = *pack;
-    {
-        let mut errors = Vec::new();
-        let mut bad = Vec::new();
-        match read_header(keys, &pack, data) {
-            Ok(entries) => {
-                let header: BTreeSet<(u64, BlobId)> =
-                    entries.iter().map(|e| (e.offset, e.id)).collect();
-                let index: BTreeSet<(u64, BlobId)> =
-                    expected.iter().map(|(id, l)| (l.offset, *id)).collect();
-                if !index.is_subset(&header) {
-                    errors.push(format!(
-                        "pack {pack}: header does not list every blob the index places in it"
-                    ));
-                }
-            }
-            Err(e) => errors.push(format!("{e}")),
-        }
-        let mut read = 0;
-        for (id, loc) in expected {
-            let end = (loc.offset + u64::from(loc.length)) as usize;
-            let r = match data.get(loc.offset as usize..end) {
-                Some(stored) => opener
-                    .open(keys, &pack, &loc.entry(*id), stored)
-                    .map(|_| ()),
-                None => Err(Error::integrity(
-                    format!("blob {id} in pack {pack}"),
-                    "beyond the end of the pack",
-                )),
-            };
-            match r {
-                Ok(()) => read += 1,
-                Err(e) => {
-                    errors.push(e.to_string());
-                    bad.push(*id);
-                }
+    let mut errors = Vec::new();
+    let mut bad = Vec::new();
+    match read_header(keys, pack, data) {
+        Ok(entries) => {
+            let header: BTreeSet<(u64, BlobId)> =
+                entries.iter().map(|e| (e.offset, e.id)).collect();
+            let index: BTreeSet<(u64, BlobId)> =
+                expected.iter().map(|(id, l)| (l.offset, *id)).collect();
+            if !index.is_subset(&header) {
+                errors.push(format!(
+                    "pack {pack}: header does not list every blob the index places in it"
+                ));
             }
         }
-        (read, bad, errors)
+        Err(e) => errors.push(format!("{e}")),
     }
+    let mut read = 0;
+    for (id, loc) in expected {
+        let end = (loc.offset + u64::from(loc.length)) as usize;
+        let r = match data.get(loc.offset as usize..end) {
+            Some(stored) => opener.open(keys, pack, &loc.entry(*id), stored).map(|_| ()),
+            None => Err(Error::integrity(
+                format!("blob {id} in pack {pack}"),
+                "beyond the end of the pack",
+            )),
+        };
+        match r {
+            Ok(()) => read += 1,
+            Err(e) => {
+                errors.push(e.to_string());
+                bad.push(*id);
+            }
+        }
+    }
+    (read, bad, errors)
 }
 
 /// Walks every snapshot and lists the files and directories touching damage.
