@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
-# Compare custos with restic and borg on the same corpus, in the same run.
+# Compare custos with restic, borg and rustic on the same corpus, in the same run.
 #
-#   benches/compare.sh [--size MIB] [--workdir DIR] [--custos PATH] [--tools LIST] [--keep]
+#   benches/compare.sh [--size MIB] [--kind mixed|tree] [--rounds N] [--workdir DIR]
+#                      [--restore-dir DIR] [--custos PATH] [--tools LIST] [--build-rustic] [--keep]
 #
-#   --size MIB      corpus size (default 2048; 100-200 for a quick run)
-#   --workdir DIR   scratch space (default ${TMPDIR:-/tmp}/custos-bench); must be outside the repo
-#   --custos PATH   use this custos binary instead of `cargo build --release`
-#   --tools LIST    comma-separated subset of custos,restic,borg (default: all three)
-#   --keep          keep corpus, repositories, caches and restores (default: removed at exit;
-#                   results.tsv, machine.txt and logs/ are always kept)
+#   --size MIB        corpus size (default 2048; 100-200 for a quick run)
+#   --kind K          mixed: real files, a VM-like image and a SQL dump (default); tree: the
+#                     whole size as real files copied from /usr (50 000+ files at 2048 MiB)
+#   --rounds N        rounds (default 3): the corpus is rebuilt, every repository made anew and
+#                     the order of the tools rotated each round; the report gives medians
+#   --workdir DIR     scratch space (default ${TMPDIR:-/tmp}/custos-bench); must be outside the repo
+#   --restore-dir DIR where restores go (default WORKDIR/restore; a tmpfs keeps the file
+#                     system's inode allocator out of the figures)
+#   --custos PATH     use this custos binary instead of `cargo build --release`
+#   --tools LIST      comma-separated subset of custos,restic,borg,rustic (default: custos,restic,
+#                     borg, and rustic when installed)
+#   --build-rustic    install rustic first (cargo install rustic-rs --locked --no-default-features;
+#                     about 12 minutes on 2 cores) unless it is on PATH or in ~/.cargo/bin
+#   --keep            keep corpus, repositories, caches and restores (default: removed at exit;
+#                     results.tsv, machine.txt and logs/ are always kept)
 #
 # Phases, each run for every tool before the next phase starts (so all tools see the same
 # corpus state): 1 first backup, 2 unchanged re-backup, 3 backup after `corpus.sh --mutate`,
-# 4 full restore of the latest snapshot into a fresh directory (verified against the corpus).
+# 4 full restore of the latest snapshot into a new directory (verified against the corpus),
+# 5 check of the repository's structure, 6 check reading all data, 7 forget all but the
+# latest snapshot and prune (borg: prune, then compact).
 # Page cache is not dropped (not reliably possible here): the corpus is read once before
 # phase 1 and every tool runs on the same warm corpus. `sync` runs before each measurement.
 # A tool that fails is recorded as FAIL and the others go on.
@@ -22,12 +34,16 @@ SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd)"
 
 SIZE=2048
+KIND=mixed
+ROUNDS=3
 WORKDIR="${TMPDIR:-/tmp}/custos-bench"
+RESTORE_DIR=""
 CUSTOS_BIN=""
-TOOLS_ARG="custos,restic,borg"
+TOOLS_ARG=""
+BUILD_RUSTIC=0
 KEEP=0
 
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 die() { echo "compare.sh: $*" >&2; exit 2; }
 
 while [[ $# -gt 0 ]]; do
@@ -40,17 +56,36 @@ while [[ $# -gt 0 ]]; do
         --custos=*) CUSTOS_BIN="${1#*=}"; shift ;;
         --tools) [[ $# -ge 2 ]] || die "--tools needs a value"; TOOLS_ARG="$2"; shift 2 ;;
         --tools=*) TOOLS_ARG="${1#*=}"; shift ;;
+        --kind) [[ $# -ge 2 ]] || die "--kind needs a value"; KIND="$2"; shift 2 ;;
+        --rounds) [[ $# -ge 2 ]] || die "--rounds needs a value"; ROUNDS="$2"; shift 2 ;;
+        --restore-dir) [[ $# -ge 2 ]] || die "--restore-dir needs a value"; RESTORE_DIR="$2"; shift 2 ;;
+        --build-rustic) BUILD_RUSTIC=1; shift ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
     esac
 done
 [[ "$SIZE" =~ ^[0-9]+$ && "$SIZE" -ge 10 ]] || die "--size must be an integer >= 10"
+[[ "$ROUNDS" =~ ^[0-9]+$ && "$ROUNDS" -ge 1 ]] || die "--rounds must be a positive integer"
+case "$KIND" in mixed|tree) ;; *) die "--kind is mixed or tree" ;; esac
 
+# rustic: from PATH or cargo's bin directory; built when asked
+RUSTIC_BIN="$(command -v rustic 2>/dev/null || true)"
+[[ -z "$RUSTIC_BIN" && -x "$HOME/.cargo/bin/rustic" ]] && RUSTIC_BIN="$HOME/.cargo/bin/rustic"
+if [[ "$BUILD_RUSTIC" -eq 1 && -z "$RUSTIC_BIN" ]]; then
+    echo "building rustic (cargo install rustic-rs --locked --no-default-features)..." >&2
+    cargo install rustic-rs --locked --no-default-features >&2 || die "cargo install rustic-rs failed"
+    RUSTIC_BIN="$HOME/.cargo/bin/rustic"
+fi
+if [[ -z "$TOOLS_ARG" ]]; then
+    TOOLS_ARG="custos,restic,borg"
+    [[ -n "$RUSTIC_BIN" ]] && TOOLS_ARG+=",rustic"
+fi
 IFS=',' read -r -a TOOLS <<<"$TOOLS_ARG"
 for t in "${TOOLS[@]}"; do
-    case "$t" in custos|restic|borg) ;; *) die "unknown tool '$t' in --tools" ;; esac
+    case "$t" in custos|restic|borg|rustic) ;; *) die "unknown tool '$t' in --tools" ;; esac
 done
+ALL_TOOLS=("${TOOLS[@]}")
 has_tool() { local x; for x in "${TOOLS[@]}"; do [[ "$x" == "$1" ]] && return 0; done; return 1; }
 
 WORKDIR="$(realpath -m -- "$WORKDIR")"
@@ -63,7 +98,8 @@ mkdir -p -- "$WORKDIR"
 CORPUS="$WORKDIR/corpus"
 REPOS="$WORKDIR/repos"
 CACHES="$WORKDIR/cache"
-RESTORES="$WORKDIR/restore"
+RESTORES="${RESTORE_DIR:-$WORKDIR/restore}"
+RESTORES="$(realpath -m -- "$RESTORES")"
 LOGS="$WORKDIR/logs"
 RESULTS="$WORKDIR/results.tsv"
 MACHINE="$WORKDIR/machine.txt"
@@ -108,8 +144,11 @@ export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 export BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
 export BORG_CHECK_I_KNOW_WHAT_I_AM_DOING=NO
 export BORG_DELETE_I_KNOW_WHAT_I_AM_DOING=NO
+export RUSTIC_PASSWORD="custos-bench-password"
+export RUSTIC_CACHE_DIR="$CACHES/rustic"
 unset CUSTOS_REPOSITORY CUSTOS_PASSWORD_FILE CUSTOS_KEY_FILE RESTIC_REPOSITORY RESTIC_PASSWORD_FILE \
-      BORG_REPO BORG_PASSCOMMAND BORG_CACHE_DIR BORG_CONFIG_DIR BORG_SECURITY_DIR BORG_KEYS_DIR 2>/dev/null || true
+      BORG_REPO BORG_PASSCOMMAND BORG_CACHE_DIR BORG_CONFIG_DIR BORG_SECURITY_DIR BORG_KEYS_DIR \
+      RUSTIC_REPOSITORY RUSTIC_PASSWORD_FILE 2>/dev/null || true
 
 repo_of() { echo "$REPOS/$1"; }
 
@@ -120,6 +159,7 @@ cmd_init() {
         custos) CMD=("$CUSTOS_BIN" -r "$r" init) ;;
         restic) CMD=(restic --cache-dir "$RESTIC_CACHE_DIR" -r "$r" init --repository-version 2) ;;
         borg)   CMD=(borg init --encryption=repokey-blake2 "$r") ;;
+        rustic) CMD=("$RUSTIC_BIN" --cache-dir "$RUSTIC_CACHE_DIR" -r "$r" init) ;;
     esac
 }
 cmd_backup() {   # tool, run number
@@ -129,6 +169,24 @@ cmd_backup() {   # tool, run number
         restic) CMD=(restic --cache-dir "$RESTIC_CACHE_DIR" -r "$r" --compression auto -q
                      backup --host custos-bench "$CORPUS") ;;
         borg)   CMD=(borg create --compression zstd,3 "$r::bench-$2" "$CORPUS") ;;
+        rustic) CMD=("$RUSTIC_BIN" --cache-dir "$RUSTIC_CACHE_DIR" -r "$r" backup --host custos-bench "$CORPUS") ;;
+    esac
+}
+cmd_step() {   # tool, phase (check, check-read-data, forget-prune)
+    local r; r="$(repo_of "$1")"
+    case "$1/$2" in
+        custos/check) CMD=("$CUSTOS_BIN" -r "$r" check) ;;
+        custos/check-read-data) CMD=("$CUSTOS_BIN" -r "$r" check --read-data) ;;
+        custos/forget-prune) CMD=("$CUSTOS_BIN" -r "$r" forget --keep-last 1 --prune) ;;
+        restic/check) CMD=(restic --cache-dir "$RESTIC_CACHE_DIR" -r "$r" check) ;;
+        restic/check-read-data) CMD=(restic --cache-dir "$RESTIC_CACHE_DIR" -r "$r" check --read-data) ;;
+        restic/forget-prune) CMD=(restic --cache-dir "$RESTIC_CACHE_DIR" -r "$r" forget --keep-last 1 --prune) ;;
+        borg/check) CMD=(borg check "$r") ;;
+        borg/check-read-data) CMD=(borg check --verify-data "$r") ;;
+        borg/forget-prune) CMD=(sh -c 'borg prune --keep-last 1 "$1" && borg compact "$1"' sh "$r") ;;
+        rustic/check) CMD=("$RUSTIC_BIN" --cache-dir "$RUSTIC_CACHE_DIR" -r "$r" check) ;;
+        rustic/check-read-data) CMD=("$RUSTIC_BIN" --cache-dir "$RUSTIC_CACHE_DIR" -r "$r" check --read-data) ;;
+        rustic/forget-prune) CMD=("$RUSTIC_BIN" --cache-dir "$RUSTIC_CACHE_DIR" -r "$r" forget --keep-last 1 --prune) ;;
     esac
 }
 cmd_restore() {  # tool, last run number (borg: run from inside the target dir)
@@ -139,6 +197,7 @@ cmd_restore() {  # tool, last run number (borg: run from inside the target dir)
         custos) CMD=("$CUSTOS_BIN" -r "$r" restore latest --privileged --target "$RESTORES/$1") ;;
         restic) CMD=(restic --cache-dir "$RESTIC_CACHE_DIR" -r "$r" -q restore latest --target "$RESTORES/$1") ;;
         borg)   CMD=(borg extract "$r::bench-$2") ;;
+        rustic) CMD=("$RUSTIC_BIN" --cache-dir "$RUSTIC_CACHE_DIR" -r "$r" restore latest "$RESTORES/$1") ;;
     esac
 }
 
@@ -170,27 +229,30 @@ measure() {
 bytes_of() { if [[ -e "$1" ]]; then du -sb -- "$1" 2>/dev/null | cut -f1; else echo 0; fi; }
 corpus_bytes() { find "$CORPUS" -type f -printf '%s\n' | awk '{s+=$1} END {printf "%d\n", s}'; }
 
-# results: one row per phase x tool
+# results: one row per round x phase x tool; R_* keyed "phase/tool/round"
 declare -A R_STATUS R_WALL R_CPU R_RSS R_REPO R_DELTA R_IN R_VERIFY
-PHASES=(backup-1st backup-unchanged backup-mutated restore)
+PHASES=(backup-1st backup-unchanged backup-mutated restore check check-read-data forget-prune)
 declare -A PHASE_TITLE=(
     [backup-1st]="Phase 1: first backup"
     [backup-unchanged]="Phase 2: unchanged re-backup"
     [backup-mutated]="Phase 3: backup after ~2 % mutation (insertions)"
     [restore]="Phase 4: full restore of the latest snapshot"
+    [check]="Phase 5: check (structure)"
+    [check-read-data]="Phase 6: check reading all data"
+    [forget-prune]="Phase 7: forget all but the latest snapshot, prune"
 )
 
 record() {   # phase tool input_bytes repo_bytes delta_bytes verify
     local phase="$1" tool="$2" in="$3" repo="$4" delta="$5" verify="$6" cpu="" mibs=""
-    local k="$phase/$tool"
+    local k="$phase/$tool/$ROUND"
     if [[ -n "$M_USER" ]]; then cpu="$(awk -v u="$M_USER" -v s="$M_SYS" 'BEGIN{printf "%.2f", u+s}')"; fi
     R_STATUS[$k]="$M_STATUS"; R_WALL[$k]="$M_WALL"; R_CPU[$k]="$cpu"; R_RSS[$k]="$M_RSS"
     R_REPO[$k]="$repo"; R_DELTA[$k]="$delta"; R_IN[$k]="$in"; R_VERIFY[$k]="$verify"
     if [[ "$M_STATUS" == OK && -n "$M_WALL" ]]; then
         mibs="$(awk -v b="$in" -v w="$M_WALL" 'BEGIN{ if (w < 0.01) w = 0.01; printf "%.1f", b/1048576/w }')"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-        "$RUN_ID" "$phase" "$tool" "$M_STATUS" "$M_WALL" "$M_USER" "$M_SYS" "$cpu" "$M_RSS" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
+        "$RUN_ID" "$ROUND" "$KIND" "$phase" "$tool" "$M_STATUS" "$M_WALL" "$M_USER" "$M_SYS" "$cpu" "$M_RSS" \
         "$repo" "$delta" "$(bytes_of "$CACHES/$tool")" "$in" "$mibs" "$verify" >>"$RESULTS"
 }
 
@@ -231,6 +293,7 @@ tool_version() {
             fi ;;
         restic) v="$(restic version 2>/dev/null | head -n 1)" || true; echo "${v:-restic: not available}" ;;
         borg)   v="$(borg --version 2>/dev/null | head -n 1)" || true; echo "${v:-borg: not available}" ;;
+        rustic) v="$("${RUSTIC_BIN:-rustic}" --version 2>/dev/null | head -n 1)" || true; echo "${v:-rustic: not available}" ;;
     esac
 }
 
@@ -247,7 +310,8 @@ machine_info() {
     echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown) (other work on the machine skews the figures)"
     echo "- workdir: $WORKDIR ($(df -PT -- "$WORKDIR" | awk 'NR==2 {print $2}'), $(df -Ph -- "$WORKDIR" | awk 'NR==2 {print $4}') free)"
     local t; for t in "${TOOLS[@]}"; do echo "- $(tool_version "$t")"; done
-    echo "- settings: custos defaults; restic repo v2 --compression auto; borg repokey-blake2 --compression zstd,3"
+    echo "- settings: custos defaults; restic repo v2 --compression auto; borg repokey-blake2 --compression zstd,3; rustic defaults"
+    echo "- corpus: $KIND, $SIZE MiB; $ROUNDS rounds, tools rotated; restores into $RESTORES ($(df -PT -- "$WORKDIR" >/dev/null 2>&1; mkdir -p -- "$RESTORES"; df -PT -- "$RESTORES" | awk 'NR==2 {print $2}'))"
     echo "- page cache: warm (not dropped); corpus read once before phase 1; sync before each step"
     echo
 }
@@ -255,47 +319,50 @@ machine_info() {
 # ------------------------------------------------------------------ report
 fmt_mib() { [[ -n "$1" ]] && awk -v b="$1" 'BEGIN{printf "%.1f", b/1048576}' || echo "-"; }
 
+# median FIELD phase tool: median over the rounds where the step succeeded (empty if none)
+median() {
+    local -n arr="$1"
+    local r vals=()
+    for ((r = 1; r <= ROUNDS; r++)); do
+        [[ "${R_STATUS[$2/$3/$r]:-}" == OK && -n "${arr[$2/$3/$r]:-}" ]] && vals+=("${arr[$2/$3/$r]}")
+    done
+    [[ ${#vals[@]} -gt 0 ]] || return 0
+    printf '%s\n' "${vals[@]}" | sort -g | awk '{v[NR] = $1} END {
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+oks() { local r n=0; for ((r = 1; r <= ROUNDS; r++)); do [[ "${R_STATUS[$1/$2/$r]:-}" == OK ]] && n=$((n + 1)); done; echo "$n"; }
+verdicts() { local r out=""; for ((r = 1; r <= ROUNDS; r++)); do out+="${R_VERIFY[$1/$2/$r]:--} "; done; echo "${out% }"; }
+
 print_phase() {
-    local phase="$1" t k thr repo delta rss
+    local phase="$1" t wall cpu rss repo delta thr inb=""
     echo "### ${PHASE_TITLE[$phase]}"
     echo
-    local inb=""
-    for t in "${TOOLS[@]}"; do [[ -n "${R_IN[$phase/$t]:-}" ]] && { inb="${R_IN[$phase/$t]}"; break; }; done
-    if [[ -n "$inb" ]]; then echo "input: $(fmt_mib "$inb") MiB"; echo; fi
-    if [[ "$phase" == restore ]]; then
-        echo "| tool | status | wall s | CPU s | peak MiB | MiB/s | verify |"
-        echo "|---|---|---:|---:|---:|---:|---|"
-    else
-        echo "| tool | status | wall s | CPU s | peak MiB | repo MiB | added MiB | MiB/s |"
-        echo "|---|---|---:|---:|---:|---:|---:|---:|"
-    fi
-    for t in "${TOOLS[@]}"; do
-        k="$phase/$t"
-        [[ -n "${R_STATUS[$k]:-}" ]] || continue
+    for t in "${ALL_TOOLS[@]}"; do [[ -n "${R_IN[$phase/$t/1]:-}" ]] && { inb="${R_IN[$phase/$t/1]}"; break; }; done
+    if [[ -n "$inb" ]]; then echo "input: $(fmt_mib "$inb") MiB; medians of $ROUNDS rounds"; echo; fi
+    echo "| tool | ok rounds | wall s | CPU s | peak MiB | repo MiB | added MiB | MiB/s | verify |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---|"
+    declare -gA MED_WALL MED_RSS
+    for t in "${ALL_TOOLS[@]}"; do
+        wall="$(median R_WALL "$phase" "$t")"; cpu="$(median R_CPU "$phase" "$t")"
+        rss="$(median R_RSS "$phase" "$t")"; repo="$(median R_REPO "$phase" "$t")"; delta="$(median R_DELTA "$phase" "$t")"
+        MED_WALL[$phase/$t]="$wall"; MED_RSS[$phase/$t]="$rss"
         thr="-"
-        if [[ "${R_STATUS[$k]}" == OK && -n "${R_WALL[$k]}" ]]; then
-            thr="$(awk -v b="${R_IN[$k]}" -v w="${R_WALL[$k]}" 'BEGIN{ if (w < 0.01) w = 0.01; printf "%.1f", b/1048576/w }')"
-        fi
-        rss="-"; [[ -n "${R_RSS[$k]}" ]] && rss="$(awk -v k="${R_RSS[$k]}" 'BEGIN{printf "%.0f", k/1024}')"
-        if [[ "$phase" == restore ]]; then
-            printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$t" "${R_STATUS[$k]}" "${R_WALL[$k]:--}" \
-                "${R_CPU[$k]:--}" "$rss" "$thr" "${R_VERIFY[$k]:--}"
-        else
-            repo="$(fmt_mib "${R_REPO[$k]}")"; delta="$(fmt_mib "${R_DELTA[$k]}")"
-            printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "${R_STATUS[$k]}" "${R_WALL[$k]:--}" \
-                "${R_CPU[$k]:--}" "$rss" "$repo" "$delta" "$thr"
-        fi
+        [[ -n "$wall" && -n "$inb" ]] && thr="$(awk -v b="$inb" -v w="$wall" 'BEGIN{ if (w < 0.01) w = 0.01; printf "%.1f", b/1048576/w }')"
+        [[ -n "$rss" ]] && rss="$(awk -v k="$rss" 'BEGIN{printf "%.0f", k/1024}')"
+        printf '| %s | %s/%s | %s | %s | %s | %s | %s | %s | %s |\n' "$t" "$(oks "$phase" "$t")" "$ROUNDS" \
+            "${wall:--}" "${cpu:--}" "${rss:--}" "$(fmt_mib "$repo")" "$(fmt_mib "$delta")" "$thr" \
+            "$([[ "$phase" == restore ]] && verdicts "$phase" "$t" || echo -)"
     done
     echo
     if has_tool custos; then
-        local peer c="$phase/custos" p line=""
-        for peer in restic borg; do
+        local peer line="" c p
+        for peer in restic borg rustic; do
             has_tool "$peer" || continue
-            p="$phase/$peer"
-            if [[ "${R_STATUS[$c]:-}" == OK && "${R_STATUS[$p]:-}" == OK && -n "${R_WALL[$c]}" && -n "${R_WALL[$p]}" ]]; then
-                line+="$(awk -v c="${R_WALL[$c]}" -v p="${R_WALL[$p]}" -v n="$peer" 'BEGIN{
+            c="${MED_WALL[$phase/custos]}"; p="${MED_WALL[$phase/$peer]}"
+            if [[ -n "$c" && -n "$p" ]]; then
+                line+="$(awk -v c="$c" -v p="$p" -v cm="${MED_RSS[$phase/custos]}" -v pm="${MED_RSS[$phase/$peer]}" -v n="$peer" 'BEGIN{
                     if (c < 0.01) c = 0.01; if (p < 0.01) p = 0.01;
-                    printf "custos/%s: wall %.2f×, throughput %.2f×; ", n, c/p, p/c }')"
+                    printf "custos/%s: throughput %.2f×, memory %.2f×; ", n, p/c, cm/pm }')"
             else
                 line+="custos/$peer: n/a; "
             fi
@@ -337,6 +404,7 @@ for t in "${TOOLS[@]}"; do
     BROKEN_WHY[$t]="FAIL(missing)"
     case "$t" in
         custos) [[ -n "$CUSTOS_BIN" ]] && AVAILABLE[$t]=1 || { AVAILABLE[$t]=0; BROKEN_WHY[$t]="FAIL(build)"; } ;;
+        rustic) [[ -n "$RUSTIC_BIN" ]] && AVAILABLE[$t]=1 || AVAILABLE[$t]=0 ;;
         *) command -v "$t" >/dev/null 2>&1 && AVAILABLE[$t]=1 || AVAILABLE[$t]=0 ;;
     esac
 done
@@ -349,25 +417,10 @@ fi
 
 machine_info | tee "$MACHINE"
 
-echo "building corpus of $SIZE MiB in $CORPUS..." >&2
-"$SCRIPT_DIR/corpus.sh" "$CORPUS" "$SIZE" 2>&1 | sed 's/^/  /' >&2
-IN_BYTES="$(corpus_bytes)"
-echo "warming the page cache..." >&2
-find "$CORPUS" -type f -print0 | xargs -0 -r cat >/dev/null
-
-printf 'run\tphase\ttool\tstatus\twall_s\tuser_s\tsys_s\tcpu_s\tpeak_rss_kib\trepo_bytes\trepo_added_bytes\tcache_bytes\tinput_bytes\tmib_per_s\tverify\n' >"$RESULTS.new"
-[[ -f "$RESULTS" ]] && tail -n +2 "$RESULTS" >>"$RESULTS.new"
+printf 'run\tround\tkind\tphase\ttool\tstatus\twall_s\tuser_s\tsys_s\tcpu_s\tpeak_rss_kib\trepo_bytes\trepo_added_bytes\tcache_bytes\tinput_bytes\tmib_per_s\tverify\n' >"$RESULTS.new"
+[[ -f "$RESULTS" ]] && tail -n +2 "$RESULTS" | awk -F'\t' 'NF == 17' >>"$RESULTS.new"
 mv -- "$RESULTS.new" "$RESULTS"
-
-declare -A BROKEN LAST_REPO
-for t in "${TOOLS[@]}"; do
-    BROKEN[$t]=0; LAST_REPO[$t]=0
-    if [[ "${AVAILABLE[$t]}" -ne 1 ]]; then BROKEN[$t]=1; continue; fi
-    cmd_init "$t"
-    measure init "$t"
-    if [[ "$M_STATUS" != OK ]]; then BROKEN[$t]=1; BROKEN_WHY[$t]="FAIL(init)"; fi
-    LAST_REPO[$t]="$(bytes_of "$(repo_of "$t")")"
-done
+RESTORE_BASE="$RESTORES"
 
 skip_row() {  # phase tool reason -- a tool that could not take part in this phase
     M_STATUS="${3:-FAIL}"; M_WALL=""; M_USER=""; M_SYS=""; M_RSS=""
@@ -376,7 +429,7 @@ skip_row() {  # phase tool reason -- a tool that could not take part in this pha
 
 run_backup_phase() {   # phase run-number
     local phase="$1" n="$2" t repo
-    echo "== $phase" >&2
+    echo "== round $ROUND: $phase" >&2
     for t in "${TOOLS[@]}"; do
         if [[ "${BROKEN[$t]}" -ne 0 ]]; then skip_row "$phase" "$t" "${BROKEN_WHY[$t]}"; continue; fi
         cmd_backup "$t" "$n"
@@ -390,31 +443,77 @@ run_backup_phase() {   # phase run-number
     done
 }
 
-run_backup_phase backup-1st 1
-run_backup_phase backup-unchanged 2
-echo "mutating the corpus..." >&2
-"$SCRIPT_DIR/corpus.sh" --mutate "$CORPUS" 2>&1 | sed 's/^/  /' >&2
-IN_BYTES="$(corpus_bytes)"
-run_backup_phase backup-mutated 3
+run_step_phase() {   # phase (check, check-read-data, forget-prune)
+    local phase="$1" t repo
+    echo "== round $ROUND: $phase" >&2
+    for t in "${TOOLS[@]}"; do
+        if [[ "${BROKEN[$t]}" -ne 0 ]]; then skip_row "$phase" "$t" "${BROKEN_WHY[$t]}"; continue; fi
+        cmd_step "$t" "$phase"
+        measure "$phase" "$t"
+        repo="$(bytes_of "$(repo_of "$t")")"
+        record "$phase" "$t" "$IN_BYTES" "$repo" "$((repo - LAST_REPO[$t]))" ""
+        LAST_REPO[$t]="$repo"
+        echo "  $t: $M_STATUS ${M_WALL:-?}s" >&2
+    done
+}
 
-echo "== restore" >&2
-for t in "${TOOLS[@]}"; do
-    if [[ "${BROKEN[$t]}" -ne 0 ]]; then skip_row restore "$t" "${BROKEN_WHY[$t]}"; continue; fi
-    rm -rf -- "${RESTORES:?}/$t"
-    mkdir -p -- "$RESTORES/$t"
-    cmd_restore "$t" 3
-    measure restore "$t" "$RESTORES/$t"
-    V_RESULT="-"
-    if [[ "$M_STATUS" == OK ]]; then verify_restore "$t"; else V_RESULT="FAIL(restore)"; fi
-    record restore "$t" "$IN_BYTES" "" "" "$V_RESULT"
-    echo "  $t: $M_STATUS ${M_WALL:-?}s verify $V_RESULT" >&2
-    [[ "$KEEP" -eq 1 ]] || rm -rf -- "${RESTORES:?}/$t"
+declare -A BROKEN LAST_REPO
+for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
+    # rotate the order of the tools: each goes first in some round
+    TOOLS=()
+    for ((i = 0; i < ${#ALL_TOOLS[@]}; i++)); do
+        TOOLS+=("${ALL_TOOLS[$(( (i + ROUND - 1) % ${#ALL_TOOLS[@]} ))]}")
+    done
+    echo "=== round $ROUND of $ROUNDS: ${TOOLS[*]}" >&2
+    rm -rf -- "${REPOS:?}"/* "${CACHES:?}"/*
+    echo "building the $KIND corpus of $SIZE MiB in $CORPUS..." >&2
+    CORPUS_KIND="$KIND" "$SCRIPT_DIR/corpus.sh" "$CORPUS" "$SIZE" 2>&1 | sed 's/^/  /' >&2
+    IN_BYTES="$(corpus_bytes)"
+    echo "warming the page cache..." >&2
+    find "$CORPUS" -type f -print0 | xargs -0 -r cat >/dev/null
+
+    for t in "${TOOLS[@]}"; do
+        BROKEN[$t]=0; LAST_REPO[$t]=0
+        if [[ "${AVAILABLE[$t]}" -ne 1 ]]; then BROKEN[$t]=1; continue; fi
+        cmd_init "$t"
+        measure init "$t"
+        if [[ "$M_STATUS" != OK ]]; then BROKEN[$t]=1; BROKEN_WHY[$t]="FAIL(init)"; fi
+        LAST_REPO[$t]="$(bytes_of "$(repo_of "$t")")"
+    done
+
+    run_backup_phase backup-1st 1
+    run_backup_phase backup-unchanged 2
+    echo "mutating the corpus..." >&2
+    "$SCRIPT_DIR/corpus.sh" --mutate "$CORPUS" 2>&1 | sed 's/^/  /' >&2
+    IN_BYTES="$(corpus_bytes)"
+    run_backup_phase backup-mutated 3
+
+    # Every tool restores into a directory of its own made for this round; the
+    # restores are removed only after all tools restored, so no restore runs
+    # into inodes just freed by another's.
+    echo "== round $ROUND: restore" >&2
+    RESTORES="$RESTORE_BASE/r$ROUND"
+    for t in "${TOOLS[@]}"; do
+        if [[ "${BROKEN[$t]}" -ne 0 ]]; then skip_row restore "$t" "${BROKEN_WHY[$t]}"; continue; fi
+        rm -rf -- "${RESTORES:?}/$t"
+        mkdir -p -- "$RESTORES/$t"
+        cmd_restore "$t" 3
+        measure restore "$t" "$RESTORES/$t"
+        V_RESULT="-"
+        if [[ "$M_STATUS" == OK ]]; then verify_restore "$t"; else V_RESULT="FAIL(restore)"; fi
+        record restore "$t" "$IN_BYTES" "" "" "$V_RESULT"
+        echo "  $t: $M_STATUS ${M_WALL:-?}s verify $V_RESULT" >&2
+    done
+    [[ "$KEEP" -eq 1 ]] || rm -rf -- "${RESTORES:?}"
+    RESTORES="$RESTORE_BASE"
+
+    run_step_phase check
+    run_step_phase check-read-data
+    run_step_phase forget-prune
 done
 
 echo
-echo "## Results ($SIZE MiB corpus, run $RUN_ID)"
+echo "## Results ($KIND corpus of $SIZE MiB, $ROUNDS rounds, run $RUN_ID)"
 echo
 for p in "${PHASES[@]}"; do print_phase "$p"; done
-echo "Restore verification: $(for t in "${TOOLS[@]}"; do printf '%s %s; ' "$t" "${R_VERIFY[restore/$t]:--}"; done | sed 's/; $//')"
-echo
-echo "raw results: $RESULTS (appended per run); logs: $LOGS"
+echo "raw results: $RESULTS (appended per run); logs: $LOGS (of the last round)"

@@ -4,6 +4,10 @@
 #   benches/corpus.sh DIR [SIZE_MIB]     build a corpus of about SIZE_MIB MiB (default 2048)
 #   benches/corpus.sh --mutate DIR       apply a deterministic ~2 % change (insertions, edits,
 #                                        new and deleted files); repeatable, each call differs
+#   CORPUS_KIND=tree benches/corpus.sh DIR [SIZE_MIB]
+#                                        the whole budget as real files (tree/ only, no vm/ or
+#                                        sql/): with 2048 MiB, 50 000 or more files where /usr
+#                                        holds that many
 #
 # Layout of DIR:
 #   .custos-bench-corpus   marker (also used to find the corpus root inside a restore)
@@ -19,7 +23,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-2}"
 }
 
@@ -54,10 +58,12 @@ else
     [[ -f "$DIR/$MARKER" ]] || { echo "corpus.sh: $DIR is not a corpus (no $MARKER)" >&2; exit 2; }
 fi
 
-exec "$PYTHON" - "$mode" "$DIR" "$SIZE_MIB" "$MARKER" <<'PY'
+case "${CORPUS_KIND:-mixed}" in mixed|tree) ;; *) echo "corpus.sh: CORPUS_KIND must be mixed or tree" >&2; exit 2 ;; esac
+
+exec "$PYTHON" - "$mode" "$DIR" "$SIZE_MIB" "$MARKER" "${CORPUS_KIND:-mixed}" <<'PY'
 import os, sys, stat, random, shutil, time
 
-mode, DIR, SIZE_MIB, MARKER = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+mode, DIR, SIZE_MIB, MARKER, KIND = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 MIB = 1 << 20
 BLOCK = 4096
 t0 = time.time()
@@ -342,7 +348,8 @@ def mutate(dir_):
 
     # VM image: 8 insertions at arbitrary (unaligned) offsets, ~2 % of the image in total
     vm = os.path.join(dir_, "vm", "disk.img")
-    size = os.path.getsize(vm)
+    mixed = os.path.exists(vm)
+    size = os.path.getsize(vm) if mixed else 0
     total = max(8, size // 50)
     ins = []
     for k in range(8):
@@ -351,15 +358,16 @@ def mutate(dir_):
         data = rng.randbytes(n) if k % 2 == 0 else log_text(rng, pool, n, 1_800_000_000)[0]
         ins.append((off, data))
         changed += n
-    insert_into(vm, ins)
+    if mixed:
+        insert_into(vm, ins)
 
     # SQL dump: 6 insertions of new INSERT lines at line boundaries, ~2 % of the dump
     sql = os.path.join(dir_, "sql", "dump.sql")
-    size = os.path.getsize(sql)
-    with open(sql, "rb") as fh:
+    size = os.path.getsize(sql) if mixed else 0
+    with (open(sql, "rb") if mixed else open(os.devnull, "rb")) as fh:
         ins = []
         per = max(200, size // 50 // 6)
-        for _ in range(6):
+        for _ in range(6 if mixed else 0):
             off = rng.randrange(len(SCHEMA), size - 1)
             fh.seek(off)
             tail = fh.read(64 * 1024)
@@ -375,7 +383,8 @@ def mutate(dir_):
                 have += len(s)
             ins.append((off, b"".join(data)))
             changed += have
-    insert_into(sql, ins)
+    if mixed:
+        insert_into(sql, ins)
 
     # tree: edit ~0.5 % of the regular files (insert a line in the middle), delete 3,
     # add a new directory with a few files (~1.5 % of the tree)
@@ -421,11 +430,14 @@ if mode == "mutate":
 total = SIZE_MIB * MIB
 with open(os.path.join(DIR, MARKER), "w") as fh:     # first, so a failed build can be redone
     fh.write(f"size_mib={SIZE_MIB}\nmutations=0\ncomplete=0\n")
-for sub in ("tree", "vm", "sql"):
-    os.makedirs(os.path.join(DIR, sub), exist_ok=True)
-build_tree(os.path.join(DIR, "tree"), int(total * 0.40))
-build_vm(os.path.join(DIR, "vm", "disk.img"), int(total * 0.40) // BLOCK * BLOCK)
-build_sql(os.path.join(DIR, "sql", "dump.sql"), int(total * 0.20))
+if KIND == "tree":
+    build_tree(os.path.join(DIR, "tree"), total)
+else:
+    for sub in ("tree", "vm", "sql"):
+        os.makedirs(os.path.join(DIR, sub), exist_ok=True)
+    build_tree(os.path.join(DIR, "tree"), int(total * 0.40))
+    build_vm(os.path.join(DIR, "vm", "disk.img"), int(total * 0.40) // BLOCK * BLOCK)
+    build_sql(os.path.join(DIR, "sql", "dump.sql"), int(total * 0.20))
 with open(os.path.join(DIR, MARKER), "w") as fh:
     fh.write(f"size_mib={SIZE_MIB}\nmutations=0\ncomplete=1\n")
 log(f"done in {time.time() - t0:.1f}s")

@@ -119,60 +119,30 @@ pub struct PruneReport {
     pub index_superseded: usize,
 }
 
-/// A set of blob IDs kept on disk (a temporary sled tree), so marking a large
-/// repository does not hold every ID in memory.
+/// The blobs that snapshots use, on disk ([`crate::index::runs::IdSet`]),
+/// so marking a large repository does not hold every ID in memory; and the
+/// snapshots already walked.
 struct UsedSet {
-    tree: sled::Tree,
-    count: u64,
+    ids: crate::index::runs::IdSet,
     /// Snapshots already walked.
     seen: HashSet<SnapshotId>,
-    _db: sled::Db,
-    _dir: tempfile::TempDir,
 }
 
 impl UsedSet {
     fn new(parent: Option<&std::path::Path>) -> Result<UsedSet> {
-        let dir = match parent {
-            Some(p) => std::fs::create_dir_all(p)
-                .and_then(|_| tempfile::Builder::new().prefix("prune-").tempdir_in(p)),
-            None => tempfile::Builder::new().prefix("custos-prune-").tempdir(),
-        }
-        .map_err(|e| Error::io("cannot create the prune work directory", e))?;
-        let err =
-            |e: sled::Error| Error::io("prune work set", std::io::Error::other(e.to_string()));
-        // A small cache: the set lives on disk, memory stays bounded.
-        let db = sled::Config::new()
-            .path(dir.path())
-            .cache_capacity(16 << 20)
-            .temporary(true)
-            .open()
-            .map_err(err)?;
-        let tree = db.open_tree("used").map_err(err)?;
         Ok(UsedSet {
-            tree,
-            count: 0,
+            ids: crate::index::runs::IdSet::new(parent)?,
             seen: HashSet::new(),
-            _db: db,
-            _dir: dir,
         })
     }
 
     /// Inserts; true when it was not there.
     fn insert(&mut self, id: &BlobId) -> Result<bool> {
-        let prev = self
-            .tree
-            .insert(id.as_bytes(), &[])
-            .map_err(|e| Error::io("prune work set", std::io::Error::other(e.to_string())))?;
-        if prev.is_none() {
-            self.count += 1;
-        }
-        Ok(prev.is_none())
+        self.ids.insert(id.as_bytes())
     }
 
     fn contains(&self, id: &BlobId) -> Result<bool> {
-        self.tree
-            .contains_key(id.as_bytes())
-            .map_err(|e| Error::io("prune work set", std::io::Error::other(e.to_string())))
+        self.ids.contains(id.as_bytes())
     }
 }
 
@@ -257,7 +227,7 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
     let mut used = UsedSet::new(repo.cache_dir().as_deref())?;
     mark(repo, &mut used).await?;
     report.snapshots = used.seen.len();
-    report.used_blobs = used.count;
+    report.used_blobs = used.ids.len();
 
     // Sweep earlier plans that are due.
     let mut pending: HashSet<PackId> = HashSet::new();
@@ -810,8 +780,8 @@ mod tests {
         }
         assert!(!used.contains(&BlobId([9; 32])).unwrap());
         // Marking again adds nothing: each snapshot is walked once.
-        let count = used.count;
+        let count = used.ids.len();
         mark(&repo, &mut used).await.unwrap();
-        assert_eq!(used.count, count);
+        assert_eq!(used.ids.len(), count);
     }
 }

@@ -51,8 +51,7 @@ pub async fn stats(repo: &IndexedRepository) -> Result<Stats> {
     let (snaps, _) = repo.snapshots().await?;
     s.snapshots = snaps.len();
     s.logical_bytes = snaps.iter().map(|(_, x)| x.summary.total_bytes).sum();
-    for item in repo.index().iter() {
-        let (_, loc) = item?;
+    repo.index().for_each_blob(|_, loc| {
         s.blobs += 1;
         match loc.kind {
             BlobKind::Data => s.data_blobs += 1,
@@ -60,7 +59,8 @@ pub async fn stats(repo: &IndexedRepository) -> Result<Stats> {
         }
         s.unique_bytes += u64::from(loc.raw_len);
         s.stored_blob_bytes += u64::from(loc.length);
-    }
+        Ok(())
+    })?;
     for (_, size) in repo.index().packs()? {
         s.packs += 1;
         s.stored_bytes += size;

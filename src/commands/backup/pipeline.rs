@@ -27,7 +27,7 @@ where
     let pack_target = repo.config().pack_size as usize;
 
     std::thread::scope(|s| {
-        let uploader = s.spawn(|| handle.block_on(upload_loop(repo, pack_rx)));
+        let uploader = s.spawn(|| handle.block_on(upload_loop(repo, pack_rx, &session)));
         let mut worker_handles = Vec::new();
         for _ in 0..workers {
             let rx = job_rx.clone();
@@ -116,9 +116,13 @@ where
 }
 
 /// Uploads finished packs a few at a time and writes index objects for them.
+/// Blobs in a written index object are in the blob index from then on, so
+/// they leave `session`: the run's own dedup set holds only what is on its
+/// way, not every blob of the backup.
 pub(super) async fn upload_loop(
     repo: &IndexedRepository,
     rx: tokio::sync::mpsc::Receiver<FinishedPack>,
+    session: &Mutex<HashSet<BlobId>>,
 ) -> Result<Vec<IndexId>> {
     let stream =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
@@ -141,18 +145,32 @@ pub(super) async fn upload_loop(
     while let Some(r) = uploads.next().await {
         pending.packs.push(r?);
         if pending.blob_count() >= crate::repository::INDEX_OBJECT_BLOBS {
-            written.push(write_index(repo, std::mem::take(&mut pending)).await?);
+            written.push(write_index(repo, std::mem::take(&mut pending), session).await?);
         }
     }
     if !pending.packs.is_empty() {
-        written.push(write_index(repo, pending).await?);
+        written.push(write_index(repo, pending, session).await?);
     }
     Ok(written)
 }
 
-pub(super) async fn write_index(repo: &IndexedRepository, file: IndexFile) -> Result<IndexId> {
+async fn write_index(
+    repo: &IndexedRepository,
+    file: IndexFile,
+    session: &Mutex<HashSet<BlobId>>,
+) -> Result<IndexId> {
     let id = repo.save_index(&file).await?;
     repo.index().add_index(id, &file)?;
     repo.index().flush()?;
+    let mut s = session
+        .lock()
+        .map_err(|_| Error::Internal("dedup set poisoned".into()))?;
+    for p in &file.packs {
+        for b in &p.blobs {
+            s.remove(&b.id);
+        }
+    }
+    let keep = s.len() * 2;
+    s.shrink_to(keep);
     Ok(id)
 }

@@ -56,14 +56,17 @@ impl Walker<'_> {
     }
 
     /// True when the blob is stored neither in the repository nor in this run.
+    /// The index is asked under the session's lock: the uploader moves blobs
+    /// from the session to the index (index first), so a blob is always seen
+    /// in one or the other.
     pub(super) fn is_new(&self, id: &BlobId) -> Result<bool> {
-        if self.repo.index().contains(id)? {
-            return Ok(false);
-        }
         let mut s = self
             .session
             .lock()
             .map_err(|_| Error::Internal("dedup set poisoned".into()))?;
+        if s.contains(id) || self.repo.index().contains(id)? {
+            return Ok(false);
+        }
         Ok(s.insert(*id))
     }
 
