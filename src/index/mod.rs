@@ -173,6 +173,8 @@ struct State {
     loaded: HashSet<IndexId>,
     superseded: HashSet<IndexId>,
     entries: u64,
+    /// Something changed since the manifest was written.
+    dirty: bool,
 }
 
 /// The on-disk blob index of one repository.
@@ -359,6 +361,7 @@ impl BlobIndex {
             loaded: HashSet::new(),
             superseded: superseded.into_iter().collect(),
             entries: 0,
+            dirty: false,
         };
         remove_stray_runs(dir, &state.runs);
         write_manifest(dir, &state)?;
@@ -403,6 +406,7 @@ impl BlobIndex {
             loaded: manifest.loaded.into_iter().collect(),
             superseded: manifest.superseded.into_iter().collect(),
             entries,
+            dirty: false,
         })
     }
 
@@ -459,6 +463,7 @@ impl BlobIndex {
         let mut s = self.write()?;
         s.superseded.extend(file.supersedes.iter().copied());
         s.loaded.insert(id);
+        s.dirty = true;
         Ok(())
     }
 
@@ -468,7 +473,9 @@ impl BlobIndex {
     /// # Errors
     /// On cache I/O errors.
     pub fn mark_gone(&self, id: IndexId) -> Result<()> {
-        self.write()?.superseded.insert(id);
+        let mut s = self.write()?;
+        s.superseded.insert(id);
+        s.dirty = true;
         Ok(())
     }
 
@@ -506,6 +513,7 @@ impl BlobIndex {
             blobs: count,
         });
         s.by_id.insert(pack, ord);
+        s.dirty = true;
         for (i, b) in (0u32..).zip(blobs) {
             let key = prefix(&b.id);
             let v = value(ord, i);
@@ -549,6 +557,7 @@ impl BlobIndex {
         }
         s.mem_map.clear();
         s.mem_more.clear();
+        s.dirty = false;
         Ok(())
     }
 
@@ -689,13 +698,17 @@ impl BlobIndex {
     /// On cache I/O errors.
     pub fn flush(&self) -> Result<()> {
         let mut s = self.write()?;
-        if s.mem.is_empty() {
+        if !s.mem.is_empty() {
+            self.spill(&mut s)
+        } else if s.dirty {
             s.packs_file
                 .sync_data()
                 .map_err(io_at("cannot write its pack list", &self.dir))?;
-            write_manifest(&self.dir, &s)
+            write_manifest(&self.dir, &s)?;
+            s.dirty = false;
+            Ok(())
         } else {
-            self.spill(&mut s)
+            Ok(())
         }
     }
 }

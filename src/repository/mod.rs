@@ -780,8 +780,21 @@ impl Repository {
     /// [`Error::Backend`], [`Error::Integrity`] for an index object that does not
     /// decode (run `custos repair`), cache errors.
     pub async fn load_index(self) -> Result<IndexedRepository> {
-        let index = BlobIndex::open(self.cache_dir().map(|d| d.join("index")).as_deref())?;
-        self.sync_index(&index).await?;
+        let dir = self.cache_dir().map(|d| d.join("index"));
+        let mut index = BlobIndex::open(dir.as_deref())?;
+        if let Err(e) = self.sync_index(&index).await {
+            // A full cache disk must not stop a check or a restore: what
+            // was not recorded there is forgotten at the next open, and this
+            // run uses a private cache (elsewhere, as `open` does when the
+            // cache is in use).
+            if !e.is_disk_full() || dir.is_none() {
+                return Err(e);
+            }
+            tracing::warn!(error = %e, "using a temporary index cache for this run");
+            drop(index);
+            index = BlobIndex::open(None)?;
+            self.sync_index(&index).await?;
+        }
         Ok(IndexedRepository {
             repo: self,
             index: std::sync::Arc::new(index),

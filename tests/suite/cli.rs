@@ -329,6 +329,24 @@ fn ls_dump_and_partial_restore() {
     let r = restored(&target, &src);
     assert!(r.join("docs/readme.txt").exists());
     assert!(!r.join("big.bin").exists());
+    // A plain path: only the trees on its way are read, and only it and its
+    // parents come back.
+    let one = env.path("one");
+    env.ok(&[
+        "restore",
+        "latest",
+        "--target",
+        one.to_str().unwrap(),
+        "--include",
+        &file,
+    ]);
+    let r = restored(&one, &src);
+    assert_eq!(
+        std::fs::read(r.join("docs/deep/er/data.bin")).unwrap(),
+        pseudo_random(300_000, 1)
+    );
+    assert!(!r.join("docs/readme.txt").exists());
+    assert!(!r.join("big.bin").exists());
     let snaps = env.json(&["snapshots"]);
     assert_eq!(snaps[0]["time"], "2026-01-01T00:00:00Z");
     // --at picks the newest snapshot at or before the time.

@@ -261,6 +261,25 @@ async fn collect(
 ) -> Result<Collected> {
     let includes = globset(&opts.includes, "include")?;
     let excludes = globset(&opts.excludes, "exclude")?;
+    // Includes that are plain absolute paths (no wildcard) can only match
+    // under the directories on their way: no other tree needs reading, so
+    // restoring one file of a million reads a few trees, not all.
+    let literal_includes: Option<Vec<&str>> = opts
+        .includes
+        .iter()
+        .map(|p| {
+            (p.starts_with('/') && !p.contains(['*', '?', '[', ']', '{', '}', '\\']))
+                .then(|| p.trim_end_matches('/'))
+        })
+        .collect();
+    let on_the_way = |dir: &str| {
+        literal_includes.as_ref().is_none_or(|l| {
+            l.iter().any(|p| {
+                p.strip_prefix(dir)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+        })
+    };
     let mut items = Vec::new();
     let mut slots = vec![DirSlot {
         parent: 0,
@@ -294,7 +313,7 @@ async fn collect(
                     parent: slot,
                     name: node.name.clone(),
                 });
-                if let Some(sub) = node.subtree {
+                if let Some(sub) = node.subtree.filter(|_| inc || on_the_way(&sp_child)) {
                     stack.push((sub, own, sp_child.clone(), inc));
                 }
                 items.push(Item {
