@@ -199,7 +199,7 @@ impl Walker<'_> {
 
     pub(super) fn read_old_tree(&self, node: Option<&Node>) -> Option<Tree> {
         let id = node.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
-        match self.handle.block_on(self.repo.read_tree(&id)) {
+        match self.repo.read_tree_blocking(self.handle, &id) {
             Ok(t) => Some(t),
             Err(e) => {
                 tracing::warn!(tree = %id, error = %e, "cannot read a parent tree: reading its files");
