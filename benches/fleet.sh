@@ -131,7 +131,7 @@ CHECK_S="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')"
 t0=$(date +%s.%N)
 "$CUSTOS_BIN" daemon --config "$CONF" >"$WORKDIR/logs/daemon.log" 2>&1 &
 DAEMON_PID=$!
-for _ in $(seq 1 600); do
+for _ in $(seq 1 6000); do
     if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/health', timeout=1)" 2>/dev/null; then break; fi
     kill -0 "$DAEMON_PID" 2>/dev/null || die "the daemon stopped (see $WORKDIR/logs/daemon.log)"
     sleep 0.05
@@ -223,5 +223,5 @@ echo "| idle RSS | $((IDLE_KIB / 1024)) MiB |"
 awk -F'\t' '$1 != "refusal" {printf "| %s | %s |\n", $1, $2}' "$WORKDIR/burst.txt"
 echo "| key derivations (custos_key_derivations_total) | ${DERIVATIONS:-?} for $TENANTS tenants |"
 echo "| daemon peak RSS | $((PEAK_KIB / 1024)) MiB |"
-echo "| state directory before → after | $((STATE_BEFORE / 1048576)) → $((STATE_AFTER / 1048576)) MiB ($(( (STATE_AFTER - STATE_BEFORE) / (JOBS > 0 ? JOBS : 1) )) bytes a job) |"
+echo "| state directory before → after | $((STATE_BEFORE / 1048576)) → $((STATE_AFTER / 1048576)) MiB ($(( (STATE_AFTER - STATE_BEFORE) / (${JOBS:-0} > 0 ? ${JOBS:-0} : 1) )) bytes a job) |"
 grep '^refusal' "$WORKDIR/burst.txt" || true
