@@ -1004,4 +1004,58 @@ mod tests {
             assert!(!dir.path().join(f).exists(), "{f} left behind");
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// The cache's files are on the local disk, where damage and other
+        /// local users reach them: whatever bytes they hold, opening and
+        /// reading never panics nor allocates beyond the files' sizes (a
+        /// wrong location is caught where the blob is read: its ID is
+        /// its keyed hash).
+        #[test]
+        fn damaged_cache_files_never_panic(
+            which in 0usize..3,
+            at in proptest::prelude::any::<proptest::sample::Index>(),
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            truncate in proptest::prelude::any::<bool>(),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let pack = PackId::random();
+            {
+                let i = BlobIndex::open(Some(dir.path())).unwrap();
+                let blobs: Vec<IndexBlob> = (0..200).map(|b| blob(b, BlobKind::Data)).collect();
+                i.add_pack(pack, 7, &blobs).unwrap();
+                i.flush().unwrap();
+            }
+            let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| !p.ends_with("lock"))
+                .collect();
+            names.sort();
+            let path = &names[which % names.len()];
+            let mut bytes = std::fs::read(path).unwrap();
+            if truncate {
+                bytes.truncate(at.index(bytes.len() + 1));
+            } else if !bytes.is_empty() {
+                let o = at.index(bytes.len());
+                for (k, g) in garbage.iter().enumerate() {
+                    if let Some(b) = bytes.get_mut(o + k) {
+                        *b ^= g | 1;
+                    }
+                }
+            }
+            std::fs::write(path, &bytes).unwrap();
+            if let Ok(i) = BlobIndex::open(Some(dir.path())) {
+                for b in 0..200 {
+                    let id = blob(b, BlobKind::Data).id;
+                    let _ = i.get(&id);
+                }
+                let _ = i.blobs_in_pack(&pack);
+                let _ = i.for_each_blob(|_, _| Ok(()));
+                let _ = i.packs();
+            }
+        }
+    }
 }
