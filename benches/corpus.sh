@@ -352,7 +352,7 @@ def mutate(dir_):
     size = os.path.getsize(vm) if mixed else 0
     total = max(8, size // 50)
     ins = []
-    for k in range(8):
+    for k in range(8 if mixed else 0):
         n = total // 8
         off = rng.randrange(BLOCK, size)
         data = rng.randbytes(n) if k % 2 == 0 else log_text(rng, pool, n, 1_800_000_000)[0]
