@@ -25,6 +25,7 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use super::damaged;
 use crate::{Error, Result};
 
 /// Records per sampled key: a lookup reads one block of this many records.
@@ -33,16 +34,10 @@ const MAGIC: &[u8; 8] = b"CXRUN\0\0\x01";
 const HEADER: usize = 32;
 const PROBES: u32 = 4;
 
-fn io_err<'a>(what: &str, path: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
-    let what = what.to_string();
-    move |e| Error::io(format!("{what} {}", path.display()), e)
-}
-
-fn damaged(path: &Path, why: &str) -> Error {
-    Error::integrity(
-        format!("index cache {}", path.display()),
-        format!("{why}: delete the cache directory"),
-    )
+/// I/O errors name the run's directory, and a full disk gets the index
+/// cache's one sentence for it.
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
+    super::io_at(what, path.parent().unwrap_or(path))
 }
 
 fn sample_of(key: &[u8]) -> u64 {
