@@ -18,12 +18,12 @@ use crate::crypto::Keys;
 use crate::id::{BlobId, PackId, SnapshotId};
 use crate::index::Location;
 use crate::repofile::pack::{read_header, BlobOpener};
-use crate::repofile::snapshot::Snapshot;
+
 use crate::repofile::tree::NodeKind;
 use crate::repository::watch::{self, Seen};
 use crate::repository::{
     lock::{Lock, LockKind},
-    pack_path, IndexedRepository,
+    pack_path, IndexedRepository, TreeReader,
 };
 use crate::util::Pool;
 use crate::{Error, Result};
@@ -192,44 +192,13 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
     for (path, e) in bad {
         report.errors.push(format!("{path}: {e}"));
     }
-    let mut seen_trees: HashSet<BlobId> = HashSet::new();
-    for (sid, snap) in &snaps {
-        let mut stack = vec![snap.tree];
-        while let Some(tid) = stack.pop() {
-            if !seen_trees.insert(tid) {
-                continue;
-            }
-            report.trees += 1;
-            let tree = match repo.read_tree(&tid).await {
-                Ok(t) => t,
-                Err(e) => {
-                    report
-                        .errors
-                        .push(format!("snapshot {}: tree {tid}: {e}", sid.short()));
-                    damaged.insert(tid);
-                    continue;
-                }
-            };
-            for n in &tree.nodes {
-                if let Some(sub) = n.subtree {
-                    stack.push(sub);
-                } else if n.kind == NodeKind::Dir {
-                    report.errors.push(format!(
-                        "tree {tid}: directory {:?} has no subtree",
-                        n.name_lossy()
-                    ));
-                }
-                for b in &n.content {
-                    if !repo.index().contains(b)? && damaged.insert(*b) {
-                        report.errors.push(format!(
-                            "blob {b} (file {:?}) is not in the index",
-                            n.name_lossy()
-                        ));
-                    }
-                }
-            }
-        }
-    }
+    let roots: Vec<(SnapshotId, BlobId)> = snaps.iter().map(|(s, sn)| (*s, sn.tree)).collect();
+    let (trees, errors, walked) = repo
+        .walk_trees(move |r| walk_snapshot_trees(r, &roots, damaged))
+        .await?;
+    report.trees = trees;
+    report.errors.extend(errors);
+    let mut damaged = walked;
 
     // Content.
     let fraction = if opts.read_data {
@@ -268,7 +237,11 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
         let mut d: Vec<BlobId> = damaged.iter().copied().collect();
         d.sort();
         report.damaged_blobs = d;
-        report.affected = affected(repo, &snaps, &damaged).await?;
+        let roots: Vec<(SnapshotId, BlobId)> = snaps.iter().map(|(s, sn)| (*s, sn.tree)).collect();
+        let damaged = damaged.clone();
+        report.affected = repo
+            .walk_trees(move |r| Ok(affected(r, &roots, &damaged)))
+            .await?;
     }
     if let Some(previous) = &opts.rollback {
         let superseded = repo.index().superseded()?.into_iter().collect();
@@ -281,6 +254,54 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
         report.seen = Some(seen);
     }
     Ok(report)
+}
+
+/// Reads every tree the snapshots reach, once each, and checks that each
+/// directory has a tree and each blob is indexed. Returns the number of
+/// trees, the errors, and `damaged` with the unreadable trees and unindexed
+/// blobs added.
+fn walk_snapshot_trees(
+    r: &TreeReader,
+    roots: &[(SnapshotId, BlobId)],
+    mut damaged: HashSet<BlobId>,
+) -> Result<(usize, Vec<String>, HashSet<BlobId>)> {
+    let mut errors = Vec::new();
+    let mut seen_trees: HashSet<BlobId> = HashSet::new();
+    for (sid, root) in roots {
+        let mut stack = vec![*root];
+        while let Some(tid) = stack.pop() {
+            if !seen_trees.insert(tid) {
+                continue;
+            }
+            let tree = match r.read(&tid) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(format!("snapshot {}: tree {tid}: {e}", sid.short()));
+                    damaged.insert(tid);
+                    continue;
+                }
+            };
+            for n in &tree.nodes {
+                if let Some(sub) = n.subtree {
+                    stack.push(sub);
+                } else if n.kind == NodeKind::Dir {
+                    errors.push(format!(
+                        "tree {tid}: directory {:?} has no subtree",
+                        n.name_lossy()
+                    ));
+                }
+                for b in &n.content {
+                    if !r.repo().index().contains(b)? && damaged.insert(*b) {
+                        errors.push(format!(
+                            "blob {b} (file {:?}) is not in the index",
+                            n.name_lossy()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok((seen_trees.len(), errors, damaged))
 }
 
 /// Reads one pack fully; returns (blobs verified, damaged blobs).
@@ -384,14 +405,14 @@ fn check_pack(
 }
 
 /// Walks every snapshot and lists the files and directories touching damage.
-async fn affected(
-    repo: &IndexedRepository,
-    snaps: &[(SnapshotId, Snapshot)],
+fn affected(
+    r: &TreeReader,
+    roots: &[(SnapshotId, BlobId)],
     damaged: &HashSet<BlobId>,
-) -> Result<Vec<Affected>> {
+) -> Vec<Affected> {
     let mut out = Vec::new();
-    for (sid, snap) in snaps {
-        let mut stack = vec![(snap.tree, String::new())];
+    for (sid, root) in roots {
+        let mut stack = vec![(*root, String::new())];
         while let Some((tid, path)) = stack.pop() {
             if damaged.contains(&tid) {
                 out.push(Affected {
@@ -404,7 +425,7 @@ async fn affected(
                 });
                 continue;
             }
-            let Ok(tree) = repo.read_tree(&tid).await else {
+            let Ok(tree) = r.read(&tid) else {
                 out.push(Affected {
                     snapshot: *sid,
                     path: format!("{path}/ (whole directory)"),
@@ -425,5 +446,5 @@ async fn affected(
         }
     }
     out.sort();
-    Ok(out)
+    out
 }

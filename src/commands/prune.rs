@@ -21,6 +21,7 @@
 //! unindexed and are condemned again).
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,7 +32,7 @@ use crate::id::{BlobId, IndexId, LockId, PackId, SnapshotId};
 use crate::repofile::index::{IndexBlob, IndexFile, IndexPack};
 use crate::repofile::pack::{open_payload, read_header, BlobKind};
 use crate::repository::lock::{self, Lock, LockKind};
-use crate::repository::{pack_path, IndexedRepository};
+use crate::repository::{pack_path, IndexedRepository, TreeReader};
 use crate::{Error, Result};
 
 /// How to prune.
@@ -121,8 +122,11 @@ pub struct PruneReport {
 
 /// The blobs that snapshots use, on disk ([`crate::index::runs::IdSet`]),
 /// so marking a large repository does not hold every ID in memory; and the
-/// snapshots already walked.
-struct UsedSet {
+/// snapshots already walked. Shared with the thread that walks the trees.
+#[derive(Clone)]
+struct UsedSet(Arc<Mutex<UsedInner>>);
+
+struct UsedInner {
     ids: crate::index::runs::IdSet,
     /// Snapshots already walked.
     seen: HashSet<SnapshotId>,
@@ -130,19 +134,40 @@ struct UsedSet {
 
 impl UsedSet {
     fn new(parent: Option<&std::path::Path>) -> Result<UsedSet> {
-        Ok(UsedSet {
+        Ok(UsedSet(Arc::new(Mutex::new(UsedInner {
             ids: crate::index::runs::IdSet::new(parent)?,
             seen: HashSet::new(),
-        })
+        }))))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, UsedInner> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Inserts; true when it was not there.
-    fn insert(&mut self, id: &BlobId) -> Result<bool> {
-        self.ids.insert(id.as_bytes())
+    fn insert(&self, id: &BlobId) -> Result<bool> {
+        self.lock().ids.insert(id.as_bytes())
     }
 
     fn contains(&self, id: &BlobId) -> Result<bool> {
-        self.ids.contains(id.as_bytes())
+        self.lock().ids.contains(id.as_bytes())
+    }
+
+    /// Records that snapshot `sid` is walked; true the first time.
+    fn walked(&self, sid: SnapshotId) -> bool {
+        self.lock().seen.insert(sid)
+    }
+
+    /// Snapshots walked.
+    fn snapshots(&self) -> usize {
+        self.lock().seen.len()
+    }
+
+    /// Distinct blobs used.
+    fn blobs(&self) -> u64 {
+        self.lock().ids.len()
     }
 }
 
@@ -172,7 +197,9 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
     // Refuse to work from an incomplete picture.
     let listed: Vec<IndexId> = repo.index_ids().await?;
     let loaded = repo.index().loaded()?;
-    let superseded = repo.index().superseded()?;
+    let superseded = repo
+        .index()
+        .superseded_among(&listed.iter().copied().collect())?;
     for bad in listed
         .iter()
         .filter(|i| !loaded.contains(i) && !superseded.contains(i))
@@ -224,10 +251,10 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
         plans.push((plan_id, plan, blocked));
     }
 
-    let mut used = UsedSet::new(repo.cache_dir().as_deref())?;
-    mark(repo, &mut used).await?;
-    report.snapshots = used.seen.len();
-    report.used_blobs = used.ids.len();
+    let used = UsedSet::new(repo.cache_dir().as_deref())?;
+    mark(repo, &used).await?;
+    report.snapshots = used.snapshots();
+    report.used_blobs = used.blobs();
 
     // Sweep earlier plans that are due.
     let mut pending: HashSet<PackId> = HashSet::new();
@@ -249,7 +276,7 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
                 ));
             }
             None => {
-                sweep(repo, lock, plan_id, plan, &mut used, &mut report).await?;
+                sweep(repo, lock, plan_id, plan, &used, &mut report).await?;
             }
         }
     }
@@ -358,7 +385,7 @@ async fn run(repo: &IndexedRepository, opts: &PruneOptions, lock: &Lock) -> Resu
 
     // With no grace period and nobody else in the repository, sweep now.
     match sweep_blocked(repo, &plan, opts.grace, own_lock, Some(&plan_id)).await? {
-        None => sweep(repo, lock, &plan_id, &plan, &mut used, &mut report).await?,
+        None => sweep(repo, lock, &plan_id, &plan, &used, &mut report).await?,
         Some(why) => report.deferred.push(format!(
             "plan {plan_id} ({} packs, {}): {why}",
             plan.condemned.len(),
@@ -430,29 +457,37 @@ fn kept_packs<'a>(
 /// Marks every blob that a snapshot not marked yet reaches. Called once before
 /// planning and again before each sweep, so snapshots written meanwhile (by
 /// backups that read the index before it was rewritten) keep what they use.
-async fn mark(repo: &IndexedRepository, used: &mut UsedSet) -> Result<()> {
+async fn mark(repo: &IndexedRepository, used: &UsedSet) -> Result<()> {
     let (snaps, bad) = repo.snapshots().await?;
     if let Some((path, e)) = bad.first() {
         return Err(Error::Refused(format!(
             "cannot prune: {path} is damaged ({e}); data it references would look unused. Run `custos check`, and `custos repair` to drop it"
         )));
     }
-    for (sid, snap) in &snaps {
-        if !used.seen.insert(*sid) {
-            continue;
-        }
-        let mut stack = vec![snap.tree];
+    let roots: Vec<(SnapshotId, BlobId)> = snaps
+        .iter()
+        .filter(|(sid, _)| used.walked(*sid))
+        .map(|(sid, snap)| (*sid, snap.tree))
+        .collect();
+    let used = used.clone();
+    repo.walk_trees(move |r| mark_trees(r, &roots, &used)).await
+}
+
+/// Marks what the trees under `roots` reach, each tree once.
+fn mark_trees(r: &TreeReader, roots: &[(SnapshotId, BlobId)], used: &UsedSet) -> Result<()> {
+    for (sid, root) in roots {
+        let mut stack = vec![*root];
         while let Some(tid) = stack.pop() {
             if !used.insert(&tid)? {
                 continue;
             }
-            let tree = match repo.read_tree(&tid).await {
+            let tree = match r.read(&tid) {
                 Ok(t) => t,
                 // A backup that finished since our index was read: its index
                 // objects are there now.
                 Err(Error::NotFound(_)) => {
-                    repo.refresh_index().await?;
-                    repo.read_tree(&tid).await.map_err(|e| refuse(sid, e))?
+                    r.block_on(r.repo().refresh_index())?;
+                    r.read(&tid).map_err(|e| refuse(sid, e))?
                 }
                 Err(e) => return Err(refuse(sid, e)),
             };
@@ -588,7 +623,7 @@ async fn sweep(
     lock: &Lock,
     plan_id: &str,
     plan: &PrunePlan,
-    used: &mut UsedSet,
+    used: &UsedSet,
     report: &mut PruneReport,
 ) -> Result<()> {
     // If our lease lapsed, another prune may be at work: delete nothing.
@@ -761,9 +796,9 @@ mod tests {
             .unwrap();
             snaps.push(r.snapshot);
         }
-        let mut used = UsedSet::new(None).unwrap();
-        mark(&repo, &mut used).await.unwrap();
-        assert_eq!(used.seen.len(), 2);
+        let used = UsedSet::new(None).unwrap();
+        mark(&repo, &used).await.unwrap();
+        assert_eq!(used.snapshots(), 2);
         // Each snapshot: its root tree, the path's directories down to the
         // source, `sub`'s tree, and the file's one chunk, all reached.
         for snap in &snaps {
@@ -780,8 +815,8 @@ mod tests {
         }
         assert!(!used.contains(&BlobId([9; 32])).unwrap());
         // Marking again adds nothing: each snapshot is walked once.
-        let count = used.ids.len();
-        mark(&repo, &mut used).await.unwrap();
-        assert_eq!(used.ids.len(), count);
+        let count = used.blobs();
+        mark(&repo, &used).await.unwrap();
+        assert_eq!(used.blobs(), count);
     }
 }

@@ -23,8 +23,8 @@
 //! run-<seq>  sorted runs of (first 12 bytes of the blob ID → pack number,
 //!            blob number), see [`runs`]
 //! manifest   which runs are current, how much of `packs` is whole, which
-//!            index objects are loaded and which are superseded; replaced
-//!            atomically, with a BLAKE3 checksum
+//!            index objects are loaded, and which are superseded and by
+//!            which object; replaced atomically, with a BLAKE3 checksum
 //! lock       flock'ed by the process using the cache
 //! ```
 //!
@@ -59,7 +59,10 @@ pub(crate) const MEMORY_ENTRIES: usize = 1 << 16;
 
 const PACK_HEAD: usize = 32 + 8 + 4;
 const ENTRY: usize = 32 + 1 + 6 + 4 + 4;
-const MANIFEST_MAGIC: &[u8; 8] = b"CXIDXM01";
+const MANIFEST_MAGIC: &[u8; 8] = b"CXIDXM02";
+
+/// Stands for "found deleted" where a superseding object is recorded.
+const GONE: IndexId = IndexId([0; 32]);
 const RUN_PREFIX: &str = "run-";
 type Prefix = [u8; PREFIX];
 const PREFIX: usize = 12;
@@ -171,7 +174,9 @@ struct State {
     /// Prefixes of `mem` with more than one value (rare: one blob in two packs).
     mem_more: Vec<(Prefix, u64)>,
     loaded: HashSet<IndexId>,
-    superseded: HashSet<IndexId>,
+    /// Superseded index objects → the object that superseded them (the
+    /// newest loaded), or [`GONE`] when it was found deleted.
+    superseded: HashMap<IndexId, IndexId>,
     entries: u64,
     /// Something changed since the manifest was written.
     dirty: bool,
@@ -217,7 +222,8 @@ struct Manifest {
     next_seq: u64,
     runs: Vec<u64>,
     loaded: Vec<IndexId>,
-    superseded: Vec<IndexId>,
+    /// (superseded, by) pairs.
+    superseded: Vec<(IndexId, IndexId)>,
 }
 
 impl Manifest {
@@ -230,7 +236,8 @@ impl Manifest {
         for r in &self.runs {
             b.extend_from_slice(&r.to_le_bytes());
         }
-        for ids in [&self.loaded, &self.superseded] {
+        let pairs: Vec<IndexId> = self.superseded.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        for ids in [&self.loaded, &pairs] {
             b.extend_from_slice(&(ids.len() as u64).to_le_bytes());
             for id in ids {
                 b.extend_from_slice(id.as_bytes());
@@ -272,7 +279,11 @@ impl Manifest {
             Some(out)
         };
         m.loaded = ids(&mut at)?;
-        m.superseded = ids(&mut at)?;
+        let pairs = ids(&mut at)?;
+        if pairs.len() % 2 != 0 {
+            return None;
+        }
+        m.superseded = pairs.chunks(2).map(|p| (p[0], p[1])).collect();
         (at == body.len()).then_some(m)
     }
 }
@@ -322,7 +333,7 @@ impl BlobIndex {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(cache = %dir.display(), error = %e, "index cache damaged: rebuilding it");
-                Self::fresh_state(dir, Vec::new())?
+                Self::fresh_state(dir, HashMap::new())?
             }
         };
         Ok(BlobIndex {
@@ -344,7 +355,7 @@ impl BlobIndex {
     }
 
     /// An empty cache (keeping what is known to be superseded).
-    fn fresh_state(dir: &Path, superseded: Vec<IndexId>) -> Result<State> {
+    fn fresh_state(dir: &Path, superseded: HashMap<IndexId, IndexId>) -> Result<State> {
         let packs_file = Self::open_packs(dir)?;
         packs_file
             .set_len(0)
@@ -359,7 +370,7 @@ impl BlobIndex {
             mem_map: HashMap::new(),
             mem_more: Vec::new(),
             loaded: HashSet::new(),
-            superseded: superseded.into_iter().collect(),
+            superseded,
             entries: 0,
             dirty: false,
         };
@@ -372,7 +383,7 @@ impl BlobIndex {
         let manifest = match std::fs::read(dir.join("manifest")) {
             Ok(b) => Manifest::decode(&b).ok_or_else(|| damaged(dir, "a damaged manifest"))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Self::fresh_state(dir, Vec::new());
+                return Self::fresh_state(dir, HashMap::new());
             }
             Err(e) => return Err(io_at("cannot read its manifest", dir)(e)),
         };
@@ -435,7 +446,27 @@ impl BlobIndex {
     /// # Errors
     /// On cache I/O errors.
     pub fn superseded(&self) -> Result<HashSet<IndexId>> {
-        Ok(self.read()?.superseded.clone())
+        Ok(self.read()?.superseded.keys().copied().collect())
+    }
+
+    /// The superseded objects that still count as superseded when the
+    /// objects in `present` are there (listed, or loaded): those whose
+    /// superseding object is present, and those found deleted that are not
+    /// present themselves. An object superseded by one that is not there is
+    /// not: the store was put back to an older state, or it is a copy of
+    /// the repository, sharing this cache, whose prune replaced objects the
+    /// original still holds; skipping them would hide their blobs.
+    ///
+    /// # Errors
+    /// On cache I/O errors.
+    pub fn superseded_among(&self, present: &HashSet<IndexId>) -> Result<HashSet<IndexId>> {
+        Ok(self
+            .read()?
+            .superseded
+            .iter()
+            .filter(|(old, by)| present.contains(by) || (**by == GONE && !present.contains(old)))
+            .map(|(old, _)| *old)
+            .collect())
     }
 
     /// Forgets every entry and loaded object, to be loaded again. The
@@ -447,7 +478,7 @@ impl BlobIndex {
     pub fn clear(&self) -> Result<()> {
         let mut s = self.write()?;
         s.runs.clear();
-        let superseded: Vec<IndexId> = s.superseded.iter().copied().collect();
+        let superseded = std::mem::take(&mut s.superseded);
         *s = Self::fresh_state(&self.dir, superseded)?;
         Ok(())
     }
@@ -461,7 +492,8 @@ impl BlobIndex {
             self.add_pack(p.id, p.size, &p.blobs)?;
         }
         let mut s = self.write()?;
-        s.superseded.extend(file.supersedes.iter().copied());
+        s.superseded
+            .extend(file.supersedes.iter().map(|old| (*old, id)));
         s.loaded.insert(id);
         s.dirty = true;
         Ok(())
@@ -474,7 +506,7 @@ impl BlobIndex {
     /// On cache I/O errors.
     pub fn mark_gone(&self, id: IndexId) -> Result<()> {
         let mut s = self.write()?;
-        s.superseded.insert(id);
+        s.superseded.entry(id).or_insert(GONE);
         s.dirty = true;
         Ok(())
     }
@@ -758,11 +790,12 @@ fn write_manifest_parts(
     packs_len: u64,
     runs: &RunStack<PREFIX>,
     loaded: &HashSet<IndexId>,
-    superseded: &HashSet<IndexId>,
+    superseded: &HashMap<IndexId, IndexId>,
 ) -> Result<()> {
     let mut loaded: Vec<IndexId> = loaded.iter().copied().collect();
     loaded.sort_unstable();
-    let mut superseded: Vec<IndexId> = superseded.iter().copied().collect();
+    let mut superseded: Vec<(IndexId, IndexId)> =
+        superseded.iter().map(|(a, b)| (*a, *b)).collect();
     superseded.sort_unstable();
     let m = Manifest {
         packs_len,
@@ -948,6 +981,44 @@ mod tests {
         .unwrap();
         assert_eq!(seen, total as usize, "each blob once, the duplicate too");
         assert_eq!(i.packs().unwrap().len(), packs.len() + 1);
+    }
+
+    #[test]
+    fn superseded_counts_only_while_what_superseded_it_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new, deleted, other) = (
+            IndexId::random(),
+            IndexId::random(),
+            IndexId::random(),
+            IndexId::random(),
+        );
+        {
+            let i = BlobIndex::open(Some(dir.path())).unwrap();
+            let f = IndexFile {
+                supersedes: vec![old],
+                packs: vec![],
+            };
+            i.add_index(new, &f).unwrap();
+            i.mark_gone(deleted).unwrap();
+            i.flush().unwrap();
+        }
+        // Through the manifest: the pairs survive a reopening.
+        let i = BlobIndex::open(Some(dir.path())).unwrap();
+        let set = |ids: &[IndexId]| ids.iter().copied().collect::<HashSet<_>>();
+        assert_eq!(i.superseded().unwrap(), set(&[old, deleted]));
+        // The superseding object is listed: the old one does not count.
+        assert_eq!(
+            i.superseded_among(&set(&[old, new])).unwrap(),
+            set(&[old, deleted])
+        );
+        // Put back to before the prune (or a copy pruned on its own): the
+        // old object is all there is, and counts again.
+        assert_eq!(
+            i.superseded_among(&set(&[old, other])).unwrap(),
+            set(&[deleted])
+        );
+        // An object found deleted that is listed again counts too.
+        assert!(i.superseded_among(&set(&[deleted])).unwrap().is_empty());
     }
 
     #[test]

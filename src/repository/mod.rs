@@ -12,7 +12,10 @@
 
 pub mod key_cache;
 pub mod lock;
+mod trees;
 pub mod watch;
+
+pub(crate) use trees::TreeReader;
 
 use std::collections::HashSet;
 use std::ops::Deref;
@@ -800,20 +803,33 @@ impl Repository {
     async fn sync_index(&self, index: &BlobIndex) -> Result<()> {
         let mut listed: HashSet<IndexId> = self.index_ids().await?.into_iter().collect();
         let loaded = index.loaded()?;
-        let superseded = index.superseded()?;
+        let history = index.superseded()?;
         // Loaded but not listed: deleted (replaced by a prune or repair), or
         // too new for a listing that lags (eventually consistent stores).
         // Asking by name tells which.
         for id in loaded.difference(&listed.clone()) {
-            if !superseded.contains(id) && self.backend.exists(&format!("index/{id}")).await? {
+            if !history.contains(id) && self.backend.exists(&format!("index/{id}")).await? {
                 listed.insert(*id);
             }
         }
+        // Superseded counts only where the superseding object is listed
+        // (see `BlobIndex::superseded_among`).
+        let superseded = index.superseded_among(&listed)?;
         if !loaded.is_subset(&listed) || !loaded.is_disjoint(&superseded) {
             tracing::info!(
                 "index objects were replaced since the cache was built: rebuilding the index cache"
             );
             index.clear()?;
+        }
+        let back = listed
+            .iter()
+            .filter(|i| history.contains(i) && !superseded.contains(i))
+            .count();
+        if back > 0 {
+            tracing::warn!(
+                objects = back,
+                "index objects this cache saw superseded are listed without what superseded them: the repository was put back to an older state, or a copy of it shares this cache (`custos check` tells which); they are read"
+            );
         }
         let loaded = index.loaded()?;
         let mut todo: Vec<IndexId> = listed
@@ -826,7 +842,7 @@ impl Repository {
         // A newly read object may supersede one loaded before (a prune or repair
         // was interrupted between writing the new index and deleting the old):
         // the old entries are stale, so rebuild without them.
-        let superseded = index.superseded()?;
+        let superseded = index.superseded_among(&listed)?;
         if !index.loaded()?.is_disjoint(&superseded) {
             index.clear()?;
             let mut todo: Vec<IndexId> = listed.difference(&superseded).copied().collect();
@@ -924,33 +940,6 @@ impl IndexedRepository {
         self.repo.read_tree_at(id, &loc).await
     }
 
-    /// As [`Self::read_tree`], for a thread that may block (a backup's
-    /// walker): a local repository's pack is read with `pread` and the blob
-    /// opened on this thread, with no hand-off to the runtime's threads
-    /// (three wake-ups a tree, which an unchanged backup of many small
-    /// directories spent most of its system time on); other stores are
-    /// fetched through `handle`.
-    ///
-    /// # Errors
-    /// As [`Self::read_tree`].
-    pub(crate) fn read_tree_blocking(
-        &self,
-        handle: &tokio::runtime::Handle,
-        id: &BlobId,
-    ) -> Result<Tree> {
-        let loc = self.locate(id)?;
-        tree_kind(id, &loc)?;
-        let range = loc.offset..loc.offset + u64::from(loc.length);
-        let pending = handle.block_on(
-            self.backend()
-                .start_read(&pack_path(&loc.pack), Some(range)),
-        )?;
-        let mut stored = Vec::new();
-        pending.into_buffer(&mut stored)?;
-        let data = open_blob(self.keys(), &loc.pack, &loc.entry(*id), &stored)?;
-        Tree::decode(id, &data)
-    }
-
     /// Lists snapshots, then brings the index up to date: a backup writes its
     /// index objects before its snapshot, so every snapshot returned can be
     /// read, even one that a concurrent backup wrote after this repository's
@@ -975,7 +964,7 @@ impl IndexedRepository {
         let listed = self.repo.snapshots_naming(spec).await?;
         self.refresh_index().await?;
         let loaded = self.index.loaded()?;
-        let superseded = self.index.superseded()?;
+        let superseded = self.index.superseded_among(&loaded)?;
         let mut unseen: Vec<IndexId> = listed
             .0
             .iter()

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::common::cli::{make_tree, objects, write_secret, Env};
+use crate::common::cli::{make_tree, objects, restored, write_secret, Env};
 use crate::common::daemon::{custos, Daemon};
 use crate::common::fixtures;
 use crate::common::servers::free_port;
@@ -248,4 +248,44 @@ fn the_daemon_raises_an_alarm_for_a_snapshot_deleted_behind_its_back() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A copy of a repository (same ID, so the same cache) pruned on its own
+/// replaces index objects the original still has: the original must still
+/// read everything it holds, not skip its objects as superseded.
+#[test]
+fn a_pruned_copy_sharing_the_cache_hides_nothing_of_the_original() {
+    let env = Env::local();
+    env.ok(&["init", "--pack-size-mib", "1"]);
+    let src = env.path("src");
+    make_tree(&src);
+    for i in 0..3 {
+        std::fs::write(src.join("changing.txt"), format!("version {i}")).unwrap();
+        env.ok(&["backup", src.to_str().unwrap()]);
+    }
+    let first = env.snapshot_ids()[0].clone();
+    let copy = env.path("copy");
+    let status = std::process::Command::new("cp")
+        .args(["-a", &env.repo, copy.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    env.ok(&[
+        "-r",
+        copy.to_str().unwrap(),
+        "forget",
+        "--keep-last",
+        "1",
+        "--prune",
+    ]);
+    // The original: every snapshot restores, and check finds nothing wrong.
+    let target = env.path("restored");
+    env.ok(&["restore", &first, "--target", target.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(restored(&target, &src).join("changing.txt")).unwrap(),
+        "version 0"
+    );
+    env.ok(&["check", "--read-data"]);
+    // And the copy still reads too, after the original rebuilt the cache.
+    env.ok(&["-r", copy.to_str().unwrap(), "check", "--read-data"]);
 }

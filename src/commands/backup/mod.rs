@@ -38,7 +38,7 @@ use crate::repofile::snapshot::{SkippedEntry, Snapshot, Summary};
 use crate::repofile::tree::{Node, NodeKind, Tree};
 use crate::repository::{
     lock::{Lock, LockKind},
-    pack_path, select_snapshot, IndexedRepository,
+    pack_path, select_snapshot, IndexedRepository, TreeReader,
 };
 use crate::source::{node_from_metadata, unchanged, Excludes};
 use crate::{Error, Result};

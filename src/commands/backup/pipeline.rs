@@ -68,7 +68,7 @@ where
         let walked = {
             let mut walker = Walker {
                 repo,
-                handle,
+                trees: TreeReader::new(repo.clone(), handle.clone()),
                 chunker: Chunker::new(repo.config().chunker, repo.keys().chunker_seed()),
                 jobs: Some(job_tx),
                 tree_packer: Packer::new(repo.keys().clone(), pack_target),

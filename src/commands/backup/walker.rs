@@ -19,7 +19,7 @@ pub(super) enum VirtualEntry {
 /// The walking end of the pipeline (runs on its own thread).
 pub(super) struct Walker<'a> {
     pub(super) repo: &'a IndexedRepository,
-    pub(super) handle: &'a Handle,
+    pub(super) trees: TreeReader,
     pub(super) chunker: Chunker,
     pub(super) jobs: Option<crossbeam_channel::Sender<Job>>,
     pub(super) tree_packer: Packer,
@@ -199,7 +199,7 @@ impl Walker<'_> {
 
     pub(super) fn read_old_tree(&self, node: Option<&Node>) -> Option<Tree> {
         let id = node.filter(|n| n.kind == NodeKind::Dir)?.subtree?;
-        match self.repo.read_tree_blocking(self.handle, &id) {
+        match self.trees.read(&id) {
             Ok(t) => Some(t),
             Err(e) => {
                 tracing::warn!(tree = %id, error = %e, "cannot read a parent tree: reading its files");

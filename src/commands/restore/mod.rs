@@ -50,7 +50,7 @@ use crate::repofile::pack::BlobOpener;
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::{Node, NodeKind};
 use crate::repository::lock::{Lock, LockKind};
-use crate::repository::{pack_path, IndexedRepository};
+use crate::repository::{pack_path, IndexedRepository, TreeReader};
 use crate::util::Pool;
 use crate::{Error, Result};
 use target::{DirSlot, Meta, TargetDirs};
@@ -254,18 +254,18 @@ struct Collected {
 /// Collects the snapshot's entries (depth first, parents before children),
 /// applying include and exclude patterns. A directory whose tree is damaged
 /// or missing is left out and named; everything else is still restored.
-async fn collect(
-    repo: &IndexedRepository,
-    snap: &Snapshot,
-    opts: &RestoreOptions,
+fn collect(
+    r: &TreeReader,
+    root: BlobId,
+    include: &[String],
+    exclude: &[String],
 ) -> Result<Collected> {
-    let includes = globset(&opts.includes, "include")?;
-    let excludes = globset(&opts.excludes, "exclude")?;
+    let includes = globset(include, "include")?;
+    let excludes = globset(exclude, "exclude")?;
     // Includes that are plain absolute paths (no wildcard) can only match
     // under the directories on their way: no other tree needs reading, so
     // restoring one file of a million reads a few trees, not all.
-    let literal_includes: Option<Vec<&str>> = opts
-        .includes
+    let literal_includes: Option<Vec<&str>> = include
         .iter()
         .map(|p| {
             (p.starts_with('/') && !p.contains(['*', '?', '[', ']', '{', '}', '\\']))
@@ -286,10 +286,10 @@ async fn collect(
         name: Vec::new(),
     }];
     // (tree, its slot, snapshot dir, an ancestor matched an include)
-    let mut stack = vec![(snap.tree, 0usize, String::new(), includes.is_none())];
+    let mut stack = vec![(root, 0usize, String::new(), includes.is_none())];
     let mut lost = Vec::new();
     while let Some((tree_id, slot, sp, included)) = stack.pop() {
-        let tree = match repo.read_tree(&tree_id).await {
+        let tree = match r.read(&tree_id) {
             Ok(t) => t,
             // The root must be readable; below it, damage costs only the
             // directory it is in.
@@ -632,7 +632,10 @@ async fn restore_locked(
     snap: &Snapshot,
     opts: &RestoreOptions,
 ) -> Result<RestoreResult> {
-    let Collected { items, slots, lost } = collect(repo, snap, opts).await?;
+    let (root, include, exclude) = (snap.tree, opts.includes.clone(), opts.excludes.clone());
+    let Collected { items, slots, lost } = repo
+        .walk_trees(move |r| collect(r, root, &include, &exclude))
+        .await?;
     let dirs = TargetDirs::open(&opts.target, slots)
         .map_err(crate::error::at("cannot open restore target", &opts.target))?;
     let fresh = claim_target(&dirs, &opts.target, &snap.tree, opts.overwrite)?;

@@ -1,0 +1,97 @@
+//! Tree walks on a thread of their own.
+//!
+//! A walk over a snapshot's trees (a backup's parent, `check`, prune's
+//! marking, a restore's plan) reads one small blob after another, each
+//! needed before the next can be named. Read through the async runtime,
+//! every tree costs three thread hand-offs (fetch, decode, back), and on a
+//! tree of many small directories those wake-ups were most of the time:
+//! `check` of 11 558 trees spent 3.5 s, mostly in futex wake-ups. A
+//! [`TreeReader`] reads a local repository's packs with `pread` and opens
+//! the blob on the walking thread, with one zstd context and one buffer for
+//! the whole walk; other stores are fetched through the runtime's handle.
+
+use crate::id::BlobId;
+use crate::repofile::pack::BlobOpener;
+use crate::repofile::tree::Tree;
+use crate::Result;
+
+use super::{pack_path, tree_kind, IndexedRepository};
+
+/// Reads trees on a thread that may block (see the module's overview).
+/// Not shared between threads: it keeps its buffers.
+pub(crate) struct TreeReader {
+    repo: IndexedRepository,
+    handle: tokio::runtime::Handle,
+    opener: std::cell::RefCell<(BlobOpener, Vec<u8>)>,
+}
+
+impl TreeReader {
+    /// A reader of `repo`'s trees that reaches other stores through `handle`.
+    pub(crate) fn new(repo: IndexedRepository, handle: tokio::runtime::Handle) -> TreeReader {
+        TreeReader {
+            repo,
+            handle,
+            opener: std::cell::RefCell::new((BlobOpener::new(), Vec::new())),
+        }
+    }
+
+    /// The repository the trees come from.
+    pub(crate) fn repo(&self) -> &IndexedRepository {
+        &self.repo
+    }
+
+    /// Runs `fut` to completion from this (blocking) thread: what a walk
+    /// needs of the async API besides trees (refreshing the index).
+    pub(crate) fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        self.handle.block_on(fut)
+    }
+
+    /// Reads, authenticates, decompresses, ID-checks and decodes a tree.
+    ///
+    /// # Errors
+    /// [`crate::Error::NotFound`] when the index does not know it,
+    /// [`crate::Error::Integrity`] when it is not a tree or does not open,
+    /// [`crate::Error::Backend`].
+    pub(crate) fn read(&self, id: &BlobId) -> Result<Tree> {
+        let loc = self.repo.locate(id)?;
+        tree_kind(id, &loc)?;
+        let range = loc.offset..loc.offset + u64::from(loc.length);
+        let pending = self.handle.block_on(
+            self.repo
+                .backend()
+                .start_read(&pack_path(&loc.pack), Some(range)),
+        )?;
+        let mut guard = self.opener.borrow_mut();
+        let (opener, stored) = &mut *guard;
+        pending.into_buffer(stored)?;
+        let plain = opener.open_in_place(self.repo.keys(), &loc.pack, &loc.entry(*id), stored)?;
+        let tree = Tree::decode(id, plain);
+        // A huge directory's buffers are not kept for the rest of the walk.
+        if stored.capacity() > KEEP_BUFFER {
+            *guard = (BlobOpener::new(), Vec::new());
+        }
+        tree
+    }
+}
+
+/// Buffers larger than this (a directory of tens of thousands of entries)
+/// are dropped after use rather than kept for the walk.
+const KEEP_BUFFER: usize = 4 << 20;
+
+impl IndexedRepository {
+    /// Runs the tree walk `walk` on a blocking thread with a [`TreeReader`],
+    /// and returns what it returns.
+    ///
+    /// # Errors
+    /// What `walk` returns; [`crate::Error::Internal`] if its thread panicked.
+    pub(crate) async fn walk_trees<T, F>(&self, walk: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&TreeReader) -> Result<T> + Send + 'static,
+    {
+        let reader = TreeReader::new(self.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || walk(&reader))
+            .await
+            .map_err(|e| crate::Error::Internal(format!("tree walk failed: {e}")))?
+    }
+}
