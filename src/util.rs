@@ -22,13 +22,22 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// pool when the operation ends.
 pub(crate) struct Pool<T> {
     free: std::sync::Mutex<Vec<T>>,
+    /// At most this many values are kept by [`Pool::put`].
+    keep: usize,
 }
 
 impl<T> Pool<T> {
     /// An empty pool.
     pub(crate) fn new() -> Pool<T> {
+        Self::keeping(usize::MAX)
+    }
+
+    /// An empty pool that keeps at most `keep` values given back with
+    /// [`Pool::put`] (the others are dropped).
+    pub(crate) fn keeping(keep: usize) -> Pool<T> {
         Pool {
             free: std::sync::Mutex::new(Vec::new()),
+            keep,
         }
     }
 
@@ -43,6 +52,37 @@ impl<T> Pool<T> {
         Pooled {
             pool: self,
             value: Some(value),
+        }
+    }
+}
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Pool::new()
+    }
+}
+
+impl<T> Pool<T> {
+    /// A value from the pool, or `make()`'s, owned by the caller: it comes
+    /// back only through [`Pool::put`] (values that cross threads, such as
+    /// a backup's chunk and pack buffers). What the pool holds is still
+    /// bounded by how many values were alive at once.
+    pub(crate) fn take_owned(&self, make: impl FnOnce() -> T) -> T {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+            .unwrap_or_else(make)
+    }
+
+    /// Gives a value back (dropped when the pool keeps enough).
+    pub(crate) fn put(&self, value: T) {
+        let mut free = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if free.len() < self.keep {
+            free.push(value);
         }
     }
 }

@@ -3,11 +3,12 @@
 //! [`compress`] is pure; [`Packer`] wraps a [`PackWriter`] (the pure pack
 //! builder in `repofile::pack`) with the policy of when a pack is full.
 //!
-//! Layer 2 of `docs/architecture.md`: it uses `id`, `crypto`, `repofile`, and nothing of a layer above.
+//! Layer 2 of `docs/architecture.md`: it uses `util`, `id`, `crypto`, `repofile`, and nothing of a layer above.
 
 use crate::crypto::{Keys, TAG_LEN};
 use crate::id::BlobId;
 use crate::repofile::pack::{BlobKind, Compression, FinishedPack, PackWriter};
+use crate::util::Pool;
 
 /// Compresses with zstd; keeps the raw bytes when compression does not save at
 /// least 1/32 (so incompressible data costs nothing to decompress).
@@ -15,9 +16,27 @@ pub fn compress(
     compressor: &mut zstd::bulk::Compressor<'_>,
     data: &[u8],
 ) -> (Compression, Option<Vec<u8>>) {
-    match compressor.compress(data) {
-        Ok(c) if c.len() + data.len() / 32 < data.len() => (Compression::Zstd, Some(c)),
-        _ => (Compression::Raw, None),
+    let mut out = Vec::new();
+    match compress_into(compressor, data, &mut out) {
+        Compression::Zstd => (Compression::Zstd, Some(out)),
+        Compression::Raw => (Compression::Raw, None),
+    }
+}
+
+/// As [`compress`], into `out` (replacing what it held), which a caller
+/// compressing many blobs keeps: a fresh buffer of a megabyte or more per
+/// chunk is mapped and faulted in anew each time. When the result is
+/// [`Compression::Zstd`], `out` holds the compressed bytes.
+pub(crate) fn compress_into(
+    compressor: &mut zstd::bulk::Compressor<'_>,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Compression {
+    out.clear();
+    out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+    match compressor.compress_to_buffer(data, out) {
+        Ok(n) if n + data.len() / 32 < data.len() => Compression::Zstd,
+        _ => Compression::Raw,
     }
 }
 
@@ -26,6 +45,7 @@ pub struct Packer {
     keys: Keys,
     target: usize,
     current: Option<PackWriter>,
+    buffers: Option<std::sync::Arc<Pool<Vec<u8>>>>,
 }
 
 impl Packer {
@@ -35,6 +55,21 @@ impl Packer {
             keys,
             target,
             current: None,
+            buffers: None,
+        }
+    }
+
+    /// As [`Packer::new`], taking each pack's buffer from `buffers` (where
+    /// the uploader puts them back once stored): a pack buffer is tens of
+    /// megabytes, faulted in page by page when it is new.
+    pub(crate) fn with_buffers(
+        keys: Keys,
+        target: usize,
+        buffers: std::sync::Arc<Pool<Vec<u8>>>,
+    ) -> Self {
+        Packer {
+            buffers: Some(buffers),
+            ..Packer::new(keys, target)
         }
     }
 
@@ -63,10 +98,16 @@ impl Packer {
         };
         let w = self.current.get_or_insert_with(|| {
             // Room for the header too (entries are small; 256 KiB covers thousands).
-            PackWriter::new(
-                &self.keys,
-                capacity.max(payload.len() + TAG_LEN) + (256 << 10),
-            )
+            let capacity = capacity.max(payload.len() + TAG_LEN) + (256 << 10);
+            match &self.buffers {
+                Some(pool) => {
+                    let mut buf = pool.take_owned(Vec::new);
+                    buf.clear();
+                    buf.reserve(capacity);
+                    PackWriter::with_buffer(&self.keys, buf)
+                }
+                None => PackWriter::new(&self.keys, capacity),
+            }
         });
         w.add(kind, id, compression, payload, raw_len);
         if finished.is_some() {

@@ -8,7 +8,7 @@
 
 use std::io::Read;
 
-use fastcdc::v2020::{Normalization, StreamCDC};
+use fastcdc::v2020::{FastCDC, Normalization, StreamCDC};
 
 use crate::repofile::config::ChunkerParams;
 
@@ -65,6 +65,82 @@ impl Chunker {
     }
 }
 
+/// The buffer a stream is cut in, kept from one stream to the next
+/// ([`Chunker::next_chunk`]): the streaming chunker of `fastcdc` allocates
+/// a buffer of the largest chunk size for every stream and a fresh vector
+/// for every chunk, and fresh memory costs a page fault per 4 KiB.
+#[derive(Default)]
+pub struct ChunkBuffer {
+    buf: Vec<u8>,
+    pos: usize,
+    filled: usize,
+    eof: bool,
+}
+
+impl ChunkBuffer {
+    /// An empty buffer (it grows to twice the largest chunk at first use).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets what is left of the last stream.
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        self.filled = 0;
+        self.eof = false;
+    }
+}
+
+impl Chunker {
+    /// The next chunk of `source`, cut in `b` (call [`ChunkBuffer::reset`]
+    /// before a new stream); `None` at its end. The cuts are those of
+    /// [`Chunker::chunks`]: a cut is looked for only once the largest chunk
+    /// size is buffered, or the stream has ended.
+    ///
+    /// # Errors
+    /// The read error that stopped the stream.
+    pub fn next_chunk<'b, R: Read>(
+        &self,
+        b: &'b mut ChunkBuffer,
+        source: &mut R,
+    ) -> std::io::Result<Option<&'b [u8]>> {
+        let max = self.params.max as usize;
+        if b.buf.len() < 2 * max {
+            b.buf.resize(2 * max, 0);
+        }
+        while !b.eof && b.filled - b.pos < max {
+            if b.filled == b.buf.len() {
+                b.buf.copy_within(b.pos..b.filled, 0);
+                b.filled -= b.pos;
+                b.pos = 0;
+            }
+            match source.read(&mut b.buf[b.filled..]) {
+                Ok(0) => b.eof = true,
+                Ok(n) => b.filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let window = &b.buf[b.pos..b.filled];
+        if window.is_empty() {
+            return Ok(None);
+        }
+        let len = FastCDC::with_level_and_seed(
+            window,
+            self.params.min as usize,
+            self.params.avg as usize,
+            self.params.max as usize,
+            Normalization::Level1,
+            self.seed,
+        )
+        .next()
+        .map_or(window.len(), |c| c.length);
+        let start = b.pos;
+        b.pos += len;
+        Ok(Some(&b.buf[start..start + len]))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +190,51 @@ mod tests {
         let cut: Vec<usize> = c.cuts(&d).map(|(_, l)| l).collect();
         assert_eq!(streamed, cut);
         assert_eq!(c.cuts(&[]).count(), 0);
+    }
+
+    /// A reader that hands out at most `step` bytes a call.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.step.min(buf.len()).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn buffered_cuts_match_streaming(
+            len in 0usize..(3 << 20),
+            seed in 0u64..1000,
+            step in 1usize..(600 << 10),
+            streams in 1usize..3,
+        ) {
+            let params = ChunkerParams {
+                min: 16 * 1024,
+                avg: 64 * 1024,
+                max: 256 * 1024,
+            };
+            let c = Chunker::new(params, seed);
+            // One buffer for several streams, as a backup uses it.
+            let mut b = ChunkBuffer::new();
+            for s in 0..streams {
+                let d = data(len / (s + 1), seed + s as u64 + 1);
+                let streamed: Vec<Vec<u8>> = c.chunks(&d[..]).map(|r| r.unwrap()).collect();
+                let mut r = Trickle { data: &d, step };
+                b.reset();
+                let mut cut = Vec::new();
+                while let Some(chunk) = c.next_chunk(&mut b, &mut r).unwrap() {
+                    cut.push(chunk.to_vec());
+                }
+                proptest::prop_assert_eq!(&streamed, &cut);
+            }
+        }
     }
 
     #[test]

@@ -28,12 +28,12 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::runtime::Handle;
 
-use crate::blob::{compress, Packer};
-use crate::chunker::Chunker;
+use crate::blob::{compress, compress_into, Packer};
+use crate::chunker::{ChunkBuffer, Chunker};
 use crate::id::{BlobId, IndexId, SnapshotId};
 use crate::progress::Progress;
 use crate::repofile::index::{IndexBlob, IndexFile, IndexPack};
-use crate::repofile::pack::{BlobKind, FinishedPack};
+use crate::repofile::pack::{BlobKind, Compression, FinishedPack};
 use crate::repofile::snapshot::{SkippedEntry, Snapshot, Summary};
 use crate::repofile::tree::{Node, NodeKind, Tree};
 use crate::repository::{
@@ -46,7 +46,8 @@ use crate::{Error, Result};
 mod pipeline;
 mod walker;
 
-use pipeline::pipeline;
+use crate::util::Pool;
+use pipeline::{pipeline, Buffers};
 
 /// How many packs are uploaded at once: hides object-store latency; each holds
 /// one pack in memory.

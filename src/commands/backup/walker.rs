@@ -20,6 +20,7 @@ pub(super) enum VirtualEntry {
 pub(super) struct Walker<'a> {
     pub(super) repo: &'a IndexedRepository,
     pub(super) trees: TreeReader,
+    pub(super) buffers: &'a Buffers,
     pub(super) chunker: Chunker,
     pub(super) jobs: Option<crossbeam_channel::Sender<Job>>,
     pub(super) tree_packer: Packer,
@@ -88,32 +89,54 @@ impl Walker<'_> {
         let mut content = Vec::new();
         let mut size = 0u64;
         let keys = self.repo.keys().clone();
-        for chunk in self.chunker.chunks(&mut reader) {
+        // Its 2 × the largest chunk is freed when the stream ends: streams
+        // are few and large (files over the whole-file limit, dumps).
+        let mut stream = ChunkBuffer::new();
+        let stored = self.cut_stream(&keys, &mut stream, &mut reader, &mut content, &mut size);
+        Ok(stored?.map(|()| (content, size)))
+    }
+
+    /// [`Self::store_stream`]'s loop, cutting in `stream`.
+    fn cut_stream(
+        &mut self,
+        keys: &crate::crypto::Keys,
+        stream: &mut ChunkBuffer,
+        reader: &mut impl Read,
+        content: &mut Vec<BlobId>,
+        size: &mut u64,
+    ) -> Result<std::result::Result<(), std::io::Error>> {
+        loop {
             self.check_abort()?;
-            let data = match chunk {
-                Ok(d) => d,
+            let chunk = match self.chunker.next_chunk(stream, reader) {
+                Ok(Some(c)) => c,
+                Ok(None) => return Ok(Ok(())),
                 Err(e) => return Ok(Err(e)),
             };
-            let id = keys.blob_id(&data);
-            let n = data.len() as u64;
-            size += n;
+            let id = keys.blob_id(chunk);
+            let n = chunk.len() as u64;
+            *size += n;
             add(&self.stats.bytes_read, n);
             self.progress.add_bytes(n);
             if self.is_new(&id)? {
-                let tx = self
-                    .jobs
-                    .as_ref()
-                    .ok_or_else(|| Error::Problems("pipeline closed".into()))?;
-                tx.send(Job {
-                    kind: BlobKind::Data,
-                    id,
-                    data,
-                })
-                .map_err(|_| Error::Problems("backup aborted: workers stopped".into()))?;
+                let mut data = self.buffers.chunk(chunk.len());
+                data.extend_from_slice(chunk);
+                self.send_job(id, data)?;
             }
             content.push(id);
         }
-        Ok(Ok((content, size)))
+    }
+
+    fn send_job(&self, id: BlobId, data: Vec<u8>) -> Result<()> {
+        let tx = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| Error::Problems("pipeline closed".into()))?;
+        tx.send(Job {
+            kind: BlobKind::Data,
+            id,
+            data,
+        })
+        .map_err(|_| Error::Problems("backup aborted: workers stopped".into()))
     }
 
     /// Reads a file of known, modest size whole and cuts it in memory.
@@ -122,8 +145,9 @@ impl Walker<'_> {
         mut file: std::fs::File,
         size_hint: u64,
     ) -> Result<std::result::Result<(Vec<BlobId>, u64), std::io::Error>> {
-        let mut data = Vec::with_capacity(size_hint as usize + 1);
+        let mut data = self.buffers.chunk(size_hint as usize + 1);
         if let Err(e) = file.read_to_end(&mut data) {
+            self.buffers.give_chunk(data);
             return Ok(Err(e));
         }
         let n = data.len() as u64;
@@ -140,21 +164,15 @@ impl Walker<'_> {
                 let chunk = if single {
                     std::mem::take(&mut data)
                 } else {
-                    data[off..off + len].to_vec()
+                    let mut c = self.buffers.chunk(len);
+                    c.extend_from_slice(&data[off..off + len]);
+                    c
                 };
-                let tx = self
-                    .jobs
-                    .as_ref()
-                    .ok_or_else(|| Error::Problems("pipeline closed".into()))?;
-                tx.send(Job {
-                    kind: BlobKind::Data,
-                    id,
-                    data: chunk,
-                })
-                .map_err(|_| Error::Problems("backup aborted: workers stopped".into()))?;
+                self.send_job(id, chunk)?;
             }
             content.push(id);
         }
+        self.buffers.give_chunk(data);
         Ok(Ok((content, n)))
     }
 
