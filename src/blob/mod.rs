@@ -3,12 +3,11 @@
 //! [`compress`] is pure; [`Packer`] wraps a [`PackWriter`] (the pure pack
 //! builder in `repofile::pack`) with the policy of when a pack is full.
 //!
-//! Layer 2 of `docs/architecture.md`: it uses `util`, `id`, `crypto`, `repofile`, and nothing of a layer above.
+//! Layer 2 of `docs/architecture.md`: it uses `id`, `crypto`, `repofile`, and nothing of a layer above.
 
 use crate::crypto::{Keys, TAG_LEN};
 use crate::id::BlobId;
 use crate::repofile::pack::{BlobKind, Compression, FinishedPack, PackWriter};
-use crate::util::Pool;
 
 /// Compresses with zstd; keeps the raw bytes when compression does not save at
 /// least 1/32 (so incompressible data costs nothing to decompress).
@@ -45,7 +44,6 @@ pub struct Packer {
     keys: Keys,
     target: usize,
     current: Option<PackWriter>,
-    buffers: Option<std::sync::Arc<Pool<Vec<u8>>>>,
 }
 
 impl Packer {
@@ -55,21 +53,6 @@ impl Packer {
             keys,
             target,
             current: None,
-            buffers: None,
-        }
-    }
-
-    /// As [`Packer::new`], taking each pack's buffer from `buffers` (where
-    /// the uploader puts them back once stored): a pack buffer is tens of
-    /// megabytes, faulted in page by page when it is new.
-    pub(crate) fn with_buffers(
-        keys: Keys,
-        target: usize,
-        buffers: std::sync::Arc<Pool<Vec<u8>>>,
-    ) -> Self {
-        Packer {
-            buffers: Some(buffers),
-            ..Packer::new(keys, target)
         }
     }
 
@@ -98,16 +81,10 @@ impl Packer {
         };
         let w = self.current.get_or_insert_with(|| {
             // Room for the header too (entries are small; 256 KiB covers thousands).
-            let capacity = capacity.max(payload.len() + TAG_LEN) + (256 << 10);
-            match &self.buffers {
-                Some(pool) => {
-                    let mut buf = pool.take_owned(Vec::new);
-                    buf.clear();
-                    buf.reserve(capacity);
-                    PackWriter::with_buffer(&self.keys, buf)
-                }
-                None => PackWriter::new(&self.keys, capacity),
-            }
+            PackWriter::new(
+                &self.keys,
+                capacity.max(payload.len() + TAG_LEN) + (256 << 10),
+            )
         });
         w.add(kind, id, compression, payload, raw_len);
         if finished.is_some() {

@@ -82,18 +82,11 @@ pub struct FinishedPack {
 impl PackWriter {
     /// A new, empty pack with a random ID.
     pub fn new(keys: &Keys, capacity: usize) -> Self {
-        Self::with_buffer(keys, Vec::with_capacity(capacity))
-    }
-
-    /// As [`PackWriter::new`], writing into `buf` (emptied first), whose
-    /// capacity a caller reuses from pack to pack.
-    pub fn with_buffer(keys: &Keys, mut buf: Vec<u8>) -> Self {
-        buf.clear();
         let id = PackId::random();
         PackWriter {
             cipher: keys.pack_cipher(&id),
             id,
-            buf,
+            buf: Vec::with_capacity(capacity),
             entries: Vec::new(),
         }
     }

@@ -29,8 +29,7 @@ where
     let buffers = Buffers::default();
 
     std::thread::scope(|s| {
-        let uploader =
-            s.spawn(|| handle.block_on(upload_loop(repo, pack_rx, &session, &buffers.packs)));
+        let uploader = s.spawn(|| handle.block_on(upload_loop(repo, pack_rx, &session)));
         let mut worker_handles = Vec::new();
         for _ in 0..workers {
             let rx = job_rx.clone();
@@ -41,7 +40,7 @@ where
             worker_handles.push(s.spawn(move || -> Result<()> {
                 let mut compressor = zstd::bulk::Compressor::new(level)
                     .map_err(|e| Error::Usage(format!("invalid compression level {level}: {e}")))?;
-                let mut packer = Packer::with_buffers(keys, pack_target, buffers.packs.clone());
+                let mut packer = Packer::new(keys, pack_target);
                 let mut out = Vec::new();
                 for job in rx.iter() {
                     let raw_len = job.data.len() as u32;
@@ -138,20 +137,15 @@ pub(super) async fn upload_loop(
     repo: &IndexedRepository,
     rx: tokio::sync::mpsc::Receiver<FinishedPack>,
     session: &Mutex<HashSet<BlobId>>,
-    pack_buffers: &Pool<Vec<u8>>,
 ) -> Result<Vec<IndexId>> {
     let stream =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
     let uploads = stream
         .map(|p| async move {
             let size = p.bytes.len() as u64;
-            let bytes = Bytes::from(p.bytes);
-            repo.backend().put(&pack_path(&p.id), bytes.clone()).await?;
-            // Stored: its buffer serves the next pack (when the store kept
-            // no reference to it).
-            if let Ok(buf) = bytes.try_into_mut() {
-                pack_buffers.put(Vec::from(buf));
-            }
+            repo.backend()
+                .put(&pack_path(&p.id), Bytes::from(p.bytes))
+                .await?;
             Ok::<_, Error>(IndexPack {
                 id: p.id,
                 size,
@@ -195,36 +189,32 @@ async fn write_index(
     Ok(id)
 }
 
-/// The buffers a backup passes round: chunks of a megabyte or more (the
-/// walker fills them, a worker gives them back once the chunk is packed)
-/// and pack buffers (a worker's packer fills one, the uploader gives it back
-/// once stored). Allocations of that size are mapped fresh each time (see
-/// `tune_allocator` in `main.rs`) and cost a page fault per 4 KiB: a first
-/// backup of 2 GiB took 845 000 of them. Each pool holds at most what was
-/// in flight at once, which the pipeline's channels bound.
+/// The chunk buffers a backup passes round: the walker fills them, a
+/// worker gives them back once the chunk is packed. Allocations of a
+/// megabyte or more are mapped fresh each time (see `tune_allocator` in
+/// `main.rs`) and cost a page fault per 4 KiB: a first backup of 2 GiB took
+/// 845 000 of them. A few spare buffers are kept; what is in flight is
+/// bounded by the pipeline's channels. (Pooling pack buffers as well gained
+/// nothing measurable and kept 36 MiB more resident.)
 pub(super) struct Buffers {
     chunks: Pool<Vec<u8>>,
-    packs: Arc<Pool<Vec<u8>>>,
 }
 
 /// Chunk buffers smaller than this come from the heap, cheaply: not pooled.
 const POOLED_CHUNK: usize = 256 << 10;
 /// Nor are those larger than this (whole files read at once).
 const POOLED_CHUNK_MAX: usize = 4 << 20;
+/// Spare chunk buffers kept: a buffer kept is resident, where one freed is
+/// given back to the system.
+const KEEP_CHUNKS: usize = 2;
 
 impl Default for Buffers {
     fn default() -> Self {
         Buffers {
             chunks: Pool::keeping(KEEP_CHUNKS),
-            packs: Arc::new(Pool::keeping(KEEP_PACKS)),
         }
     }
 }
-
-/// Spare buffers kept: what is in flight at once is more, but a buffer
-/// kept is resident, where one freed is given back to the system.
-const KEEP_CHUNKS: usize = 2;
-const KEEP_PACKS: usize = 0;
 
 impl Buffers {
     /// An empty buffer with room for `len` bytes.
