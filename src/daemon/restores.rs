@@ -184,6 +184,9 @@ pub(crate) struct RestoreDesk {
     slots: Arc<Semaphore>,
     audit: Option<crate::audit::AuditLog>,
     per_tenant: usize,
+    /// The runtime restores run on (the daemon's; a request arrives on the
+    /// API's), when the desk was made inside one.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl RestoreDesk {
@@ -195,6 +198,7 @@ impl RestoreDesk {
             slots: Arc::new(Semaphore::new(concurrency.max(1))),
             audit: None,
             per_tenant: RESTORES_PER_TENANT,
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -395,7 +399,11 @@ impl RestoreDesk {
         tracing::info!(restore = %id, tenant = %rec.tenant, service = %rec.service, ticket = %rec.ticket, by = actor, snapshot = %rec.snapshot, "restore requested");
         let desk = self.clone();
         let queued = rec.clone();
-        tokio::spawn(async move { desk.run(svc, queued).await });
+        let run = async move { desk.run(svc, queued).await };
+        match &self.runtime {
+            Some(rt) => drop(rt.spawn(run)),
+            None => drop(tokio::spawn(run)),
+        }
         Ok(rec)
     }
 

@@ -114,6 +114,9 @@ struct Inner {
     shutdown: watch::Receiver<bool>,
     /// Follow-up jobs (hot standby), submitted by a forwarding task.
     follow: tokio::sync::mpsc::UnboundedSender<Request>,
+    /// The daemon's runtime, where jobs run (a request submits from the
+    /// API's runtime).
+    runtime: tokio::runtime::Handle,
 }
 
 /// The job runner.
@@ -152,6 +155,7 @@ impl Runner {
                 active: Mutex::new(HashSet::new()),
                 shutdown,
                 follow,
+                runtime: tokio::runtime::Handle::current(),
             }),
             tasks: Arc::new(tokio::sync::Mutex::new(JoinSet::new())),
         };
@@ -223,25 +227,29 @@ impl Runner {
         };
         let inner = self.inner.clone();
         let job = rec.clone();
-        self.tasks.lock().await.spawn(async move {
-            let id = job.id;
-            let (tenant, service, kind) = (job.tenant.clone(), job.service.clone(), job.kind);
-            let ok = run_job(&inner, job, &settings).await;
-            lock(&inner.active).remove(&key);
-            if ok && kind == JobKind::Backup && settings.replicate_after_backup {
-                let follow = Request {
-                    tenant,
-                    service,
-                    kind: JobKind::Replicate,
-                    trigger: Trigger::Follows { job: id },
-                    tags: Vec::new(),
-                    due: None,
-                };
-                if inner.follow.send(follow).is_err() {
-                    tracing::warn!(job = %id, "could not queue the standby replication");
+        let runtime = self.inner.runtime.clone();
+        self.tasks.lock().await.spawn_on(
+            async move {
+                let id = job.id;
+                let (tenant, service, kind) = (job.tenant.clone(), job.service.clone(), job.kind);
+                let ok = run_job(&inner, job, &settings).await;
+                lock(&inner.active).remove(&key);
+                if ok && kind == JobKind::Backup && settings.replicate_after_backup {
+                    let follow = Request {
+                        tenant,
+                        service,
+                        kind: JobKind::Replicate,
+                        trigger: Trigger::Follows { job: id },
+                        tags: Vec::new(),
+                        due: None,
+                    };
+                    if inner.follow.send(follow).is_err() {
+                        tracing::warn!(job = %id, "could not queue the standby replication");
+                    }
                 }
-            }
-        });
+            },
+            &runtime,
+        );
         Ok(Some(rec))
     }
 
