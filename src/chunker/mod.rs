@@ -92,7 +92,7 @@ impl ChunkBuffer {
 }
 
 impl Chunker {
-    /// The next chunk of `source`, cut in `b` (call [`ChunkBuffer::reset`]
+    /// The next chunk of `source`, cut in `b` (a new buffer, or one reset,
     /// before a new stream); `None` at its end. The cuts are those of
     /// [`Chunker::chunks`]: a cut is looked for only once the largest chunk
     /// size is buffered, or the stream has ended.
