@@ -87,5 +87,5 @@ pub use util::{hostname, human_bytes, username};
 /// (`benches/stages.rs`): content-defined chunking, compression, packing.
 pub mod stages {
     pub use crate::blob::{compress, Packer};
-    pub use crate::chunker::Chunker;
+    pub use crate::chunker::{ChunkBuffer, Chunker};
 }

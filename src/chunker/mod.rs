@@ -48,7 +48,7 @@ impl Chunker {
     /// than a few chunks, allocating and zeroing that buffer per file costs more
     /// than everything else.
     pub fn cuts<'a>(&self, data: &'a [u8]) -> impl Iterator<Item = (usize, usize)> + 'a {
-        fastcdc::v2020::FastCDC::with_level_and_seed(
+        FastCDC::with_level_and_seed(
             data,
             self.params.min as usize,
             self.params.avg as usize,
@@ -65,10 +65,9 @@ impl Chunker {
     }
 }
 
-/// The buffer a stream is cut in, kept from one stream to the next
-/// ([`Chunker::next_chunk`]): the streaming chunker of `fastcdc` allocates
-/// a buffer of the largest chunk size for every stream and a fresh vector
-/// for every chunk, and fresh memory costs a page fault per 4 KiB.
+/// The buffer one stream is cut in ([`Chunker::next_chunk`]): the streaming
+/// chunker of `fastcdc` also allocates a fresh vector for every chunk, and
+/// fresh memory costs a page fault per 4 KiB.
 #[derive(Default)]
 pub struct ChunkBuffer {
     buf: Vec<u8>,
@@ -82,18 +81,11 @@ impl ChunkBuffer {
     pub fn new() -> Self {
         Self::default()
     }
-
-    /// Forgets what is left of the last stream.
-    pub fn reset(&mut self) {
-        self.pos = 0;
-        self.filled = 0;
-        self.eof = false;
-    }
 }
 
 impl Chunker {
-    /// The next chunk of `source`, cut in `b` (a new buffer, or one reset,
-    /// before a new stream); `None` at its end. The cuts are those of
+    /// The next chunk of `source`, cut in `b` (one buffer per stream);
+    /// `None` at its end. The cuts are those of
     /// [`Chunker::chunks`]: a cut is looked for only once the largest chunk
     /// size is buffered, or the stream has ended.
     ///
@@ -125,16 +117,7 @@ impl Chunker {
         if window.is_empty() {
             return Ok(None);
         }
-        let len = FastCDC::with_level_and_seed(
-            window,
-            self.params.min as usize,
-            self.params.avg as usize,
-            self.params.max as usize,
-            Normalization::Level1,
-            self.seed,
-        )
-        .next()
-        .map_or(window.len(), |c| c.length);
+        let len = self.cuts(window).next().map_or(window.len(), |(_, l)| l);
         let start = b.pos;
         b.pos += len;
         Ok(Some(&b.buf[start..start + len]))
@@ -221,13 +204,11 @@ mod tests {
                 max: 256 * 1024,
             };
             let c = Chunker::new(params, seed);
-            // One buffer for several streams, as a backup uses it.
-            let mut b = ChunkBuffer::new();
             for s in 0..streams {
                 let d = data(len / (s + 1), seed + s as u64 + 1);
                 let streamed: Vec<Vec<u8>> = c.chunks(&d[..]).map(|r| r.unwrap()).collect();
                 let mut r = Trickle { data: &d, step };
-                b.reset();
+                let mut b = ChunkBuffer::new();
                 let mut cut = Vec::new();
                 while let Some(chunk) = c.next_chunk(&mut b, &mut r).unwrap() {
                     cut.push(chunk.to_vec());

@@ -10,8 +10,9 @@ use crate::common::daemon::{custos, Daemon};
 use crate::common::fixtures;
 use crate::common::servers::free_port;
 
-#[test]
-fn check_notices_deleted_snapshots_and_restored_older_objects() {
+/// A repository with three snapshots of a tree whose `changing.txt` says
+/// `version 0`, `1`, `2`.
+fn three_backups() -> (Env, std::path::PathBuf) {
     let env = Env::local();
     env.ok(&["init", "--pack-size-mib", "1"]);
     let src = env.path("src");
@@ -20,6 +21,12 @@ fn check_notices_deleted_snapshots_and_restored_older_objects() {
         std::fs::write(src.join("changing.txt"), format!("version {i}")).unwrap();
         env.ok(&["backup", src.to_str().unwrap()]);
     }
+    (env, src)
+}
+
+#[test]
+fn check_notices_deleted_snapshots_and_restored_older_objects() {
+    let (env, _) = three_backups();
     let repo = Path::new(&env.repo);
     // The first look only records.
     env.ok(&["check"]);
@@ -255,14 +262,7 @@ fn the_daemon_raises_an_alarm_for_a_snapshot_deleted_behind_its_back() {
 /// read everything it holds, not skip its objects as superseded.
 #[test]
 fn a_pruned_copy_sharing_the_cache_hides_nothing_of_the_original() {
-    let env = Env::local();
-    env.ok(&["init", "--pack-size-mib", "1"]);
-    let src = env.path("src");
-    make_tree(&src);
-    for i in 0..3 {
-        std::fs::write(src.join("changing.txt"), format!("version {i}")).unwrap();
-        env.ok(&["backup", src.to_str().unwrap()]);
-    }
+    let (env, src) = three_backups();
     let first = env.snapshot_ids()[0].clone();
     let copy = env.path("copy");
     let status = std::process::Command::new("cp")
