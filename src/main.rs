@@ -35,10 +35,14 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.global);
     take_secret_variables(&cli);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if matches!(cli.command, Command::Daemon { .. }) {
+        // Jobs yield to the API, which serves from a runtime of its own
+        // started by this (main) thread, at the process's priority.
+        builder.on_thread_start(custos::daemon::lower_job_thread_priority);
+    }
+    let rt = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

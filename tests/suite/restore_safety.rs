@@ -242,10 +242,12 @@ fn a_file_whose_data_is_lost_is_named_and_not_left_looking_restored() {
     let src = env.path("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("kept.bin"), pseudo_random(200_000, 1)).unwrap();
+    // Stored by the first backup, restored after the lost file in the
+    // second: one file's loss does not stop the rest.
+    std::fs::write(src.join("zz-after.txt"), b"restored after the lost one").unwrap();
     env.ok(&["backup", src.to_str().unwrap()]);
     let first_packs = crate::common::cli::objects(&env.repo, "data");
     std::fs::write(src.join("lost.bin"), pseudo_random(300_000, 2)).unwrap();
-    std::fs::write(src.join("zz-after.txt"), b"restored after the lost one").unwrap();
     env.ok(&["backup", src.to_str().unwrap()]);
     // The second backup wrote a data pack (lost.bin's content, the larger
     // one) and a tree pack: delete the data pack.

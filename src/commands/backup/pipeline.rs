@@ -20,31 +20,51 @@ pub(super) fn pipeline<F>(
 where
     F: FnOnce(&mut Walker<'_>) -> Result<BlobId> + Send,
 {
-    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(workers * 2);
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(jobs_queued(workers));
     let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
     let abort = AtomicBool::new(false);
     let session: Mutex<HashSet<BlobId>> = Mutex::new(HashSet::new());
     let pack_target = repo.config().pack_size as usize;
     // Buffers go round instead of being made anew (see `Buffers`).
-    let buffers = Buffers::default();
+    let buffers = Buffers::for_workers(workers);
+
+    // One pack is filled at a time, by whichever worker has a blob ready:
+    // a packer per worker kept a pack per core resident for nothing.
+    // Copying a blob in and sealing it is quick beside compressing it.
+    let packer = Mutex::new(Packer::new(repo.keys().clone(), pack_target));
+    let recycle = |buf: Vec<u8>| lock_packer(&packer).recycle(buf);
 
     std::thread::scope(|s| {
-        let uploader = s.spawn(|| handle.block_on(upload_loop(repo, pack_rx, &session)));
+        let uploader = s.spawn(|| handle.block_on(upload_loop(repo, pack_rx, &session, &recycle)));
         let mut worker_handles = Vec::new();
         for _ in 0..workers {
             let rx = job_rx.clone();
             let tx = pack_tx.clone();
             let abort = &abort;
-            let keys = repo.keys().clone();
             let buffers = &buffers;
+            let packer = &packer;
             worker_handles.push(s.spawn(move || -> Result<()> {
-                let mut compressor = zstd::bulk::Compressor::new(level)
-                    .map_err(|e| Error::Usage(format!("invalid compression level {level}: {e}")))?;
-                let mut packer = Packer::new(keys, pack_target);
+                let compressor = || {
+                    zstd::bulk::Compressor::new(level).map_err(|e| {
+                        Error::Usage(format!("invalid compression level {level}: {e}"))
+                    })
+                };
+                // zstd sizes its tables for the input and reallocates them
+                // when small and large inputs alternate (each time mapped
+                // and faulted in anew): small blobs get a context of their own.
+                let (mut small, mut large) = (compressor()?, compressor()?);
                 let mut out = Vec::new();
                 for job in rx.iter() {
                     let raw_len = job.data.len() as u32;
-                    let comp = compress_into(&mut compressor, &job.data, &mut out);
+                    let compressor = if job.data.len() < SMALL_INPUT {
+                        &mut small
+                    } else {
+                        &mut large
+                    };
+                    if out.capacity() < OUT_BUFFER && job.data.len() >= SMALL_INPUT {
+                        out.reserve(OUT_BUFFER);
+                    }
+                    let comp = compress_into(compressor, &job.data, &mut out);
                     let payload = match comp {
                         Compression::Zstd => &out[..],
                         Compression::Raw => &job.data[..],
@@ -55,10 +75,11 @@ where
                         (payload.len() + crate::crypto::TAG_LEN) as u64,
                     );
                     add(&stats.blobs_added, 1);
-                    let finished = packer.add(job.kind, job.id, comp, payload, raw_len);
+                    let finished =
+                        lock_packer(packer).add(job.kind, job.id, comp, payload, raw_len);
                     buffers.give_chunk(job.data);
                     // A whole file's worth is not kept resident for the rest.
-                    if out.capacity() > POOLED_CHUNK_MAX {
+                    if out.capacity() > OUT_BUFFER {
                         out = Vec::new();
                     }
                     if let Some(p) = finished {
@@ -66,11 +87,6 @@ where
                             abort.store(true, Ordering::Relaxed);
                             return Ok(());
                         }
-                    }
-                }
-                if let Some(p) = packer.flush() {
-                    if tx.blocking_send(p).is_err() {
-                        abort.store(true, Ordering::Relaxed);
                     }
                 }
                 Ok(())
@@ -105,7 +121,6 @@ where
                 std::mem::take(&mut walker.errors),
             )
         };
-        drop(pack_tx);
         let mut worker_err = None;
         for h in worker_handles {
             match h.join() {
@@ -116,6 +131,14 @@ where
                 }
             }
         }
+        // Every blob is in: the last pack goes.
+        let last = lock_packer(&packer).flush();
+        if let Some(p) = last {
+            if pack_tx.blocking_send(p).is_err() {
+                abort.store(true, Ordering::Relaxed);
+            }
+        }
+        drop(pack_tx);
         let uploaded = uploader
             .join()
             .map_err(|_| Error::Internal("the upload thread panicked".into()))?;
@@ -133,19 +156,24 @@ where
 /// Blobs in a written index object are in the blob index from then on, so
 /// they leave `session`: the run's own dedup set holds only what is on its
 /// way, not every blob of the backup.
+/// Each written pack's buffer goes to `recycle`.
 pub(super) async fn upload_loop(
     repo: &IndexedRepository,
     rx: tokio::sync::mpsc::Receiver<FinishedPack>,
     session: &Mutex<HashSet<BlobId>>,
+    recycle: &(dyn Fn(Vec<u8>) + Sync),
 ) -> Result<Vec<IndexId>> {
     let stream =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
     let uploads = stream
         .map(|p| async move {
             let size = p.bytes.len() as u64;
-            repo.backend()
-                .put(&pack_path(&p.id), Bytes::from(p.bytes))
-                .await?;
+            let bytes = Bytes::from(p.bytes);
+            repo.backend().put(&pack_path(&p.id), bytes.clone()).await?;
+            // The store holds no reference once the write is done.
+            if let Ok(buf) = bytes.try_into_mut() {
+                recycle(Vec::from(buf));
+            }
             Ok::<_, Error>(IndexPack {
                 id: p.id,
                 size,
@@ -194,35 +222,48 @@ async fn write_index(
 /// megabyte or more are mapped fresh each time (see `tune_allocator` in
 /// `main.rs`) and cost a page fault per 4 KiB: a first backup of 2 GiB took
 /// 845 000 of them. A few spare buffers are kept; what is in flight is
-/// bounded by the pipeline's channels. (Pooling pack buffers as well gained
-/// nothing measurable and kept 36 MiB more resident.)
+/// bounded by the pipeline's channels. (Pack buffers go back to the packer:
+/// see `Packer::recycle`.)
 pub(super) struct Buffers {
     chunks: Pool<Vec<u8>>,
 }
 
 /// Chunk buffers smaller than this come from the heap, cheaply: not pooled.
 const POOLED_CHUNK: usize = 256 << 10;
+/// Inputs zstd compresses with small tables (its parameters change at
+/// 256 KiB).
+const SMALL_INPUT: usize = 256 << 10;
+/// A worker's compressed output buffer: room for a pooled chunk made
+/// once, not grown chunk by chunk.
+const OUT_BUFFER: usize = POOLED_CHUNK_MAX + POOLED_CHUNK_MAX / 128 + (64 << 10);
 /// Nor are those larger than this (whole files read at once).
 const POOLED_CHUNK_MAX: usize = 4 << 20;
-/// Spare chunk buffers kept: a buffer kept is resident, where one freed is
-/// given back to the system.
-const KEEP_CHUNKS: usize = 2;
-
-impl Default for Buffers {
-    fn default() -> Self {
+impl Buffers {
+    /// Buffers for a pipeline of `workers`: as many are kept as can be in
+    /// flight at once (queued for the workers, one being packed by each,
+    /// one being filled by the walker), so none is freed only to be mapped
+    /// again a moment later; the pool never holds more than were alive at
+    /// once.
+    pub(super) fn for_workers(workers: usize) -> Buffers {
         Buffers {
-            chunks: Pool::keeping(KEEP_CHUNKS),
+            chunks: Pool::keeping(jobs_queued(workers) + workers + 1),
         }
     }
-}
 
-impl Buffers {
     /// An empty buffer with room for `len` bytes.
     pub(super) fn chunk(&self, len: usize) -> Vec<u8> {
         if len < POOLED_CHUNK {
             return Vec::with_capacity(len);
         }
-        let mut b = self.chunks.take_owned(Vec::new);
+        if len > POOLED_CHUNK_MAX {
+            return Vec::with_capacity(len);
+        }
+        // Made with room for any chunk it will be given, so it is never
+        // reallocated (moved to fresh pages) as it goes round; only the
+        // pages a chunk fills are resident.
+        let mut b = self
+            .chunks
+            .take_owned(|| Vec::with_capacity(POOLED_CHUNK_MAX));
         b.clear();
         b.reserve(len);
         b
@@ -234,6 +275,19 @@ impl Buffers {
             self.chunks.put(b);
         }
     }
+}
+
+/// Chunks queued for the workers: one each is enough to keep them busy
+/// (the walker cuts and hashes far faster than they compress), and each
+/// queued chunk is up to a few megabytes resident.
+fn jobs_queued(workers: usize) -> usize {
+    workers
+}
+
+fn lock_packer(packer: &Mutex<Packer>) -> std::sync::MutexGuard<'_, Packer> {
+    packer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Packs written at once: a store's latency is hidden by a few uploads in
