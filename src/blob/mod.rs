@@ -44,14 +44,7 @@ pub struct Packer {
     keys: Keys,
     target: usize,
     current: Option<PackWriter>,
-    /// Buffers of packs already written, for the next packs (see
-    /// [`Packer::recycle`]).
-    spare: Vec<Vec<u8>>,
 }
-
-/// Spare pack buffers a packer keeps: one for the next pack, one more
-/// while the pack before is still on its way.
-const SPARE_PACK_BUFFERS: usize = 2;
 
 impl Packer {
     /// A packer for packs of about `target` bytes.
@@ -60,18 +53,6 @@ impl Packer {
             keys,
             target,
             current: None,
-            spare: Vec::new(),
-        }
-    }
-
-    /// Gives back the buffer of a pack that has been written, for a next
-    /// pack. A pack's buffer is several megabytes: made anew for every
-    /// pack, each is mapped and faulted in a page at a time (a first backup
-    /// of 2 GiB took 220 000 page faults for its packs alone). Buffers
-    /// smaller than a pack, or beyond the few kept, are dropped.
-    pub fn recycle(&mut self, buf: Vec<u8>) {
-        if self.spare.len() < SPARE_PACK_BUFFERS && buf.capacity() >= self.capacity() {
-            self.spare.push(buf);
         }
     }
 
@@ -106,11 +87,10 @@ impl Packer {
         };
         let w = self.current.get_or_insert_with(|| {
             // Room for the header too (entries are small; 256 KiB covers thousands).
-            let room = capacity.max(payload.len() + TAG_LEN) + (256 << 10);
-            match self.spare.pop() {
-                Some(buf) => PackWriter::in_buffer(&self.keys, buf, room),
-                None => PackWriter::new(&self.keys, room),
-            }
+            PackWriter::new(
+                &self.keys,
+                capacity.max(payload.len() + TAG_LEN) + (256 << 10),
+            )
         });
         w.add(kind, id, compression, payload, raw_len);
         if finished.is_some() {
@@ -163,43 +143,5 @@ mod tests {
         }
         assert!(p.flush().is_some() || finished > 0);
         assert!(finished >= 4);
-    }
-
-    #[test]
-    fn a_recycled_buffer_holds_the_next_pack_and_nothing_of_the_last() {
-        let keys = MasterKey::generate().keys();
-        let mut p = Packer::new(keys.clone(), 4096);
-        let first = vec![7u8; 5000];
-        let done = p
-            .add(
-                BlobKind::Data,
-                keys.blob_id(&first),
-                Compression::Raw,
-                &first,
-                5000,
-            )
-            .expect("a blob over the target fills a pack");
-        let (ptr, old_len) = (done.bytes.as_ptr(), done.bytes.len());
-        p.recycle(done.bytes);
-        let second = vec![9u8; 100];
-        p.add(
-            BlobKind::Data,
-            keys.blob_id(&second),
-            Compression::Raw,
-            &second,
-            100,
-        );
-        let next = p.flush().expect("one blob in");
-        assert_eq!(next.bytes.as_ptr(), ptr, "the given buffer was used");
-        assert!(next.bytes.len() < old_len);
-        let entry = &next.entries[0];
-        assert_eq!((entry.offset, entry.raw_len), (0, 100));
-        // Too small a buffer, or more than the packer keeps, is dropped.
-        p.recycle(Vec::with_capacity(16));
-        assert!(p.spare.is_empty());
-        for _ in 0..5 {
-            p.recycle(Vec::with_capacity(1 << 20));
-        }
-        assert_eq!(p.spare.len(), SPARE_PACK_BUFFERS);
     }
 }

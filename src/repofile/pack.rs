@@ -82,19 +82,11 @@ pub struct FinishedPack {
 impl PackWriter {
     /// A new, empty pack with a random ID.
     pub fn new(keys: &Keys, capacity: usize) -> Self {
-        Self::in_buffer(keys, Vec::with_capacity(capacity), capacity)
-    }
-
-    /// As [`PackWriter::new`], in `buf` (a finished pack's buffer given
-    /// back; what it held is dropped), grown to `capacity` if smaller.
-    pub fn in_buffer(keys: &Keys, mut buf: Vec<u8>, capacity: usize) -> Self {
         let id = PackId::random();
-        buf.clear();
-        buf.reserve(capacity);
         PackWriter {
             cipher: keys.pack_cipher(&id),
             id,
-            buf,
+            buf: Vec::with_capacity(capacity),
             entries: Vec::new(),
         }
     }
