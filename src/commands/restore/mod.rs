@@ -99,7 +99,7 @@ pub struct RestoreOptions {
     /// restores it.
     pub privileged: bool,
     /// Packs processed at once (from a local repository at most one per
-    /// core: see [`packs_at_once`]).
+    /// core, at least two).
     pub concurrency: usize,
     /// Progress display.
     pub progress: Progress,
