@@ -56,12 +56,6 @@ impl Packer {
         }
     }
 
-    /// The room a pack's buffer is made with: a blob that would overflow it
-    /// goes into the next pack.
-    fn capacity(&self) -> usize {
-        self.target + self.target / 8
-    }
-
     /// Adds a blob; returns a finished pack when this one filled it.
     pub fn add(
         &mut self,
@@ -72,7 +66,7 @@ impl Packer {
         raw_len: u32,
     ) -> Option<FinishedPack> {
         let target = self.target;
-        let capacity = self.capacity();
+        let capacity = target + target / 8;
         // A blob that would overflow the buffer goes into the next pack: the
         // buffer never reallocates (which would double it), so a pack in
         // memory stays within `capacity` plus one blob at most.

@@ -52,6 +52,9 @@ where
                 // when small and large inputs alternate (each time mapped
                 // and faulted in anew): small blobs get a context of their own.
                 let (mut small, mut large) = (compressor()?, compressor()?);
+                // Room for a pooled chunk's output, made once rather than
+                // grown chunk by chunk; a larger one is not kept.
+                let out_room = zstd::zstd_safe::compress_bound(POOLED_CHUNK_MAX);
                 let mut out = Vec::new();
                 for job in rx.iter() {
                     let raw_len = job.data.len() as u32;
@@ -60,8 +63,8 @@ where
                     } else {
                         &mut large
                     };
-                    if out.capacity() < OUT_BUFFER && job.data.len() >= SMALL_INPUT {
-                        out.reserve(OUT_BUFFER);
+                    if out.capacity() < out_room && job.data.len() >= SMALL_INPUT {
+                        out.reserve(out_room);
                     }
                     let comp = compress_into(compressor, &job.data, &mut out);
                     let payload = match comp {
@@ -78,7 +81,7 @@ where
                         lock_packer(packer).add(job.kind, job.id, comp, payload, raw_len);
                     buffers.give_chunk(job.data);
                     // A whole file's worth is not kept resident for the rest.
-                    if out.capacity() > OUT_BUFFER {
+                    if out.capacity() > out_room {
                         out = Vec::new();
                     }
                     if let Some(p) = finished {
@@ -215,8 +218,8 @@ async fn write_index(
 /// worker gives them back once the chunk is packed. Allocations of a
 /// megabyte or more are mapped fresh each time (see `tune_allocator` in
 /// `main.rs`) and cost a page fault per 4 KiB: a first backup of 2 GiB took
-/// 845 000 of them. A few spare buffers are kept; what is in flight is
-/// bounded by the pipeline's channels. (Pack buffers are not reused: a
+/// 845 000 of them. As many are kept as can be in flight, which the
+/// pipeline's channels bound. (Pack buffers are not reused: a
 /// reused one is resident in full from the start, and with spares kept the
 /// first backup of a million small files peaked at 102 MiB instead of 75.)
 pub(super) struct Buffers {
@@ -225,14 +228,17 @@ pub(super) struct Buffers {
 
 /// Chunk buffers smaller than this come from the heap, cheaply: not pooled.
 const POOLED_CHUNK: usize = 256 << 10;
+/// Nor are those larger than this (whole files read at once).
+const POOLED_CHUNK_MAX: usize = 4 << 20;
 /// Inputs zstd compresses with small tables (its parameters change at
 /// 256 KiB).
 const SMALL_INPUT: usize = 256 << 10;
-/// A worker's compressed output buffer: room for a pooled chunk made
-/// once, not grown chunk by chunk.
-const OUT_BUFFER: usize = POOLED_CHUNK_MAX + POOLED_CHUNK_MAX / 128 + (64 << 10);
-/// Nor are those larger than this (whole files read at once).
-const POOLED_CHUNK_MAX: usize = 4 << 20;
+
+/// True for a chunk length whose buffer goes round through the pool.
+fn pooled(len: usize) -> bool {
+    (POOLED_CHUNK..=POOLED_CHUNK_MAX).contains(&len)
+}
+
 impl Buffers {
     /// Buffers for a pipeline of `workers`: as many are kept as can be in
     /// flight at once (queued for the workers, one being packed by each,
@@ -247,10 +253,7 @@ impl Buffers {
 
     /// An empty buffer with room for `len` bytes.
     pub(super) fn chunk(&self, len: usize) -> Vec<u8> {
-        if len < POOLED_CHUNK {
-            return Vec::with_capacity(len);
-        }
-        if len > POOLED_CHUNK_MAX {
+        if !pooled(len) {
             return Vec::with_capacity(len);
         }
         // Made with room for any chunk it will be given, so it is never
@@ -266,7 +269,7 @@ impl Buffers {
 
     /// Gives a chunk's buffer back.
     pub(super) fn give_chunk(&self, b: Vec<u8>) {
-        if (POOLED_CHUNK..=POOLED_CHUNK_MAX).contains(&b.capacity()) {
+        if pooled(b.capacity()) {
             self.chunks.put(b);
         }
     }
