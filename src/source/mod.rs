@@ -18,6 +18,32 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 use crate::repofile::tree::{Node, NodeKind, Xattr};
 use crate::{Error, Result};
 
+/// Opens a file the walk found to be a regular file, without following a
+/// symlink or blocking on a FIFO or device put in its place since: a local
+/// user who swaps a file for a link to `/etc/shadow`, or for a pipe, between
+/// the walk's `lstat` and the read gets that entry skipped, not another
+/// file's content in the snapshot or a backup that hangs.
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other("it became a symbolic link during the backup")
+            } else {
+                e
+            }
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other(
+            "it is no longer a regular file (replaced during the backup)",
+        ));
+    }
+    Ok(file)
+}
+
 /// Builds a node (without content or subtree) from `lstat` metadata.
 pub(crate) fn node_from_metadata(name: &OsStr, path: &Path, md: &Metadata) -> Node {
     let ft = md.file_type();
@@ -144,6 +170,7 @@ impl Excludes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     #[test]
     fn excludes() {
@@ -152,5 +179,35 @@ mod tests {
         assert!(e.matches(Path::new("/data/cache/x/y")));
         assert!(!e.matches(Path::new("/data/keep")));
         assert!(Excludes::new(&["[".into()]).is_err());
+    }
+
+    #[test]
+    fn a_file_swapped_for_a_link_or_a_pipe_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, b"not for this tenant").unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"data").unwrap();
+        let mut read = String::new();
+        open_regular(&file)
+            .unwrap()
+            .read_to_string(&mut read)
+            .unwrap();
+        assert_eq!(read, "data");
+
+        // What a local user can put in place of a file the walk has seen.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        let e = open_regular(&link).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+
+        // A FIFO with no writer: opening it the usual way blocks for ever.
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = open_regular(&fifo).unwrap_err();
+        assert!(e.to_string().contains("no longer a regular file"), "{e}");
+        assert!(open_regular(dir.path()).is_err());
     }
 }

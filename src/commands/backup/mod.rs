@@ -1,19 +1,22 @@
 //! `custos backup`: the backup pipeline.
 //!
 //! ```text
-//!  walker thread                      CPU workers (one per core)        uploader thread
-//!  ─────────────                      ──────────────────────────        ───────────────
-//!  walk, lstat, excludes              compress (zstd)                   upload packs, a few at
-//!  unchanged files → parent's chunks  encrypt into the worker's pack    once, with retries
-//!  read → FastCDC → keyed BLAKE3  ──▶ full pack ───────────────────▶    index objects
-//!  dedup (index + this run)           (bounded channel)                 (bounded channel)
-//!  tree blobs → tree packs ─────────────────────────────────────────▶
+//!  walker thread                   CPU workers (one per core)           uploader thread
+//!  ─────────────                   ──────────────────────────           ───────────────
+//!  walk, lstat, excludes           read small files whole               index objects;
+//!  unchanged files → parent's      FastCDC → keyed BLAKE3 → dedup       a store's packs
+//!  chunks                     ──▶  (index + this run) → zstd →    ──▶   uploaded a few
+//!  large files read and cut        encrypt into the shared pack         at once
+//!  trees written as directories    (a local repository's pack is
+//!  complete ◀── answers ────────   written here, when sealed)
 //! ```
 //!
-//! Channels are bounded, so memory is bounded by two chunks per worker, one open
-//! pack per worker plus one, and the finished packs waiting for upload, whatever
-//! the size of the source. The snapshot is written only after every pack and index object it
-//! references is stored.
+//! The queue to the workers is bounded (one item per worker: a chunk, or a
+//! few small files), answers come back per entry, and a directory's tree is
+//! written once all its entries are in, while the walk goes on. Memory is
+//! bounded by the chunks and files in the workers' hands, the open pack and
+//! the pack being written, whatever the size of the source. The snapshot is
+//! written only after every pack and index object it references is stored.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::OsStr;
@@ -201,12 +204,6 @@ struct Stats {
 
 fn add(a: &AtomicU64, n: u64) {
     a.fetch_add(n, Ordering::Relaxed);
-}
-
-struct Job {
-    kind: BlobKind,
-    id: BlobId,
-    data: Vec<u8>,
 }
 
 /// Runs a backup and writes its snapshot.

@@ -1,10 +1,90 @@
-//! The threads of a backup: the walker, one worker per core compressing
-//! and encrypting into packs, and the uploader; bounded channels between.
+//! The threads of a backup: the walker, one worker per core reading small
+//! files, hashing, deduplicating, compressing and encrypting into packs, and
+//! the uploader; bounded channels between.
+
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
 
 use super::walker::Walker;
 use super::*;
 
 pub(super) type Walked = (BlobId, Vec<SkippedEntry>, Vec<IndexId>);
+
+/// Where a worker's result goes: a node of one of the walker's open
+/// directories.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Slot {
+    pub(super) dir: usize,
+    pub(super) node: usize,
+}
+
+/// A file for a worker to read whole (it is at most
+/// [`Chunker::whole_file_limit`] long).
+pub(super) struct FileWork {
+    pub(super) path: PathBuf,
+    pub(super) size: u64,
+    pub(super) slot: Slot,
+}
+
+/// What the walker hands to the workers.
+pub(super) enum Work {
+    /// A chunk of a large file the walker reads and cuts: its `index`th.
+    Chunk {
+        data: Vec<u8>,
+        slot: Slot,
+        index: usize,
+        reply: Sender<Done>,
+    },
+    /// Small files, a few at a time (one message per file cost more than
+    /// reading it).
+    Files {
+        files: Vec<FileWork>,
+        reply: Sender<Done>,
+    },
+}
+
+/// A worker's answer for one [`Work`] item.
+pub(super) struct Done {
+    pub(super) slot: Slot,
+    pub(super) outcome: Outcome,
+}
+
+pub(super) enum Outcome {
+    /// The ID of a file's `index`th chunk.
+    Chunk { index: usize, id: BlobId },
+    /// A small file's chunks and size, or why it could not be read.
+    File(std::io::Result<(Vec<BlobId>, u64)>),
+}
+
+/// The run's deduplication: the repository's index and the blobs on their
+/// way into it.
+pub(super) struct Dedup<'a> {
+    repo: &'a IndexedRepository,
+    session: Mutex<HashSet<BlobId>>,
+}
+
+impl Dedup<'_> {
+    /// True when the blob is stored neither in the repository nor in this
+    /// run, and claims it for the caller: of two threads meeting the same
+    /// chunk, one stores it. The index is asked under the session's lock:
+    /// the uploader moves blobs from the session to the index (index first),
+    /// so a blob is always seen in one or the other.
+    pub(super) fn is_new(&self, id: &BlobId) -> Result<bool> {
+        let mut s = self
+            .session
+            .lock()
+            .map_err(|_| Error::Internal("dedup set poisoned".into()))?;
+        if s.contains(id) || self.repo.index().contains(id)? {
+            return Ok(false);
+        }
+        Ok(s.insert(*id))
+    }
+}
+
+/// How long the walker waits for a result before it looks whether the
+/// backup was cancelled or a worker failed.
+pub(super) const RESULT_POLL: Duration = Duration::from_millis(100);
 
 /// Sets up workers and the uploader, runs `walk` on its own thread, and waits
 /// for everything to be stored.
@@ -20,13 +100,27 @@ pub(super) fn pipeline<F>(
 where
     F: FnOnce(&mut Walker<'_>) -> Result<BlobId> + Send,
 {
-    let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(jobs_queued(workers));
-    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<FinishedPack>(1);
+    // Made before any thread starts: a failure here leaves none waiting.
+    let contexts = (0..workers)
+        .map(|_| Ok((compressor(level)?, compressor(level)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<Work>(jobs_queued(workers));
+    let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<Sealed>(1);
+    let sink = PackSink {
+        repo,
+        handle,
+        tx: pack_tx,
+        direct: repo.backend().local_root().is_some(),
+    };
     let abort = AtomicBool::new(false);
-    let session: Mutex<HashSet<BlobId>> = Mutex::new(HashSet::new());
+    let dedup = Dedup {
+        repo,
+        session: Mutex::new(HashSet::new()),
+    };
     let pack_target = repo.config().pack_size as usize;
     // Buffers go round instead of being made anew (see `Buffers`).
     let buffers = Buffers::for_workers(workers);
+    let chunker = Chunker::new(repo.config().chunker, repo.keys().chunker_seed());
 
     // One pack is filled at a time, by whichever worker has a blob ready:
     // a packer per worker kept a pack per core resident for nothing.
@@ -34,78 +128,45 @@ where
     let packer = Mutex::new(Packer::new(repo.keys().clone(), pack_target));
 
     std::thread::scope(|s| {
-        let uploader = s.spawn(|| handle.block_on(upload_loop(repo, pack_rx, &session)));
+        let uploader = s.spawn(|| handle.block_on(upload_loop(repo, pack_rx, &dedup.session)));
         let mut worker_handles = Vec::new();
-        for _ in 0..workers {
+        for (small, large) in contexts {
             let rx = job_rx.clone();
-            let tx = pack_tx.clone();
+            let mut worker = Worker {
+                keys: repo.keys(),
+                chunker,
+                dedup: &dedup,
+                packer: &packer,
+                packs: sink.clone(),
+                buffers: &buffers,
+                stats,
+                progress,
+                small,
+                large,
+                out: Vec::new(),
+            };
             let abort = &abort;
-            let buffers = &buffers;
-            let packer = &packer;
-            worker_handles.push(s.spawn(move || -> Result<()> {
-                let compressor = || {
-                    zstd::bulk::Compressor::new(level).map_err(|e| {
-                        Error::Usage(format!("invalid compression level {level}: {e}"))
-                    })
-                };
-                // zstd sizes its tables for the input and reallocates them
-                // when small and large inputs alternate (each time mapped
-                // and faulted in anew): small blobs get a context of their own.
-                let (mut small, mut large) = (compressor()?, compressor()?);
-                // Room for a pooled chunk's output, made once rather than
-                // grown chunk by chunk; a larger one is not kept.
-                let out_room = zstd::zstd_safe::compress_bound(POOLED_CHUNK_MAX);
-                let mut out = Vec::new();
-                for job in rx.iter() {
-                    let raw_len = job.data.len() as u32;
-                    let compressor = if job.data.len() < SMALL_INPUT {
-                        &mut small
-                    } else {
-                        &mut large
-                    };
-                    if out.capacity() < out_room && job.data.len() >= SMALL_INPUT {
-                        out.reserve(out_room);
-                    }
-                    let comp = compress_into(compressor, &job.data, &mut out);
-                    let payload = match comp {
-                        Compression::Zstd => &out[..],
-                        Compression::Raw => &job.data[..],
-                    };
-                    add(&stats.bytes_added_raw, u64::from(raw_len));
-                    add(
-                        &stats.bytes_added,
-                        (payload.len() + crate::crypto::TAG_LEN) as u64,
-                    );
-                    add(&stats.blobs_added, 1);
-                    let finished =
-                        lock_packer(packer).add(job.kind, job.id, comp, payload, raw_len);
-                    buffers.give_chunk(job.data);
-                    // A whole file's worth is not kept resident for the rest.
-                    if out.capacity() > out_room {
-                        out = Vec::new();
-                    }
-                    if let Some(p) = finished {
-                        if tx.blocking_send(p).is_err() {
-                            abort.store(true, Ordering::Relaxed);
-                            return Ok(());
-                        }
-                    }
-                }
-                Ok(())
-            }));
+            worker_handles.push(s.spawn(move || worker.run(&rx, abort)));
         }
         drop(job_rx);
+        let (reply, results) = crossbeam_channel::unbounded();
 
         let walked = {
             let mut walker = Walker {
                 repo,
                 trees: TreeReader::new(repo.clone(), handle.clone()),
                 buffers: &buffers,
-                chunker: Chunker::new(repo.config().chunker, repo.keys().chunker_seed()),
+                chunker,
                 jobs: Some(job_tx),
+                reply,
+                results,
+                files: Vec::new(),
+                files_bytes: 0,
+                dirs: Vec::new(),
+                free_dirs: Vec::new(),
                 tree_packer: Packer::new(repo.keys().clone(), pack_target),
-                packs: pack_tx.clone(),
-                session: &session,
+                packs: sink.clone(),
+                dedup: &dedup,
                 stats,
                 progress,
                 errors: Vec::new(),
@@ -115,7 +176,7 @@ where
                 excludes: None,
             };
             let r = walk(&mut walker);
-            // Closing the job channel lets the workers flush their last packs.
+            // Closing the job channel lets the workers stop.
             walker.jobs = None;
             let flushed = walker.flush_trees();
             (
@@ -135,23 +196,221 @@ where
         }
         // Every blob is in: the last pack goes.
         let last = lock_packer(&packer).flush();
-        if let Some(p) = last {
-            if pack_tx.blocking_send(p).is_err() {
-                abort.store(true, Ordering::Relaxed);
-            }
-        }
-        drop(pack_tx);
+        let stored_last = match last {
+            Some(p) => sink.send(p),
+            None => Ok(()),
+        };
+        drop(sink);
         let uploaded = uploader
             .join()
             .map_err(|_| Error::Internal("the upload thread panicked".into()))?;
-        // Report the root cause: an upload failure makes the walker fail too.
+        // Report the root cause: an upload failure makes the others fail too.
         let index_ids = uploaded?;
         if let Some(e) = worker_err {
             return Err(e);
         }
+        stored_last?;
         let (root, errors) = walked;
         Ok((root?, errors, index_ids))
     })
+}
+
+fn compressor(level: i32) -> Result<zstd::bulk::Compressor<'static>> {
+    zstd::bulk::Compressor::new(level)
+        .map_err(|e| Error::Usage(format!("invalid compression level {level}: {e}")))
+}
+
+/// One CPU worker: reads the small files it is given, hashes every chunk,
+/// and compresses and encrypts the new ones into the shared packer.
+struct Worker<'a> {
+    keys: &'a crate::crypto::Keys,
+    chunker: Chunker,
+    dedup: &'a Dedup<'a>,
+    packer: &'a Mutex<Packer>,
+    packs: PackSink<'a>,
+    buffers: &'a Buffers,
+    stats: &'a Stats,
+    progress: &'a Progress,
+    // zstd sizes its tables for the input and reallocates them when small
+    // and large inputs alternate (each time mapped and faulted in anew):
+    // small blobs get a context of their own.
+    small: zstd::bulk::Compressor<'static>,
+    large: zstd::bulk::Compressor<'static>,
+    out: Vec<u8>,
+}
+
+/// Sets the abort flag if the worker's thread unwinds, so that the walker,
+/// waiting for that worker's answers, stops instead of waiting for ever.
+struct AbortOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for AbortOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Worker<'_> {
+    /// Works until the walker closes the queue. After a failure (or another
+    /// thread's) the rest of the queue is dropped unworked, so the walker is
+    /// never left blocked on a full queue.
+    fn run(&mut self, jobs: &Receiver<Work>, abort: &AtomicBool) -> Result<()> {
+        let _guard = AbortOnPanic(abort);
+        let mut failed = None;
+        for work in jobs.iter() {
+            if failed.is_some() || abort.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Err(e) = self.work(work) {
+                abort.store(true, Ordering::Relaxed);
+                failed = Some(e);
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    fn work(&mut self, work: Work) -> Result<()> {
+        match work {
+            Work::Chunk {
+                data,
+                slot,
+                index,
+                reply,
+            } => {
+                let id = self.store(&data)?;
+                self.buffers.give_chunk(data);
+                // A walker that is gone has failed, and says why itself.
+                let _ = reply.send(Done {
+                    slot,
+                    outcome: Outcome::Chunk { index, id },
+                });
+            }
+            Work::Files { files, reply } => {
+                for f in files {
+                    let outcome = Outcome::File(self.file(&f.path, f.size)?);
+                    let _ = reply.send(Done {
+                        slot: f.slot,
+                        outcome,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a file of known, modest size whole and stores its chunks.
+    fn file(&mut self, path: &Path, size_hint: u64) -> Result<std::io::Result<(Vec<BlobId>, u64)>> {
+        let mut data = self.buffers.chunk(size_hint as usize + 1);
+        let read = crate::source::open_regular(path).and_then(|mut f| f.read_to_end(&mut data));
+        if let Err(e) = read {
+            self.buffers.give_chunk(data);
+            return Ok(Err(e));
+        }
+        let n = data.len() as u64;
+        add(&self.stats.bytes_read, n);
+        self.progress.add_bytes(n);
+        let chunker = self.chunker;
+        let mut content = Vec::new();
+        for (off, len) in chunker.cuts(&data) {
+            content.push(self.store(&data[off..off + len])?);
+        }
+        self.buffers.give_chunk(data);
+        Ok(Ok((content, n)))
+    }
+
+    /// Hashes a chunk and, unless it is stored already, compresses,
+    /// encrypts and packs it.
+    fn store(&mut self, data: &[u8]) -> Result<BlobId> {
+        let id = self.keys.blob_id(data);
+        if !self.dedup.is_new(&id)? {
+            return Ok(id);
+        }
+        let raw_len = data.len() as u32;
+        let compressor = if data.len() < SMALL_INPUT {
+            &mut self.small
+        } else {
+            &mut self.large
+        };
+        // Room for a pooled chunk's output, made once rather than grown
+        // chunk by chunk; a larger one is not kept.
+        let out_room = zstd::zstd_safe::compress_bound(POOLED_CHUNK_MAX);
+        if self.out.capacity() < out_room && data.len() >= SMALL_INPUT {
+            self.out.reserve(out_room);
+        }
+        let comp = compress_into(compressor, data, &mut self.out);
+        let payload = match comp {
+            Compression::Zstd => &self.out[..],
+            Compression::Raw => data,
+        };
+        add(&self.stats.bytes_added_raw, u64::from(raw_len));
+        add(
+            &self.stats.bytes_added,
+            (payload.len() + crate::crypto::TAG_LEN) as u64,
+        );
+        add(&self.stats.blobs_added, 1);
+        let finished = lock_packer(self.packer).add(BlobKind::Data, id, comp, payload, raw_len);
+        // A whole file's worth is not kept resident for the rest.
+        if self.out.capacity() > out_room {
+            self.out = Vec::new();
+        }
+        if let Some(p) = finished {
+            self.packs.send(p)?;
+        }
+        Ok(id)
+    }
+}
+
+/// A sealed pack on its way to the uploader: the pack itself, or for a
+/// local repository what it holds, already written.
+pub(super) enum Sealed {
+    Pack(FinishedPack),
+    Stored(IndexPack),
+}
+
+/// Where the workers and the walker put sealed packs.
+///
+/// A local repository's pack is written by the thread that sealed it,
+/// there and then: queued for an uploader, a pack waiting behind the one
+/// being written and another held by a worker blocked on the full queue
+/// were each 16 MiB more resident, and the first backup peaked higher the
+/// slower the disk. Writing it costs the same CPU on whichever thread.
+/// A store's packs go to the uploader, which keeps a few in flight to
+/// hide its latency.
+#[derive(Clone)]
+pub(super) struct PackSink<'a> {
+    repo: &'a IndexedRepository,
+    handle: &'a Handle,
+    tx: tokio::sync::mpsc::Sender<Sealed>,
+    direct: bool,
+}
+
+impl PackSink<'_> {
+    pub(super) fn send(&self, p: FinishedPack) -> Result<()> {
+        let sealed = if self.direct {
+            let stored = stored_pack(&p);
+            self.handle.block_on(
+                self.repo
+                    .backend()
+                    .put(&pack_path(&p.id), Bytes::from(p.bytes)),
+            )?;
+            Sealed::Stored(stored)
+        } else {
+            Sealed::Pack(p)
+        };
+        self.tx
+            .blocking_send(sealed)
+            .map_err(|_| Error::Problems("backup aborted: the uploader stopped".into()))
+    }
+}
+
+/// What the index records of a pack.
+fn stored_pack(p: &FinishedPack) -> IndexPack {
+    IndexPack {
+        id: p.id,
+        size: p.bytes.len() as u64,
+        blobs: p.entries.iter().map(IndexBlob::from).collect(),
+    }
 }
 
 /// Uploads finished packs a few at a time and writes index objects for them.
@@ -160,22 +419,23 @@ where
 /// way, not every blob of the backup.
 pub(super) async fn upload_loop(
     repo: &IndexedRepository,
-    rx: tokio::sync::mpsc::Receiver<FinishedPack>,
+    rx: tokio::sync::mpsc::Receiver<Sealed>,
     session: &Mutex<HashSet<BlobId>>,
 ) -> Result<Vec<IndexId>> {
     let stream =
         futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|p| (p, rx)) });
     let uploads = stream
-        .map(|p| async move {
-            let size = p.bytes.len() as u64;
-            repo.backend()
-                .put(&pack_path(&p.id), Bytes::from(p.bytes))
-                .await?;
-            Ok::<_, Error>(IndexPack {
-                id: p.id,
-                size,
-                blobs: p.entries.iter().map(IndexBlob::from).collect(),
-            })
+        .map(|sealed| async move {
+            match sealed {
+                Sealed::Stored(stored) => Ok(stored),
+                Sealed::Pack(p) => {
+                    let stored = stored_pack(&p);
+                    repo.backend()
+                        .put(&pack_path(&p.id), Bytes::from(p.bytes))
+                        .await?;
+                    Ok::<_, Error>(stored)
+                }
+            }
         })
         .buffer_unordered(upload_concurrency(repo));
     let mut uploads = std::pin::pin!(uploads);
@@ -275,9 +535,9 @@ impl Buffers {
     }
 }
 
-/// Chunks queued for the workers: one each is enough to keep them busy
-/// (the walker cuts and hashes far faster than they compress), and each
-/// queued chunk is up to a few megabytes resident.
+/// Items queued for the workers: one each is enough to keep them busy (the
+/// walker only lists and decides, or cuts a large file), and each queued
+/// chunk is up to a few megabytes resident.
 fn jobs_queued(workers: usize) -> usize {
     workers
 }
@@ -288,9 +548,9 @@ fn lock_packer(packer: &Mutex<Packer>) -> std::sync::MutexGuard<'_, Packer> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Packs written at once: a store's latency is hidden by a few uploads in
-/// flight; a local disk gains nothing from more than one write per core
-/// beside the workers, and each pack in flight is 16 MiB resident.
+/// Packs uploaded at once: a store's latency is hidden by a few uploads in
+/// flight, each a pack resident. (A local repository's packs arrive
+/// written: see [`PackSink`].)
 fn upload_concurrency(repo: &IndexedRepository) -> usize {
     if repo.backend().local_root().is_some() {
         1

@@ -1,7 +1,19 @@
 //! The walking end of the pipeline: directories in name order, the
-//! decision per file (reuse the parent's chunks, or read and chunk it),
-//! trees written bottom-up, the snapshot root assembled from the paths.
+//! decision per file (reuse the parent's chunks, or have it read), trees
+//! written bottom-up as their entries complete, the snapshot root assembled
+//! from the paths.
+//!
+//! The walker only lists, `lstat`s and decides; the workers read small
+//! files, hash and store. A directory stays open until every answer for
+//! its entries is in, while the walk goes on: it never waits at a
+//! directory's end, which in trees of small directories kept the workers
+//! idle half of the time. What stays open is bounded by the queue: only
+//! directories with an entry still in the workers' hands, and their
+//! ancestors.
 
+use crossbeam_channel::{Receiver, Sender};
+
+use super::pipeline::{Dedup, Done, FileWork, Outcome, PackSink, Slot, Work, RESULT_POLL};
 use super::*;
 
 /// A directory being assembled for the snapshot root (ancestors of the paths).
@@ -16,16 +28,56 @@ pub(super) enum VirtualEntry {
     Dir(VirtualDir),
 }
 
+/// Small files handed to a worker in one message.
+const FILES_PER_JOB: usize = 16;
+/// Or fewer, when they add up to this many bytes.
+const FILE_BYTES_PER_JOB: u64 = 1 << 20;
+
+/// What becomes of a directory once all its entries are in.
+#[derive(Clone, Copy)]
+pub(super) enum Up {
+    /// Its tree is stored and its ID goes into the parent's node.
+    Parent(Slot),
+    /// Its tree is stored and kept for [`Walker::wait_tree`].
+    Tree,
+    /// Its nodes are kept for [`Walker::wait_nodes`] (a path's one entry).
+    Nodes,
+}
+
+/// A directory whose tree is not written yet.
+pub(super) struct OpenDir {
+    path: PathBuf,
+    nodes: Vec<Node>,
+    /// Nodes whose file could not be read: left out of the tree.
+    skipped: Vec<usize>,
+    /// Answers still to come: files, chunks and subdirectories.
+    waiting: usize,
+    /// Every entry has been looked at.
+    listed: bool,
+    up: Up,
+    /// For `Up::Tree` and `Up::Nodes`: complete.
+    done: Option<BlobId>,
+    finished: bool,
+}
+
 /// The walking end of the pipeline (runs on its own thread).
 pub(super) struct Walker<'a> {
     pub(super) repo: &'a IndexedRepository,
     pub(super) trees: TreeReader,
     pub(super) buffers: &'a Buffers,
     pub(super) chunker: Chunker,
-    pub(super) jobs: Option<crossbeam_channel::Sender<Job>>,
+    pub(super) jobs: Option<Sender<Work>>,
+    /// Where the workers answer (the walker keeps a sender to clone).
+    pub(super) reply: Sender<Done>,
+    pub(super) results: Receiver<Done>,
+    /// Small files not yet handed over.
+    pub(super) files: Vec<FileWork>,
+    pub(super) files_bytes: u64,
+    pub(super) dirs: Vec<Option<OpenDir>>,
+    pub(super) free_dirs: Vec<usize>,
     pub(super) tree_packer: Packer,
-    pub(super) packs: tokio::sync::mpsc::Sender<FinishedPack>,
-    pub(super) session: &'a Mutex<HashSet<BlobId>>,
+    pub(super) packs: PackSink<'a>,
+    pub(super) dedup: &'a Dedup<'a>,
     pub(super) stats: &'a Stats,
     pub(super) progress: &'a Progress,
     pub(super) errors: Vec<SkippedEntry>,
@@ -56,21 +108,6 @@ impl Walker<'_> {
         }
     }
 
-    /// True when the blob is stored neither in the repository nor in this run.
-    /// The index is asked under the session's lock: the uploader moves blobs
-    /// from the session to the index (index first), so a blob is always seen
-    /// in one or the other.
-    pub(super) fn is_new(&self, id: &BlobId) -> Result<bool> {
-        let mut s = self
-            .session
-            .lock()
-            .map_err(|_| Error::Internal("dedup set poisoned".into()))?;
-        if s.contains(id) || self.repo.index().contains(id)? {
-            return Ok(false);
-        }
-        Ok(s.insert(*id))
-    }
-
     pub(super) fn skip(&mut self, path: &Path, error: impl std::fmt::Display) {
         let msg = format!("warning: skipping {}: {error}", path.display());
         tracing::warn!("{msg}");
@@ -81,106 +118,231 @@ impl Walker<'_> {
         });
     }
 
-    /// Reads, chunks and queues one stream; returns its chunk list and size.
-    pub(super) fn store_stream(
-        &mut self,
-        mut reader: impl Read,
-    ) -> Result<std::result::Result<(Vec<BlobId>, u64), std::io::Error>> {
-        let mut content = Vec::new();
-        let mut size = 0u64;
-        let keys = self.repo.keys().clone();
-        // Its 2 × the largest chunk is freed when the stream ends: streams
-        // are few and large (files over the whole-file limit, dumps).
-        let mut stream = ChunkBuffer::new();
-        let stored = self.cut_stream(&keys, &mut stream, &mut reader, &mut content, &mut size);
-        Ok(stored?.map(|()| (content, size)))
-    }
-
-    /// [`Self::store_stream`]'s loop, cutting in `stream`.
-    fn cut_stream(
-        &mut self,
-        keys: &crate::crypto::Keys,
-        stream: &mut ChunkBuffer,
-        reader: &mut impl Read,
-        content: &mut Vec<BlobId>,
-        size: &mut u64,
-    ) -> Result<std::result::Result<(), std::io::Error>> {
-        loop {
-            self.check_abort()?;
-            let chunk = match self.chunker.next_chunk(stream, reader) {
-                Ok(Some(c)) => c,
-                Ok(None) => return Ok(Ok(())),
-                Err(e) => return Ok(Err(e)),
-            };
-            let id = keys.blob_id(chunk);
-            let n = chunk.len() as u64;
-            *size += n;
-            add(&self.stats.bytes_read, n);
-            self.progress.add_bytes(n);
-            if self.is_new(&id)? {
-                let mut data = self.buffers.chunk(chunk.len());
-                data.extend_from_slice(chunk);
-                self.send_job(id, data)?;
+    fn open_dir(&mut self, path: PathBuf, up: Up) -> usize {
+        let dir = OpenDir {
+            path,
+            nodes: Vec::new(),
+            skipped: Vec::new(),
+            waiting: 0,
+            listed: false,
+            up,
+            done: None,
+            finished: false,
+        };
+        match self.free_dirs.pop() {
+            Some(d) => {
+                self.dirs[d] = Some(dir);
+                d
             }
-            content.push(id);
+            None => {
+                self.dirs.push(Some(dir));
+                self.dirs.len() - 1
+            }
         }
     }
 
-    fn send_job(&self, id: BlobId, data: Vec<u8>) -> Result<()> {
+    fn dir(&mut self, d: usize) -> Result<&mut OpenDir> {
+        self.dirs
+            .get_mut(d)
+            .and_then(Option::as_mut)
+            .ok_or_else(|| Error::Internal(format!("backup: directory slot {d} is not open")))
+    }
+
+    fn node(&mut self, slot: Slot) -> Result<&mut Node> {
+        self.dir(slot.dir)?
+            .nodes
+            .get_mut(slot.node)
+            .ok_or_else(|| Error::Internal(format!("backup: no node {slot:?}")))
+    }
+
+    fn send(&self, work: Work) -> Result<()> {
         let tx = self
             .jobs
             .as_ref()
             .ok_or_else(|| Error::Problems("pipeline closed".into()))?;
-        tx.send(Job {
-            kind: BlobKind::Data,
-            id,
-            data,
-        })
-        .map_err(|_| Error::Problems("backup aborted: workers stopped".into()))
+        tx.send(work)
+            .map_err(|_| Error::Problems("backup aborted: workers stopped".into()))
     }
 
-    /// Reads a file of known, modest size whole and cuts it in memory.
-    pub(super) fn store_small_file(
-        &mut self,
-        mut file: std::fs::File,
-        size_hint: u64,
-    ) -> Result<std::result::Result<(Vec<BlobId>, u64), std::io::Error>> {
-        let mut data = self.buffers.chunk(size_hint as usize + 1);
-        if let Err(e) = file.read_to_end(&mut data) {
-            self.buffers.give_chunk(data);
-            return Ok(Err(e));
+    /// Hands the small files gathered so far to a worker.
+    fn flush_files(&mut self) -> Result<()> {
+        if self.files.is_empty() {
+            return Ok(());
         }
-        let n = data.len() as u64;
-        add(&self.stats.bytes_read, n);
-        self.progress.add_bytes(n);
-        let cuts: Vec<(usize, usize)> = self.chunker.cuts(&data).collect();
-        let mut content = Vec::with_capacity(cuts.len());
-        let single = cuts.len() == 1;
-        for (off, len) in cuts {
+        let files = std::mem::take(&mut self.files);
+        self.files_bytes = 0;
+        self.send(Work::Files {
+            files,
+            reply: self.reply.clone(),
+        })
+    }
+
+    /// Takes in the answers that are there, without waiting.
+    fn take_results(&mut self) -> Result<()> {
+        while let Ok(done) = self.results.try_recv() {
+            self.apply(done)?;
+        }
+        Ok(())
+    }
+
+    /// Waits for one answer on `rx`.
+    fn next_result(&self, rx: &Receiver<Done>) -> Result<Done> {
+        loop {
             self.check_abort()?;
-            let id = self.repo.keys().blob_id(&data[off..off + len]);
-            if self.is_new(&id)? {
-                // A one-chunk file hands its buffer over without a copy.
-                let chunk = if single {
-                    std::mem::take(&mut data)
-                } else {
-                    let mut c = self.buffers.chunk(len);
-                    c.extend_from_slice(&data[off..off + len]);
-                    c
-                };
-                self.send_job(id, chunk)?;
+            match rx.recv_timeout(RESULT_POLL) {
+                Ok(done) => return Ok(done),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                    self.check_abort()?;
+                    return Err(Error::Internal(
+                        "backup: the workers stopped without an answer".into(),
+                    ));
+                }
             }
-            content.push(id);
         }
-        self.buffers.give_chunk(data);
-        Ok(Ok((content, n)))
+    }
+
+    /// Puts a worker's answer into its node, and closes what it completes.
+    fn apply(&mut self, done: Done) -> Result<()> {
+        let slot = done.slot;
+        match done.outcome {
+            Outcome::Chunk { index, id } => {
+                let node = self.node(slot)?;
+                let c = node.content.get_mut(index).ok_or_else(|| {
+                    Error::Internal(format!("backup: no chunk {index} in {slot:?}"))
+                })?;
+                *c = id;
+            }
+            Outcome::File(Ok((content, size))) => {
+                let node = self.node(slot)?;
+                node.content = content;
+                node.size = size;
+                add(&self.stats.files_read, 1);
+                add(&self.stats.total_bytes, size);
+                self.progress.file_done();
+            }
+            Outcome::File(Err(e)) => {
+                let dir = self.dir(slot.dir)?;
+                dir.skipped.push(slot.node);
+                let path = match dir.nodes.get(slot.node) {
+                    Some(n) => dir.path.join(OsStr::from_bytes(&n.name)),
+                    None => dir.path.clone(),
+                };
+                self.skip(&path, e);
+            }
+        }
+        let dir = self.dir(slot.dir)?;
+        dir.waiting = dir.waiting.saturating_sub(1);
+        self.try_finish(slot.dir)
+    }
+
+    /// Writes the tree of a directory whose entries are all in, and of the
+    /// ancestors that completes.
+    fn try_finish(&mut self, mut d: usize) -> Result<()> {
+        loop {
+            let dir = self.dir(d)?;
+            if !dir.listed || dir.waiting > 0 || dir.finished {
+                return Ok(());
+            }
+            let up = dir.up;
+            let mut skipped = std::mem::take(&mut dir.skipped);
+            skipped.sort_unstable();
+            let mut i = 0;
+            dir.nodes.retain(|_| {
+                i += 1;
+                skipped.binary_search(&(i - 1)).is_err()
+            });
+            if let Up::Nodes = up {
+                dir.finished = true;
+                return Ok(());
+            }
+            let nodes = std::mem::take(&mut dir.nodes);
+            let id = self.store_tree(&Tree { nodes })?;
+            match up {
+                Up::Parent(slot) => {
+                    self.dirs[d] = None;
+                    self.free_dirs.push(d);
+                    self.node(slot)?.subtree = Some(id);
+                    let parent = self.dir(slot.dir)?;
+                    parent.waiting = parent.waiting.saturating_sub(1);
+                    d = slot.dir;
+                }
+                Up::Tree | Up::Nodes => {
+                    let dir = self.dir(d)?;
+                    dir.done = Some(id);
+                    dir.finished = true;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Waits until directory `d` (opened `Up::Tree` or `Up::Nodes`) is
+    /// complete, and closes it.
+    fn wait_dir(&mut self, d: usize) -> Result<OpenDir> {
+        self.flush_files()?;
+        while !self.dir(d)?.finished {
+            let done = self.next_result(&self.results.clone())?;
+            self.apply(done)?;
+        }
+        let dir = self.dirs[d]
+            .take()
+            .ok_or_else(|| Error::Internal(format!("backup: directory slot {d} is not open")))?;
+        self.free_dirs.push(d);
+        Ok(dir)
+    }
+
+    fn wait_tree(&mut self, d: usize) -> Result<BlobId> {
+        self.wait_dir(d)?
+            .done
+            .ok_or_else(|| Error::Internal("backup: a directory closed without its tree".into()))
+    }
+
+    /// Reads, chunks and hands over one stream into the node at `slot`;
+    /// returns its size. Its chunks' IDs arrive at `reply`, one per chunk
+    /// counted in the directory's `waiting`.
+    fn cut_stream(
+        &mut self,
+        reader: &mut impl Read,
+        slot: Slot,
+        reply: &Sender<Done>,
+    ) -> Result<std::result::Result<u64, std::io::Error>> {
+        // Its 2 × the largest chunk is freed when the stream ends: streams
+        // are few and large (files over the whole-file limit, dumps).
+        let mut stream = ChunkBuffer::new();
+        let mut size = 0u64;
+        loop {
+            self.check_abort()?;
+            let chunk = match self.chunker.next_chunk(&mut stream, reader) {
+                Ok(Some(c)) => c,
+                Ok(None) => return Ok(Ok(size)),
+                Err(e) => return Ok(Err(e)),
+            };
+            let n = chunk.len() as u64;
+            size += n;
+            add(&self.stats.bytes_read, n);
+            self.progress.add_bytes(n);
+            let mut data = self.buffers.chunk(chunk.len());
+            data.extend_from_slice(chunk);
+            let node = self.node(slot)?;
+            let index = node.content.len();
+            node.content.push(BlobId([0; 32]));
+            self.dir(slot.dir)?.waiting += 1;
+            self.send(Work::Chunk {
+                data,
+                slot,
+                index,
+                reply: reply.clone(),
+            })?;
+            self.take_results()?;
+        }
     }
 
     /// Stores a tree blob (compressed and encrypted here: trees are small).
     pub(super) fn store_tree(&mut self, tree: &Tree) -> Result<BlobId> {
         let data = tree.encode();
         let id = self.repo.keys().blob_id(&data);
-        if self.is_new(&id)? {
+        if self.dedup.is_new(&id)? {
             let (comp, compressed) = match self.compressor.as_mut() {
                 Some(c) => compress(c, &data),
                 None => (crate::repofile::pack::Compression::Raw, None),
@@ -203,9 +365,7 @@ impl Walker<'_> {
     }
 
     pub(super) fn send_pack(&self, p: FinishedPack) -> Result<()> {
-        self.packs
-            .blocking_send(p)
-            .map_err(|_| Error::Problems("backup aborted: the uploader stopped".into()))
+        self.packs.send(p)
     }
 
     pub(super) fn flush_trees(&mut self) -> Result<()> {
@@ -226,22 +386,22 @@ impl Walker<'_> {
         }
     }
 
-    /// Backs up one entry; `None` when it was skipped.
-    pub(super) fn entry(
-        &mut self,
-        path: &Path,
-        name: &OsStr,
-        old: Option<&Node>,
-    ) -> Result<Option<Node>> {
+    /// Backs up one entry into open directory `d` (nothing when it is
+    /// skipped); what workers do for it completes later.
+    fn entry(&mut self, path: &Path, name: &OsStr, old: Option<&Node>, d: usize) -> Result<()> {
         self.check_abort()?;
         let md = match std::fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(e) => {
                 self.skip(path, e);
-                return Ok(None);
+                return Ok(());
             }
         };
         let mut node = node_from_metadata(name, path, &md);
+        let slot = Slot {
+            dir: d,
+            node: self.dir(d)?.nodes.len(),
+        };
         match node.kind {
             NodeKind::File => {
                 add(&self.stats.files, 1);
@@ -252,55 +412,124 @@ impl Walker<'_> {
                 if let Some(content) = reusable {
                     node.content = content;
                     add(&self.stats.files_unchanged, 1);
+                    add(&self.stats.total_bytes, node.size);
                     self.progress.add_bytes(node.size);
+                    self.progress.file_done();
+                    self.dir(d)?.nodes.push(node);
                 } else if let Some((size, content)) =
                     self.hardlinks.get(&link_key).filter(|_| node.links > 1)
                 {
                     node.content = content.clone();
                     node.size = *size;
+                    add(&self.stats.total_bytes, node.size);
+                    self.progress.file_done();
+                    self.dir(d)?.nodes.push(node);
                 } else {
-                    let file = match std::fs::File::open(path) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            self.skip(path, e);
-                            return Ok(None);
-                        }
-                    };
-                    let stored = if node.size <= self.chunker.whole_file_limit() {
-                        self.store_small_file(file, node.size)?
+                    let linked = node.links > 1;
+                    let small = node.size <= self.chunker.whole_file_limit();
+                    let size = node.size;
+                    self.dir(d)?.nodes.push(node);
+                    // The other names of a file with several need its
+                    // content: its answers come on a channel of their own.
+                    let own = linked.then(crossbeam_channel::unbounded::<Done>);
+                    let reply = own.as_ref().map_or(&self.reply, |(tx, _)| tx).clone();
+                    let answers = if small {
+                        self.queue_file(path, size, slot, &reply)?;
+                        1
                     } else {
-                        self.store_stream(std::io::BufReader::with_capacity(1 << 20, file))?
+                        self.read_large_file(path, slot, &reply)?
                     };
-                    match stored {
-                        Ok((content, size)) => {
-                            node.content = content;
-                            node.size = size;
+                    drop(reply);
+                    if let Some((tx, rx)) = own {
+                        drop(tx);
+                        for _ in 0..answers {
+                            let done = self.next_result(&rx)?;
+                            self.apply(done)?;
                         }
-                        Err(e) => {
-                            self.skip(path, e);
-                            return Ok(None);
+                        let dir = self.dir(d)?;
+                        if !dir.skipped.contains(&slot.node) {
+                            let n = self.node(slot)?;
+                            let entry = (n.size, n.content.clone());
+                            self.hardlinks.insert(link_key, entry);
                         }
-                    }
-                    add(&self.stats.files_read, 1);
-                    if node.links > 1 {
-                        self.hardlinks
-                            .insert(link_key, (node.size, node.content.clone()));
                     }
                 }
-                add(&self.stats.total_bytes, node.size);
-                self.progress.file_done();
             }
             NodeKind::Dir => {
                 add(&self.stats.dirs, 1);
                 let old_tree = self.read_old_tree(old);
-                node.subtree = Some(self.walk_dir(path, old_tree.as_ref())?);
+                let dir = self.dir(d)?;
+                dir.nodes.push(node);
+                dir.waiting += 1;
+                self.walk_dir(path, old_tree.as_ref(), Up::Parent(slot))?;
             }
-            _ => {}
+            _ => self.dir(d)?.nodes.push(node),
         }
-        Ok(Some(node))
+        Ok(())
     }
 
-    pub(super) fn walk_dir(&mut self, path: &Path, old: Option<&Tree>) -> Result<BlobId> {
+    /// Gives a small file to the workers (in a batch, unless it has its own
+    /// answer channel); one answer will come.
+    fn queue_file(
+        &mut self,
+        path: &Path,
+        size: u64,
+        slot: Slot,
+        reply: &Sender<Done>,
+    ) -> Result<()> {
+        self.dir(slot.dir)?.waiting += 1;
+        let work = FileWork {
+            path: path.to_path_buf(),
+            size,
+            slot,
+        };
+        if !reply.same_channel(&self.reply) {
+            return self.send(Work::Files {
+                files: vec![work],
+                reply: reply.clone(),
+            });
+        }
+        self.files.push(work);
+        self.files_bytes += size;
+        if self.files.len() >= FILES_PER_JOB || self.files_bytes >= FILE_BYTES_PER_JOB {
+            self.flush_files()?;
+        }
+        Ok(())
+    }
+
+    /// Reads a file over the whole-file limit as a stream, here; returns
+    /// how many answers its chunks will get. A file that cannot be opened
+    /// or read is skipped.
+    fn read_large_file(&mut self, path: &Path, slot: Slot, reply: &Sender<Done>) -> Result<usize> {
+        let file = match crate::source::open_regular(path) {
+            Ok(f) => f,
+            Err(e) => {
+                self.skip(path, e);
+                self.dir(slot.dir)?.skipped.push(slot.node);
+                return Ok(0);
+            }
+        };
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let read = self.cut_stream(&mut reader, slot, reply)?;
+        let answers = self.node(slot)?.content.len();
+        match read {
+            Ok(size) => {
+                self.node(slot)?.size = size;
+                add(&self.stats.files_read, 1);
+                add(&self.stats.total_bytes, size);
+                self.progress.file_done();
+            }
+            Err(e) => {
+                self.skip(path, e);
+                self.dir(slot.dir)?.skipped.push(slot.node);
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Lists a directory and backs up its entries; its tree is written once
+    /// they are all in, and goes where `up` says. Returns its slot.
+    fn walk_dir(&mut self, path: &Path, old: Option<&Tree>, up: Up) -> Result<usize> {
         let mut names: Vec<_> = match std::fs::read_dir(path) {
             Ok(rd) => {
                 let mut v = Vec::new();
@@ -318,24 +547,60 @@ impl Walker<'_> {
             }
         };
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        let mut tree = Tree::default();
+        let d = self.open_dir(path.to_path_buf(), up);
         for name in names {
             let child = path.join(&name);
             if self.excludes.as_ref().is_some_and(|e| e.matches(&child)) {
                 continue;
             }
             let old_node = old.and_then(|t| t.find(name.as_bytes()));
-            if let Some(n) = self.entry(&child, &name, old_node)? {
-                tree.nodes.push(n);
-            }
+            self.entry(&child, &name, old_node, d)?;
+            self.take_results()?;
         }
-        self.store_tree(&tree)
+        self.dir(d)?.listed = true;
+        self.try_finish(d)?;
+        Ok(d)
+    }
+
+    /// One path's entry, complete (its subtree written).
+    fn entry_now(&mut self, path: &Path, name: &OsStr, old: Option<&Node>) -> Result<Option<Node>> {
+        let parent = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let d = self.open_dir(parent, Up::Nodes);
+        self.entry(path, name, old, d)?;
+        self.dir(d)?.listed = true;
+        self.try_finish(d)?;
+        Ok(self.wait_dir(d)?.nodes.pop())
     }
 
     /// Root for a stream: one file in the root directory.
-    pub(super) fn stream_root(&mut self, s: StreamSource) -> Result<BlobId> {
-        let (content, size) = match self.store_stream(s.reader)? {
-            Ok(r) => r,
+    pub(super) fn stream_root(&mut self, mut s: StreamSource) -> Result<BlobId> {
+        // SAFETY: getuid/getgid have no preconditions and cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let now = jiff::Timestamp::now().as_nanosecond() as i64;
+        let node = Node {
+            name: s.name.clone().into_bytes(),
+            kind: NodeKind::File,
+            mode: 0o100600,
+            uid,
+            gid,
+            mtime_ns: now,
+            ctime_ns: now,
+            inode: 0,
+            device: 0,
+            links: 1,
+            size: 0,
+            content: Vec::new(),
+            subtree: None,
+            target: Vec::new(),
+            rdev: 0,
+            xattrs: Vec::new(),
+        };
+        let d = self.open_dir(PathBuf::from("/"), Up::Tree);
+        self.dir(d)?.nodes.push(node);
+        let slot = Slot { dir: d, node: 0 };
+        let reply = self.reply.clone();
+        let size = match self.cut_stream(&mut s.reader, slot, &reply)? {
+            Ok(size) => size,
             Err(e) => {
                 return Err(Error::io(
                     format!("cannot read the stream for {}", s.name),
@@ -346,28 +611,10 @@ impl Walker<'_> {
         add(&self.stats.files, 1);
         add(&self.stats.files_read, 1);
         add(&self.stats.total_bytes, size);
-        // SAFETY: getuid/getgid have no preconditions and cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        let now = jiff::Timestamp::now().as_nanosecond() as i64;
-        let node = Node {
-            name: s.name.into_bytes(),
-            kind: NodeKind::File,
-            mode: 0o100600,
-            uid,
-            gid,
-            mtime_ns: now,
-            ctime_ns: now,
-            inode: 0,
-            device: 0,
-            links: 1,
-            size,
-            content,
-            subtree: None,
-            target: Vec::new(),
-            rdev: 0,
-            xattrs: Vec::new(),
-        };
-        self.store_tree(&Tree { nodes: vec![node] })
+        self.node(slot)?.size = size;
+        self.dir(d)?.listed = true;
+        self.try_finish(d)?;
+        self.wait_tree(d)
     }
 
     /// Root for paths: the paths with their ancestor directories.
@@ -379,7 +626,8 @@ impl Walker<'_> {
     ) -> Result<BlobId> {
         self.excludes = Some(excludes.clone());
         if paths.len() == 1 && paths[0] == Path::new("/") {
-            return self.walk_dir(Path::new("/"), parent);
+            let d = self.walk_dir(Path::new("/"), parent, Up::Tree)?;
+            return self.wait_tree(d);
         }
         let mut root = VirtualDir::default();
         for p in paths {
@@ -398,7 +646,7 @@ impl Walker<'_> {
                 let key = name.as_bytes().to_vec();
                 let old_node = old_tree.as_ref().and_then(|t| t.find(&key)).cloned();
                 if i + 1 == comps.len() {
-                    if let Some(n) = self.entry(&cur, name, old_node.as_ref())? {
+                    if let Some(n) = self.entry_now(&cur, name, old_node.as_ref())? {
                         dir.children.insert(key, VirtualEntry::Done(n));
                     }
                     break;
