@@ -206,6 +206,26 @@ fn add(a: &AtomicU64, n: u64) {
     a.fetch_add(n, Ordering::Relaxed);
 }
 
+impl Stats {
+    /// A new blob of `raw_len` plain bytes stored as `payload_len` bytes
+    /// (compressed or not) plus its tag.
+    fn blob_added(&self, raw_len: usize, payload_len: usize) {
+        add(&self.bytes_added_raw, raw_len as u64);
+        add(
+            &self.bytes_added,
+            (payload_len + crate::crypto::TAG_LEN) as u64,
+        );
+        add(&self.blobs_added, 1);
+    }
+
+    /// A file read whole or as a stream, `size` bytes.
+    fn file_read(&self, size: u64, progress: &Progress) {
+        add(&self.files_read, 1);
+        add(&self.total_bytes, size);
+        progress.file_done();
+    }
+}
+
 /// Runs a backup and writes its snapshot.
 ///
 /// Unreadable entries are skipped with a warning and listed in the snapshot's

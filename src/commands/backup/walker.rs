@@ -217,23 +217,35 @@ impl Walker<'_> {
                 let node = self.node(slot)?;
                 node.content = content;
                 node.size = size;
-                add(&self.stats.files_read, 1);
-                add(&self.stats.total_bytes, size);
-                self.progress.file_done();
+                self.stats.file_read(size, self.progress);
             }
             Outcome::File(Err(e)) => {
                 let dir = self.dir(slot.dir)?;
-                dir.skipped.push(slot.node);
                 let path = match dir.nodes.get(slot.node) {
                     Some(n) => dir.path.join(OsStr::from_bytes(&n.name)),
                     None => dir.path.clone(),
                 };
-                self.skip(&path, e);
+                self.drop_entry(slot, &path, e)?;
             }
         }
-        let dir = self.dir(slot.dir)?;
-        dir.waiting = dir.waiting.saturating_sub(1);
+        self.answered(slot.dir)?;
         self.try_finish(slot.dir)
+    }
+
+    /// Counts one answer for directory `d` in.
+    fn answered(&mut self, d: usize) -> Result<()> {
+        let dir = self.dir(d)?;
+        dir.waiting = dir.waiting.checked_sub(1).ok_or_else(|| {
+            Error::Internal(format!("backup: an answer for {d} that was not asked for"))
+        })?;
+        Ok(())
+    }
+
+    /// Leaves out of the tree a file that could not be read, and names it.
+    fn drop_entry(&mut self, slot: Slot, path: &Path, e: std::io::Error) -> Result<()> {
+        self.dir(slot.dir)?.skipped.push(slot.node);
+        self.skip(path, e);
+        Ok(())
     }
 
     /// Writes the tree of a directory whose entries are all in, and of the
@@ -258,22 +270,17 @@ impl Walker<'_> {
             }
             let nodes = std::mem::take(&mut dir.nodes);
             let id = self.store_tree(&Tree { nodes })?;
-            match up {
-                Up::Parent(slot) => {
-                    self.dirs[d] = None;
-                    self.free_dirs.push(d);
-                    self.node(slot)?.subtree = Some(id);
-                    let parent = self.dir(slot.dir)?;
-                    parent.waiting = parent.waiting.saturating_sub(1);
-                    d = slot.dir;
-                }
-                Up::Tree | Up::Nodes => {
-                    let dir = self.dir(d)?;
-                    dir.done = Some(id);
-                    dir.finished = true;
-                    return Ok(());
-                }
-            }
+            let Up::Parent(slot) = up else {
+                let dir = self.dir(d)?;
+                dir.done = Some(id);
+                dir.finished = true;
+                return Ok(());
+            };
+            self.dirs[d] = None;
+            self.free_dirs.push(d);
+            self.node(slot)?.subtree = Some(id);
+            self.answered(slot.dir)?;
+            d = slot.dir;
         }
     }
 
@@ -282,7 +289,7 @@ impl Walker<'_> {
     fn wait_dir(&mut self, d: usize) -> Result<OpenDir> {
         self.flush_files()?;
         while !self.dir(d)?.finished {
-            let done = self.next_result(&self.results.clone())?;
+            let done = self.next_result(&self.results)?;
             self.apply(done)?;
         }
         let dir = self.dirs[d]
@@ -348,29 +355,20 @@ impl Walker<'_> {
                 None => (crate::repofile::pack::Compression::Raw, None),
             };
             let payload = compressed.as_deref().unwrap_or(&data);
-            add(&self.stats.bytes_added_raw, data.len() as u64);
-            add(
-                &self.stats.bytes_added,
-                (payload.len() + crate::crypto::TAG_LEN) as u64,
-            );
-            add(&self.stats.blobs_added, 1);
+            self.stats.blob_added(data.len(), payload.len());
             if let Some(p) =
                 self.tree_packer
                     .add(BlobKind::Tree, id, comp, payload, data.len() as u32)
             {
-                self.send_pack(p)?;
+                self.packs.send(p)?;
             }
         }
         Ok(id)
     }
 
-    pub(super) fn send_pack(&self, p: FinishedPack) -> Result<()> {
-        self.packs.send(p)
-    }
-
     pub(super) fn flush_trees(&mut self) -> Result<()> {
         if let Some(p) = self.tree_packer.flush() {
-            self.send_pack(p)?;
+            self.packs.send(p)?;
         }
         Ok(())
     }
@@ -504,8 +502,7 @@ impl Walker<'_> {
         let file = match crate::source::open_regular(path) {
             Ok(f) => f,
             Err(e) => {
-                self.skip(path, e);
-                self.dir(slot.dir)?.skipped.push(slot.node);
+                self.drop_entry(slot, path, e)?;
                 return Ok(0);
             }
         };
@@ -515,14 +512,9 @@ impl Walker<'_> {
         match read {
             Ok(size) => {
                 self.node(slot)?.size = size;
-                add(&self.stats.files_read, 1);
-                add(&self.stats.total_bytes, size);
-                self.progress.file_done();
+                self.stats.file_read(size, self.progress);
             }
-            Err(e) => {
-                self.skip(path, e);
-                self.dir(slot.dir)?.skipped.push(slot.node);
-            }
+            Err(e) => self.drop_entry(slot, path, e)?,
         }
         Ok(answers)
     }
