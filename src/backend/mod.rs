@@ -15,6 +15,7 @@
 
 #[cfg(feature = "test-switches")]
 pub(crate) mod faults;
+mod staged;
 pub mod versions;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 
 use crate::{Error, Result};
+pub(crate) use staged::StagedFile;
 
 /// An object as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +240,27 @@ impl Backend {
     /// The directory of a local repository.
     pub(crate) fn local_root(&self) -> Option<&std::path::Path> {
         self.local_root.as_deref()
+    }
+
+    /// True when objects can be written in parts with [`Backend::stage`]:
+    /// a local repository read and written directly (not through a store
+    /// with injected faults).
+    pub(crate) fn stages_locally(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Starts writing object `path` in parts, to be published whole by
+    /// [`StagedFile::publish`] (see `staged`); `None` when the repository
+    /// is not one [`Backend::stages_locally`] is true of, and the object
+    /// must go whole through [`Backend::put`].
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when the file cannot be made.
+    pub(crate) fn stage(&self, path: &str) -> Result<Option<StagedFile>> {
+        match &self.direct {
+            Some(root) => StagedFile::create(root, path).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// Starts reading bytes `range` of object `path` (`None`: all of it)

@@ -6,7 +6,7 @@
 //! Layer 2 of `docs/architecture.md`: it uses `id`, `crypto`, `repofile`, and nothing of a layer above.
 
 use crate::crypto::{Keys, TAG_LEN};
-use crate::id::BlobId;
+use crate::id::{BlobId, PackId};
 use crate::repofile::pack::{BlobKind, Compression, FinishedPack, PackWriter};
 
 /// Compresses with zstd; keeps the raw bytes when compression does not save at
@@ -43,16 +43,50 @@ pub(crate) fn compress_into(
 pub struct Packer {
     keys: Keys,
     target: usize,
+    /// Room a new pack's buffer is made with (`None`: the whole pack's).
+    buffer: Option<usize>,
     current: Option<PackWriter>,
 }
 
 impl Packer {
-    /// A packer for packs of about `target` bytes.
+    /// A packer for packs of about `target` bytes, each held whole in memory.
     pub fn new(keys: Keys, target: usize) -> Self {
         Packer {
             keys,
             target,
+            buffer: None,
             current: None,
+        }
+    }
+
+    /// A packer whose packs are written out as they fill ([`Packer::spill`]):
+    /// a pack's buffer is made with `buffer` bytes of room, not a pack's.
+    pub fn spilling(keys: Keys, target: usize, buffer: usize) -> Self {
+        Packer {
+            keys,
+            target,
+            buffer: Some(buffer),
+            current: None,
+        }
+    }
+
+    /// When the pack being filled holds at least `at_least` bytes in
+    /// memory, hands them to `write` with the pack's ID (see
+    /// [`PackWriter::spill`]).
+    ///
+    /// # Errors
+    /// `write`'s.
+    pub fn spill<E>(
+        &mut self,
+        at_least: usize,
+        write: impl FnOnce(&PackId, &[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        match &mut self.current {
+            Some(w) if w.buffered() >= at_least && w.buffered() > 0 => {
+                let id = *w.id();
+                w.spill(|bytes| write(&id, bytes))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -79,12 +113,11 @@ impl Packer {
         } else {
             None
         };
+        let buffer = self.buffer;
         let w = self.current.get_or_insert_with(|| {
             // Room for the header too (entries are small; 256 KiB covers thousands).
-            PackWriter::new(
-                &self.keys,
-                capacity.max(payload.len() + TAG_LEN) + (256 << 10),
-            )
+            let room = buffer.unwrap_or(capacity).max(payload.len() + TAG_LEN) + (256 << 10);
+            PackWriter::new(&self.keys, room)
         });
         w.add(kind, id, compression, payload, raw_len);
         if finished.is_some() {
@@ -137,5 +170,34 @@ mod tests {
         }
         assert!(p.flush().is_some() || finished > 0);
         assert!(finished >= 4);
+    }
+
+    #[test]
+    fn a_spilling_packer_cuts_at_the_same_places_and_holds_only_a_spill() {
+        let keys = MasterKey::generate().keys();
+        let mut whole = Packer::new(keys.clone(), 1000);
+        let mut spilling = Packer::spilling(keys.clone(), 1000, 300);
+        let mut out = Vec::new();
+        for i in 0..50u32 {
+            let b = vec![i as u8; 100];
+            let id = keys.blob_id(&b);
+            let a = whole.add(BlobKind::Data, id, Compression::Raw, &b, 100);
+            let s = spilling.add(BlobKind::Data, id, Compression::Raw, &b, 100);
+            assert_eq!(a.is_some(), s.is_some());
+            if let (Some(a), Some(s)) = (a, s) {
+                assert_eq!(a.entries, s.entries);
+                assert_eq!(a.size(), s.size());
+                assert_eq!(s.spilled, out.len() as u64);
+                out.clear();
+            }
+            spilling
+                .spill(300, |_, bytes| {
+                    out.extend_from_slice(bytes);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+            let held = spilling.current.as_ref().map_or(0, PackWriter::buffered);
+            assert!(held < 300, "{held} bytes held after a spill");
+        }
     }
 }

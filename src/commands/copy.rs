@@ -21,17 +21,16 @@
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
 use serde::Serialize;
 
 use crate::blob::{compress, Packer};
 use crate::id::{BlobId, SnapshotId};
-use crate::repofile::index::{IndexBlob, IndexFile, IndexPack};
+use crate::repofile::index::IndexFile;
 use crate::repofile::pack::{BlobKind, Compression, FinishedPack};
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::Tree;
 use crate::repository::lock::{Lock, LockKind};
-use crate::repository::{pack_path, IndexedRepository};
+use crate::repository::IndexedRepository;
 use crate::{Error, Result};
 
 /// What to copy.
@@ -349,16 +348,8 @@ impl<'a> Writer<'a> {
     }
 
     async fn upload(&mut self, p: FinishedPack) -> Result<()> {
-        let size = p.bytes.len() as u64;
-        self.dst
-            .backend()
-            .put(&pack_path(&p.id), Bytes::from(p.bytes))
-            .await?;
-        self.index.packs.push(IndexPack {
-            id: p.id,
-            size,
-            blobs: p.entries.iter().map(IndexBlob::from).collect(),
-        });
+        let stored = self.dst.put_pack(p).await?;
+        self.index.packs.push(stored);
         Ok(())
     }
 

@@ -750,15 +750,7 @@ async fn upload(
     repo: &IndexedRepository,
     p: crate::repofile::pack::FinishedPack,
 ) -> Result<IndexPack> {
-    let size = p.bytes.len() as u64;
-    repo.backend()
-        .put(&pack_path(&p.id), Bytes::from(p.bytes))
-        .await?;
-    Ok(IndexPack {
-        id: p.id,
-        size,
-        blobs: p.entries.iter().map(IndexBlob::from).collect(),
-    })
+    repo.put_pack(p).await
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::pack::{BlobKind, Compression, PackEntry};
+use super::pack::{BlobKind, Compression, FinishedPack, PackEntry};
 use crate::id::{BlobId, IndexId, PackId};
 
 /// One blob in an index object.
@@ -30,6 +30,16 @@ pub struct IndexBlob {
     /// Plaintext length.
     #[serde(rename = "r")]
     pub raw_len: u32,
+}
+
+impl From<&FinishedPack> for IndexPack {
+    fn from(p: &FinishedPack) -> Self {
+        IndexPack {
+            id: p.id,
+            size: p.size(),
+            blobs: p.entries.iter().map(IndexBlob::from).collect(),
+        }
+    }
 }
 
 impl From<&PackEntry> for IndexBlob {

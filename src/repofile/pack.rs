@@ -66,6 +66,8 @@ pub struct PackWriter {
     id: PackId,
     cipher: Cipher,
     buf: Vec<u8>,
+    /// Bytes handed out by [`PackWriter::spill`] before `buf`'s.
+    spilled: u64,
     entries: Vec<PackEntry>,
 }
 
@@ -73,10 +75,35 @@ pub struct PackWriter {
 pub struct FinishedPack {
     /// Its ID.
     pub id: PackId,
-    /// Its bytes.
+    /// Its bytes after the `spilled` first ones (all of them when nothing
+    /// was spilled).
     pub bytes: Vec<u8>,
+    /// How many of its first bytes [`PackWriter::spill`] handed out before.
+    pub spilled: u64,
     /// What it holds.
     pub entries: Vec<PackEntry>,
+}
+
+impl FinishedPack {
+    /// The pack's whole size in bytes.
+    pub fn size(&self) -> u64 {
+        self.spilled + self.bytes.len() as u64
+    }
+
+    /// The whole pack, when no part of it was spilled.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] for a pack whose first bytes were spilled: its
+    /// bytes here are only its end.
+    pub fn into_whole(self) -> Result<Vec<u8>> {
+        if self.spilled != 0 {
+            return Err(Error::Internal(format!(
+                "pack {} was spilled: its first {} bytes are elsewhere",
+                self.id, self.spilled
+            )));
+        }
+        Ok(self.bytes)
+    }
 }
 
 impl PackWriter {
@@ -87,13 +114,40 @@ impl PackWriter {
             cipher: keys.pack_cipher(&id),
             id,
             buf: Vec::with_capacity(capacity),
+            spilled: 0,
             entries: Vec::new(),
         }
     }
 
-    /// Bytes so far.
+    /// Its ID.
+    pub fn id(&self) -> &PackId {
+        &self.id
+    }
+
+    /// Bytes so far, spilled ones included.
     pub fn len(&self) -> usize {
+        self.spilled as usize + self.buf.len()
+    }
+
+    /// Bytes held in memory (added since the last spill).
+    pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Hands the bytes held in memory to `write` (which puts them after
+    /// those it had before) and forgets them, keeping the buffer's room: a
+    /// pack written out as it fills needs only a spill's worth in memory.
+    ///
+    /// # Errors
+    /// `write`'s; the bytes are then kept.
+    pub fn spill<E>(
+        &mut self,
+        write: impl FnOnce(&[u8]) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        write(&self.buf)?;
+        self.spilled += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
     }
 
     /// True when no blob was added.
@@ -110,7 +164,7 @@ impl PackWriter {
         payload: &[u8],
         raw_len: u32,
     ) {
-        let offset = self.buf.len() as u64;
+        let offset = self.len() as u64;
         let start = self.buf.len();
         self.buf.extend_from_slice(payload);
         self.cipher.seal_tail(offset, &[], &mut self.buf, start);
@@ -134,6 +188,7 @@ impl PackWriter {
         FinishedPack {
             id: self.id,
             bytes: self.buf,
+            spilled: self.spilled,
             entries: self.entries,
         }
     }
@@ -430,6 +485,39 @@ mod tests {
             for (e, b) in entries.iter().zip(&blobs) {
                 let stored = &p.bytes[e.offset as usize..(e.offset + u64::from(e.length)) as usize];
                 prop_assert_eq!(&open_blob(&keys, &p.id, e, stored).unwrap(), b);
+            }
+        }
+
+        /// A pack written out in parts as it fills (spilled after the blobs
+        /// `spill_after` picks) is the same pack as one kept whole.
+        #[test]
+        fn spilled_pack_reads_back_whole(
+            blobs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20),
+            spill_after in proptest::collection::vec(any::<bool>(), 20),
+        ) {
+            let keys = MasterKey::generate().keys();
+            let mut w = PackWriter::new(&keys, 0);
+            let mut out = Vec::new();
+            for (b, spill) in blobs.iter().zip(&spill_after) {
+                w.add(BlobKind::Data, keys.blob_id(b), Compression::Raw, b, b.len() as u32);
+                if *spill {
+                    w.spill(|part| { out.extend_from_slice(part); Ok::<(), ()>(()) }).unwrap();
+                    prop_assert_eq!(w.buffered(), 0);
+                    prop_assert_eq!(w.len(), out.len());
+                }
+            }
+            let p = w.finish();
+            prop_assert_eq!(p.spilled, out.len() as u64);
+            out.extend_from_slice(&p.bytes);
+            prop_assert_eq!(p.size(), out.len() as u64);
+            let entries = read_header(&keys, &p.id, &out).unwrap();
+            prop_assert_eq!(&entries, &p.entries);
+            for (e, b) in entries.iter().zip(&blobs) {
+                let stored = &out[e.offset as usize..(e.offset + u64::from(e.length)) as usize];
+                prop_assert_eq!(&open_blob(&keys, &p.id, e, stored).unwrap(), b);
+            }
+            if p.spilled > 0 {
+                prop_assert!(p.into_whole().is_err());
             }
         }
 

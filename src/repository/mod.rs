@@ -30,7 +30,7 @@ use crate::id::{BlobId, IndexId, KeyId, PackId, RepoId, SnapshotId};
 use crate::index::{BlobIndex, Location};
 use crate::repofile::config::{ChunkerParams, RepoConfig};
 use crate::repofile::index::{IndexFile, IndexPack};
-use crate::repofile::pack::{open_blob, BlobKind};
+use crate::repofile::pack::{open_blob, BlobKind, FinishedPack};
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::Tree;
 use crate::repofile::{open_object, seal_object};
@@ -626,6 +626,21 @@ impl Repository {
             .put(&format!("snapshots/{id}"), Bytes::from(sealed))
             .await?;
         Ok(id)
+    }
+
+    /// Writes a pack held whole in memory; returns what the index records
+    /// of it.
+    ///
+    /// # Errors
+    /// [`Error::Backend`]; [`Error::Internal`] for a pack whose first part
+    /// was spilled elsewhere.
+    pub(crate) async fn put_pack(&self, pack: FinishedPack) -> Result<IndexPack> {
+        let stored = IndexPack::from(&pack);
+        let path = pack_path(&pack.id);
+        self.backend
+            .put(&path, Bytes::from(pack.into_whole()?))
+            .await?;
+        Ok(stored)
     }
 
     /// Writes an index object.

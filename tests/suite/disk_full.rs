@@ -163,3 +163,77 @@ fn cache_directory_full_then_resumed() {
     env.ok(&["restore", "latest", "--target", target.to_str().unwrap()]);
     assert_same_content(&src, &restored(&target, &src));
 }
+
+/// A local repository's disk fills while a pack is being written into it:
+/// the backup fails naming the full disk, leaves no part of a pack behind
+/// (packs are written in parts into a staged file and published whole),
+/// the repository checks clean, and once there is room the same backup
+/// completes.
+#[test]
+fn repository_disk_full_then_resumed() {
+    let Some(args) = unshare_args() else {
+        no_namespace();
+        return;
+    };
+    let env = Env::local();
+    let small = env.path("small");
+    std::fs::create_dir_all(&small).unwrap();
+    std::fs::write(small.join("a.txt"), b"a small file\n").unwrap();
+    // Incompressible, 6 MB: parts of its pack are written before the disk
+    // (4 MiB) is full.
+    let big = env.path("big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..3u64 {
+        std::fs::write(
+            big.join(format!("b{i}.bin")),
+            pseudo_random(2_000_000, 40 + i),
+        )
+        .unwrap();
+    }
+    let mnt = env.path("repo-mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let (m, s, b) = (mnt.display(), small.display(), big.display());
+    let script = format!(
+        "mount -t tmpfs -o size=4m tmpfs {m}
+         export CUSTOS_REPOSITORY={m}/repo
+         \"$1\" init > /dev/null; echo rc=$?
+         \"$1\" backup {s} > /dev/null; echo rc=$?
+         \"$1\" backup {b}; echo rc=$?
+         echo staged=$(find {m}/repo -name '*#*' | wc -l)
+         \"$1\" check --read-data > /dev/null; echo rc=$?
+         mount -o remount,size=32m {m}
+         \"$1\" backup {b} > /dev/null; echo rc=$?
+         \"$1\" check --read-data > /dev/null; echo rc=$?
+         cp -a {m}/repo {out}; echo rc=$?",
+        out = env.path("repo-copy").display()
+    );
+    let (out, err) = in_namespace(&env, &args, &script);
+    let codes = rcs(&out);
+    assert_eq!(codes.len(), 7, "{out}\n{err}");
+    assert_eq!(codes[..2], [0, 0], "{out}\n{err}");
+    assert_ne!(
+        codes[2], 0,
+        "the backup onto a full disk failed: {out}\n{err}"
+    );
+    assert_ne!(codes[2], 101, "and did not panic: {err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains("data/"),
+        "names the pack it was writing: {err}"
+    );
+    assert!(out.contains("staged=0"), "no part of a pack left: {out}");
+    assert_eq!(codes[3..], [0, 0, 0, 0], "{out}\n{err}");
+    // Outside the namespace: the copy restores what was backed up.
+    let copy = env.path("repo-copy");
+    let target = env.path("restore");
+    let mut c = env.cmd();
+    c.env("CUSTOS_REPOSITORY", &copy).args([
+        "restore",
+        "latest",
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_same_content(&big, &restored(&target, &big));
+}

@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use tokio::runtime::Handle;
 
@@ -35,7 +34,7 @@ use crate::blob::{compress, compress_into, Packer};
 use crate::chunker::{ChunkBuffer, Chunker};
 use crate::id::{BlobId, IndexId, SnapshotId};
 use crate::progress::Progress;
-use crate::repofile::index::{IndexBlob, IndexFile, IndexPack};
+use crate::repofile::index::{IndexFile, IndexPack};
 use crate::repofile::pack::{BlobKind, Compression, FinishedPack};
 use crate::repofile::snapshot::{SkippedEntry, Snapshot, Summary};
 use crate::repofile::tree::{Node, NodeKind, Tree};

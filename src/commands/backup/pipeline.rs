@@ -8,6 +8,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::walker::Walker;
 use super::*;
+use crate::backend::StagedFile;
+use crate::id::PackId;
 
 pub(super) type Walked = (BlobId, Vec<SkippedEntry>, Vec<IndexId>);
 
@@ -108,16 +110,14 @@ where
     let (pack_tx, pack_rx) = tokio::sync::mpsc::channel::<Sealed>(1);
     let sink = PackSink {
         repo,
-        handle,
         tx: pack_tx,
-        direct: repo.backend().local_root().is_some(),
+        direct: repo.backend().stages_locally(),
     };
     let abort = AtomicBool::new(false);
     let dedup = Dedup {
         repo,
         session: Mutex::new(HashSet::new()),
     };
-    let pack_target = repo.config().pack_size as usize;
     // Buffers go round instead of being made anew (see `Buffers`).
     let buffers = Buffers::for_workers(workers);
     let chunker = Chunker::new(repo.config().chunker, repo.keys().chunker_seed());
@@ -125,7 +125,7 @@ where
     // One pack is filled at a time, by whichever worker has a blob ready:
     // a packer per worker kept a pack per core resident for nothing.
     // Copying a blob in and sealing it is quick beside compressing it.
-    let packer = Mutex::new(Packer::new(repo.keys().clone(), pack_target));
+    let packer = Mutex::new(Filling::new(repo, &sink));
 
     std::thread::scope(|s| {
         let uploader = s.spawn(|| handle.block_on(upload_loop(repo, pack_rx, &dedup.session)));
@@ -164,7 +164,7 @@ where
                 files_bytes: 0,
                 dirs: Vec::new(),
                 free_dirs: Vec::new(),
-                tree_packer: Packer::new(repo.keys().clone(), pack_target),
+                tree_packer: Filling::new(repo, &sink),
                 packs: sink.clone(),
                 dedup: &dedup,
                 stats,
@@ -226,7 +226,7 @@ struct Worker<'a> {
     keys: &'a crate::crypto::Keys,
     chunker: Chunker,
     dedup: &'a Dedup<'a>,
-    packer: &'a Mutex<Packer>,
+    packer: &'a Mutex<Filling>,
     packs: PackSink<'a>,
     buffers: &'a Buffers,
     stats: &'a Stats,
@@ -344,7 +344,14 @@ impl Worker<'_> {
             Compression::Raw => data,
         };
         self.stats.blob_added(data.len(), payload.len());
-        let finished = lock_packer(self.packer).add(BlobKind::Data, id, comp, payload, raw_len);
+        let finished = lock_packer(self.packer).add(
+            &self.packs,
+            BlobKind::Data,
+            id,
+            comp,
+            payload,
+            raw_len,
+        )?;
         // A whole file's worth is not kept resident for the rest.
         if self.out.capacity() > out_room {
             self.out = Vec::new();
@@ -363,48 +370,123 @@ pub(super) enum Sealed {
     Stored(IndexPack),
 }
 
+/// How many bytes of a local repository's pack are held before they are
+/// written to its staged file: a pack is 16 MiB, and held whole it was
+/// that much more resident and that much memory mapped anew per pack.
+const SPILL: usize = 1 << 20;
+
+/// A pack being filled and, for a local repository, the staged file its
+/// first part is already written to.
+pub(super) struct Filling {
+    packer: Packer,
+    staged: Option<StagedFile>,
+}
+
+/// A sealed pack and the staged file holding its first part, if any.
+pub(super) struct Ready {
+    pack: FinishedPack,
+    staged: Option<StagedFile>,
+}
+
+impl Filling {
+    pub(super) fn new(repo: &IndexedRepository, sink: &PackSink<'_>) -> Filling {
+        let keys = repo.keys().clone();
+        let target = repo.config().pack_size as usize;
+        Filling {
+            packer: if sink.direct {
+                Packer::spilling(keys, target, 2 * SPILL)
+            } else {
+                Packer::new(keys, target)
+            },
+            staged: None,
+        }
+    }
+
+    /// Adds a blob; returns the pack it sealed, if it sealed one, for
+    /// [`PackSink::send`] (outside any lock: it syncs the file). For a local
+    /// repository, what the pack being filled holds beyond [`SPILL`] is
+    /// written to its staged file here.
+    pub(super) fn add(
+        &mut self,
+        sink: &PackSink<'_>,
+        kind: BlobKind,
+        id: BlobId,
+        compression: Compression,
+        payload: &[u8],
+        raw_len: u32,
+    ) -> Result<Option<Ready>> {
+        let ready = self
+            .packer
+            .add(kind, id, compression, payload, raw_len)
+            .map(|pack| Ready {
+                pack,
+                staged: self.staged.take(),
+            });
+        if sink.direct {
+            let staged = &mut self.staged;
+            self.packer.spill(SPILL, |pack, bytes| {
+                let file = match staged {
+                    Some(f) => f,
+                    None => staged.insert(sink.stage(pack)?),
+                };
+                file.write_all(bytes)
+            })?;
+        }
+        Ok(ready)
+    }
+
+    /// Seals the pack in progress, if any.
+    pub(super) fn flush(&mut self) -> Option<Ready> {
+        self.packer.flush().map(|pack| Ready {
+            pack,
+            staged: self.staged.take(),
+        })
+    }
+}
+
 /// Where the workers and the walker put sealed packs.
 ///
-/// A local repository's pack is written by the thread that sealed it,
-/// there and then: queued for an uploader, a pack waiting behind the one
-/// being written and another held by a worker blocked on the full queue
-/// were each up to 18 MiB more resident (the mixed corpus's first backup
-/// peaked at 130–141 MiB that way, 110–117 written at once, same time).
-/// A store's packs go to the uploader, which keeps a few in flight to
-/// hide its latency.
+/// A local repository's pack is written by the threads that fill it, a
+/// part at a time as it fills (see [`Filling`]), and published by the one
+/// that sealed it, there and then. Held whole and queued for an uploader,
+/// a pack waiting behind the one being written and another held by a
+/// worker blocked on the full queue were each up to 18 MiB more resident
+/// (the mixed corpus's first backup peaked at 130–141 MiB that way,
+/// 110–117 written at once). A store's packs go whole to the uploader,
+/// which keeps a few in flight to hide its latency.
 #[derive(Clone)]
 pub(super) struct PackSink<'a> {
     repo: &'a IndexedRepository,
-    handle: &'a Handle,
     tx: tokio::sync::mpsc::Sender<Sealed>,
     direct: bool,
 }
 
 impl PackSink<'_> {
-    pub(super) fn send(&self, p: FinishedPack) -> Result<()> {
+    /// A staged file for pack `id` of a local repository.
+    fn stage(&self, id: &PackId) -> Result<StagedFile> {
+        self.repo.backend().stage(&pack_path(id))?.ok_or_else(|| {
+            Error::Internal("a pack was staged for a repository that is not local".into())
+        })
+    }
+
+    pub(super) fn send(&self, ready: Ready) -> Result<()> {
+        let Ready { pack, staged } = ready;
         let sealed = if self.direct {
-            let stored = stored_pack(&p);
-            self.handle.block_on(
-                self.repo
-                    .backend()
-                    .put(&pack_path(&p.id), Bytes::from(p.bytes)),
-            )?;
+            let stored = IndexPack::from(&pack);
+            let mut file = match staged {
+                Some(f) => f,
+                None => self.stage(&pack.id)?,
+            };
+            file.write_all(&pack.bytes)?;
+            drop(pack);
+            file.publish()?;
             Sealed::Stored(stored)
         } else {
-            Sealed::Pack(p)
+            Sealed::Pack(pack)
         };
         self.tx
             .blocking_send(sealed)
             .map_err(|_| Error::Problems("backup aborted: the uploader stopped".into()))
-    }
-}
-
-/// What the index records of a pack.
-fn stored_pack(p: &FinishedPack) -> IndexPack {
-    IndexPack {
-        id: p.id,
-        size: p.bytes.len() as u64,
-        blobs: p.entries.iter().map(IndexBlob::from).collect(),
     }
 }
 
@@ -423,13 +505,7 @@ pub(super) async fn upload_loop(
         .map(|sealed| async move {
             match sealed {
                 Sealed::Stored(stored) => Ok(stored),
-                Sealed::Pack(p) => {
-                    let stored = stored_pack(&p);
-                    repo.backend()
-                        .put(&pack_path(&p.id), Bytes::from(p.bytes))
-                        .await?;
-                    Ok::<_, Error>(stored)
-                }
+                Sealed::Pack(p) => repo.put_pack(p).await,
             }
         })
         .buffer_unordered(upload_concurrency(repo));
@@ -537,7 +613,7 @@ fn jobs_queued(workers: usize) -> usize {
     workers
 }
 
-fn lock_packer(packer: &Mutex<Packer>) -> std::sync::MutexGuard<'_, Packer> {
+fn lock_packer(packer: &Mutex<Filling>) -> std::sync::MutexGuard<'_, Filling> {
     packer
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -13,7 +13,7 @@
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::pipeline::{Dedup, Done, FileWork, Outcome, PackSink, Slot, Work, RESULT_POLL};
+use super::pipeline::{Dedup, Done, FileWork, Filling, Outcome, PackSink, Slot, Work, RESULT_POLL};
 use super::*;
 
 /// A directory being assembled for the snapshot root (ancestors of the paths).
@@ -75,7 +75,7 @@ pub(super) struct Walker<'a> {
     pub(super) files_bytes: u64,
     pub(super) dirs: Vec<Option<OpenDir>>,
     pub(super) free_dirs: Vec<usize>,
-    pub(super) tree_packer: Packer,
+    pub(super) tree_packer: Filling,
     pub(super) packs: PackSink<'a>,
     pub(super) dedup: &'a Dedup<'a>,
     pub(super) stats: &'a Stats,
@@ -356,10 +356,14 @@ impl Walker<'_> {
             };
             let payload = compressed.as_deref().unwrap_or(&data);
             self.stats.blob_added(data.len(), payload.len());
-            if let Some(p) =
-                self.tree_packer
-                    .add(BlobKind::Tree, id, comp, payload, data.len() as u32)
-            {
+            if let Some(p) = self.tree_packer.add(
+                &self.packs,
+                BlobKind::Tree,
+                id,
+                comp,
+                payload,
+                data.len() as u32,
+            )? {
                 self.packs.send(p)?;
             }
         }

@@ -1,0 +1,192 @@
+//! An object of a local repository written in parts, published whole.
+//!
+//! The object is written to `<path>#<n>` beside its place (the staging name
+//! `object_store`'s local store uses, which its listings skip), then synced,
+//! renamed into place, and its directory synced: the same durability as
+//! [`super::Backend::put`] with fsync, without the whole object in memory.
+//! A staged file that is dropped unpublished is removed; one left by a
+//! crash is never listed, so no reader sees a part of an object.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// A local object being written.
+pub(crate) struct StagedFile {
+    file: File,
+    staging: PathBuf,
+    dest: PathBuf,
+    /// The object's path in the repository (for errors).
+    path: String,
+    published: bool,
+}
+
+impl StagedFile {
+    /// Starts object `path` (relative, of `/`-separated safe names) under
+    /// `root`, making its directory if missing.
+    pub(super) fn create(root: &Path, path: &str) -> Result<StagedFile> {
+        if path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == ".." || c.contains('#'))
+        {
+            return Err(Error::Internal(format!(
+                "not an object path of a local repository: {path:?}"
+            )));
+        }
+        let dest = root.join(path);
+        let fail = |op: &'static str| {
+            let path = path.to_string();
+            move |e: std::io::Error| backend_error(op, &path, e)
+        };
+        let mut n = 1u32;
+        loop {
+            let mut staging = dest.clone().into_os_string();
+            staging.push(format!("#{n}"));
+            let staging = PathBuf::from(staging);
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&staging)
+            {
+                Ok(file) => {
+                    return Ok(StagedFile {
+                        file,
+                        staging,
+                        dest,
+                        path: path.to_string(),
+                        published: false,
+                    })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    make_dirs(root, &dest).map_err(fail("create the directory of"))?;
+                }
+                Err(e) => return Err(fail("write")(e)),
+            }
+            if n > 1000 {
+                return Err(Error::Internal(format!(
+                    "a thousand staged copies of {path} exist already"
+                )));
+            }
+        }
+    }
+
+    /// Appends `bytes`.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] naming the object (a full disk, say).
+    pub(crate) fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| backend_error("write", &self.path, e))
+    }
+
+    /// Syncs the file, renames it into place and syncs its directory.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] naming the object; the staged file is removed.
+    pub(crate) fn publish(mut self) -> Result<()> {
+        crate::util::crash_point("store:write");
+        let path = self.path.clone();
+        let fail = |op: &'static str| {
+            let path = path.clone();
+            move |e: std::io::Error| backend_error(op, &path, e)
+        };
+        self.file.sync_all().map_err(fail("sync"))?;
+        std::fs::rename(&self.staging, &self.dest).map_err(fail("publish"))?;
+        self.published = true;
+        sync_dir(&self.dest).map_err(fail("sync the directory of"))
+    }
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.published {
+            // Best effort: a staged file left behind is never listed.
+            let _ = std::fs::remove_file(&self.staging);
+        }
+    }
+}
+
+/// As the store's own errors: a local write that fails is a backend failure.
+fn backend_error(op: &'static str, path: &str, e: std::io::Error) -> Error {
+    Error::Backend {
+        op,
+        path: path.to_string(),
+        source: object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        },
+    }
+}
+
+/// Makes `dest`'s missing directories under `root`, syncing each new one's
+/// parent so the new entries survive a crash.
+fn make_dirs(root: &Path, dest: &Path) -> std::io::Result<()> {
+    let Some(parent) = dest.parent() else {
+        return Ok(());
+    };
+    let mut missing = Vec::new();
+    let mut dir = parent;
+    while !dir.exists() && dir != root {
+        missing.push(dir);
+        match dir.parent() {
+            Some(p) => dir = p,
+            None => break,
+        }
+    }
+    for d in missing.iter().rev() {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        sync_dir(d)?;
+    }
+    Ok(())
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(parent) => File::open(parent)?.sync_all(),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_published_whole_and_a_dropped_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = StagedFile::create(dir.path(), "data/ab/abcd").unwrap();
+        f.write_all(b"first ").unwrap();
+        f.write_all(b"second").unwrap();
+        assert!(!dir.path().join("data/ab/abcd").exists());
+        f.publish().unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("data/ab/abcd")).unwrap(),
+            b"first second"
+        );
+
+        let mut g = StagedFile::create(dir.path(), "data/ab/ef01").unwrap();
+        g.write_all(b"partial").unwrap();
+        drop(g);
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("data/ab"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("abcd")]);
+    }
+
+    #[test]
+    fn paths_that_could_leave_the_repository_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["../x", "data//x", "data/./x", "data/x#1", ""] {
+            assert!(StagedFile::create(dir.path(), bad).is_err(), "{bad}");
+        }
+    }
+}
