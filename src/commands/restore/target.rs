@@ -43,6 +43,28 @@ pub(super) struct DirSlot {
     pub name: Vec<u8>,
 }
 
+/// The snapshot path (`/a/b/name`) of entry `name` of directory `slot`:
+/// computed when a message needs it rather than kept for every entry.
+pub(super) fn path_in(slots: &[DirSlot], slot: usize, name: &[u8]) -> String {
+    let mut names = vec![name];
+    let mut at = slot;
+    while at != 0 {
+        match slots.get(at) {
+            Some(s) => {
+                names.push(&s.name);
+                at = s.parent;
+            }
+            None => break,
+        }
+    }
+    let mut path = String::new();
+    for n in names.iter().rev() {
+        path.push('/');
+        path.push_str(&String::from_utf8_lossy(n));
+    }
+    path
+}
+
 /// The target directory and descriptors of the directories under it.
 pub(super) struct TargetDirs {
     slots: Vec<DirSlot>,
@@ -67,6 +89,11 @@ impl TargetDirs {
             root: Arc::new(root),
             cache: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The snapshot path of entry `name` of directory `slot` (see [`path_in`]).
+    pub(super) fn snapshot_path(&self, slot: usize, name: &[u8]) -> String {
+        path_in(&self.slots, slot, name)
     }
 
     /// The target directory.
