@@ -742,6 +742,16 @@ async fn erase_target(
             let released = lock.release().await;
             deleted?;
             released?;
+            if let Some(root) = backend.local_root() {
+                // A write a crash interrupted leaves its staged file
+                // (`<object>#<n>`), which no listing shows: found by
+                // walking the directory, and removed as the objects were.
+                for (path, size) in remove_staged_files(root, root)? {
+                    catalog.record_erased_object(tenant, target, &path, size, None)?;
+                    progress.objects += 1;
+                    progress.bytes += size;
+                }
+            }
             let left = backend.list("").await?;
             if !left.is_empty() {
                 return Err(Error::Problems(format!(
@@ -750,6 +760,18 @@ async fn erase_target(
                 )));
             }
             if let Some(root) = backend.local_root() {
+                // What a listing cannot show must not be there either.
+                let mut files = Vec::new();
+                files_under(root, &mut files)
+                    .map_err(crate::error::at("cannot list what is left in", root))?;
+                if let Some(first) = files.first() {
+                    return Err(Error::Problems(format!(
+                        "{} files are still under {} after deletion, {} among them: remove them by hand, then erase again",
+                        files.len(),
+                        root.display(),
+                        first.display()
+                    )));
+                }
                 // An empty repository directory is removed too.
                 let _ = remove_empty_dirs(root);
             }
@@ -769,6 +791,59 @@ async fn erase_target(
         }
     }
     progress.verified_empty = true;
+    Ok(())
+}
+
+/// True for a staged file's name: `<object>#<digits>` (see
+/// `backend::StagedFile`; `object_store`'s local store names its own the same way).
+fn is_staged_name(name: &str) -> bool {
+    name.rsplit_once('#').is_some_and(|(object, n)| {
+        !object.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Removes every staged file under `dir`; returns each one's path (relative
+/// to `root`) and size. Symlinks are not followed.
+fn remove_staged_files(root: &Path, dir: &Path) -> Result<Vec<(String, u64)>> {
+    let mut removed = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(Error::io_path("cannot list", dir, e)),
+    };
+    for e in entries {
+        let e = e.map_err(crate::error::at("cannot list", dir))?;
+        let path = e.path();
+        let kind = e
+            .file_type()
+            .map_err(crate::error::at("cannot stat", &path))?;
+        if kind.is_dir() {
+            removed.extend(remove_staged_files(root, &path)?);
+        } else if kind.is_file() && e.file_name().to_str().is_some_and(is_staged_name) {
+            let size = e.metadata().map_or(0, |m| m.len());
+            std::fs::remove_file(&path).map_err(crate::error::at("cannot remove", &path))?;
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            removed.push((rel.to_string_lossy().into_owned(), size));
+        }
+    }
+    Ok(removed)
+}
+
+/// Every file (anything not a directory) under `dir`.
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for e in entries {
+        let e = e?;
+        if e.file_type()?.is_dir() {
+            files_under(&e.path(), out)?;
+        } else {
+            out.push(e.path());
+        }
+    }
     Ok(())
 }
 
@@ -931,6 +1006,24 @@ const ERASE_BATCH: usize = 256;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staged_files_a_listing_cannot_show_are_found_and_removed() {
+        assert!(is_staged_name("abcd#1") && is_staged_name("config#12"));
+        for name in ["abcd", "#1", "abcd#", "abcd#x1", "a#1b"] {
+            assert!(!is_staged_name(name), "{name}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("data/ab")).unwrap();
+        std::fs::write(root.join("data/ab/abcd#1"), b"part of a pack").unwrap();
+        std::fs::write(root.join("data/ab/other"), b"not staged").unwrap();
+        let removed = remove_staged_files(root, root).unwrap();
+        assert_eq!(removed, vec![("data/ab/abcd#1".to_string(), 14)]);
+        let mut left = Vec::new();
+        files_under(root, &mut left).unwrap();
+        assert_eq!(left, vec![root.join("data/ab/other")]);
+    }
 
     fn config(dir: &Path) -> Config {
         let text = format!(
