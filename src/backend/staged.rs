@@ -41,6 +41,7 @@ impl StagedFile {
             move |e: std::io::Error| backend_error(op, &path, e)
         };
         let mut n = 1u32;
+        let mut made_dirs = false;
         loop {
             let mut staging = dest.clone().into_os_string();
             staging.push(format!("#{n}"));
@@ -60,8 +61,11 @@ impl StagedFile {
                     })
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Made once: a directory that is gone again (the
+                // repository's own, removed) is an error, not a loop.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_dirs => {
                     make_dirs(root, &dest).map_err(fail("create the directory of"))?;
+                    made_dirs = true;
                 }
                 Err(e) => return Err(fail("write")(e)),
             }
@@ -97,7 +101,7 @@ impl StagedFile {
         self.file.sync_all().map_err(fail("sync"))?;
         std::fs::rename(&self.staging, &self.dest).map_err(fail("publish"))?;
         self.published = true;
-        sync_dir(&self.dest).map_err(fail("sync the directory of"))
+        sync_parent(&self.dest).map_err(fail("sync the directory of"))
     }
 }
 
@@ -143,12 +147,13 @@ fn make_dirs(root: &Path, dest: &Path) -> std::io::Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        sync_dir(d)?;
+        sync_parent(d)?;
     }
     Ok(())
 }
 
-fn sync_dir(path: &Path) -> std::io::Result<()> {
+/// Syncs the directory holding `path`, so that its entry survives a crash.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
     match path.parent() {
         Some(parent) => File::open(parent)?.sync_all(),
         None => Ok(()),
@@ -188,5 +193,12 @@ mod tests {
         for bad in ["../x", "data//x", "data/./x", "data/x#1", ""] {
             assert!(StagedFile::create(dir.path(), bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_repository_directory_that_is_gone_is_an_error_not_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone");
+        assert!(StagedFile::create(&gone, "data/ab/abcd").is_err());
     }
 }

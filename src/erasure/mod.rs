@@ -742,16 +742,6 @@ async fn erase_target(
             let released = lock.release().await;
             deleted?;
             released?;
-            if let Some(root) = backend.local_root() {
-                // A write a crash interrupted leaves its staged file
-                // (`<object>#<n>`), which no listing shows: found by
-                // walking the directory, and removed as the objects were.
-                for (path, size) in remove_staged_files(root, root)? {
-                    catalog.record_erased_object(tenant, target, &path, size, None)?;
-                    progress.objects += 1;
-                    progress.bytes += size;
-                }
-            }
             let left = backend.list("").await?;
             if !left.is_empty() {
                 return Err(Error::Problems(format!(
@@ -760,10 +750,16 @@ async fn erase_target(
                 )));
             }
             if let Some(root) = backend.local_root() {
-                // What a listing cannot show must not be there either.
+                // What a listing cannot show must not be there either: a
+                // write a crash interrupted leaves its staged file
+                // (`<object>#<n>`), removed here as the objects were; any
+                // other file fails the erasure.
                 let mut files = Vec::new();
-                files_under(root, &mut files)
-                    .map_err(crate::error::at("cannot list what is left in", root))?;
+                for (path, size) in sweep_local(root, root, &mut files)? {
+                    catalog.record_erased_object(tenant, target, &path, size, None)?;
+                    progress.objects += 1;
+                    progress.bytes += size;
+                }
                 if let Some(first) = files.first() {
                     return Err(Error::Problems(format!(
                         "{} files are still under {} after deletion, {} among them: remove them by hand, then erase again",
@@ -802,9 +798,14 @@ fn is_staged_name(name: &str) -> bool {
     })
 }
 
-/// Removes every staged file under `dir`; returns each one's path (relative
-/// to `root`) and size. Symlinks are not followed.
-fn remove_staged_files(root: &Path, dir: &Path) -> Result<Vec<(String, u64)>> {
+/// Removes every staged file under `dir` and returns each one's path
+/// (relative to `root`) and size; every other file (anything not a
+/// directory) goes into `others`. Symlinks are not followed.
+fn sweep_local(
+    root: &Path,
+    dir: &Path,
+    others: &mut Vec<std::path::PathBuf>,
+) -> Result<Vec<(String, u64)>> {
     let mut removed = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -818,33 +819,17 @@ fn remove_staged_files(root: &Path, dir: &Path) -> Result<Vec<(String, u64)>> {
             .file_type()
             .map_err(crate::error::at("cannot stat", &path))?;
         if kind.is_dir() {
-            removed.extend(remove_staged_files(root, &path)?);
+            removed.extend(sweep_local(root, &path, others)?);
         } else if kind.is_file() && e.file_name().to_str().is_some_and(is_staged_name) {
             let size = e.metadata().map_or(0, |m| m.len());
             std::fs::remove_file(&path).map_err(crate::error::at("cannot remove", &path))?;
             let rel = path.strip_prefix(root).unwrap_or(&path);
             removed.push((rel.to_string_lossy().into_owned(), size));
+        } else {
+            others.push(path);
         }
     }
     Ok(removed)
-}
-
-/// Every file (anything not a directory) under `dir`.
-fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for e in entries {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            files_under(&e.path(), out)?;
-        } else {
-            out.push(e.path());
-        }
-    }
-    Ok(())
 }
 
 /// Removes `root` and every empty directory under it, deepest first (a
@@ -1018,11 +1003,11 @@ mod tests {
         std::fs::create_dir_all(root.join("data/ab")).unwrap();
         std::fs::write(root.join("data/ab/abcd#1"), b"part of a pack").unwrap();
         std::fs::write(root.join("data/ab/other"), b"not staged").unwrap();
-        let removed = remove_staged_files(root, root).unwrap();
-        assert_eq!(removed, vec![("data/ab/abcd#1".to_string(), 14)]);
         let mut left = Vec::new();
-        files_under(root, &mut left).unwrap();
+        let removed = sweep_local(root, root, &mut left).unwrap();
+        assert_eq!(removed, vec![("data/ab/abcd#1".to_string(), 14)]);
         assert_eq!(left, vec![root.join("data/ab/other")]);
+        assert!(!root.join("data/ab/abcd#1").exists());
     }
 
     fn config(dir: &Path) -> Config {
