@@ -25,8 +25,9 @@
 # 4 full restore of the latest snapshot into a new directory (verified against the corpus),
 # 5 check of the repository's structure, 6 check reading all data, 7 forget all but the
 # latest snapshot and prune (borg: prune, then compact).
-# Page cache is not dropped (not reliably possible here): the corpus is read once before
-# phase 1 and every tool runs on the same warm corpus. `sync` runs before each measurement.
+# Page cache is not dropped (not reliably possible here): just before each measured step
+# the corpus (backups) or the tool's repository (other steps) is read once, so every tool
+# runs warm whatever the kernel reclaimed in between. `sync` runs before each measurement.
 # A tool that fails is recorded as FAIL and the others go on.
 set -euo pipefail
 
@@ -204,9 +205,22 @@ cmd_restore() {  # tool, last run number (borg: run from inside the target dir)
 # ------------------------------------------------------------------ measurement
 # measure PHASE TOOL [DIR] -- runs "${CMD[@]}" (in DIR if given) under GNU time.
 # Sets M_STATUS (OK/FAIL), M_WALL, M_USER, M_SYS, M_RSS (KiB).
+# Reads what a step reads (the corpus for a backup, the tool's repository
+# otherwise) just before it runs. Warming once per round is not enough where
+# the kernel reclaims cold page cache on its own (DAMON's pageout scheme on
+# the VMs of docs/performance.md evicts file pages a minute after their last
+# use, so the second tool of a round found part of the corpus on disk).
+warm() {   # phase tool
+    local what
+    case "$1" in backup*) what="$CORPUS" ;; *) what="$(repo_of "$2")" ;; esac
+    [[ -e "$what" ]] && find "$what" -type f -print0 | xargs -0 -r cat >/dev/null
+    return 0
+}
+
 measure() {
     local phase="$1" tool="$2" dir="${3:-$WORKDIR}"
     local log="$LOGS/$phase-$tool.log" tf="$LOGS/$phase-$tool.time"
+    [[ "$phase" == init ]] || warm "$phase" "$tool"
     sync
     {
         echo "# cwd: $dir"
@@ -482,8 +496,6 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
     echo "building the $KIND corpus of $SIZE MiB in $CORPUS..." >&2
     CORPUS_KIND="$KIND" "$SCRIPT_DIR/corpus.sh" "$CORPUS" "$SIZE" 2>&1 | sed 's/^/  /' >&2
     IN_BYTES="$(corpus_bytes)"
-    echo "warming the page cache..." >&2
-    find "$CORPUS" -type f -print0 | xargs -0 -r cat >/dev/null
 
     for t in "${TOOLS[@]}"; do
         BROKEN[$t]=0; LAST_REPO[$t]=0

@@ -2,7 +2,7 @@
 # Scale benchmark: custos beside restic on trees of many small files of unique content.
 #
 #   benches/scale.sh [--files LIST] [--tools LIST] [--load N] [--workdir DIR]
-#                    [--custos PATH] [--keep]
+#                    [--custos PATH] [--tree-dir DIR] [--keep]
 #
 #   --files LIST    comma-separated file counts (default 100000,1000000)
 #   --tools LIST    comma-separated subset of custos,restic,rustic (default custos,restic;
@@ -12,13 +12,18 @@
 #                   stage is slower, so it must not change under load
 #   --workdir DIR   scratch space (default ${TMPDIR:-/tmp}/custos-scale); must be outside the repo
 #   --custos PATH   custos binary (default: cargo build --release)
+#   --tree-dir DIR  where the trees are made (default WORKDIR). A tmpfs (/dev/shm) keeps
+#                   them in memory where the kernel evicts cold page cache on its own
+#                   (DAMON pageout): reading a million files once takes longer than such a
+#                   kernel keeps them, so on a disk the larger tree is partly read from it
 #   --keep          keep trees and repositories (results.tsv and logs/ are always kept)
 #
 # Each tree has N files of 512-2560 bytes (1.5 KiB average) of pseudo-random content, so
 # every file is one blob and no two are alike, 1000 files per directory. For each N and
 # each tool, in this order: first backup, unchanged re-backup, backup after adding 1 % new
 # files, check (structure), restore of one file, forget --keep-last 1 --prune. Every step
-# runs under GNU time (wall, user, system, peak RSS); before each backup the tree is read once
+# runs under GNU time (wall, user, system, peak RSS); before each step what it reads (the
+# tree for a backup, the repository otherwise) is read once,
 # so that every tool finds it in the page cache. The report gives, per step, the
 # figures for every N, the growth from the smallest to the largest N, and custos/peer
 # ratios at the largest N.
@@ -33,8 +38,9 @@ LOAD=0
 WORKDIR="${TMPDIR:-/tmp}/custos-scale"
 CUSTOS_BIN=""
 KEEP=0
+TREE_DIR=""
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 die() { echo "scale.sh: $*" >&2; exit 2; }
 
 while [[ $# -gt 0 ]]; do
@@ -44,6 +50,7 @@ while [[ $# -gt 0 ]]; do
         --load) [[ $# -ge 2 ]] || die "--load needs a value"; LOAD="$2"; shift 2 ;;
         --workdir) [[ $# -ge 2 ]] || die "--workdir needs a value"; WORKDIR="$2"; shift 2 ;;
         --custos) [[ $# -ge 2 ]] || die "--custos needs a value"; CUSTOS_BIN="$2"; shift 2 ;;
+        --tree-dir) [[ $# -ge 2 ]] || die "--tree-dir needs a value"; TREE_DIR="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage 0 ;;
         *) die "unknown argument '$1' (see --help)" ;;
@@ -59,6 +66,8 @@ has_tool() { local x; for x in "${TOOLS[@]}"; do [[ "$x" == "$1" ]] && return 0;
 WORKDIR="$(realpath -m -- "$WORKDIR")"
 case "$WORKDIR/" in "$(realpath -m -- "$REPO_ROOT")/"*) die "--workdir must be outside the repository" ;; esac
 [[ "$WORKDIR" != "/" ]] || die "--workdir must not be /"
+TREE_DIR="$(realpath -m -- "${TREE_DIR:-$WORKDIR}")"
+[[ "$TREE_DIR" != "/" ]] || die "--tree-dir must not be /"
 LOGS="$WORKDIR/logs"; RESULTS="$WORKDIR/results.tsv"
 mkdir -p -- "$LOGS"
 
@@ -66,7 +75,7 @@ LOAD_PIDS=()
 cleanup() {
     local rc=$?
     local p; for p in "${LOAD_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    if [[ "$KEEP" -eq 0 ]]; then rm -rf -- "$WORKDIR"/tree-* "$WORKDIR"/repos "$WORKDIR"/caches "$WORKDIR"/restore 2>/dev/null || true; fi
+    if [[ "$KEEP" -eq 0 ]]; then rm -rf -- "$TREE_DIR"/tree-* "$WORKDIR"/repos "$WORKDIR"/caches "$WORKDIR"/restore 2>/dev/null || true; fi
     exit "$rc"
 }
 trap cleanup EXIT
@@ -120,7 +129,7 @@ PY
 # cmd TOOL STEP N: fills CMD for the step on the tree of N files
 cmd() {
     local tool="$1" step="$2" n="$3"
-    local repo="$WORKDIR/repos/$tool-$n" tree="$WORKDIR/tree-$n" cache="$WORKDIR/caches/$tool-$n"
+    local repo="$WORKDIR/repos/$tool-$n" tree="$TREE_DIR/tree-$n" cache="$WORKDIR/caches/$tool-$n"
     local one
     one="$tree/d$(printf %05d $((n / 2000)))/f$(printf %07d $((n / 2000 * 1000 + 7)))"
     local target="$WORKDIR/restore/$tool-$n"
@@ -150,10 +159,11 @@ measure() {   # tool step n
     local tool="$1" step="$2" n="$3"
     local log="$LOGS/$n-$step-$tool.log" tf="$LOGS/$n-$step-$tool.time" rc=0
     cmd "$tool" "$step" "$n"
-    # Every backup reads a tree already in the page cache, whoever goes first.
-    if [[ "$step" == backup* ]]; then
-        find "$WORKDIR/tree-$n" -type f -print0 | xargs -0 -r cat >/dev/null
-    fi
+    # Every step finds what it reads in the page cache, whoever goes first: the
+    # tree for a backup, the repository otherwise.
+    local warm="$WORKDIR/repos/$tool-$n"
+    [[ "$step" == backup* ]] && warm="$TREE_DIR/tree-$n"
+    find "$warm" -type f -print0 | xargs -0 -r cat >/dev/null
     sync
     { printf '# cmd:'; printf ' %q' "${CMD[@]}"; echo; } >"$log"
     /usr/bin/time -o "$tf" -f '%e %U %S %M' "${CMD[@]}" >>"$log" 2>&1 || rc=$?
@@ -182,6 +192,8 @@ RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)"
     echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); $(uname -srm); $(nproc) cores; $(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg); CPU-bound processes added: $LOAD"
     echo "- workdir: $WORKDIR ($(df -PT -- "$WORKDIR" | awk 'NR==2 {print $2}'))"
+    mkdir -p -- "$TREE_DIR"
+    echo "- trees in: $TREE_DIR ($(df -PT -- "$TREE_DIR" | awk 'NR==2 {print $2}'))"
     has_tool custos && echo "- $("$CUSTOS_BIN" --version | head -n 1) ($CUSTOS_BIN, repo at $(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
     has_tool restic && echo "- $(restic version | head -n 1)"
     has_tool rustic && echo "- $("$RUSTIC_BIN" --version | head -n 1)"
@@ -194,7 +206,7 @@ for ((i = 0; i < LOAD; i++)); do
 done
 
 for n in "${COUNTS[@]}"; do
-    tree="$WORKDIR/tree-$n"
+    tree="$TREE_DIR/tree-$n"
     if [[ ! -f "$tree/.complete" ]]; then
         echo "generating $n files in $tree..." >&2
         rm -rf -- "$tree"; mkdir -p -- "$tree"
