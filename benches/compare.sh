@@ -220,7 +220,8 @@ warm() {   # phase tool
 measure() {
     local phase="$1" tool="$2" dir="${3:-$WORKDIR}"
     local log="$LOGS/$phase-$tool.log" tf="$LOGS/$phase-$tool.time"
-    [[ "$phase" == init ]] || warm "$phase" "$tool"
+    # (a restore warms before its target is prefaulted: see there)
+    [[ "$phase" == init || "$phase" == restore ]] || warm "$phase" "$tool"
     sync
     {
         echo "# cwd: $dir"
@@ -339,7 +340,7 @@ machine_info() {
     local t; for t in "${TOOLS[@]}"; do echo "- $(tool_version "$t")"; done
     echo "- settings: custos defaults; restic repo v2 --compression auto; borg repokey-blake2 --compression zstd,3; rustic defaults"
     echo "- corpus: $KIND, $SIZE MiB; $ROUNDS rounds, tools rotated; restores into $RESTORES ($(df -PT -- "$WORKDIR" >/dev/null 2>&1; mkdir -p -- "$RESTORES"; df -PT -- "$RESTORES" | awk 'NR==2 {print $2}'))"
-    echo "- page cache: warm (not dropped); corpus read once before phase 1; sync before each step; before each restore into a tmpfs, a file of the corpus's size is written there and deleted (see prefault_restore_dir)"
+    echo "- page cache: warm (not dropped); before each step what it reads (corpus or repository) is read once (see warm); sync before each step; before each restore into a tmpfs, a file of the corpus's size is written there and deleted (see prefault_restore_dir)"
     echo
 }
 
@@ -522,6 +523,9 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
         if [[ "${BROKEN[$t]}" -ne 0 ]]; then skip_row restore "$t" "${BROKEN_WHY[$t]}"; continue; fi
         rm -rf -- "${RESTORES:?}/$t"
         mkdir -p -- "$RESTORES/$t"
+        # Repository first: reading it after the prefault would give the page
+        # cache the pages the prefault touched for the restore's files.
+        warm restore "$t"
         prefault_restore_dir
         cmd_restore "$t" 3
         measure restore "$t" "$RESTORES/$t"
