@@ -83,6 +83,13 @@ pub use progress::Progress;
 pub use repository::{IndexedRepository, Repository};
 pub use util::{hostname, human_bytes, username};
 
+/// The local index cache on its own, for its fuzz target (`fuzz/`): its
+/// files are read back at every run, and a local user with access to the
+/// cache directory could alter them.
+pub mod index_cache {
+    pub use crate::index::{BlobIndex, Location};
+}
+
 /// The backup pipeline's stages on their own, for the benchmarks
 /// (`benches/stages.rs`): content-defined chunking, compression, packing.
 pub mod stages {

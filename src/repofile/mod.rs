@@ -25,7 +25,7 @@ pub const OBJECT_VERSION: u8 = 1;
 pub(crate) const MAX_METADATA_BYTES: u64 = 256 << 20;
 
 /// Encodes a value as CBOR.
-pub(crate) fn to_cbor<T: Serialize>(v: &T) -> Vec<u8> {
+pub fn to_cbor<T: Serialize>(v: &T) -> Vec<u8> {
     let mut out = Vec::new();
     // Writing CBOR into a Vec only fails on serializer errors, which our plain
     // data types (no maps with non-string keys, no custom failing impls) never raise.

@@ -20,7 +20,7 @@ use crate::{Error, Result};
 const MAGIC: &[u8; 4] = b"CPK1";
 const ENTRY_LEN: usize = 42;
 /// Nonce position of the header.
-pub(crate) const HEADER_POSITION: u64 = u64::MAX;
+pub const HEADER_POSITION: u64 = u64::MAX;
 /// Largest header accepted when reading (a pack never holds more blobs than this).
 pub(crate) const MAX_HEADER_LEN: u32 = 64 << 20;
 

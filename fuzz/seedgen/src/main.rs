@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 
 use custos::crypto::keyslot::{KdfParams, KeySlot, Secret};
 use custos::crypto::ObjectKind;
-use custos::id::{BlobId, IndexId, PackId};
 use custos::repofile::config::{ChunkerParams, RepoConfig};
 use custos::repofile::index::{IndexBlob, IndexFile, IndexPack};
 use custos::repofile::pack::{BlobKind, Compression, HEADER_POSITION};
 use custos::repofile::snapshot::Snapshot;
 use custos::repofile::tree::{Node, NodeKind, Tree, Xattr};
 use custos::repofile::{seal_object, to_cbor};
+use custos::{BlobId, IndexId, PackId};
 use zeroize::Zeroizing;
 
 fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
@@ -249,4 +249,57 @@ fn main() {
     let mut cfg = RepoConfig::new(ChunkerParams::default(), 16 << 20);
     cfg.created = "2026-11-30T11:00:00Z".into();
     write(&dir, "repo_config", "config", &cfg.encode(keys));
+
+    write(&dir, "index_cache", "cache", &index_cache());
+}
+
+/// A real index cache of two runs (4 entries, then 1: the size rule keeps
+/// them apart), framed as the `index_cache` target reads it.
+fn index_cache() -> Vec<u8> {
+    use custos::index_cache::BlobIndex;
+    let dir = std::env::temp_dir().join(format!("custos-seedgen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cache = dir.join("index");
+    {
+        let file = index();
+        let index = BlobIndex::open(Some(&cache)).expect("open a new index cache");
+        for p in &file.packs {
+            index.add_pack(p.id, p.size, &p.blobs).expect("add a pack");
+        }
+        let more = IndexBlob {
+            id: BlobId([4; 32]),
+            offset: 72,
+            ..file.packs[0].blobs[0].clone()
+        };
+        index
+            .add_pack(PackId([8; 32]), 120, &[more.clone()])
+            .expect("add a pack");
+        index.flush().expect("flush");
+        let last = IndexBlob {
+            id: BlobId([9; 32]),
+            ..more
+        };
+        index
+            .add_pack(PackId([10; 32]), 120, &[last])
+            .expect("add a pack");
+        index.flush().expect("flush");
+    }
+    let read = |name: &str| std::fs::read(cache.join(name)).expect("read the cache");
+    let manifest = read("manifest");
+    let body = &manifest[..manifest.len() - 32];
+    let (packs, run0, run1) = (
+        read("packs"),
+        read("run-0000000000000000"),
+        read("run-0000000000000001"),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    let len = |b: &[u8]| u16::try_from(b.len()).expect("a small seed").to_le_bytes();
+    let mut out = vec![1];
+    for part in [body, &packs, &run0] {
+        out.extend_from_slice(&len(part));
+    }
+    for part in [body, &packs, &run0, &run1] {
+        out.extend_from_slice(part);
+    }
+    out
 }
