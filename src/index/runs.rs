@@ -58,9 +58,11 @@ fn probes(key: &[u8], mask: u64) -> impl Iterator<Item = u64> {
     (0..u64::from(PROBES)).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) & mask)
 }
 
-fn bloom_words(count: u64) -> u64 {
+/// Filter words for `count` records, or `None` for a count no run can hold
+/// (a damaged header can claim one).
+fn bloom_words(count: u64) -> Option<u64> {
     // 10 to 20 bits per record: about 1 % false positives or fewer.
-    (count.saturating_mul(10)).next_power_of_two().max(64) / 64
+    Some(count.checked_mul(10)?.checked_next_power_of_two()?.max(64) / 64)
 }
 
 /// One immutable sorted run.
@@ -94,7 +96,9 @@ impl<const K: usize> Run<K> {
             .truncate(true)
             .open(path)
             .map_err(io_err("cannot create", path))?;
-        let words = bloom_words(count);
+        let words = bloom_words(count).ok_or_else(|| {
+            Error::Internal(format!("an index run of {count} records is too large"))
+        })?;
         let mut bloom = vec![0u64; words as usize];
         let mask = words * 64 - 1;
         let mut samples = Vec::with_capacity(count.div_ceil(BLOCK as u64) as usize);
@@ -175,7 +179,7 @@ impl<const K: usize> Run<K> {
                 .and_then(|x| x.checked_add(words.checked_mul(8)?))
                 .and_then(|x| x.checked_add(nsamples.checked_mul(8)?))
         };
-        if words != bloom_words(count) || expected() != Some(len) {
+        if Some(words) != bloom_words(count) || expected() != Some(len) {
             return Err(damaged(path, "a run of the wrong length"));
         }
         let tail_at = HEADER as u64 + count * Self::REC as u64;
@@ -601,6 +605,26 @@ mod tests {
         std::fs::write(&p, &full).unwrap();
         assert!(Run::<32>::open(&p).is_err(), "a run of another key size");
         assert_eq!(Run::<16>::open(&p).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_header_claiming_an_impossible_count_is_damaged_not_a_panic() {
+        // Found by the damaged-cache property test: a count whose filter
+        // size overflows (10 × count past 2^63) panicked in debug builds.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r");
+        Run::<16>::write(&p, 3, (0..3u64).map(|i| Ok(([i as u8; 16], i)))).unwrap();
+        let full = std::fs::read(&p).unwrap();
+        for count in [u64::MAX, 1 << 63, (1 << 60) + 1, u64::MAX / 10] {
+            let mut bytes = full.clone();
+            bytes[16..24].copy_from_slice(&count.to_le_bytes());
+            std::fs::write(&p, &bytes).unwrap();
+            let e = Run::<16>::open(&p).err().unwrap().to_string();
+            assert!(e.contains("delete the cache directory"), "{count}: {e}");
+        }
+        assert_eq!(bloom_words(u64::MAX / 10 + 1), None);
+        assert_eq!(bloom_words(0), Some(1));
+        assert_eq!(bloom_words(100), Some(16));
     }
 
     #[test]
