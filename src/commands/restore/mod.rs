@@ -499,28 +499,46 @@ impl Shared {
             .contains_key(&fi)
     }
 
-    /// Opens the temporary file of `fi` for writing, checking that it is
-    /// still the file created for it.
-    fn open_partial(&self, fi: usize) -> std::io::Result<std::fs::File> {
-        let item = &self.items[self.files[fi].item];
-        let dir = self.dirs.dir(item.dir)?;
-        let fd = target::open_child(
-            dir.as_fd(),
-            &partial_name(&item.node.name),
-            OFlags::WRONLY,
-            Mode::empty(),
-        )?;
-        let st = rustix::fs::fstat(&fd)?;
-        let expected = *self.files[fi]
+    /// The temporary file of `fi`, open for writing: created and sized by
+    /// the first writer that needs it (on a writer's thread, not in the
+    /// serial planning pass), reopened by later ones, which check that it
+    /// is still the file created for it. `Err` is why the file fails.
+    fn open_partial(&self, fi: usize) -> std::result::Result<std::fs::File, String> {
+        let slot = &self.files[fi];
+        let item = &self.items[slot.item];
+        let name = partial_name(&item.node.name);
+        let dir = self
+            .dirs
+            .dir(item.dir)
+            .map_err(|e| format!("its directory cannot be opened: {e}"))?;
+        let mut created = slot
             .created
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if expected != Some((st.st_dev, st.st_ino)) {
-            return Err(std::io::Error::other(
-                "its temporary file was replaced during the restore",
-            ));
-        }
-        Ok(std::fs::File::from(fd))
+        let Some(expected) = *created else {
+            // Created under the lock: another writer of the same file waits
+            // for it rather than creating it a second time.
+            let made = target::create_file(dir.as_fd(), &name).and_then(|f| {
+                f.set_len(item.node.size)?;
+                let st = rustix::fs::fstat(&f)?;
+                Ok((f, (st.st_dev, st.st_ino)))
+            });
+            let (f, id) = made.map_err(|e| format!("cannot create the file: {e}"))?;
+            *created = Some(id);
+            return Ok(f);
+        };
+        drop(created);
+        let reopened = (|| {
+            let fd = target::open_child(dir.as_fd(), &name, OFlags::WRONLY, Mode::empty())?;
+            let st = rustix::fs::fstat(&fd)?;
+            if (st.st_dev, st.st_ino) != expected {
+                return Err(std::io::Error::other(
+                    "its temporary file was replaced during the restore",
+                ));
+            }
+            Ok(std::fs::File::from(fd))
+        })();
+        reopened.map_err(|e| format!("cannot write: {e}"))
     }
 
     /// Sets the metadata of a complete file and renames it to its real name.
@@ -770,22 +788,23 @@ async fn restore_locked(
         meta_problems: Mutex::new(Vec::new()),
     });
 
-    // 2. Plan reads by pack for files whose content is not already there;
-    // every other file gets its temporary file, sized.
+    // 2. Plan reads by pack for files whose content is not already there.
+    // Their temporary files are created by the writers (see
+    // `Shared::open_partial`), in parallel and as the first blob arrives.
     let mut plan: BTreeMap<PackId, Vec<PlannedBlob>> = BTreeMap::new();
     let mut by_blob: HashMap<BlobId, (PackId, usize)> = HashMap::new();
     let mut complete = vec![false; shared.files.len()];
     for (fi, done) in complete.iter_mut().enumerate() {
         let item = &shared.items[shared.files[fi].item];
         let node = &item.node;
-        let dir = match shared.dirs.dir(item.dir) {
-            Ok(d) => d,
-            Err(e) => {
-                shared.fail(fi, format!("its directory cannot be opened: {e}"));
-                continue;
-            }
-        };
         if !fresh && node.size > 0 {
+            let dir = match shared.dirs.dir(item.dir) {
+                Ok(d) => d,
+                Err(e) => {
+                    shared.fail(fi, format!("its directory cannot be opened: {e}"));
+                    continue;
+                }
+            };
             if let Some(f) = already_restored(repo, dir.as_fd(), node) {
                 let (meta, _) = meta_of(node, root, opts.privileged);
                 result.record_meta(
@@ -795,28 +814,6 @@ async fn restore_locked(
                 result.files_skipped += 1;
                 opts.progress.add_bytes(node.size);
                 *done = true;
-                continue;
-            }
-        }
-        let f = match target::create_file(dir.as_fd(), &partial_name(&node.name))
-            .and_then(|f| f.set_len(node.size).map(|()| f))
-        {
-            Ok(f) => f,
-            Err(e) => {
-                shared.fail(fi, format!("cannot create the file: {e}"));
-                continue;
-            }
-        };
-        match rustix::fs::fstat(&f) {
-            Ok(st) => {
-                *shared.files[fi]
-                    .created
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some((st.st_dev, st.st_ino))
-            }
-            Err(e) => {
-                shared.fail(fi, format!("cannot create the file: {e}"));
                 continue;
             }
         }
@@ -840,7 +837,12 @@ async fn restore_locked(
             continue;
         }
         if targets.is_empty() {
-            shared.finish(fi, &f);
+            // No content to write: created (and sized: all of it a hole)
+            // and finished here.
+            match shared.open_partial(fi) {
+                Ok(f) => shared.finish(fi, &f),
+                Err(why) => shared.fail(fi, why),
+            }
             continue;
         }
         shared.files[fi]
@@ -1132,8 +1134,8 @@ async fn write_packs(
                             if open.as_ref().is_none_or(|(f, _)| *f != fi) {
                                 match shared.open_partial(fi) {
                                     Ok(f) => open = Some((fi, f)),
-                                    Err(e) => {
-                                        shared.fail(fi, format!("cannot write: {e}"));
+                                    Err(why) => {
+                                        shared.fail(fi, why);
                                         continue;
                                     }
                                 }
@@ -1411,5 +1413,66 @@ mod tests {
         let (meta, dropped) = meta_of(&d, false, false);
         assert_eq!(meta.mode, 0o2775);
         assert!(dropped.is_empty());
+    }
+
+    #[test]
+    fn a_temporary_file_is_created_once_by_its_first_writer_and_checked_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, b"not ours").unwrap();
+        let mut n = node(NodeKind::File, 0o644, Vec::new());
+        n.size = 1 << 20;
+        let partial = dir
+            .path()
+            .join(std::str::from_utf8(&partial_name(&n.name)).unwrap());
+        // A symlink planted at the temporary name is replaced, not followed.
+        std::os::unix::fs::symlink(&victim, &partial).unwrap();
+        let shared = Shared {
+            dirs: TargetDirs::open(
+                dir.path(),
+                vec![target::DirSlot {
+                    parent: 0,
+                    name: Vec::new(),
+                }],
+            )
+            .unwrap(),
+            items: vec![Item {
+                dir: 0,
+                slot: None,
+                node: n,
+            }],
+            files: vec![FileSlot {
+                item: 0,
+                created: Mutex::new(None),
+                remaining: AtomicU32::new(1),
+            }],
+            root: false,
+            privileged: false,
+            failed: Mutex::new(HashMap::new()),
+            meta_problems: Mutex::new(Vec::new()),
+        };
+        let first = shared.open_partial(0).unwrap();
+        assert_eq!(std::fs::read(&victim).unwrap(), b"not ours");
+        let st = std::fs::symlink_metadata(&partial).unwrap();
+        assert!(st.is_file());
+        assert_eq!(st.len(), 1 << 20, "sized when created");
+        first.write_all_at(b"abc", 10).unwrap();
+        // A later writer reopens the same file: nothing truncated.
+        let again = shared.open_partial(0).unwrap();
+        again.write_all_at(b"def", 20).unwrap();
+        let bytes = std::fs::read(&partial).unwrap();
+        assert_eq!((&bytes[10..13], &bytes[20..23]), (&b"abc"[..], &b"def"[..]));
+        // Replaced behind the restore's back (a file, then a symlink): the
+        // writer refuses it rather than write into someone else's file.
+        std::fs::remove_file(&partial).unwrap();
+        std::fs::write(&partial, b"planted").unwrap();
+        let e = shared.open_partial(0).unwrap_err();
+        assert!(e.contains("replaced during the restore"), "{e}");
+        std::fs::remove_file(&partial).unwrap();
+        std::os::unix::fs::symlink(&victim, &partial).unwrap();
+        let e = shared.open_partial(0).unwrap_err();
+        assert!(e.starts_with("cannot write: "), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"not ours");
     }
 }
