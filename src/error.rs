@@ -32,7 +32,7 @@ pub enum Error {
         slots: usize,
     },
     /// No passphrase or key file was given.
-    #[error("no passphrase: set CUSTOS_PASSWORD, --password-file or --key-file")]
+    #[error("no passphrase: give --password-file, --password-command or --key-file, set CUSTOS_PASSWORD, or run on a terminal to be asked")]
     NoKey,
     /// An object failed authentication, decoding or its ID check.
     #[error("{what} is damaged: {reason}")]
@@ -101,7 +101,8 @@ pub enum Error {
 /// What kind of failure an [`Error`] is: what an operator (or the daemon's
 /// runner) does about it. [`Error::kind`] gives it; the exit code and
 /// whether a retry can help follow from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The command line or the config is wrong: fix it.

@@ -81,6 +81,7 @@ pub use index::default_cache_dir;
 pub use policy::retention::RetentionPolicy;
 pub use progress::Progress;
 pub use repository::{IndexedRepository, Repository};
+pub use source::ExcludeOptions;
 pub use util::{hostname, human_bytes, username};
 
 /// The local index cache on its own, for its fuzz target (`fuzz/`): its

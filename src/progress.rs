@@ -20,6 +20,10 @@ struct Inner {
     bar: ProgressBar,
     files: AtomicU64,
     total_files: AtomicU64,
+    /// Kept here, not only in the bar: a hidden bar has no length to add to
+    /// (a daemon's restore reported a total of 0 bytes).
+    bytes: AtomicU64,
+    total_bytes: AtomicU64,
 }
 
 impl std::fmt::Debug for Progress {
@@ -51,6 +55,8 @@ impl Progress {
                 bar,
                 files: AtomicU64::new(0),
                 total_files: AtomicU64::new(0),
+                bytes: AtomicU64::new(0),
+                total_bytes: AtomicU64::new(0),
             }),
         }
     }
@@ -69,11 +75,13 @@ impl Progress {
     /// Adds to the expected totals (from a scan running alongside).
     pub fn add_total(&self, files: u64, bytes: u64) {
         self.inner.total_files.fetch_add(files, Ordering::Relaxed);
+        self.inner.total_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.inner.bar.inc_length(bytes);
     }
 
     /// Records processed bytes.
     pub fn add_bytes(&self, n: u64) {
+        self.inner.bytes.fetch_add(n, Ordering::Relaxed);
         self.inner.bar.inc(n);
     }
 
@@ -96,8 +104,8 @@ impl Progress {
         (
             self.inner.files.load(Ordering::Relaxed),
             self.inner.total_files.load(Ordering::Relaxed),
-            self.inner.bar.position(),
-            self.inner.bar.length().unwrap_or(0),
+            self.inner.bytes.load(Ordering::Relaxed),
+            self.inner.total_bytes.load(Ordering::Relaxed),
         )
     }
 
@@ -113,5 +121,22 @@ impl Progress {
     /// Removes the bar.
     pub fn finish(&self) {
         self.inner.bar.finish_and_clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a daemon's restore (hidden progress) reported a total of
+    /// 0 bytes, because a hidden bar has no length to add to.
+    #[test]
+    fn hidden_progress_counts_totals() {
+        let p = Progress::hidden();
+        p.add_total(2, 1000);
+        p.add_total(1, 24);
+        p.add_bytes(600);
+        p.file_done();
+        assert_eq!(p.counts(), (1, 3, 600, 1024));
     }
 }

@@ -41,8 +41,10 @@ pub(crate) const CHILD_ENV_ALLOWED: &[&str] = &[
 /// [`Error::Usage`] naming the file and its mode when it is not private;
 /// [`Error::Io`] when it cannot be read.
 pub(crate) fn read_file(path: &Path, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    // A secret file that is missing or unreadable is a configuration error
+    // (exit 2), not a failure of the operation.
     let f = std::fs::File::open(path)
-        .map_err(|e| Error::io(format!("cannot read {what} {}", path.display()), e))?;
+        .map_err(|e| Error::Usage(format!("cannot read {what} {}: {e}", path.display())))?;
     let md = f
         .metadata()
         .map_err(|e| Error::io(format!("cannot read {what} {}", path.display()), e))?;

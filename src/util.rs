@@ -273,3 +273,21 @@ pub(crate) fn private_dir(dir: &std::path::Path) -> crate::Result<()> {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(|e| crate::Error::io_path("cannot make private", dir, e))
 }
+
+/// A time as custos writes it in records and messages: RFC 3339 in UTC, to
+/// the second (`2026-12-04T21:15:58Z`); sub-second digits are noise to
+/// people and to the records' readers.
+pub(crate) fn stamp(t: jiff::Timestamp) -> String {
+    jiff::Timestamp::from_second(t.as_second())
+        .unwrap_or(t)
+        .to_string()
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    #[test]
+    fn times_are_written_to_the_second() {
+        let t: jiff::Timestamp = "2026-12-04T21:15:58.123456789Z".parse().unwrap();
+        assert_eq!(super::stamp(t), "2026-12-04T21:15:58Z");
+    }
+}

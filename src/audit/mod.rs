@@ -168,7 +168,7 @@ impl AuditLog {
         }
         let mut rec = Record {
             seq: st.seq + 1,
-            time: jiff::Timestamp::now().to_string(),
+            time: crate::util::stamp(jiff::Timestamp::now()),
             actor: actor.to_string(),
             action: action.to_string(),
             tenant: tenant.map(str::to_string),
@@ -250,7 +250,7 @@ impl Checkpoint {
         Checkpoint {
             seq,
             head: head.to_string(),
-            time: jiff::Timestamp::now().to_string(),
+            time: crate::util::stamp(jiff::Timestamp::now()),
             public_key: hex::encode(key.verifying_key().to_bytes()),
             signature: hex::encode(key.sign(&checkpoint_message(seq, head)).to_bytes()),
         }

@@ -13,9 +13,11 @@
 //!
 //! Layer 2 of `docs/architecture.md`: it uses `duration`, `error`, `switches`, `util`, and nothing of a layer above.
 
+mod dry_run;
 #[cfg(feature = "test-switches")]
 pub(crate) mod faults;
 mod staged;
+pub mod throttle;
 pub mod versions;
 
 use std::collections::HashMap;
@@ -30,6 +32,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 
 use crate::{Error, Result};
 pub(crate) use staged::StagedFile;
+pub use throttle::Limits;
 
 /// An object as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +217,24 @@ impl Backend {
             local_root,
             direct,
         })
+    }
+
+    /// This backend behind bandwidth `limits` (see `throttle`): every read
+    /// and write then goes through the store, a local repository's too.
+    pub fn with_limits(mut self, limits: &Limits) -> Backend {
+        if limits.any() {
+            self.store = Arc::new(throttle::ThrottledStore::new(self.store, limits.clone()));
+            self.direct = None;
+        }
+        self
+    }
+
+    /// This backend for a dry run: reads and locks go to the store, every
+    /// other write is dropped (see `dry_run`); never written in parts.
+    pub fn dry_run(mut self) -> Backend {
+        self.store = Arc::new(dry_run::DryRunStore::new(self.store));
+        self.direct = None;
+        self
     }
 
     /// A backend over any object store (tests, fault injection).

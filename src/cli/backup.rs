@@ -15,6 +15,37 @@ use super::{open, parse_time, print_json, Global};
 pub(crate) struct BackupArgs {
     /// Paths to back up
     pub(crate) paths: Vec<PathBuf>,
+    /// Also back up the paths listed in this file, one a line (`#` starts a
+    /// comment; `-` reads stdin)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) files_from: Vec<PathBuf>,
+    /// Read exclude globs from this file, one a line (repeatable)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) exclude_file: Vec<PathBuf>,
+    /// Exclude glob, ignoring case (repeatable)
+    #[arg(long, value_name = "GLOB")]
+    pub(crate) iexclude: Vec<String>,
+    /// Leave out cache directories (holding a CACHEDIR.TAG with the standard
+    /// signature)
+    #[arg(long)]
+    pub(crate) exclude_caches: bool,
+    /// Leave out a directory holding a file of this name, or one starting
+    /// with HEADER (repeatable)
+    #[arg(long, value_name = "NAME[:HEADER]")]
+    pub(crate) exclude_if_present: Vec<String>,
+    /// Leave out files larger than this (e.g. 512M, 2G; bytes without a unit)
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) exclude_larger_than: Option<String>,
+    /// Stay on the file systems of the given paths: other mount points are
+    /// kept as empty directories
+    #[arg(short = 'x', long)]
+    pub(crate) one_file_system: bool,
+    /// Record this host name in the snapshot (default: this host's)
+    #[arg(long)]
+    pub(crate) host: Option<String>,
+    /// Read and count everything, say what would be added, store nothing
+    #[arg(short = 'n', long)]
+    pub(crate) dry_run: bool,
     /// Service the snapshot belongs to
     #[arg(long)]
     pub(crate) service: Option<String>,
@@ -25,7 +56,7 @@ pub(crate) struct BackupArgs {
     #[arg(long)]
     pub(crate) tag: Vec<String>,
     /// Exclude glob (repeatable); without '/' it matches names at any depth
-    #[arg(long)]
+    #[arg(long, value_name = "GLOB")]
     pub(crate) exclude: Vec<String>,
     /// Back up stdin as one file
     #[arg(long)]
@@ -47,9 +78,94 @@ pub(crate) struct BackupArgs {
     pub(crate) compression: i32,
 }
 
+/// A size with an optional unit: `512`, `100K`, `512M`, `2G`, `1T`
+/// (powers of 1024, as restic).
+pub(crate) fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_uppercase() {
+                'B' => 1,
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                'T' => 1 << 40,
+                _ => return Err(format!("{s:?}: unknown unit {c:?} (use K, M, G or T)")),
+            };
+            (&t[..i], m)
+        }
+        _ => (t, 1),
+    };
+    let n: u64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size such as 512M or 2G"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// The non-empty, non-comment lines of `path` (`-`: stdin).
+fn lines_of(path: &std::path::Path, what: &str) -> Result<Vec<String>> {
+    let text = if path == std::path::Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Error::io(format!("cannot read {what} from stdin"), e))?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("cannot read {what} {}: {e}", path.display())))?
+    };
+    Ok(text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(str::to_string)
+        .collect())
+}
+
 /// `custos backup`: one snapshot; exit 1 when entries could not be read.
-pub(crate) async fn run(g: &Global, a: BackupArgs) -> Result<u8> {
-    let repo = open(g).await?.load_index().await?;
+pub(crate) async fn run(g: &Global, mut a: BackupArgs) -> Result<u8> {
+    for f in &a.files_from {
+        a.paths
+            .extend(lines_of(f, "--files-from")?.into_iter().map(PathBuf::from));
+    }
+    if !a.files_from.is_empty() && a.paths.is_empty() {
+        return Err(Error::Usage(
+            "--files-from named no path: nothing to back up".into(),
+        ));
+    }
+    for f in &a.exclude_file {
+        a.exclude.extend(lines_of(f, "--exclude-file")?);
+    }
+    let exclude = custos::ExcludeOptions {
+        patterns: Vec::new(),
+        ipatterns: a.iexclude.clone(),
+        if_present: a.exclude_if_present.clone(),
+        caches: a.exclude_caches,
+        larger_than: a
+            .exclude_larger_than
+            .as_deref()
+            .map(|s| parse_size(s).map_err(|e| Error::Usage(format!("--exclude-larger-than {e}"))))
+            .transpose()?,
+        one_file_system: a.one_file_system,
+    };
+    let repo = if a.dry_run {
+        // Writes dropped, and a throwaway index cache: nothing of the run
+        // is believed stored afterwards.
+        let scratch = tempfile::tempdir()
+            .map_err(|e| Error::io("cannot make a scratch cache for the dry run", e))?;
+        let backend = super::backend(g, &super::repo_url(g)?, false)?.dry_run();
+        let secret = super::read_secret(g, false)?;
+        let repo = custos::Repository::open(backend, &secret, Some(scratch.path().to_path_buf()))
+            .await?
+            .load_index()
+            .await?;
+        (repo, Some(scratch))
+    } else {
+        (open(g).await?.load_index().await?, None)
+    };
+    let (repo, _scratch) = repo;
     let stream = if a.stdin {
         if !a.paths.is_empty() {
             return Err(Error::Usage("--stdin takes no paths".into()));
@@ -68,6 +184,8 @@ pub(crate) async fn run(g: &Global, a: BackupArgs) -> Result<u8> {
         tenant: a.tenant,
         tags: a.tag,
         excludes: a.exclude,
+        exclude,
+        host: a.host,
         parent: a.parent,
         force: a.force,
         time: a
@@ -82,6 +200,28 @@ pub(crate) async fn run(g: &Global, a: BackupArgs) -> Result<u8> {
     };
     let r = backup::backup(&repo, opts).await?;
     let s = &r.snapshot.summary;
+    if a.dry_run {
+        if g.json {
+            let mut v = serde_json::to_value(r.report())
+                .map_err(|e| Error::Internal(format!("cannot encode JSON: {e}")))?;
+            if let Some(o) = v.as_object_mut() {
+                o.remove("id");
+                o.remove("short_id");
+                o.insert("dry_run".into(), serde_json::Value::Bool(true));
+            }
+            print_json(&v)?;
+        } else if !g.quiet {
+            eprintln!(
+                "dry run: {} files ({} unchanged), {} read, {} would be added ({} stored); nothing was written",
+                s.files,
+                s.files_unchanged,
+                human_bytes(s.bytes_read),
+                human_bytes(s.bytes_added_raw),
+                human_bytes(s.bytes_added),
+            );
+        }
+        return Ok(if s.errors.is_empty() { 0 } else { 1 });
+    }
     if g.json {
         print_json(&r.report())?;
     } else {
@@ -111,4 +251,20 @@ pub(crate) async fn run(g: &Global, a: BackupArgs) -> Result<u8> {
         return Ok(1);
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512"), Ok(512));
+        assert_eq!(parse_size("100K"), Ok(102_400));
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert_eq!(parse_size("1T"), Ok(1 << 40));
+        assert!(parse_size("12X").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
 }

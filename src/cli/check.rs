@@ -13,15 +13,7 @@ pub(crate) async fn check(
 ) -> Result<u8> {
     let subset = read_data_subset
         .map(|s| {
-            s.trim_end_matches('%')
-                .parse::<f64>()
-                .ok()
-                .filter(|p| (0.0..=100.0).contains(p))
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--read-data-subset: {s:?} is not a percentage such as 10%"
-                    ))
-                })
+            check::Subset::parse(&s).map_err(|e| Error::Usage(format!("--read-data-subset {e}")))
         })
         .transpose()?;
     let repo = open(g).await?.load_index().await?;

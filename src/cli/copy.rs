@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use custos::backend::Backend;
 use custos::commands::copy;
 use custos::crypto::keyslot::KeySource;
 use custos::human_bytes;
@@ -57,13 +56,15 @@ pub(crate) async fn run(g: &Global, a: CopyArgs) -> Result<u8> {
             pack_size: src.config().pack_size,
             kdf: kdf_params(),
         };
-        let (r, created) = Repository::open_or_init(&a.to, &secret, &opts, cache_root(g)).await?;
+        let (r, created) =
+            Repository::open_or_init(&a.to, &secret, &opts, cache_root(g), &super::limits(g))
+                .await?;
         if created {
             eprintln!("created repository {} at {}", r.config().id.short(), a.to);
         }
         r
     } else {
-        Repository::open(Backend::open(&a.to, false)?, &secret, cache_root(g)).await?
+        Repository::open(super::backend(g, &a.to, false)?, &secret, cache_root(g)).await?
     }
     .load_index()
     .await?;

@@ -202,13 +202,33 @@ pub(crate) async fn status(g: &Global, config: PathBuf, token: Option<String>) -
 }
 
 /// `custos catalog rebuild`.
-pub(crate) async fn catalog(action: CatalogAction) -> Result<u8> {
+pub(crate) async fn catalog(g: &Global, action: CatalogAction) -> Result<u8> {
     let CatalogAction::Rebuild { config } = action;
     let cfg = custos::config::Config::load(&config)?;
-    let (services, snapshots, problems) = custos::daemon::status::rebuild(&cfg).await?;
-    for p in &problems {
-        eprintln!("warning: {p}");
+    let done: custos::daemon::status::Rebuilt =
+        match custos::daemon::local::LocalClient::connect(&cfg.state_dir).await {
+            Some(l) => {
+                let v = custos::daemon::status::Via::Local(l);
+                custos::daemon::status::call_json(
+                    &cfg,
+                    &v,
+                    "/v1/catalog/rebuild",
+                    Some(serde_json::json!({})),
+                )
+                .await?
+            }
+            None => custos::daemon::status::rebuild(&cfg).await?,
+        };
+    if g.json {
+        print_json(&done)?;
+    } else {
+        for p in &done.problems {
+            eprintln!("warning: {p}");
+        }
+        println!(
+            "catalog rebuilt: {} services, {} snapshots",
+            done.services, done.snapshots
+        );
     }
-    println!("catalog rebuilt: {services} services, {snapshots} snapshots");
     Ok(0)
 }

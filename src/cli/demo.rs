@@ -8,26 +8,85 @@ use custos::{Error, Result};
 
 const PASSPHRASE: &str = "demo passphrase (use a real one!)";
 
-fn step(title: &str) {
-    println!("\n=== {title} ===");
+/// The tour's runner: in text mode each step's command and output go to the
+/// terminal; with `--json` the narrative goes to stderr and every step's
+/// JSON output is collected into the one document printed at the end.
+struct Tour {
+    exe: PathBuf,
+    repo: PathBuf,
+    cache: PathBuf,
+    json: bool,
+    title: String,
+    steps: Vec<serde_json::Value>,
 }
 
-fn custos(exe: &Path, repo: &Path, cache: &Path, args: &[&str]) -> Result<()> {
-    println!("$ custos {}", args.join(" "));
-    let status = Command::new(exe)
-        .args(args)
-        .env("CUSTOS_REPOSITORY", repo)
-        .env("CUSTOS_PASSWORD", PASSPHRASE)
-        .env("CUSTOS_CACHE_DIR", cache)
-        .status()
-        .map_err(|e| Error::io("cannot run custos", e))?;
-    if status.success() {
+impl Tour {
+    fn step(&mut self, title: &str) {
+        if self.json {
+            eprintln!("\n=== {title} ===");
+        } else {
+            println!("\n=== {title} ===");
+        }
+        self.title = title.to_string();
+    }
+
+    /// Runs `custos ARGS` on the demo repository, stdin from `input`.
+    fn run(&mut self, args: &[&str], input: Option<&Path>) -> Result<()> {
+        let shown = match input {
+            Some(p) => format!(
+                "$ custos {} < {}",
+                args.join(" "),
+                p.file_name().unwrap_or_default().to_string_lossy()
+            ),
+            None => format!("$ custos {}", args.join(" ")),
+        };
+        let mut cmd = Command::new(&self.exe);
+        cmd.args(args)
+            .env("CUSTOS_REPOSITORY", &self.repo)
+            .env("CUSTOS_PASSWORD", PASSPHRASE)
+            .env("CUSTOS_CACHE_DIR", &self.cache);
+        if let Some(p) = input {
+            let f = std::fs::File::open(p).map_err(|e| Error::io_path("cannot open", p, e))?;
+            cmd.stdin(f);
+        }
+        let failed = |status: std::process::ExitStatus| {
+            Error::Problems(format!(
+                "demo step `custos {}` failed ({status})",
+                args.join(" ")
+            ))
+        };
+        if !self.json {
+            println!("{shown}");
+            let status = cmd
+                .status()
+                .map_err(|e| Error::io("cannot run custos", e))?;
+            return if status.success() {
+                Ok(())
+            } else {
+                Err(failed(status))
+            };
+        }
+        eprintln!("{shown}");
+        let out = cmd
+            .arg("--json")
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .map_err(|e| Error::io("cannot run custos", e))?;
+        if !out.status.success() {
+            return Err(failed(out.status));
+        }
+        let output: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            Error::Internal(format!(
+                "demo step `custos {}` gave no JSON: {e}",
+                args.join(" ")
+            ))
+        })?;
+        self.steps.push(serde_json::json!({
+            "step": self.title,
+            "command": shown.trim_start_matches("$ "),
+            "output": output,
+        }));
         Ok(())
-    } else {
-        Err(Error::Problems(format!(
-            "demo step `custos {}` failed ({status})",
-            args.join(" ")
-        )))
     }
 }
 
@@ -70,8 +129,9 @@ fn make_source(src: &Path) -> Result<()> {
     write(&src.join("images/disk.img"), &disk)
 }
 
-/// Runs the tour in `dir` (recreated).
-pub(crate) fn run(dir: &Path) -> Result<()> {
+/// Runs the tour in `dir` (recreated); with `json`, prints one JSON
+/// document of every step's output.
+pub(crate) fn run(dir: &Path, json: bool) -> Result<()> {
     let exe = std::env::current_exe().map_err(|e| Error::io("cannot find the custos binary", e))?;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| Error::io_path("cannot clear", dir, e))?;
@@ -80,80 +140,93 @@ pub(crate) fn run(dir: &Path) -> Result<()> {
     let dir = dir
         .canonicalize()
         .map_err(|e| Error::io_path("cannot resolve", dir, e))?;
-    let (repo, cache, src, out): (PathBuf, PathBuf, PathBuf, PathBuf) = (
-        dir.join("repo"),
-        dir.join("cache"),
-        dir.join("source"),
-        dir.join("restore"),
-    );
+    let (src, out) = (dir.join("source"), dir.join("restore"));
+    let mut t = Tour {
+        exe,
+        repo: dir.join("repo"),
+        cache: dir.join("cache"),
+        json,
+        title: String::new(),
+        steps: Vec::new(),
+    };
     make_source(&src)?;
     let s = src.to_string_lossy().into_owned();
-    let c = |args: &[&str]| custos(&exe, &repo, &cache, args);
 
-    println!(
+    let intro = format!(
         "custos demo in {} (passphrase: {PASSPHRASE:?})",
         dir.display()
     );
-    step("1. create an encrypted repository");
-    c(&["init"])?;
-    step("2. first backup of a service's files");
-    c(&["backup", &s, "--service", "web", "--tag", "daily"])?;
-    step("3. back up again: unchanged files are not even read");
-    c(&["backup", &s, "--service", "web", "--tag", "daily"])?;
-    step("4. change a little and back up: only new chunks are stored");
+    if json {
+        eprintln!("{intro}");
+    } else {
+        println!("{intro}");
+    }
+    t.step("1. create an encrypted repository");
+    t.run(&["init"], None)?;
+    t.step("2. first backup of a service's files");
+    t.run(&["backup", &s, "--service", "web", "--tag", "daily"], None)?;
+    t.step("3. back up again: unchanged files are not even read");
+    t.run(&["backup", &s, "--service", "web", "--tag", "daily"], None)?;
+    t.step("4. change a little and back up: only new chunks are stored");
     let conf = src.join("etc/web-0.conf");
     let mut text = std::fs::read(&conf).map_err(|e| Error::io_path("cannot read", &conf, e))?;
     text.extend_from_slice(b"# changed by the demo\n");
     write(&conf, &text)?;
-    c(&["backup", &s, "--service", "web", "--tag", "pre-change"])?;
-    step("5. a database dump streamed from stdin");
+    t.run(
+        &["backup", &s, "--service", "web", "--tag", "pre-change"],
+        None,
+    )?;
+    t.step("5. a database dump streamed from stdin");
     let dump_path = dir.join("dump.sql");
     let dump: String = (0..5_000)
         .map(|i| format!("INSERT INTO items VALUES ({i}, 'item {i}');\n"))
         .collect();
     write(&dump_path, dump.as_bytes())?;
-    println!("$ custos backup --stdin --stdin-name items.sql --service db < dump.sql");
-    let f = std::fs::File::open(&dump_path)
-        .map_err(|e| Error::io_path("cannot open", &dump_path, e))?;
-    let ok = Command::new(&exe)
-        .args([
+    t.run(
+        &[
             "backup",
             "--stdin",
             "--stdin-name",
             "items.sql",
             "--service",
             "db",
-        ])
-        .env("CUSTOS_REPOSITORY", &repo)
-        .env("CUSTOS_PASSWORD", PASSPHRASE)
-        .env("CUSTOS_CACHE_DIR", &cache)
-        .stdin(f)
-        .status()
-        .map_err(|e| Error::io("cannot run custos", e))?
-        .success();
-    if !ok {
-        return Err(Error::Problems("demo stream backup failed".into()));
+        ],
+        Some(&dump_path),
+    )?;
+    t.step("6. list snapshots");
+    t.run(&["snapshots"], None)?;
+    t.step("7. restore the newest web snapshot and verify every file");
+    let target = out.to_string_lossy().into_owned();
+    t.run(
+        &[
+            "restore",
+            "latest",
+            "--service",
+            "web",
+            "--target",
+            &target,
+            "--verify",
+        ],
+        None,
+    )?;
+    t.step("8. verify the whole repository, reading every blob");
+    t.run(&["check", "--read-data"], None)?;
+    t.step("9. sizes: deduplication and compression");
+    t.run(&["stats"], None)?;
+    if json {
+        super::print_json(&serde_json::json!({
+            "dir": dir,
+            "repository": t.repo,
+            "restored_to": out,
+            "passphrase": PASSPHRASE,
+            "steps": t.steps,
+        }))?;
+    } else {
+        println!(
+            "\ndemo complete: repository in {}, restored files in {}",
+            t.repo.display(),
+            out.display()
+        );
     }
-    step("6. list snapshots");
-    c(&["snapshots"])?;
-    step("7. restore the newest web snapshot and verify every file");
-    c(&[
-        "restore",
-        "latest",
-        "--service",
-        "web",
-        "--target",
-        &out.to_string_lossy(),
-        "--verify",
-    ])?;
-    step("8. verify the whole repository, reading every blob");
-    c(&["check", "--read-data"])?;
-    step("9. sizes: deduplication and compression");
-    c(&["stats"])?;
-    println!(
-        "\ndemo complete: repository in {}, restored files in {}",
-        repo.display(),
-        out.display()
-    );
     Ok(())
 }

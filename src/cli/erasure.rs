@@ -41,18 +41,25 @@ pub(crate) enum EraseAction {
         /// Tenant
         #[arg(long)]
         tenant: String,
-        /// Start before the notice period ends (needs --reason; audited)
+        /// Start before the notice period ends (needs --reason; audited and
+        /// stated in the certificate)
         #[arg(long, requires = "reason")]
         now: bool,
         /// Why erasure starts early
         #[arg(long)]
         reason: Option<String>,
+        /// Do not ask for confirmation of an early erasure (needed when not
+        /// on a terminal)
+        #[arg(long)]
+        yes: bool,
     },
 }
 
 #[derive(Subcommand)]
 pub(crate) enum CertificateAction {
-    /// Create the operator's Ed25519 signing key (FILE, mode 600) and FILE.pub
+    /// Create the operator's Ed25519 signing key (mode 600) and its public
+    /// key beside it, with the extension .pub (certificates.key →
+    /// certificates.pub)
     Keygen {
         /// Where to write the signing key
         #[arg(long)]
@@ -117,8 +124,40 @@ impl AuditLogArg {
     }
 }
 
-/// `custos erase …`.
+/// Asks on the terminal before an early erasure; refuses without a
+/// terminal unless `--yes`.
+fn confirm_early(tenant: &str, yes: bool) -> Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Usage(format!(
+            "erasing {tenant} before the end of its notice period needs confirmation: add --yes (not on a terminal)"
+        )));
+    }
+    eprint!(
+        "Erase every backup of tenant {tenant} now, before its notice period ends? This cannot be undone. Type the tenant's ID to confirm: "
+    );
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| Error::io("cannot read the confirmation", e))?;
+    if line.trim() == tenant {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "not confirmed: {tenant} was not erased"
+        )))
+    }
+}
+
+/// `custos erase …`: through the running daemon's local socket on its
+/// host, else on the catalog directly (the daemon stopped).
 pub(crate) async fn erase(g: &Global, action: EraseAction) -> Result<u8> {
+    use custos::daemon::status::{call_json, Via};
     use custos::erasure;
     let config = match &action {
         EraseAction::Notice { config, .. }
@@ -126,13 +165,29 @@ pub(crate) async fn erase(g: &Global, action: EraseAction) -> Result<u8> {
         | EraseAction::Execute { config, .. } => config,
     };
     let cfg = custos::config::Config::load(config)?;
-    let catalog = custos::Catalog::open(&cfg.state_dir).map_err(|e| {
-        Error::Locked(format!(
-            "cannot open the catalog ({e}): stop the daemon first"
-        ))
-    })?;
-    let audit = custos::audit::AuditLog::open(&cfg.state_dir.join("audit.log"))?;
-    let actor = format!("operator:{}@{}", custos::username(), custos::hostname());
+    if let EraseAction::Execute {
+        tenant,
+        now: true,
+        yes,
+        ..
+    } = &action
+    {
+        confirm_early(tenant, *yes)?;
+    }
+    let daemon = custos::daemon::local::LocalClient::connect(&cfg.state_dir)
+        .await
+        .map(Via::Local);
+    // The daemon stopped: this process works on the catalog itself.
+    let direct = || -> Result<(custos::Catalog, custos::audit::AuditLog, String)> {
+        let catalog = custos::Catalog::open(&cfg.state_dir).map_err(|e| {
+            Error::Locked(format!(
+                "cannot open the catalog ({e}): the daemon holds it and its local socket does not answer; run this as the daemon's user or root"
+            ))
+        })?;
+        let audit = custos::audit::AuditLog::open(&cfg.state_dir.join("audit.log"))?;
+        let actor = format!("operator:{}@{}", custos::username(), custos::hostname());
+        Ok((catalog, audit, actor))
+    };
     match action {
         EraseAction::Notice {
             tenant,
@@ -145,15 +200,29 @@ pub(crate) async fn erase(g: &Global, action: EraseAction) -> Result<u8> {
                 .map(|t| parse_time(t, "--at"))
                 .transpose()?
                 .unwrap_or_else(jiff::Timestamp::now);
-            let r = erasure::give_notice(
-                &cfg,
-                &catalog,
-                &audit,
-                &tenant,
-                contract.as_deref(),
-                &actor,
-                at,
-            )?;
+            let r: erasure::ErasureRecord = match &daemon {
+                Some(v) => {
+                    call_json(
+                        &cfg,
+                        v,
+                        &format!("/v1/erasures/{tenant}/notice"),
+                        Some(serde_json::json!({"contract": contract, "at": at.to_string()})),
+                    )
+                    .await?
+                }
+                None => {
+                    let (catalog, audit, actor) = direct()?;
+                    erasure::give_notice(
+                        &cfg,
+                        &catalog,
+                        &audit,
+                        &tenant,
+                        contract.as_deref(),
+                        &actor,
+                        at,
+                    )?
+                }
+            };
             if g.json {
                 print_json(&r)?;
             } else {
@@ -165,21 +234,13 @@ pub(crate) async fn erase(g: &Global, action: EraseAction) -> Result<u8> {
             Ok(0)
         }
         EraseAction::Status { .. } => {
-            let mut list = catalog.erasures()?;
-            // Erased tenants still in the config: the catalog keeps only
-            // their state; the certificate is found by name.
-            let certs = erasure::erased_still_configured(&cfg);
-            for t in &cfg.tenants {
-                if list.iter().any(|r| r.tenant == t.id) {
-                    continue;
+            let list: Vec<erasure::ErasureRecord> = match &daemon {
+                Some(v) => call_json(&cfg, v, "/v1/erasures", None).await?,
+                None => {
+                    let (catalog, _, _) = direct()?;
+                    erasure::status_list(&cfg, &catalog)?
                 }
-                if let Some(mut r) = catalog.erasure(&t.id)? {
-                    if let Some((_, path)) = certs.iter().find(|(id, _)| *id == t.id) {
-                        r.certificate = Some(path.display().to_string());
-                    }
-                    list.push(r);
-                }
-            }
+            };
             let now = jiff::Timestamp::now();
             if g.json {
                 print_json(&list)?;
@@ -219,16 +280,30 @@ pub(crate) async fn erase(g: &Global, action: EraseAction) -> Result<u8> {
             ..
         } => {
             let early = if now { reason.as_deref() } else { None };
-            let r = erasure::execute(
-                &cfg,
-                &catalog,
-                &audit,
-                &tenant,
-                &actor,
-                early,
-                jiff::Timestamp::now(),
-            )
-            .await?;
+            let r: erasure::ErasureRecord = match &daemon {
+                Some(v) => {
+                    call_json(
+                        &cfg,
+                        v,
+                        &format!("/v1/erasures/{tenant}/execute"),
+                        Some(serde_json::json!({"now": now, "reason": early})),
+                    )
+                    .await?
+                }
+                None => {
+                    let (catalog, audit, actor) = direct()?;
+                    erasure::execute(
+                        &cfg,
+                        &catalog,
+                        &audit,
+                        &tenant,
+                        &actor,
+                        early,
+                        jiff::Timestamp::now(),
+                    )
+                    .await?
+                }
+            };
             if g.json {
                 print_json(&r)?;
             } else {
@@ -265,7 +340,7 @@ pub(crate) fn keygen(out: PathBuf) -> Result<u8> {
         "signing key {} created; public key {} in {}",
         out.display(),
         hex::encode(public.to_bytes()),
-        out.with_extension("pub").display()
+        custos::erasure::certificate::public_key_path(&out).display()
     );
     Ok(0)
 }
@@ -291,7 +366,12 @@ pub(crate) fn verify_certificate(g: &Global, file: PathBuf, public_key: PathBuf)
             Ok(0)
         }
         Err(e) => {
-            eprintln!("error: certificate {} is not valid: {e}", file.display());
+            let message = format!("certificate {} is not valid: {e}", file.display());
+            if g.json {
+                super::print_json_error("integrity", &message, None);
+            } else {
+                eprintln!("error: {message}");
+            }
             Ok(1)
         }
     }

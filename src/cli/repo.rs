@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use custos::backend::Backend;
 use custos::commands::stats;
 use custos::crypto::keyslot::KeySource;
 use custos::human_bytes;
@@ -26,6 +25,16 @@ pub(crate) enum KeyAction {
         #[arg(long)]
         new_key_file: Option<PathBuf>,
     },
+    /// Change the passphrase of the slot in use: a slot for the new
+    /// passphrase is added, then the old one removed (restic's `key passwd`)
+    #[command(
+        after_long_help = "Examples:\n  custos key passwd                              # asks for the new passphrase twice\n  custos key passwd --new-password-file new.pass"
+    )]
+    Passwd {
+        /// File holding the new passphrase (without it, asked on the terminal)
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+    },
     /// Remove a key slot (never the last; the one in use only with --force)
     Remove {
         /// Slot ID or unique prefix
@@ -40,7 +49,7 @@ pub(crate) enum KeyAction {
 /// `custos init`: a new repository (refused where one exists).
 pub(crate) async fn init(g: &Global, chunk_avg_kib: u32, pack_size_mib: u64) -> Result<u8> {
     let url = repo_url(g)?;
-    let backend = Backend::open(&url, true)?;
+    let backend = super::backend(g, &url, true)?;
     let secret = read_secret(g, true)?;
     let avg = chunk_avg_kib * 1024;
     let opts = InitOptions {
@@ -107,6 +116,37 @@ pub(crate) async fn key(g: &Global, action: KeyAction) -> Result<u8> {
             )?;
             println!("added key slot {}", id.short());
         }
+        KeyAction::Passwd { new_password_file } => {
+            let secret = match new_password_file {
+                Some(p) => KeySource::PasswordFile(p).load()?,
+                None => super::prompt_new_passphrase()?,
+            };
+            let current = repo
+                .key_slot_infos()
+                .await?
+                .into_iter()
+                .find(|s| s.current)
+                .ok_or_else(|| Error::Internal("no slot is marked as the one in use".into()))?;
+            // Added first: if the removal fails, both passphrases still open
+            // the repository; nothing is ever left without a slot.
+            let id = repo.add_key(&secret, kdf_params()).await?;
+            repo.remove_key(&current.id, true).await?;
+            audit_cli(
+                "key.changed",
+                serde_json::json!({"repository": repo_url(g)?, "old_slot": current.id.to_hex(), "new_slot": id.to_hex()}),
+            )?;
+            if g.json {
+                print_json(
+                    &serde_json::json!({"old_slot": current.id.to_hex(), "new_slot": id.to_hex()}),
+                )?;
+            } else {
+                println!(
+                    "passphrase changed: key slot {} replaces {}",
+                    id.short(),
+                    current.id.short()
+                );
+            }
+        }
         KeyAction::Remove { id, force } => {
             let slot = repo.key_slot_by_prefix(&id).await?;
             repo.remove_key(&slot, force).await?;
@@ -122,7 +162,7 @@ pub(crate) async fn key(g: &Global, action: KeyAction) -> Result<u8> {
 
 /// `custos unlock`: remove stale locks (all with `--all`).
 pub(crate) async fn unlock(g: &Global, all: bool) -> Result<u8> {
-    let backend = Backend::open(&repo_url(g)?, false)?;
+    let backend = super::backend(g, &repo_url(g)?, false)?;
     let removed = lock::unlock(&backend, all).await?;
     if !removed.is_empty() {
         audit_cli(
@@ -140,8 +180,49 @@ pub(crate) async fn unlock(g: &Global, all: bool) -> Result<u8> {
 }
 
 /// `custos stats`: sizes and ratios.
-pub(crate) async fn stats(g: &Global) -> Result<u8> {
+pub(crate) async fn stats(g: &Global, snapshots: Vec<String>, mode: Option<String>) -> Result<u8> {
     let repo = open(g).await?.load_index().await?;
+    if !snapshots.is_empty() || mode.is_some() {
+        let mode: stats::Mode = mode
+            .as_deref()
+            .unwrap_or("restore-size")
+            .parse()
+            .map_err(|e| Error::Usage(format!("--mode: {e}")))?;
+        let (snaps, _) = repo.snapshots().await?;
+        let roots = if snapshots.is_empty() {
+            snaps.iter().map(|(_, s)| s.tree).collect()
+        } else {
+            snapshots
+                .iter()
+                .map(|spec| {
+                    custos::repository::select_snapshot(&snaps, spec, |_| true).map(|(_, s)| s.tree)
+                })
+                .collect::<Result<Vec<_>>>()?
+        };
+        let s = stats::snapshot_stats(&repo, roots, mode).await?;
+        if g.json {
+            print_json(&s)?;
+        } else {
+            println!("snapshots:          {} ({})", s.snapshots, s.mode);
+            match mode {
+                stats::Mode::RawData => {
+                    println!("blobs:              {}", s.blobs);
+                    println!("plaintext size:     {}", human_bytes(s.raw_bytes));
+                    println!("stored size:        {}", human_bytes(s.stored_bytes));
+                }
+                stats::Mode::RestoreSize => {
+                    println!("files:              {}", s.files);
+                    println!("directories:        {}", s.dirs);
+                    println!("total size:         {}", human_bytes(s.total_bytes));
+                }
+                stats::Mode::FilesByContents => {
+                    println!("distinct files:     {}", s.files);
+                    println!("total size:         {}", human_bytes(s.total_bytes));
+                }
+            }
+        }
+        return Ok(0);
+    }
     let s = stats::stats(&repo).await?;
     if g.json {
         print_json(&s)?;

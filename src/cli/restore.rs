@@ -19,10 +19,11 @@ pub(crate) struct RestoreArgs {
     /// Directory to restore into
     #[arg(long, required_unless_present = "daemon")]
     pub(crate) target: Option<PathBuf>,
-    /// Ask a running daemon (its API URL, e.g. http://127.0.0.1:8420) to
-    /// restore for a ticket instead of restoring here; needs --tenant,
-    /// --service, --ticket and CUSTOS_TOKEN
-    #[arg(long, requires_all = ["tenant", "service", "ticket"])]
+    /// Ask a running daemon to restore for a ticket instead of restoring
+    /// here: its API URL (e.g. http://127.0.0.1:8420, with CUSTOS_TOKEN), or
+    /// on its host its config file or local socket (no token); needs
+    /// --tenant, --service and --ticket
+    #[arg(long, value_name = "URL|CONFIG|SOCKET", requires_all = ["tenant", "service", "ticket"])]
     pub(crate) daemon: Option<String>,
     /// Tenant of the service (with --daemon)
     #[arg(long)]
@@ -163,9 +164,49 @@ pub(crate) async fn via_daemon(g: &Global, a: RestoreArgs) -> Result<u8> {
             "--daemon needs --tenant, --service and --ticket".into(),
         ));
     };
-    let token = a.token.as_deref().ok_or_else(|| {
-        Error::Usage("--daemon needs an API token: --token or CUSTOS_TOKEN".into())
-    })?;
+    let is_url = base.starts_with("http://") || base.starts_with("https://");
+    let local = if is_url {
+        None
+    } else {
+        // A socket, or a config whose state directory holds one.
+        let path = std::path::Path::new(base);
+        let is_config = path.extension().is_some_and(|e| e == "toml");
+        let socket_dir = if is_config {
+            custos::config::Config::load(path)?.state_dir
+        } else {
+            path.parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default()
+        };
+        let socket = custos::daemon::local::socket_path(&socket_dir);
+        if !is_config && socket != path {
+            return Err(Error::Usage(format!(
+                "--daemon {base}: neither an http(s) URL, nor a config file (.toml), nor a daemon's {} socket",
+                custos::daemon::local::SOCKET
+            )));
+        }
+        Some(
+            custos::daemon::local::LocalClient::connect(&socket_dir)
+                .await
+                .ok_or_else(|| {
+                    Error::DaemonUnreachable(format!(
+                        "no daemon answers on {} (is it running, and are you its user or root?)",
+                        socket.display()
+                    ))
+                })?,
+        )
+    };
+    let endpoint = match &local {
+        Some(l) => custos::daemon::client::Endpoint::Local(l),
+        None => custos::daemon::client::Endpoint::Http {
+            base,
+            token: a.token.as_deref().ok_or_else(|| {
+                Error::Usage(
+                    "--daemon with a URL needs an API token: --token or CUSTOS_TOKEN".into(),
+                )
+            })?,
+        },
+    };
     let request = custos::daemon::restores::RestoreRequest {
         ticket: ticket.clone(),
         snapshot: a.snapshot.clone(),
@@ -175,13 +216,13 @@ pub(crate) async fn via_daemon(g: &Global, a: RestoreArgs) -> Result<u8> {
         verify: true,
     };
     let quiet = g.quiet || g.json;
-    let rec = custos::daemon::client::restore(base, token, tenant, service, &request, |r| {
+    let rec = custos::daemon::client::restore(endpoint, tenant, service, &request, |r| {
         if !quiet {
             eprintln!(
-                "restore {} ({}): {:?}, {}/{} files, {}/{}",
+                "restore {} ({}): {}, {}/{} files, {}/{}",
                 r.id,
                 r.ticket,
-                r.state,
+                r.state.word(),
                 r.files_done,
                 r.files_total,
                 human_bytes(r.bytes_done),
@@ -194,13 +235,13 @@ pub(crate) async fn via_daemon(g: &Global, a: RestoreArgs) -> Result<u8> {
         print_json(&rec)?;
     } else {
         println!(
-            "restore {} for ticket {}: snapshot {} of {} restored to {} on the daemon's host ({:?})",
+            "restore {} for ticket {}: snapshot {} of {} restored to {} on the daemon's host ({})",
             rec.id,
             rec.ticket,
             rec.snapshot.short(),
             rec.snapshot_time,
             rec.target.display(),
-            rec.state
+            rec.state.word()
         );
         for e in &rec.errors {
             eprintln!("error: {e}");

@@ -28,13 +28,122 @@ use crate::repository::{
 use crate::util::Pool;
 use crate::{Error, Result};
 
+/// Which packs `--read-data-subset` reads (restic's three forms).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Subset {
+    /// `P%`: this percentage of the packs, chosen at random, so that
+    /// repeated checks cover the whole repository.
+    Percent(f64),
+    /// `n/t`: group `n` of `t` (1-based), groups fixed by pack ID, so that
+    /// checking 1/7 to 7/7 on seven days reads every pack once.
+    Group {
+        /// Which group.
+        n: u32,
+        /// Of how many.
+        t: u32,
+    },
+    /// `SIZE` (`500M`, `2G`): packs chosen at random until this many bytes.
+    Bytes(u64),
+}
+
+impl Subset {
+    /// Parses `P%`, `n/t` or a size with a unit (K, M, G, T).
+    ///
+    /// # Errors
+    /// One sentence naming the accepted forms.
+    pub fn parse(s: &str) -> std::result::Result<Subset, String> {
+        let t = s.trim();
+        let bad = || {
+            format!(
+                "{s:?} is not a subset: give a percentage (10%), a group (2/7) or a size (500M)"
+            )
+        };
+        if let Some(p) = t.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(format!("{s:?}: a percentage above 0 and at most 100"));
+            }
+            return Ok(Subset::Percent(p));
+        }
+        if let Some((n, total)) = t.split_once('/') {
+            let (n, total): (u32, u32) = (
+                n.trim().parse().map_err(|_| bad())?,
+                total.trim().parse().map_err(|_| bad())?,
+            );
+            if total == 0 || n == 0 || n > total {
+                return Err(format!("{s:?}: the group n/t needs 1 <= n <= t"));
+            }
+            return Ok(Subset::Group { n, t: total });
+        }
+        let (num, unit) = t
+            .find(|c: char| c.is_ascii_alphabetic())
+            .map_or((t, ""), |i| t.split_at(i));
+        let mult: u64 = match unit.to_ascii_uppercase().as_str() {
+            "" | "B" => 1,
+            "K" | "KB" | "KIB" => 1 << 10,
+            "M" | "MB" | "MIB" => 1 << 20,
+            "G" | "GB" | "GIB" => 1 << 30,
+            "T" | "TB" | "TIB" => 1 << 40,
+            _ => return Err(bad()),
+        };
+        let n: u64 = num.trim().parse().map_err(|_| bad())?;
+        match n.checked_mul(mult) {
+            Some(0) | None => Err(bad()),
+            Some(b) => Ok(Subset::Bytes(b)),
+        }
+    }
+
+    /// The packs of `packs` (with their sizes) to read.
+    fn choose(&self, mut packs: Vec<(PackId, u64)>) -> Vec<PackId> {
+        match *self {
+            Subset::Group { n, t } => packs
+                .into_iter()
+                .filter(|(p, _)| {
+                    let b = p.as_bytes();
+                    let head = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+                    head % u64::from(t) == u64::from(n - 1)
+                })
+                .map(|(p, _)| p)
+                .collect(),
+            Subset::Percent(p) => {
+                let want = ((packs.len() as f64 * p / 100.0).ceil() as usize).min(packs.len());
+                shuffle(&mut packs);
+                packs.into_iter().take(want).map(|(p, _)| p).collect()
+            }
+            Subset::Bytes(limit) => {
+                shuffle(&mut packs);
+                let mut total = 0u64;
+                packs
+                    .into_iter()
+                    .take_while(|(_, size)| {
+                        let go = total < limit;
+                        total = total.saturating_add(*size);
+                        go
+                    })
+                    .map(|(p, _)| p)
+                    .collect()
+            }
+        }
+    }
+}
+
+/// Random order: repeated subset checks cover the whole repository.
+fn shuffle(packs: &mut [(PackId, u64)]) {
+    let mut keyed: Vec<(u64, (PackId, u64))> =
+        packs.iter().map(|p| (rand::random::<u64>(), *p)).collect();
+    keyed.sort_by_key(|(k, _)| *k);
+    for (slot, (_, p)) in packs.iter_mut().zip(keyed) {
+        *slot = p;
+    }
+}
+
 /// What to check.
 #[derive(Debug, Clone, Default)]
 pub struct CheckOptions {
     /// Read and verify every pack.
     pub read_data: bool,
-    /// Read and verify this percentage of packs (chosen at random).
-    pub read_data_subset: Option<f64>,
+    /// Read and verify a part of the packs.
+    pub read_data_subset: Option<Subset>,
     /// Compare the repository with what the last check saw (rollback
     /// detection, see [`crate::repository::watch`]): `None` skips it,
     /// `Some(None)` is a first look (it only records).
@@ -201,25 +310,20 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
     let mut damaged = walked;
 
     // Content.
-    let fraction = if opts.read_data {
-        Some(1.0)
+    let subset = if opts.read_data {
+        Some(None)
     } else {
-        opts.read_data_subset.map(|p| (p / 100.0).clamp(0.0, 1.0))
+        opts.read_data_subset.map(Some)
     };
-    if let Some(fraction) = fraction {
-        let mut packs: Vec<PackId> = indexed
+    if let Some(subset) = subset {
+        let all: Vec<(PackId, u64)> = indexed
             .iter()
-            .map(|(p, _)| *p)
-            .filter(|p| stored.contains_key(p))
+            .filter_map(|(p, _)| stored.get(p).map(|size| (*p, *size)))
             .collect();
-        if fraction < 1.0 {
-            let want = ((packs.len() as f64 * fraction).ceil() as usize).min(packs.len());
-            // Random choice, so repeated subset checks cover the whole repository.
-            let mut keyed: Vec<(u64, PackId)> =
-                packs.iter().map(|p| (rand::random::<u64>(), *p)).collect();
-            keyed.sort();
-            packs = keyed.into_iter().take(want).map(|(_, p)| p).collect();
-        }
+        let packs: Vec<PackId> = match subset {
+            None => all.into_iter().map(|(p, _)| p).collect(),
+            Some(s) => s.choose(all),
+        };
         let scratch = Arc::new(Pool::new());
         let mut reads = futures::stream::iter(packs)
             .map(|pack| read_pack(repo, pack, scratch.clone()))
@@ -447,4 +551,35 @@ fn affected(
     }
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod subset_tests {
+    use super::*;
+
+    #[test]
+    fn subsets_parse() {
+        assert_eq!(Subset::parse("10%"), Ok(Subset::Percent(10.0)));
+        assert_eq!(Subset::parse("2/7"), Ok(Subset::Group { n: 2, t: 7 }));
+        assert_eq!(Subset::parse("500M"), Ok(Subset::Bytes(500 << 20)));
+        assert_eq!(Subset::parse("1GiB"), Ok(Subset::Bytes(1 << 30)));
+        for bad in ["0%", "101%", "0/3", "4/3", "1/0", "x", "12Q", "0"] {
+            assert!(Subset::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn groups_cover_every_pack_once_and_sizes_stop_at_the_limit() {
+        let packs: Vec<(PackId, u64)> = (0..200).map(|_| (PackId::random(), 10)).collect();
+        let mut seen = std::collections::HashSet::new();
+        for n in 1..=7 {
+            for p in (Subset::Group { n, t: 7 }).choose(packs.clone()) {
+                assert!(seen.insert(p), "a pack in two groups");
+            }
+        }
+        assert_eq!(seen.len(), packs.len());
+        // 25 bytes of packs of 10: three packs (the third crosses the limit).
+        assert_eq!(Subset::Bytes(25).choose(packs.clone()).len(), 3);
+        assert_eq!(Subset::Percent(10.0).choose(packs).len(), 20);
+    }
 }

@@ -93,7 +93,8 @@ pub struct GroupKey {
 }
 
 impl GroupKey {
-    fn of(snap: &Snapshot, by: GroupBy) -> GroupKey {
+    /// The group `snap` falls in.
+    pub fn of(snap: &Snapshot, by: GroupBy) -> GroupKey {
         let mut paths = snap.paths.clone();
         paths.sort();
         GroupKey {

@@ -547,7 +547,7 @@ async fn sweep_blocked(
     }
     if let Some(plan_id) = record.filter(|_| !grace.is_zero() && plan.writers_gone.is_none()) {
         let mut updated = plan.clone();
-        updated.writers_gone = Some(jiff::Timestamp::now().to_string());
+        updated.writers_gone = Some(crate::util::stamp(jiff::Timestamp::now()));
         repo.backend()
             .put(
                 &format!("prune/{plan_id}"),

@@ -99,6 +99,13 @@ pub struct Target {
     pub zone: String,
     /// Jobs at once.
     pub max_jobs: Option<usize>,
+    /// Upload limit in KiB a second, shared by every job on the target.
+    pub limit_upload: Option<u64>,
+    /// Download limit in KiB a second, shared by every job on the target.
+    pub limit_download: Option<u64>,
+    /// The buckets of those limits (one pair per target, per daemon run).
+    #[serde(skip)]
+    pub limits: crate::backend::Limits,
 }
 
 /// One tenant.
@@ -308,6 +315,7 @@ impl Config {
             url: format!("{}/{}", t.url.trim_end_matches('/'), tenant.id),
             key: tenant.key.clone(),
             cache_dir: self.cache_dir.clone(),
+            limits: t.limits.clone(),
         })
     }
 

@@ -51,6 +51,8 @@ pub struct RepoAccess {
     pub key: KeySource,
     /// Index cache directory.
     pub cache_dir: PathBuf,
+    /// The target's bandwidth limits (shared by its jobs).
+    pub limits: crate::backend::Limits,
 }
 
 impl RepoAccess {
@@ -67,13 +69,18 @@ impl RepoAccess {
                 ..InitOptions::default()
             };
             let (repo, created) =
-                Repository::open_or_init(&self.url, &secret, &opts, cache).await?;
+                Repository::open_or_init(&self.url, &secret, &opts, cache, &self.limits).await?;
             if created {
                 tracing::info!(repo = %self.url, "created the repository");
             }
             repo
         } else {
-            Repository::open(Backend::open(&self.url, false)?, &secret, cache).await?
+            Repository::open(
+                Backend::open(&self.url, false)?.with_limits(&self.limits),
+                &secret,
+                cache,
+            )
+            .await?
         };
         repo.load_index().await
     }

@@ -257,6 +257,9 @@ pub(super) fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
             region: t.region.clone(),
             zone: t.zone.clone(),
             max_jobs: t.max_jobs,
+            limit_upload: t.limit_upload,
+            limit_download: t.limit_download,
+            limits: crate::backend::Limits::kib_per_sec(t.limit_upload, t.limit_download),
         });
     }
 

@@ -116,6 +116,11 @@ pub(crate) struct RawTarget {
     pub zone: String,
     /// Jobs at once on this target (default: the daemon's).
     pub max_jobs: Option<usize>,
+    /// Upload at most this many KiB a second to the target (all its jobs
+    /// together).
+    pub limit_upload: Option<u64>,
+    /// Download at most this many KiB a second from the target.
+    pub limit_download: Option<u64>,
 }
 
 /// `[[tenant]]`.

@@ -280,7 +280,7 @@ impl KeySlot {
         Ok(KeySlot {
             version: 1,
             id,
-            created: jiff::Timestamp::now().to_string(),
+            created: crate::util::stamp(jiff::Timestamp::now()),
             hostname: crate::util::hostname(),
             username: crate::util::username(),
             kdf,

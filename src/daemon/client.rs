@@ -1,5 +1,6 @@
 //! A small client of the daemon's API for the command line: submit a
-//! service-desk restore and follow it to the end.
+//! service-desk restore and follow it to the end, through the API with a
+//! token or through the local socket on the daemon's host.
 
 use std::time::Duration;
 
@@ -65,41 +66,74 @@ async fn call(req: reqwest::RequestBuilder, what: &str) -> Result<RestoreRecord>
     })
 }
 
-/// Submits a restore request to the daemon at `base` (e.g.
-/// `http://127.0.0.1:8420`) and follows it until it ends, calling `progress`
-/// with each state seen.
+/// Where the daemon is asked.
+#[derive(Debug, Clone, Copy)]
+pub enum Endpoint<'a> {
+    /// Its API at `base` (e.g. `http://127.0.0.1:8420`), with a token.
+    Http {
+        /// The API's base URL.
+        base: &'a str,
+        /// The bearer token.
+        token: &'a str,
+    },
+    /// Its local socket, on its host (no token).
+    Local(&'a super::local::LocalClient),
+}
+
+/// POSTs `body` to (or GETs) `path` on `endpoint`.
+async fn ask(
+    endpoint: Endpoint<'_>,
+    path: &str,
+    body: Option<serde_json::Value>,
+    what: &str,
+) -> Result<RestoreRecord> {
+    match endpoint {
+        Endpoint::Local(l) => l.call(path, body).await,
+        Endpoint::Http { base, token } => {
+            let http = client()?;
+            let url = format!("{}{path}", base.trim_end_matches('/'));
+            let req = match body {
+                Some(b) => http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(b.to_string()),
+                None => http.get(&url),
+            };
+            call(req.bearer_auth(token), what).await
+        }
+    }
+}
+
+/// Submits a restore request to the daemon at `endpoint` and follows it
+/// until it ends, calling `progress` with each state seen.
 ///
 /// # Errors
 /// [`Error::Refused`] outside the restore window, [`Error::NotFound`] for an
 /// unknown service or snapshot, [`Error::Usage`] for a bad token or request,
-/// [`Error::Locked`] when the daemon does not answer.
+/// [`Error::DaemonUnreachable`] when the daemon does not answer.
 pub async fn restore(
-    base: &str,
-    token: &str,
+    endpoint: Endpoint<'_>,
     tenant: &str,
     service: &str,
     request: &RestoreRequest,
     mut progress: impl FnMut(&RestoreRecord),
 ) -> Result<RestoreRecord> {
-    let http = client()?;
-    let base = base.trim_end_matches('/');
-    let url = format!("{base}/v1/services/{tenant}/{service}/restores");
-    let body = serde_json::to_vec(request)
+    let body = serde_json::to_value(request)
         .map_err(|e| Error::Internal(format!("cannot encode the request: {e}")))?;
-    let mut rec = call(
-        http.post(&url)
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body),
+    let mut rec = ask(
+        endpoint,
+        &format!("/v1/services/{tenant}/{service}/restores"),
+        Some(body),
         "restore request",
     )
     .await?;
     progress(&rec);
     while matches!(rec.state, RestoreState::Queued | RestoreState::Running) {
         tokio::time::sleep(POLL).await;
-        rec = call(
-            http.get(format!("{base}/v1/restores/{}", rec.id))
-                .bearer_auth(token),
+        rec = ask(
+            endpoint,
+            &format!("/v1/restores/{}", rec.id),
+            None,
             "restore status",
         )
         .await?;

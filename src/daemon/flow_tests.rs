@@ -55,6 +55,7 @@ fn service(dir: &Path, tenant: &str, name: &str, source: SourceSpec) -> ServiceJ
                 .into_owned(),
             key: KeySource::PasswordFile(dir.join(format!("{tenant}.pass"))),
             cache_dir: dir.join("cache"),
+            limits: Default::default(),
         },
         standby: None,
         source,

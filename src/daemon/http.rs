@@ -10,9 +10,9 @@
 //!
 //! With `daemon.tls_certificate` and `daemon.tls_key`, every connection is
 //! TLS (rustls, TLS 1.2 and 1.3). Each request carries the client's address
-//! as [`axum::extract::ConnectInfo`].
+//! as [`axum::extract::ConnectInfo`]. The local socket (`super::local`) is
+//! served by the same code, with the peer's credentials instead.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,7 +148,14 @@ pub(crate) async fn serve(
                             .await
                         {
                             Ok(Ok(s)) => {
-                                serve_connection(TokioIo::new(s), router, peer, &opts).await
+                                serve_connection(
+                                    TokioIo::new(s),
+                                    router,
+                                    axum::extract::ConnectInfo(peer),
+                                    peer.to_string(),
+                                    &opts,
+                                )
+                                .await
                             }
                             Ok(Err(e)) => {
                                 tracing::debug!(%peer, error = %e, "TLS handshake failed")
@@ -156,7 +163,16 @@ pub(crate) async fn serve(
                             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                         }
                     }
-                    None => serve_connection(TokioIo::new(stream), router, peer, &opts).await,
+                    None => {
+                        serve_connection(
+                            TokioIo::new(stream),
+                            router,
+                            axum::extract::ConnectInfo(peer),
+                            peer.to_string(),
+                            &opts,
+                        )
+                        .await
+                    }
                 }
             };
             if tokio::time::timeout(opts.request_timeout, work)
@@ -169,14 +185,80 @@ pub(crate) async fn serve(
     }
 }
 
-async fn serve_connection<I>(io: I, router: axum::Router, peer: SocketAddr, opts: &ServerOptions)
-where
+/// Serves `router` on the local socket until `shutdown` turns true: only
+/// peers that `super::local` allows (the daemon's user, root) are served,
+/// each request carrying their credentials as [`super::local::LocalPeer`].
+/// No time limit on a whole connection: an erasure asked for here answers
+/// when it is done (the request head still has `header_timeout`).
+///
+/// # Errors
+/// None in practice: a failed accept is logged and retried.
+pub(crate) async fn serve_local(
+    listener: tokio::net::UnixListener,
+    router: axum::Router,
+    opts: ServerOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<()> {
+    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    return Ok(());
+                }
+                continue;
+            }
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept a local connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let peer = match super::local::peer_of(&stream) {
+            Ok(p) => p,
+            Err(why) => {
+                tracing::warn!("local connection refused: {why}");
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                limit = opts.max_connections,
+                "connection limit reached: local connection closed"
+            );
+            continue;
+        };
+        let (router, opts) = (router.clone(), opts.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let label = match peer.pid {
+                Some(pid) => format!("local uid {} pid {pid}", peer.uid),
+                None => format!("local uid {}", peer.uid),
+            };
+            serve_connection(TokioIo::new(stream), router, peer, label, &opts).await;
+        });
+    }
+}
+
+/// Serves one connection, inserting `ext` (who the peer is) into every
+/// request; `label` names the peer in debug logs.
+async fn serve_connection<I, E>(
+    io: I,
+    router: axum::Router,
+    ext: E,
+    label: String,
+    opts: &ServerOptions,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    E: Clone + Send + Sync + 'static,
 {
     let service =
         hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
+            req.extensions_mut().insert(ext.clone());
             let mut router = router.clone();
             async move { tower::Service::call(&mut router, req).await }
         });
@@ -186,6 +268,6 @@ where
         .header_read_timeout(opts.header_timeout)
         .keep_alive(false);
     if let Err(e) = builder.serve_connection(io, service).await {
-        tracing::debug!(%peer, error = %e, "connection ended with an error");
+        tracing::debug!(peer = %label, error = %e, "connection ended with an error");
     }
 }

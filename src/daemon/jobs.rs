@@ -415,7 +415,7 @@ async fn run_check(svc: &ServiceJobs, catalog: &Catalog) -> Result<JobOutcome> {
         &repo,
         &check::CheckOptions {
             read_data: false,
-            read_data_subset: Some(svc.check_subset),
+            read_data_subset: Some(crate::commands::check::Subset::Percent(svc.check_subset)),
             rollback: Some(catalog.seen(&svc.tenant, &svc.repo.url)?),
         },
     )
@@ -493,6 +493,16 @@ async fn run_replicate(svc: &ServiceJobs) -> Result<JobOutcome> {
 /// a failure is logged, the job's result stands).
 pub(crate) async fn refresh_snapshots(svc: &ServiceJobs, catalog: &Catalog) {
     if let Err(e) = reread(svc, catalog).await {
+        refresh_failed(svc, &e);
+    }
+}
+
+/// Logs why a refresh of the snapshot cache failed; a repository not made
+/// yet is no problem (the service's first backup creates it).
+fn refresh_failed(svc: &ServiceJobs, e: &Error) {
+    if matches!(e, Error::NoRepository(_)) {
+        tracing::debug!(tenant = %svc.tenant, service = %svc.service, "no repository yet: the first backup creates it");
+    } else {
         tracing::warn!(tenant = %svc.tenant, service = %svc.service, error = %e, "cannot refresh the snapshot cache");
     }
 }
@@ -512,7 +522,7 @@ fn seen_listings() -> &'static std::sync::Mutex<HashMap<(String, String), blake3
 pub(crate) async fn refresh_snapshots_if_changed(svc: &ServiceJobs, catalog: &Catalog) {
     let key = (svc.repo.url.clone(), svc.service.clone());
     let listed = async {
-        let backend = Backend::open(&svc.repo.url, false)?;
+        let backend = Backend::open(&svc.repo.url, false)?.with_limits(&svc.repo.limits);
         let mut names: Vec<String> = backend
             .list("snapshots")
             .await?
@@ -531,7 +541,7 @@ pub(crate) async fn refresh_snapshots_if_changed(svc: &ServiceJobs, catalog: &Ca
     let hash = match listed {
         Ok(h) => h,
         Err(e) => {
-            tracing::warn!(tenant = %svc.tenant, service = %svc.service, error = %e, "cannot list the snapshots");
+            refresh_failed(svc, &e);
             return;
         }
     };
@@ -550,14 +560,12 @@ pub(crate) async fn refresh_snapshots_if_changed(svc: &ServiceJobs, catalog: &Ca
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(key, hash);
         }
-        Err(e) => {
-            tracing::warn!(tenant = %svc.tenant, service = %svc.service, error = %e, "cannot refresh the snapshot cache")
-        }
+        Err(e) => refresh_failed(svc, &e),
     }
 }
 
 async fn reread(svc: &ServiceJobs, catalog: &Catalog) -> Result<()> {
-    let backend = Backend::open(&svc.repo.url, false)?;
+    let backend = Backend::open(&svc.repo.url, false)?.with_limits(&svc.repo.limits);
     let repo = Repository::open(
         backend,
         &svc.repo.key.load()?,

@@ -13,6 +13,7 @@ pub(crate) mod api;
 pub mod client;
 pub(crate) mod http;
 pub(crate) mod jobs;
+pub mod local;
 pub(crate) mod metrics;
 pub(crate) mod records;
 pub mod restores;
@@ -163,6 +164,65 @@ fn apply(
         setup.tokens.clone(),
     );
     live.iter().flat_map(|s| s.entries.clone()).collect()
+}
+
+/// What a reload changed, in words: services added, removed and changed
+/// (any resolved setting), and whether tokens, tenants or targets changed.
+fn reload_changes(
+    old: Option<&crate::config::Config>,
+    new: Option<&crate::config::Config>,
+) -> String {
+    let (Some(old), Some(new)) = (old, new) else {
+        return "the whole config (the previous one is not known)".into();
+    };
+    let by_key = |c: &crate::config::Config| {
+        c.services
+            .iter()
+            .map(|s| (format!("{}/{}", s.tenant, s.name), format!("{s:?}")))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (before, after) = (by_key(old), by_key(new));
+    let added: Vec<&str> = after
+        .keys()
+        .filter(|k| !before.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    let removed: Vec<&str> = before
+        .keys()
+        .filter(|k| !after.contains_key(*k))
+        .map(String::as_str)
+        .collect();
+    let changed: Vec<&str> = after
+        .iter()
+        .filter(|(k, v)| before.get(*k).is_some_and(|b| b != *v))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let mut parts = Vec::new();
+    for (what, list) in [("added", added), ("removed", removed), ("changed", changed)] {
+        if !list.is_empty() {
+            let n = list.len();
+            parts.push(format!(
+                "{n} service{} {what} ({})",
+                if n == 1 { "" } else { "s" },
+                list.join(", ")
+            ));
+        }
+    }
+    let differs = |a: String, b: String| a != b;
+    if differs(format!("{:?}", old.tokens), format!("{:?}", new.tokens)) {
+        parts.push("API tokens changed".into());
+    }
+    if differs(format!("{:?}", old.tenants), format!("{:?}", new.tenants)) {
+        parts.push("tenants changed".into());
+    }
+    if differs(format!("{:?}", old.targets), format!("{:?}", new.targets)) {
+        parts.push("targets changed".into());
+    }
+    if parts.is_empty() {
+        "nothing changed".into()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// Wipes what drills left in the scratch directory (a drill killed with
@@ -522,8 +582,13 @@ pub async fn run(
         let job_history = setup.job_history;
         let mut jobs_expired_at: Option<std::time::Instant> = None;
         let chain_state = state.clone();
-        let config = Arc::new(RwLock::new(setup.config.clone()));
+        *state
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = setup.config.clone();
+        let config = state.config.clone();
         let handle = config.clone();
+        let erasure_lock = state.erasing.clone();
         let task = tokio::spawn(async move {
             loop {
                 let cfg = config
@@ -552,7 +617,10 @@ pub async fn run(
                     }
                 }
                 if let Some(cfg) = cfg {
-                    run_due_erasures(&cfg, &catalog, &audit).await;
+                    {
+                        let _one_at_a_time = erasure_lock.lock().await;
+                        run_due_erasures(&cfg, &catalog, &audit).await;
+                    }
                     if let Some(url) = &cfg.audit_mirror {
                         let signer = cfg
                             .certificate_key
@@ -606,6 +674,24 @@ pub async fn run(
             api::serve_with(listener, state, opts, stop)
         })
     });
+    let local_api = match local::bind(&setup.state_dir).await {
+        Ok(listener) => {
+            tracing::info!(socket = %local::socket_path(&setup.state_dir).display(), "local administration socket listening (owner and root only)");
+            let (router, opts, stop) = (
+                api::router(state.clone()),
+                setup.api.server.clone(),
+                stop_rx.clone(),
+            );
+            Some(tokio::spawn(http::serve_local(
+                listener, router, opts, stop,
+            )))
+        }
+        Err(e @ Error::Locked(_)) => return Err(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "no local administration socket: commands on this host need the API and a token");
+            None
+        }
+    };
     let metrics_api = listeners.metrics.map(|listener| {
         let addr = listener
             .local_addr()
@@ -622,7 +708,13 @@ pub async fn run(
         ))
     });
 
-    tracing::info!(services = setup.services.len(), "daemon started");
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %setup.config.as_ref().map_or_else(|| "(none)".to_string(), |c| c.file.display().to_string()),
+        state = %setup.state_dir.display(),
+        services = setup.services.len(),
+        "daemon started"
+    );
     audit.record(
         "daemon",
         "daemon.started",
@@ -634,6 +726,13 @@ pub async fn run(
         notice(Notice::Reloading);
         match reload() {
             Ok(new) => {
+                let changes = {
+                    let old = erasing
+                        .0
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    reload_changes(old.as_deref(), new.config.as_deref())
+                };
                 let entries = apply(&new, &catalog, &runner, &state, &services);
                 *erasing
                     .0
@@ -642,12 +741,12 @@ pub async fn run(
                 let _ = gen_stop.send(true);
                 while gen_tasks.join_next().await.is_some() {}
                 (gen_stop, gen_tasks) = start_entries(entries);
-                tracing::info!(services = new.services.len(), "config reloaded");
+                tracing::info!(services = new.services.len(), "config reloaded: {changes}");
                 audit.record(
                     "daemon",
                     "config.reloaded",
                     None,
-                    serde_json::json!({"services": new.services.len()}),
+                    serde_json::json!({"services": new.services.len(), "changes": changes}),
                 );
                 notice(Notice::Ready("running (config reloaded)"));
             }
@@ -678,6 +777,10 @@ pub async fn run(
     refreshing.abort();
     if let Some(m) = metrics_api {
         m.abort();
+    }
+    if let Some(l) = local_api {
+        l.abort();
+        let _ = std::fs::remove_file(local::socket_path(&setup.state_dir));
     }
     if let Some(api) = api {
         match api.await {

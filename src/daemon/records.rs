@@ -70,6 +70,18 @@ pub enum Trigger {
     },
 }
 
+impl Trigger {
+    /// Why the job ran, in words (for logs).
+    pub fn word(&self) -> String {
+        match self {
+            Trigger::Schedule => "schedule".into(),
+            Trigger::CatchUp => "catch-up after downtime".into(),
+            Trigger::OnDemand { actor } => format!("asked by {actor}"),
+            Trigger::Follows { job } => format!("after job {job}"),
+        }
+    }
+}
+
 /// A job's ID: increasing, from the catalog's counter; a plain number in
 /// JSON and URLs (`/v1/jobs/<id>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -111,6 +123,17 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// The state in words, for logs and messages.
+    pub fn word(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Warning => "finished with warnings",
+            JobState::Failed => "failed",
+        }
+    }
+
     /// True once the job has ended.
     pub fn finished(self) -> bool {
         matches!(
@@ -296,7 +319,7 @@ impl Catalog {
             trigger,
             tags,
             state: JobState::Queued,
-            queued: now.to_string(),
+            queued: crate::util::stamp(now),
             started: None,
             finished: None,
             attempts: 0,
@@ -493,7 +516,7 @@ impl Catalog {
         let mut key = prefix.into_bytes();
         key.extend_from_slice(&self.next_id()?.to_be_bytes());
         let alarm = Alarm {
-            time: Timestamp::now().to_string(),
+            time: crate::util::stamp(Timestamp::now()),
             tenant: tenant.to_string(),
             repository: url.to_string(),
             text: text.to_string(),

@@ -74,6 +74,18 @@ pub enum RestoreState {
     Failed,
 }
 
+impl RestoreState {
+    /// The state in words, for people.
+    pub fn word(self) -> &'static str {
+        match self {
+            RestoreState::Queued => "queued",
+            RestoreState::Running => "running",
+            RestoreState::Done => "done",
+            RestoreState::Failed => "failed",
+        }
+    }
+}
+
 /// A restore as the catalog keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RestoreRecord {
@@ -439,7 +451,7 @@ impl RestoreDesk {
         if let Ok(Some(e)) = self.catalog.erasure(&rec.tenant) {
             if e.state.refused() {
                 rec.state = RestoreState::Failed;
-                rec.finished = Some(Timestamp::now().to_string());
+                rec.finished = Some(crate::util::stamp(Timestamp::now()));
                 rec.errors = vec![e.refusal()];
                 self.save(&rec);
                 return;
@@ -447,7 +459,7 @@ impl RestoreDesk {
         }
         let start = tokio::time::Instant::now();
         rec.state = RestoreState::Running;
-        rec.started = Some(Timestamp::now().to_string());
+        rec.started = Some(crate::util::stamp(Timestamp::now()));
         self.save(&rec);
         let progress = Progress::hidden();
         let request = rec.clone();
@@ -469,7 +481,7 @@ impl RestoreDesk {
             rec.bytes_done,
             rec.bytes_total,
         ) = progress.counts();
-        rec.finished = Some(Timestamp::now().to_string());
+        rec.finished = Some(crate::util::stamp(Timestamp::now()));
         rec.duration_secs = start.elapsed().as_secs_f64();
         if let Ok(r) = &result {
             rec.dropped = r
@@ -489,7 +501,9 @@ impl RestoreDesk {
                 rec.errors = vec![e.to_string()];
             }
         }
-        tracing::info!(restore = %rec.id, state = ?rec.state, secs = rec.duration_secs, "restore finished");
+        tracing::info!(restore = %rec.id, tenant = %rec.tenant, service = %rec.service, ticket = %rec.ticket,
+            result = rec.state.word(), files = rec.files_done, bytes = rec.bytes_done,
+            duration_s = (rec.duration_secs * 10.0).round() / 10.0, "restore finished");
         self.save(&rec);
         let action = if rec.state == RestoreState::Done {
             "restore.done"

@@ -178,6 +178,12 @@ impl Runner {
         runner
     }
 
+    /// The daemon's runtime, where jobs run: long work asked for through the
+    /// API (an erasure, a catalog rebuild) runs there too, not on the API's.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.runtime
+    }
+
     /// Sets (or replaces, on reload) the settings of every service.
     pub(crate) fn set_services(&self, settings: HashMap<ServiceKey, JobSettings>) {
         *lock(&self.inner.settings) = settings;
@@ -311,6 +317,45 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
 }
 
+/// The one line that says how a job ended: its result in words, the
+/// snapshot it made, what it read and added, and how long it took (info when
+/// it succeeded, warn otherwise).
+fn log_end(job: &JobRecord) {
+    let snapshot = job.snapshot.map(|s| s.short()).unwrap_or_default();
+    let duration_s = (job.duration_secs * 10.0).round() / 10.0;
+    let what = job.kind.name();
+    match job.state {
+        JobState::Succeeded => tracing::info!(
+            result = job.state.word(),
+            snapshot,
+            files = job.files,
+            bytes_read = job.bytes_read,
+            bytes_added = job.bytes_added,
+            duration_s,
+            attempts = job.attempts,
+            "{what} succeeded"
+        ),
+        JobState::Warning => tracing::warn!(
+            result = job.state.word(),
+            snapshot,
+            files = job.files,
+            bytes_read = job.bytes_read,
+            bytes_added = job.bytes_added,
+            duration_s,
+            attempts = job.attempts,
+            summary = job.summary.as_deref().unwrap_or_default(),
+            "{what} finished with warnings"
+        ),
+        _ => tracing::warn!(
+            result = job.state.word(),
+            duration_s,
+            attempts = job.attempts,
+            error = job.error.as_deref().unwrap_or_default(),
+            "{what} failed"
+        ),
+    }
+}
+
 /// Runs a job through its attempts, in a tracing span naming it; returns true
 /// when it succeeded.
 async fn run_job(inner: &Inner, job: JobRecord, settings: &JobSettings) -> bool {
@@ -337,7 +382,7 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
         () = stopped(&mut shutdown) => {
             job.state = JobState::Failed;
             job.error = Some("not started: the daemon stopped".into());
-            job.finished = Some(inner.clock.now().to_string());
+            job.finished = Some(crate::util::stamp(inner.clock.now()));
             save(&job);
             return false;
         }
@@ -347,9 +392,9 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
     };
     let started = tokio::time::Instant::now();
     job.state = JobState::Running;
-    job.started = Some(inner.clock.now().to_string());
+    job.started = Some(crate::util::stamp(inner.clock.now()));
     save(&job);
-    tracing::info!("job started");
+    tracing::info!(trigger = %job.trigger.word(), "{} started", job.kind.name());
 
     let mut result: Result<JobOutcome> = Err(Error::Problems("not run".into()));
     for attempt in 1..=settings.retries.saturating_add(1) {
@@ -404,7 +449,7 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
             }
         }
     }
-    job.finished = Some(inner.clock.now().to_string());
+    job.finished = Some(crate::util::stamp(inner.clock.now()));
     job.duration_secs = started.elapsed().as_secs_f64();
     let ok = match result {
         Ok(o) => {
@@ -420,16 +465,15 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
             job.files = o.files;
             job.summary = o.summary;
             job.rto = o.rto;
-            tracing::info!(state = ?job.state, "job finished");
             true
         }
         Err(e) => {
             job.state = JobState::Failed;
             job.error = Some(e.to_string());
-            tracing::warn!(error = %e, "job failed");
             false
         }
     };
+    log_end(&job);
     save(&job);
     let count = |name: &str, n: u64| {
         if let Err(e) =

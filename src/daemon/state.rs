@@ -156,6 +156,11 @@ pub(crate) struct State {
     pub audit: Option<crate::audit::AuditLog>,
     /// The audit trail's health (chain and mirror).
     pub audit_chain: Arc<std::sync::Mutex<crate::audit::ChainStatus>>,
+    /// The config in force (replaced on reload): erasures run from it.
+    pub config: Arc<RwLock<Option<Arc<crate::config::Config>>>>,
+    /// Held while an erasure runs, by the daemon's own round and by one
+    /// asked for through the API: one erasure at a time.
+    pub erasing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl State {
@@ -179,7 +184,17 @@ impl State {
                 ok: true,
                 ..Default::default()
             })),
+            config: Arc::new(RwLock::new(None)),
+            erasing: Arc::new(tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// The config in force, if the daemon runs from one.
+    pub(crate) fn current_config(&self) -> Option<Arc<crate::config::Config>> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Records administrative acts in `audit`.
@@ -204,7 +219,7 @@ impl State {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         c.records = records;
         c.mirrored |= mirrored;
-        c.checked = Some(Timestamp::now().to_string());
+        c.checked = Some(crate::util::stamp(Timestamp::now()));
         for p in problems {
             if !c.problems.contains(&p) {
                 tracing::error!(problem = %p, "the audit trail does not verify");

@@ -1,10 +1,11 @@
 //! `custos status` and `custos catalog rebuild`: the operator's view from the
 //! command line.
 //!
-//! Status asks the running daemon's API when the config has one (with the
-//! token in `CUSTOS_TOKEN`), and reads the catalog directly otherwise (or when
-//! the daemon is not running). Rebuild fills the catalog from the
-//! repositories, for a new host or a lost state directory.
+//! Status asks the running daemon: on its host through its local socket
+//! (`super::local`, no token), elsewhere through its API with the token in
+//! `CUSTOS_TOKEN`; when the daemon is not running it reads the catalog
+//! directly. Rebuild fills the catalog from the repositories, for a new host
+//! or a lost state directory (through the running daemon, or directly).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,29 +32,61 @@ pub struct Overview {
     pub alarms: Vec<super::records::Alarm>,
 }
 
-async fn from_api(cfg: &Config, token: &str) -> Result<Overview> {
+/// How the command line reaches a running daemon.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// Its local socket, on its host.
+    Local(super::local::LocalClient),
+    /// Its API, with a token.
+    Token(String),
+}
+
+impl Via {
+    /// The running daemon of `cfg`: its local socket when one answers, else
+    /// its API when a token is given and the config has an address; `None`
+    /// when the daemon is to be treated as stopped.
+    pub async fn find(cfg: &Config, token: Option<&str>) -> Option<Via> {
+        if let Some(l) = super::local::LocalClient::connect(&cfg.state_dir).await {
+            return Some(Via::Local(l));
+        }
+        match token {
+            Some(t) if cfg.listen.is_some() => Some(Via::Token(t.to_string())),
+            _ => None,
+        }
+    }
+}
+
+async fn from_api(cfg: &Config, via: &Via) -> Result<Overview> {
     Ok(Overview {
-        services: get_json(cfg, token, "/v1/services").await?,
-        erasures: get_json(cfg, token, "/v1/erasures").await?,
-        alarms: get_json(cfg, token, "/v1/alarms").await?,
+        services: get_json(cfg, via, "/v1/services").await?,
+        erasures: get_json(cfg, via, "/v1/erasures").await?,
+        alarms: get_json(cfg, via, "/v1/alarms").await?,
     })
 }
 
 async fn get_json<T: for<'de> serde::Deserialize<'de>>(
     cfg: &Config,
-    token: &str,
+    via: &Via,
     path: &str,
 ) -> Result<T> {
-    call_json(cfg, token, path, None).await
+    call_json(cfg, via, path, None).await
 }
 
-/// GET `path` (or POST `body` to it) on the daemon's API.
-async fn call_json<T: for<'de> serde::Deserialize<'de>>(
+/// GET `path` (or POST `body` to it) on the running daemon.
+///
+/// # Errors
+/// [`Error::DaemonUnreachable`] when it does not answer; its refusals as
+/// errors of the matching kind.
+pub async fn call_json<T: for<'de> serde::Deserialize<'de>>(
     cfg: &Config,
-    token: &str,
+    via: &Via,
     path: &str,
     body: Option<serde_json::Value>,
 ) -> Result<T> {
+    let token = match via {
+        Via::Local(l) => return l.call(path, body).await,
+        Via::Token(t) => t,
+    };
     let Some(addr) = cfg.listen else {
         return Err(Error::Usage(
             "the config has no daemon.listen address".into(),
@@ -79,13 +112,10 @@ async fn call_json<T: for<'de> serde::Deserialize<'de>>(
         .map_err(|e| Error::DaemonUnreachable(format!("its API at {url}: {e}")))?;
     let status = resp.status();
     let body = resp
-        .text()
+        .bytes()
         .await
-        .map_err(|e| Error::Problems(format!("{url}: {e}")))?;
-    if !status.is_success() {
-        return Err(Error::Usage(format!("{url}: {status}: {body}")));
-    }
-    serde_json::from_str(&body).map_err(|e| Error::Problems(format!("{url}: bad answer: {e}")))
+        .map_err(|e| Error::DaemonUnreachable(format!("{url}: {e}")))?;
+    super::local::decode(status.as_u16(), &body)
 }
 
 /// Statuses read from the catalog (the daemon must not be running: sled
@@ -124,16 +154,16 @@ async fn from_catalog(cfg: &Config) -> Result<Overview> {
 }
 
 /// Every service's status, the erasures and the rollback alarms: from the
-/// API when a token is given, else from the catalog.
+/// running daemon `via` its socket or API, else from the catalog.
 ///
 /// # Errors
 /// The API's or the catalog's errors.
-pub async fn overview(cfg: &Config, token: Option<&str>) -> Result<Overview> {
-    match token {
-        Some(t) if cfg.listen.is_some() => from_api(cfg, t).await,
-        _ => from_catalog(cfg).await.map_err(|e| match e {
+pub async fn overview(cfg: &Config, via: Option<&Via>) -> Result<Overview> {
+    match via {
+        Some(v) => from_api(cfg, v).await,
+        None => from_catalog(cfg).await.map_err(|e| match e {
             Error::Io { context, .. } if context.contains("another daemon") => Error::Locked(format!(
-                "the daemon is running and holds the catalog: set CUSTOS_TOKEN to ask its API ({context})"
+                "the daemon is running and holds the catalog, and its local socket does not answer: run this as the daemon's user (or root), or set CUSTOS_TOKEN to ask its API ({context})"
             )),
             e => e,
         }),
@@ -168,25 +198,26 @@ impl StatusReport {
 /// # Errors
 /// As [`overview`] and [`chain`].
 pub async fn report(cfg: &Config, token: Option<&str>) -> Result<StatusReport> {
+    let via = Via::find(cfg, token).await;
     Ok(StatusReport {
-        overview: overview(cfg, token).await?,
-        audit: chain(cfg, token).await?,
+        overview: overview(cfg, via.as_ref()).await?,
+        audit: chain(cfg, via.as_ref()).await?,
     })
 }
 
-/// The audit trail's health: from the API when a token is given (the
-/// daemon's view), else checked here (the local chain and, with
+/// The audit trail's health: from the running daemon `via` its socket or
+/// API (the daemon's view), else checked here (the local chain and, with
 /// `audit_mirror`, the mirror and its signed checkpoints).
 ///
 /// # Errors
 /// Reading the log or the mirror.
-pub async fn chain(cfg: &Config, token: Option<&str>) -> Result<crate::audit::ChainStatus> {
-    if let (Some(t), Some(_)) = (token, cfg.listen) {
-        return get_json(cfg, t, "/v1/audit/chain").await;
+pub async fn chain(cfg: &Config, via: Option<&Via>) -> Result<crate::audit::ChainStatus> {
+    if let Some(v) = via {
+        return get_json(cfg, v, "/v1/audit/chain").await;
     }
     let path = cfg.state_dir.join("audit.log");
     let mut st = crate::audit::ChainStatus {
-        checked: Some(jiff::Timestamp::now().to_string()),
+        checked: Some(crate::util::stamp(jiff::Timestamp::now())),
         ..Default::default()
     };
     match crate::audit::verify(&path) {
@@ -211,7 +242,8 @@ pub async fn chain(cfg: &Config, token: Option<&str>) -> Result<crate::audit::Ch
 }
 
 /// Accepts `tenant`'s repositories as they now are: removes its alarms
-/// through the API with an operator's token (the daemon audits it), else in
+/// through the running daemon (its local socket, or its API with an
+/// operator's token; the daemon audits it), else in
 /// the catalog (the daemon not running), after recording it in the daemon's
 /// audit log (refused when that cannot be written). Returns the alarms
 /// removed.
@@ -223,17 +255,17 @@ pub async fn accept_alarms(
     token: Option<&str>,
     tenant: &str,
 ) -> Result<Vec<super::records::Alarm>> {
-    match token {
-        Some(t) if cfg.listen.is_some() => {
+    match Via::find(cfg, token).await {
+        Some(v) => {
             call_json(
                 cfg,
-                t,
+                &v,
                 "/v1/alarms/accept",
                 Some(serde_json::json!({ "tenant": tenant })),
             )
             .await
         }
-        _ => {
+        None => {
             let catalog = Catalog::open(&cfg.state_dir)?;
             let pending = catalog.alarms(|a| a.tenant == tenant)?;
             if !pending.is_empty() {
@@ -351,32 +383,60 @@ pub fn erasure_lines(erasures: &[ErasureRecord]) -> String {
         .collect()
 }
 
-/// Rebuilds the catalog's snapshot cache and last-run times from the
-/// repositories. The daemon must be stopped. Returns (services, snapshots).
+/// What a catalog rebuild did.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Rebuilt {
+    /// Services whose snapshots were read again.
+    pub services: usize,
+    /// Snapshots now in the catalog.
+    pub snapshots: usize,
+    /// Services with no snapshot, or whose repository could not be read.
+    pub problems: Vec<String>,
+}
+
+/// Rebuilds the catalog of a stopped daemon from the repositories of
+/// `cfg`'s services (a running daemon does it through its API:
+/// `POST /v1/catalog/rebuild`).
 ///
 /// # Errors
-/// The catalog's errors; a repository that cannot be read is reported and
-/// skipped (returned in the list of problems).
-pub async fn rebuild(cfg: &Config) -> Result<(usize, usize, Vec<String>)> {
+/// The catalog's errors (another daemon holding it among them).
+pub async fn rebuild(cfg: &Config) -> Result<Rebuilt> {
     let catalog = Catalog::open(&cfg.state_dir)?;
     let setup = super::Setup::services_only(cfg)?;
-    let (mut services, mut snapshots, mut problems) = (0, 0, Vec::new());
-    for s in &setup.services {
-        super::jobs::refresh_snapshots(&s.jobs, &catalog).await;
-        let key = ServiceKey::new(&s.jobs.tenant, &s.jobs.service);
+    let done = rebuild_services(&catalog, setup.services.iter().map(|s| &s.jobs)).await?;
+    catalog.flush()?;
+    Ok(done)
+}
+
+/// Reads every service's snapshots into `catalog` again, and its last
+/// backup time from the newest.
+///
+/// # Errors
+/// The catalog's errors.
+pub(crate) async fn rebuild_services<'a>(
+    catalog: &Catalog,
+    services: impl Iterator<Item = &'a super::jobs::ServiceJobs>,
+) -> Result<Rebuilt> {
+    let mut done = Rebuilt {
+        services: 0,
+        snapshots: 0,
+        problems: Vec::new(),
+    };
+    for s in services {
+        super::jobs::refresh_snapshots(s, catalog).await;
+        let key = ServiceKey::new(&s.tenant, &s.service);
         let snaps = catalog.snapshots(&key)?;
         if let Some(newest) = snaps.last().and_then(|n| n.time.parse().ok()) {
             catalog.set_last_run(&key, JobKind::Backup, newest)?;
         }
         if snaps.is_empty() {
-            problems.push(format!(
+            done.problems.push(format!(
                 "{}/{}: no snapshot found in {}",
-                s.jobs.tenant, s.jobs.service, s.jobs.repo.url
+                s.tenant, s.service, s.repo.url
             ));
         }
-        services += 1;
-        snapshots += snaps.len();
+        done.services += 1;
+        done.snapshots += snaps.len();
     }
-    catalog.flush()?;
-    Ok((services, snapshots, problems))
+    Ok(done)
 }

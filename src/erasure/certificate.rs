@@ -122,6 +122,19 @@ pub struct Certificate {
     /// The tenant's technical data on the erasing host (version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<HostReport>,
+    /// Erasure started before the notice period ended, and why (absent:
+    /// it started when the period was over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_start: Option<EarlyStart>,
+}
+
+/// An erasure started before the end of the notice period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlyStart {
+    /// When the notice period would have ended (RFC 3339).
+    pub notice_period_ended: String,
+    /// The operator's reason, as given to `erase execute --now --reason`.
+    pub reason: String,
 }
 
 /// A certificate with its signature.
@@ -284,10 +297,17 @@ pub fn keygen(path: &Path) -> Result<VerifyingKey> {
         .and_then(|()| f.sync_all())
         .map_err(crate::error::at("cannot write the signing key", path))?;
     let public = key.verifying_key();
-    let pub_path = path.with_extension("pub");
+    let pub_path = public_key_path(path);
     std::fs::write(&pub_path, hex::encode(public.to_bytes()) + "\n")
         .map_err(crate::error::at("cannot write the public key", &pub_path))?;
     Ok(public)
+}
+
+/// Where `keygen` writes the public key of the signing key at `path`: the
+/// same name with the extension `.pub` (`certificates.key` →
+/// `certificates.pub`).
+pub fn public_key_path(path: &Path) -> std::path::PathBuf {
+    path.with_extension("pub")
 }
 
 fn read_hex32(path: &Path, what: &str) -> Result<[u8; 32]> {
@@ -348,6 +368,15 @@ pub(crate) fn render_markdown(s: &SignedCertificate) -> String {
         c.issuer,
         c.audit_head
     );
+    if let Some(e) = &c.early_start {
+        out.insert_str(
+            out.find("\n## Targets").unwrap_or(out.len()),
+            &format!(
+                "\n**Erasure started before the end of the notice period** ({}), on the operator's decision: {}\n",
+                e.notice_period_ended, e.reason
+            ),
+        );
+    }
     for t in &c.targets {
         out.push_str(&format!(
             "| {} | {} | {} | {} | `{}` | {} |\n",
@@ -436,6 +465,7 @@ mod tests {
             issuer: "operator@backup1".into(),
             local_key_material: None,
             host: None,
+            early_start: None,
         }
     }
 

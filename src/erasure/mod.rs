@@ -229,10 +229,10 @@ pub fn give_notice(
         tenant: tenant.to_string(),
         contract: contract.map(str::to_string).or_else(|| t.contract.clone()),
         state: ErasureState::NoticeGiven,
-        notice_given: at.to_string(),
+        notice_given: crate::util::stamp(at),
         notice_by: by.to_string(),
-        due: add(at, NOTICE_PERIOD).to_string(),
-        deadline: add(at, DEADLINE).to_string(),
+        due: crate::util::stamp(add(at, NOTICE_PERIOD)),
+        deadline: crate::util::stamp(add(at, DEADLINE)),
         started: None,
         completed: None,
         early_reason: None,
@@ -247,6 +247,29 @@ pub fn give_notice(
         serde_json::json!({"contract": rec.contract, "due": rec.due, "deadline": rec.deadline}),
     )?;
     Ok(rec)
+}
+
+/// What `custos erase status` lists: every live erasure (notice given,
+/// erasing), then the configured tenants already erased, each with the path
+/// of its certificate when one is under the state directory.
+///
+/// # Errors
+/// The catalog's errors.
+pub fn status_list(cfg: &Config, catalog: &Catalog) -> Result<Vec<ErasureRecord>> {
+    let mut list = catalog.erasures()?;
+    let certs = erased_still_configured(cfg);
+    for t in &cfg.tenants {
+        if list.iter().any(|r| r.tenant == t.id) {
+            continue;
+        }
+        if let Some(mut r) = catalog.erasure(&t.id)? {
+            if let Some((_, path)) = certs.iter().find(|(id, _)| *id == t.id) {
+                r.certificate = Some(path.display().to_string());
+            }
+            list.push(r);
+        }
+    }
+    Ok(list)
 }
 
 /// The configured tenants that have a deletion certificate under
@@ -373,7 +396,7 @@ pub async fn execute(
     // stops the erasure before anything is deleted.
     if rec.state == ErasureState::NoticeGiven {
         rec.state = ErasureState::Erasing;
-        rec.started = Some(now.to_string());
+        rec.started = Some(crate::util::stamp(now));
         catalog.put_erasure(&rec)?;
         audit.append(by, "erasure.started", Some(tenant), serde_json::json!({}))?;
     }
@@ -541,7 +564,7 @@ pub async fn execute(
         contract: rec.contract.clone(),
         notice_given: rec.notice_given.clone(),
         erasure_started: rec.started.clone().unwrap_or_default(),
-        erasure_completed: completed.to_string(),
+        erasure_completed: crate::util::stamp(completed),
         targets: reports,
         destroyed_key_slots: destroyed_keys,
         verification,
@@ -549,6 +572,13 @@ pub async fn execute(
         issuer: by.to_string(),
         local_key_material: Some(local_keys),
         host: None,
+        early_start: rec
+            .early_reason
+            .clone()
+            .map(|reason| certificate::EarlyStart {
+                notice_period_ended: rec.due.clone(),
+                reason,
+            }),
     };
     let mut cert = cert;
     cert.host = Some(certificate::HostReport {

@@ -5,6 +5,8 @@
 //!   config (`7d`, `90d`, `12h`, `1d12h`).
 //! - [`schedule`]: cron expressions with seconds in a time zone, correct
 //!   across daylight-saving changes.
+//! - `cron_expr`: what operators write (five fields, six, seven, `@daily`),
+//!   checked field by field and normalised for the `cron` crate.
 //! - `window`: whether a restore request falls within a service's restore
 //!   window.
 //!
@@ -14,6 +16,7 @@
 //!
 //! Layer 5 of `docs/architecture.md`: it uses `duration`, and nothing of a layer above.
 
+pub(crate) mod cron_expr;
 pub(crate) mod retention;
 pub(crate) mod schedule;
 pub(crate) mod window;

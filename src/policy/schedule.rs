@@ -10,9 +10,10 @@
 //! - a time that exists twice (fall back: 02:30 on the last Sunday of
 //!   October) runs once, at the first of the two.
 //!
-//! Expressions have six fields (`sec min hour day-of-month month day-of-week`)
-//! or seven (with a year). The usual five-field form is accepted too: `0` is
-//! prepended for the seconds.
+//! Expressions are checked and normalised by [`super::cron_expr`]: five
+//! fields, six with seconds first, seven with a year, or a macro such as
+//! `@daily`; days of the week are numbered as in Unix cron (0 and 7 are
+//! Sunday).
 
 use std::str::FromStr;
 
@@ -80,18 +81,13 @@ impl CronSchedule {
     /// # Errors
     /// A message saying what is wrong with the expression or the zone.
     pub fn new(expr: &str, tz: &str) -> Result<CronSchedule, String> {
-        let fields = expr.split_whitespace().count();
-        let normalized = match fields {
-            5 => format!("0 {expr}"),
-            6 | 7 => expr.to_string(),
-            n => {
-                return Err(format!(
-                    "cron expression {expr:?} has {n} fields: 5 (min hour dom month dow), 6 (with seconds first) or 7 (and a year) expected"
-                ))
-            }
-        };
-        let cron = cron::Schedule::from_str(&normalized)
-            .map_err(|e| format!("cron expression {expr:?}: {e}"))?;
+        let normalized = super::cron_expr::normalize(expr)
+            .map_err(|e| format!("cron expression {expr:?} {e}"))?;
+        let cron = cron::Schedule::from_str(&normalized).map_err(|e| {
+            // normalize() checked every field; say it in one line anyway.
+            let one_line = e.to_string().replace('\n', " ");
+            format!("cron expression {expr:?} is refused: {one_line}")
+        })?;
         let zone = TimeZone::get(tz).map_err(|e| format!("time zone {tz:?}: {e}"))?;
         Ok(CronSchedule {
             expr: expr.to_string(),

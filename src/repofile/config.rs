@@ -93,7 +93,7 @@ impl RepoConfig {
             id: RepoId::random(),
             chunker,
             pack_size,
-            created: jiff::Timestamp::now().to_string(),
+            created: crate::util::stamp(jiff::Timestamp::now()),
         }
     }
 

@@ -55,7 +55,7 @@ pub struct Tombstone {
     pub hostname: String,
     /// User that forgot it.
     pub username: String,
-    /// Why (`forget`, `repair`).
+    /// Why (`forget`, `repair`, `tag`: replaced by a copy with other tags).
     pub reason: String,
 }
 

@@ -17,7 +17,7 @@ pub mod watch;
 
 pub(crate) use trees::TreeReader;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
 use std::path::PathBuf;
 
@@ -82,6 +82,18 @@ pub struct Created {
     pub id: RepoId,
     /// Where it is.
     pub repository: String,
+}
+
+/// What a pin (legal hold) records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PinInfo {
+    /// Why (ticket, court order).
+    pub reason: String,
+    /// When it was placed (RFC 3339).
+    pub created: String,
+    /// Who placed it (`user@host`).
+    pub by: String,
 }
 
 /// A key slot as `custos key list --json` shows it.
@@ -185,8 +197,10 @@ impl Repository {
         secret: &Secret,
         opts: &InitOptions,
         cache_root: Option<PathBuf>,
+        limits: &crate::backend::Limits,
     ) -> Result<(Repository, bool)> {
-        let opened = match Backend::open(url, false) {
+        let open = |create| Backend::open(url, create).map(|b| b.with_limits(limits));
+        let opened = match open(false) {
             Ok(b) => Repository::open(b, secret, cache_root.clone()).await,
             Err(e) => Err(e),
         };
@@ -195,12 +209,10 @@ impl Repository {
             Err(Error::NoRepository(_)) => {}
             r => return r.map(|r| (r, false)),
         }
-        match Repository::init(Backend::open(url, true)?, secret, opts, cache_root.clone()).await {
-            Err(Error::RepositoryExists(_)) => {
-                Repository::open(Backend::open(url, false)?, secret, cache_root)
-                    .await
-                    .map(|r| (r, false))
-            }
+        match Repository::init(open(true)?, secret, opts, cache_root.clone()).await {
+            Err(Error::RepositoryExists(_)) => Repository::open(open(false)?, secret, cache_root)
+                .await
+                .map(|r| (r, false)),
             r => r.map(|r| (r, true)),
         }
     }
@@ -524,6 +536,25 @@ impl Repository {
             .collect())
     }
 
+    /// Snapshots under legal hold with what their pin says (reason, when,
+    /// by whom); a pin whose object cannot be read still counts, with an
+    /// empty reason.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] for the listing.
+    pub async fn pin_details(&self) -> Result<HashMap<SnapshotId, PinInfo>> {
+        let mut out = HashMap::new();
+        for id in self.pins().await? {
+            let info = match self.backend.get(&format!("pins/{id}")).await {
+                Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+                Err(e) if is_not_found(&e) => continue,
+                Err(e) => return Err(e),
+            };
+            out.insert(id, info);
+        }
+        Ok(out)
+    }
+
     /// Places a snapshot under legal hold: `forget` never removes it.
     ///
     /// # Errors
@@ -532,7 +563,7 @@ impl Repository {
         let body = serde_json::json!({
             "snapshot": id.to_hex(),
             "reason": reason,
-            "created": jiff::Timestamp::now().to_string(),
+            "created": crate::util::stamp(jiff::Timestamp::now()),
             "by": format!("{}@{}", crate::util::username(), crate::util::hostname()),
         });
         self.backend
@@ -582,7 +613,7 @@ impl Repository {
         // someone else (repository::watch).
         let tomb = crate::repofile::snapshot::Tombstone {
             snapshot: id.to_hex(),
-            time: jiff::Timestamp::now().to_string(),
+            time: crate::util::stamp(jiff::Timestamp::now()),
             hostname: crate::util::hostname(),
             username: crate::util::username(),
             reason: reason.into(),
@@ -1126,9 +1157,10 @@ mod tests {
             kdf,
             ..InitOptions::default()
         };
-        let (first, _) = Repository::open_or_init(url, &pass("first"), &opts, None)
-            .await
-            .unwrap();
+        let (first, _) =
+            Repository::open_or_init(url, &pass("first"), &opts, None, &Default::default())
+                .await
+                .unwrap();
         assert!(
             key_cache::lookup(url, &pass("first")).is_some(),
             "init remembers its key"
@@ -1174,17 +1206,17 @@ mod tests {
             },
             ..InitOptions::default()
         };
-        let (a, created) = Repository::open_or_init(url, &secret, &opts, None)
+        let (a, created) = Repository::open_or_init(url, &secret, &opts, None, &Default::default())
             .await
             .unwrap();
         assert!(created);
-        let (b, created) = Repository::open_or_init(url, &secret, &opts, None)
+        let (b, created) = Repository::open_or_init(url, &secret, &opts, None, &Default::default())
             .await
             .unwrap();
         assert!(!created);
         assert_eq!(a.config().id, b.config().id);
         let wrong = Secret::Passphrase(zeroize::Zeroizing::new("other".into()));
-        let e = Repository::open_or_init(url, &wrong, &opts, None)
+        let e = Repository::open_or_init(url, &wrong, &opts, None, &Default::default())
             .await
             .err()
             .unwrap();

@@ -13,7 +13,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
+use globset::{GlobSet, GlobSetBuilder};
 
 use crate::repofile::tree::{Node, NodeKind, Xattr};
 use crate::{Error, Result};
@@ -126,24 +126,73 @@ pub(crate) fn unchanged(new: &Node, old: &Node) -> bool {
         && (new.size == 0 || !old.content.is_empty())
 }
 
-/// Exclude patterns. A pattern with a `/` matches the whole absolute path; one
-/// without matches the entry's name at any depth (as in restic and rsync).
+/// What a backup leaves out, as given (restic's options of the same names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExcludeOptions {
+    /// Globs (`--exclude`, `--exclude-file`): with a `/` they match the whole
+    /// absolute path, without one the entry's name at any depth.
+    pub patterns: Vec<String>,
+    /// The same, case-insensitive (`--iexclude`).
+    pub ipatterns: Vec<String>,
+    /// Leave out a directory holding a file of this name
+    /// (`--exclude-if-present NAME[:HEADER]`: with a header, only when the
+    /// file starts with it).
+    pub if_present: Vec<String>,
+    /// Leave out cache directories (a `CACHEDIR.TAG` with the standard
+    /// signature, bford.info/cachedir).
+    pub caches: bool,
+    /// Leave out files larger than this many bytes.
+    pub larger_than: Option<u64>,
+    /// Do not descend into other file systems: a mount point is kept as an
+    /// empty directory.
+    pub one_file_system: bool,
+}
+
+/// The signature a cache directory's `CACHEDIR.TAG` starts with.
+pub(crate) const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+/// [`ExcludeOptions`] compiled. A pattern with a `/` matches the whole
+/// absolute path; one without matches the entry's name at any depth (as in
+/// restic and rsync).
 #[derive(Debug, Clone)]
 pub(crate) struct Excludes {
     by_path: GlobSet,
     by_name: GlobSet,
+    /// (file name, header it must start with).
+    markers: Vec<(std::ffi::OsString, Option<Vec<u8>>)>,
+    larger_than: Option<u64>,
+    one_file_system: bool,
 }
 
 impl Excludes {
-    /// Compiles patterns.
+    /// Compiles patterns (case-sensitive only; see [`Excludes::from_options`]).
     ///
     /// # Errors
     /// [`Error::Usage`] for an invalid glob.
+    #[cfg(test)]
     pub(crate) fn new(patterns: &[String]) -> Result<Self> {
+        Self::from_options(&ExcludeOptions {
+            patterns: patterns.to_vec(),
+            ..Default::default()
+        })
+    }
+
+    /// Compiles every rule of `o`.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] for an invalid glob or an empty marker name.
+    pub(crate) fn from_options(o: &ExcludeOptions) -> Result<Self> {
         let mut by_path = GlobSetBuilder::new();
         let mut by_name = GlobSetBuilder::new();
-        for p in patterns {
-            let g = Glob::new(p)
+        let tagged = o
+            .patterns
+            .iter()
+            .map(|p| (p, false))
+            .chain(o.ipatterns.iter().map(|p| (p, true)));
+        for (p, insensitive) in tagged {
+            let g = globset::GlobBuilder::new(p)
+                .case_insensitive(insensitive)
+                .build()
                 .map_err(|e| Error::Usage(format!("invalid exclude pattern {p:?}: {e}")))?;
             if p.contains('/') {
                 by_path.add(g);
@@ -155,15 +204,62 @@ impl Excludes {
             b.build()
                 .map_err(|e| Error::Usage(format!("invalid exclude patterns: {e}")))
         };
+        let mut markers = Vec::new();
+        for m in &o.if_present {
+            let (name, header) = match m.split_once(':') {
+                Some((n, h)) => (n, Some(h.as_bytes().to_vec())),
+                None => (m.as_str(), None),
+            };
+            if name.is_empty() || name.contains('/') {
+                return Err(Error::Usage(format!(
+                    "--exclude-if-present {m:?}: give a file name (and optionally :HEADER)"
+                )));
+            }
+            markers.push((name.into(), header));
+        }
+        if o.caches {
+            markers.push(("CACHEDIR.TAG".into(), Some(CACHEDIR_SIGNATURE.to_vec())));
+        }
         Ok(Excludes {
             by_path: build(by_path)?,
             by_name: build(by_name)?,
+            markers,
+            larger_than: o.larger_than,
+            one_file_system: o.one_file_system,
         })
     }
 
-    /// True when the path is excluded.
+    /// True when the path is excluded by a pattern.
     pub(crate) fn matches(&self, path: &Path) -> bool {
         self.by_path.is_match(path) || path.file_name().is_some_and(|n| self.by_name.is_match(n))
+    }
+
+    /// True when a file of `size` bytes is too large to back up.
+    pub(crate) fn too_large(&self, size: u64) -> bool {
+        self.larger_than.is_some_and(|l| size > l)
+    }
+
+    /// Whether the walk stays on one file system.
+    pub(crate) fn one_file_system(&self) -> bool {
+        self.one_file_system
+    }
+
+    /// True when directory `dir` holds one of the marker files (with its
+    /// header, when one is asked): the directory is left out.
+    pub(crate) fn marked(&self, dir: &Path) -> bool {
+        self.markers.iter().any(|(name, header)| {
+            let p = dir.join(name);
+            match header {
+                None => std::fs::symlink_metadata(&p).is_ok(),
+                Some(h) => {
+                    let Ok(f) = open_regular(&p) else {
+                        return false;
+                    };
+                    let mut buf = vec![0u8; h.len()];
+                    std::io::Read::read_exact(&mut &f, &mut buf).is_ok() && buf == *h
+                }
+            }
+        })
     }
 }
 
@@ -171,6 +267,40 @@ impl Excludes {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    #[test]
+    fn exclude_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let fake = dir.path().join("fake");
+        let marked = dir.path().join("marked");
+        for d in [&cache, &fake, &marked] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let mut tag = CACHEDIR_SIGNATURE.to_vec();
+        tag.extend_from_slice(b"\n# a cache\n");
+        std::fs::write(cache.join("CACHEDIR.TAG"), &tag).unwrap();
+        std::fs::write(fake.join("CACHEDIR.TAG"), b"not a signature").unwrap();
+        std::fs::write(marked.join(".nobackup"), b"").unwrap();
+        let e = Excludes::from_options(&ExcludeOptions {
+            ipatterns: vec!["*.LOG".into()],
+            if_present: vec![".nobackup".into()],
+            caches: true,
+            larger_than: Some(100),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(e.matches(Path::new("/x/app.log")) && e.matches(Path::new("/x/APP.Log")));
+        assert!(e.marked(&cache), "a real cache directory");
+        assert!(!e.marked(&fake), "a tag without the signature");
+        assert!(e.marked(&marked));
+        assert!(e.too_large(101) && !e.too_large(100));
+        assert!(Excludes::from_options(&ExcludeOptions {
+            if_present: vec![":x".into()],
+            ..Default::default()
+        })
+        .is_err());
+    }
 
     #[test]
     fn excludes() {

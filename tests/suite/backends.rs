@@ -35,7 +35,7 @@ fn scenario(env: &Env, fresh_url: impl Fn(&str) -> String) {
     assert_eq!(snaps.as_array().unwrap().len(), 2);
     assert_eq!(snaps[0]["tags"][0], "daily");
 
-    let listing = env.ok(&["ls", second["id"].as_str().unwrap(), s]);
+    let listing = env.ok(&["ls", "--recursive", second["id"].as_str().unwrap(), s]);
     assert!(listing.contains("big.bin"));
     let o = env.cmd().args(["dump", "latest"]).output().unwrap();
     assert_eq!(o.stdout, dump, "stream snapshot dumps back");

@@ -38,6 +38,7 @@ fn certificates_verify_offline_and_tampering_is_refused() {
         audit_head: "00".repeat(32),
         issuer: "test".into(),
         local_key_material: None,
+        early_start: None,
         host: None,
     };
     let signed = sign(cert, &read_signing_key(&key).unwrap()).unwrap();

@@ -312,7 +312,7 @@ fn ls_dump_and_partial_restore() {
     make_tree(&src);
     let s = src.to_str().unwrap();
     env.ok(&["backup", s, "--time", "2026-01-01T00:00:00Z"]);
-    let listing = env.ok(&["ls", "latest", s]);
+    let listing = env.ok(&["ls", "--recursive", "latest", s]);
     assert!(listing.contains("docs/readme.txt"), "{listing}");
     let file = format!("{s}/docs/deep/er/data.bin");
     let out = env.cmd().args(["dump", "latest", &file]).output().unwrap();

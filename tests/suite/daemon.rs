@@ -141,14 +141,16 @@ fn config_errors_name_the_file_the_key_and_the_reason() {
     }
 }
 
-const OP: &str = "operator-token-for-tests-0123456789";
-const ACME: &str = "acme-partner-token-for-tests-0123";
+pub(crate) const OP: &str = "operator-token-for-tests-0123456789";
+pub(crate) const ACME: &str = "acme-partner-token-for-tests-0123";
+pub(crate) const AUDITOR: &str = "auditor-token-for-tests-0123456789";
 
-fn write_config(dir: &Path, port: u16, target_url: &str, backup_every: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, port: u16, target_url: &str, backup_every: &str) -> PathBuf {
     crate::common::cli::write_secret(dir.join("acme.pass"), "acme secret\n");
     crate::common::cli::write_secret(dir.join("globex.pass"), "globex secret\n");
     crate::common::cli::write_secret(dir.join("op.token"), OP);
     crate::common::cli::write_secret(dir.join("acme.token"), ACME);
+    crate::common::cli::write_secret(dir.join("auditor.token"), AUDITOR);
     let src = dir.join("data");
     std::fs::create_dir_all(src.join("sub")).unwrap();
     std::fs::write(src.join("a.txt"), b"hello custos\n".repeat(500)).unwrap();
@@ -459,4 +461,92 @@ fn daemon_on_the_s3_emulator() {
         return;
     };
     scenario(&s3.repo_url("daemon"), &s3_env(&s3));
+}
+
+/// On the daemon's host, without a token: `status`, `restore --daemon`,
+/// `catalog rebuild` and `erase` go through the local socket while the
+/// daemon holds the catalog; its journal says what it does.
+#[test]
+fn local_administration_through_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let target = dir.path().join("target");
+    let cfg = write_config(dir.path(), port, target.to_str().unwrap(), "0 0 3 1 1 *");
+    let d = Daemon::start(&cfg, &[], dir.path().join("daemon.log"));
+    let socket = dir.path().join("state/daemon.sock");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the socket is its owner's only");
+
+    let (s, job) = d.request("POST", "/v1/services/acme/web/backup", OP, "");
+    assert_eq!(s, 202, "{job}");
+    let j = d.wait_finished(&format!("/v1/jobs/{}", job["id"]), OP);
+    assert_eq!(j["state"], "succeeded", "{j}");
+
+    let run = |args: &[&str]| {
+        let o = custos(&[]).args(args).output().unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let c = cfg.to_str().unwrap();
+    let (code, out, err) = run(&["--json", "status", "--config", c]);
+    assert_ne!(code, Some(3), "status reached the daemon: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["services"].as_array().unwrap().len(), 3, "{v}");
+
+    let (code, out, err) = run(&[
+        "--json",
+        "restore",
+        "latest",
+        "--daemon",
+        c,
+        "--tenant",
+        "acme",
+        "--service",
+        "web",
+        "--ticket",
+        "SD-1",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["state"], "done", "{r}");
+    assert!(
+        r["bytes_total"].as_u64().unwrap() > 0,
+        "a total is reported: {r}"
+    );
+    assert_eq!(r["bytes_total"], r["bytes_done"], "{r}");
+
+    let (code, out, err) = run(&["--json", "catalog", "rebuild", "--config", c]);
+    assert_eq!(code, Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["services"], 3, "{v}");
+
+    let (code, _, err) = run(&["erase", "notice", "--config", c, "--tenant", "globex"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (_, out, _) = run(&["--json", "erase", "status", "--config", c]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v[0]["tenant"], "globex", "{v}");
+    // An early erasure off a terminal needs --yes.
+    let (code, _, err) = run(&[
+        "erase", "execute", "--config", c, "--tenant", "globex", "--now", "--reason", "test",
+    ]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("--yes"), "{err}");
+
+    let log = d.stop();
+    for want in [
+        "daemon started",
+        "local administration socket listening",
+        "backup started",
+        "backup succeeded",
+        "restore finished",
+        "stopped",
+    ] {
+        assert!(log.contains(want), "the log lacks {want:?}:\n{log}");
+    }
+    assert!(!log.contains("custos init"), "no misleading advice:\n{log}");
+    assert!(!socket.exists(), "the socket goes with the daemon");
 }

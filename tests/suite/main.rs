@@ -11,6 +11,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod api_docs;
 mod api_hardening;
 mod audit_trail;
 mod backends;
@@ -27,6 +28,8 @@ mod erasure_lifecycle;
 mod faults;
 mod layers;
 mod local_privacy;
+mod mount;
+mod operator_tools;
 mod repair;
 mod restore_safety;
 mod restore_target;

@@ -61,7 +61,7 @@ fn systemd_accepts_the_units() {
         let path = dir.path().join(as_name);
         std::fs::write(
             &path,
-            unit(name).replace("/usr/local/bin/custos", crate::common::cli::bin()),
+            unit(name).replace("/usr/bin/custos", crate::common::cli::bin()),
         )
         .unwrap();
         files.push(path);

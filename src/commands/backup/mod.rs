@@ -84,6 +84,11 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
     /// Exclude globs.
     pub excludes: Vec<String>,
+    /// The other exclusion rules (case-insensitive globs, marker files,
+    /// caches, size, one file system); its `patterns` add to `excludes`.
+    pub exclude: crate::source::ExcludeOptions,
+    /// The host to record (default: this one's name).
+    pub host: Option<String>,
     /// Parent snapshot (ID or prefix); by default the latest of the same service
     /// (or the same paths and host).
     pub parent: Option<String>,
@@ -111,6 +116,8 @@ impl Default for BackupOptions {
             tenant: None,
             tags: Vec::new(),
             excludes: Vec::new(),
+            exclude: Default::default(),
+            host: None,
             parent: None,
             force: false,
             time: None,
@@ -235,7 +242,11 @@ impl Stats {
 /// cache errors. On error no snapshot is written.
 pub async fn backup(repo: &IndexedRepository, mut opts: BackupOptions) -> Result<BackupResult> {
     let start = Instant::now();
-    let excludes = Excludes::new(&opts.excludes)?;
+    let excludes = {
+        let mut rules = opts.exclude.clone();
+        rules.patterns.extend(opts.excludes.iter().cloned());
+        Excludes::from_options(&rules)?
+    };
     let paths = if opts.stream.is_some() {
         Vec::new()
     } else {
@@ -304,7 +315,7 @@ async fn find_parent(
         return Ok(None);
     }
     let (snaps, _) = repo.snapshots().await?;
-    let host = crate::util::hostname();
+    let host = opts.host.clone().unwrap_or_else(crate::util::hostname);
     let chosen = match &opts.parent {
         Some(spec) => Some(select_snapshot(&snaps, spec, |_| true)?),
         None => snaps.iter().rev().find(|(_, s)| {
@@ -414,7 +425,7 @@ async fn run(
         time: opts.time.unwrap_or_else(jiff::Timestamp::now).to_string(),
         tree: root,
         paths: path_strings,
-        hostname: crate::util::hostname(),
+        hostname: opts.host.clone().unwrap_or_else(crate::util::hostname),
         username: crate::util::username(),
         service: opts.service.clone(),
         tenant: opts.tenant.clone(),

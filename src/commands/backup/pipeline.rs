@@ -174,6 +174,7 @@ where
                 abort: &abort,
                 compressor: zstd::bulk::Compressor::new(level).ok(),
                 excludes: None,
+                root_device: None,
             };
             let r = walk(&mut walker);
             // Closing the job channel lets the workers stop.

@@ -85,6 +85,9 @@ pub(super) struct Walker<'a> {
     pub(super) abort: &'a AtomicBool,
     pub(super) compressor: Option<zstd::bulk::Compressor<'static>>,
     pub(super) excludes: Option<Excludes>,
+    /// The device of the path being backed up, when the walk stays on one
+    /// file system.
+    pub(super) root_device: Option<u64>,
 }
 
 impl Walker<'_> {
@@ -400,6 +403,16 @@ impl Walker<'_> {
             }
         };
         let mut node = node_from_metadata(name, path, &md);
+        if let Some(ex) = &self.excludes {
+            let left_out = match node.kind {
+                NodeKind::File => ex.too_large(node.size),
+                NodeKind::Dir => ex.marked(path),
+                _ => false,
+            };
+            if left_out {
+                return Ok(());
+            }
+        }
         let slot = Slot {
             dir: d,
             node: self.dir(d)?.nodes.len(),
@@ -459,11 +472,13 @@ impl Walker<'_> {
             }
             NodeKind::Dir => {
                 add(&self.stats.dirs, 1);
+                // Another file system's mount point is kept, empty.
+                let foreign = self.root_device.is_some_and(|dev| node.device != dev);
                 let old_tree = self.read_old_tree(old);
                 let dir = self.dir(d)?;
                 dir.nodes.push(node);
                 dir.waiting += 1;
-                self.walk_dir(path, old_tree.as_ref(), Up::Parent(slot))?;
+                self.walk_dir_listing(path, old_tree.as_ref(), Up::Parent(slot), !foreign)?;
             }
             _ => self.dir(d)?.nodes.push(node),
         }
@@ -526,8 +541,26 @@ impl Walker<'_> {
     /// Lists a directory and backs up its entries; its tree is written once
     /// they are all in, and goes where `up` says. Returns its slot.
     fn walk_dir(&mut self, path: &Path, old: Option<&Tree>, up: Up) -> Result<usize> {
-        let mut names: Vec<_> = match std::fs::read_dir(path) {
-            Ok(rd) => {
+        self.walk_dir_listing(path, old, up, true)
+    }
+
+    /// [`Self::walk_dir`], or with `list` false the directory alone, empty
+    /// (a mount point the walk does not cross).
+    fn walk_dir_listing(
+        &mut self,
+        path: &Path,
+        old: Option<&Tree>,
+        up: Up,
+        list: bool,
+    ) -> Result<usize> {
+        let listing = if list {
+            std::fs::read_dir(path).map(Some)
+        } else {
+            Ok(None)
+        };
+        let mut names: Vec<_> = match listing {
+            Ok(None) => Vec::new(),
+            Ok(Some(rd)) => {
                 let mut v = Vec::new();
                 for e in rd {
                     match e {
@@ -622,6 +655,11 @@ impl Walker<'_> {
     ) -> Result<BlobId> {
         self.excludes = Some(excludes.clone());
         if paths.len() == 1 && paths[0] == Path::new("/") {
+            self.root_device = excludes
+                .one_file_system()
+                .then(|| std::fs::symlink_metadata("/").ok())
+                .flatten()
+                .map(|md| std::os::unix::fs::MetadataExt::dev(&md));
             let d = self.walk_dir(Path::new("/"), parent, Up::Tree)?;
             return self.wait_tree(d);
         }
@@ -642,6 +680,12 @@ impl Walker<'_> {
                 let key = name.as_bytes().to_vec();
                 let old_node = old_tree.as_ref().and_then(|t| t.find(&key)).cloned();
                 if i + 1 == comps.len() {
+                    self.root_device = self
+                        .excludes
+                        .as_ref()
+                        .filter(|e| e.one_file_system())
+                        .and_then(|_| std::fs::symlink_metadata(&cur).ok())
+                        .map(|md| std::os::unix::fs::MetadataExt::dev(&md));
                     if let Some(n) = self.entry_now(&cur, name, old_node.as_ref())? {
                         dir.children.insert(key, VirtualEntry::Done(n));
                     }

@@ -281,10 +281,11 @@ pub(super) async fn list_erasures(
     AxState(app): AxState<App>,
     Caller(token): Caller,
 ) -> ApiResult<Response> {
-    let list: Vec<_> = app
-        .state
-        .catalog
-        .erasures()?
+    let all = match app.state.current_config() {
+        Some(cfg) => crate::erasure::status_list(&cfg, &app.state.catalog)?,
+        None => app.state.catalog.erasures()?,
+    };
+    let list: Vec<_> = all
         .into_iter()
         .filter(|r| token.role.sees(&r.tenant))
         .collect();

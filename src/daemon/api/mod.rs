@@ -13,13 +13,19 @@
 //! | `POST /v1/services/{tenant}/{service}/restores` | operator, partner | restore request: `{"ticket": "SD-1", "snapshot": "latest" \| ID \| prefix, "at": RFC 3339, "include": [globs], "exclude": [globs], "verify": true}`; 202 with the request, 422 outside the restore window, 409 once the tenant's erasure has started. A snapshot the daemon has not seen yet (written by the command line or another host) is looked up in the repository before the request is refused. Privileged content (setuid bits, capabilities, device nodes) is never restored |
 //! | `GET /v1/restores[?tenant=&service=&limit=]` | all roles | recent restore requests |
 //! | `GET /v1/erasures` | operator, auditor (all); partner (its tenant) | end-of-contract erasure states and deadlines |
+//! | `POST /v1/erasures/{tenant}/notice` | operator | notice of the end of the contract: `{"contract": "...", "at": RFC 3339}` (both optional); 201 with the erasure record |
+//! | `POST /v1/erasures/{tenant}/execute` | operator | erase now that the notice period is over, or before with `{"now": true, "reason": "..."}` (audited, in the certificate); answers when done with the record and its certificate; 422 before the period ends without `now` |
+//! | `POST /v1/catalog/rebuild` | operator | read every service's snapshots from its repository again; `{"services", "snapshots", "problems"}` |
 //! | `GET /v1/audit[?tenant=]` | operator, auditor (all); partner (its tenant) | audit records, oldest first, with the chain's head |
 //! | `GET /v1/restores/{id}` | all roles | one request: state (`queued`, `running`, `done`, `failed`), files and bytes so far, errors |
 //! | `GET /v1/audit/chain` | operator, auditor | the audit trail's health: `ok`, records, whether the mirror was compared, problems (a cut, edited or diverged log) |
 //! | `GET /v1/alarms` | operator, auditor (all); partner (its tenant) | changes in a repository custos did not make: a snapshot deleted without a forget, an older index object put back (rollback detection) |
 //! | `POST /v1/alarms/accept` | operator | `{"tenant": "..."}`: accept the tenant's repositories as they now are; removes and returns its alarms (audited) |
 //!
-//! Authentication: `Authorization: Bearer <token>`. A partner token only ever
+//! Authentication: `Authorization: Bearer <token>`; on the daemon's local
+//! socket (`<state_dir>/daemon.sock`, see `super::local`) none: the kernel
+//! names the caller, who must be the daemon's user or root, and is served as
+//! an operator. A partner token only ever
 //! sees its own tenant: anything of another tenant answers 404, exactly as if
 //! it did not exist. Auditors read everything and change nothing (403). A
 //! partner token stops working (401) once its tenant's erasure has started.
@@ -58,10 +64,12 @@ use super::scheduler::Request as JobRequest;
 use super::state::{State, Token};
 use crate::Error;
 
+mod admin;
 mod auth;
 mod dedup;
 mod handlers;
 
+use admin::{execute_erasure, give_notice, rebuild_catalog};
 use auth::{partner_view, throttle};
 use dedup::answer_once;
 use handlers::*;
@@ -155,6 +163,9 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/alarms", get(list_alarms))
         .route("/v1/alarms/accept", post(accept_alarms))
         .route("/v1/erasures", get(list_erasures))
+        .route("/v1/erasures/{tenant}/notice", post(give_notice))
+        .route("/v1/erasures/{tenant}/execute", post(execute_erasure))
+        .route("/v1/catalog/rebuild", post(rebuild_catalog))
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), answer_once))
         .layer(middleware::from_fn_with_state(app.clone(), partner_view))
