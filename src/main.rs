@@ -36,9 +36,8 @@ fn main() -> ExitCode {
         let message = format!("{var} is set but empty: unset it or give it a value");
         if json {
             cli::print_json_error("usage", &message, None);
-        } else {
-            eprintln!("error: {message}");
         }
+        eprintln!("error: {message}");
         return ExitCode::from(2);
     }
     let parsed = command
@@ -94,11 +93,12 @@ fn main() -> ExitCode {
                     .unwrap_or_else(|| "internal".into());
                 let detail = (!causes.is_empty()).then(|| causes.join("; "));
                 cli::print_json_error(&kind, &e.to_string(), detail.as_deref());
-            } else {
-                eprintln!("error: {e}");
-                for c in causes {
-                    eprintln!("  caused by: {c}");
-                }
+            }
+            // With --json too: the document is on stdout, the sentence for
+            // the person watching on stderr.
+            eprintln!("error: {e}");
+            for c in causes {
+                eprintln!("  caused by: {c}");
             }
             ExitCode::from(e.exit_code() as u8)
         }

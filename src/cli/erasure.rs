@@ -369,9 +369,8 @@ pub(crate) fn verify_certificate(g: &Global, file: PathBuf, public_key: PathBuf)
             let message = format!("certificate {} is not valid: {e}", file.display());
             if g.json {
                 super::print_json_error("integrity", &message, None);
-            } else {
-                eprintln!("error: {message}");
             }
+            eprintln!("error: {message}");
             Ok(1)
         }
     }

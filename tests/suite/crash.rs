@@ -412,6 +412,7 @@ fn erase_killed_at_seeded_points_resumes() {
             "--tenant",
             t,
             "--now",
+            "--yes",
             "--reason",
             "crash test",
             "--config",

@@ -108,6 +108,7 @@ fn erasure_on_s3_and_azurite() {
             "--tenant",
             "acme",
             "--now",
+            "--yes",
             "--reason",
             "partner asked in ticket SD-9",
             "--config",
@@ -247,7 +248,8 @@ fn erase_now(vars: &[(String, String)], cfg: &Path) -> std::process::Output {
         .arg(cfg));
     custos(vars)
         .args([
-            "erase", "execute", "--tenant", "zqacme", "--now", "--reason", "test", "--config",
+            "erase", "execute", "--tenant", "zqacme", "--now", "--yes", "--reason", "test",
+            "--config",
         ])
         .arg(cfg)
         .output()
@@ -466,7 +468,8 @@ fn erasure_waits_for_the_exclusive_lock_and_deletes_nothing_before() {
     std::fs::remove_file(&lock).unwrap();
     let o = custos(&[])
         .args([
-            "erase", "execute", "--tenant", "zqacme", "--now", "--reason", "test", "--config",
+            "erase", "execute", "--tenant", "zqacme", "--now", "--yes", "--reason", "test",
+            "--config",
         ])
         .arg(&cfg)
         .output()

@@ -166,7 +166,8 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
         .arg(&cfg));
     let out = ok(custos()
         .args([
-            "erase", "execute", "--tenant", TENANT, "--now", "--reason", "SD-3", "--config",
+            "erase", "execute", "--tenant", TENANT, "--now", "--yes", "--reason", "SD-3",
+            "--config",
         ])
         .arg(&cfg));
     assert!(out.contains("old"), "{out}");

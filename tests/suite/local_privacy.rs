@@ -87,7 +87,8 @@ fn repository_cache_state_and_certificates_are_private_whatever_the_umask() {
     ok(run_umask_022(
         &env,
         &[
-            "erase", "execute", "--tenant", "t", "--now", "--reason", "test", "--config", cfg_s,
+            "erase", "execute", "--tenant", "t", "--now", "--yes", "--reason", "test", "--config",
+            cfg_s,
         ],
     ));
     let open = not_private(&d.join("state"));
@@ -163,7 +164,8 @@ fn secret_files_that_others_can_read_are_refused() {
     env.ok(&["erase", "notice", "--tenant", "t", "--config", cfg_s]);
     let e = env.fails(
         &[
-            "erase", "execute", "--tenant", "t", "--now", "--reason", "test", "--config", cfg_s,
+            "erase", "execute", "--tenant", "t", "--now", "--yes", "--reason", "test", "--config",
+            cfg_s,
         ],
         2,
     );
