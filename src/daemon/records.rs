@@ -129,7 +129,7 @@ impl JobState {
             JobState::Queued => "queued",
             JobState::Running => "running",
             JobState::Succeeded => "succeeded",
-            JobState::Warning => "finished with warnings",
+            JobState::Warning => "warning",
             JobState::Failed => "failed",
         }
     }

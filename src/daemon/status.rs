@@ -356,7 +356,7 @@ pub fn table(statuses: &[ServiceStatus]) -> String {
             if s.rpo_ok { "yes" } else { "NO" },
             s.last_backup
                 .as_ref()
-                .map_or_else(|| "-".into(), |j| format!("{:?}", j.state).to_lowercase()),
+                .map_or_else(|| "-".into(), |j| j.state.word().to_string()),
             s.next_backup.clone().unwrap_or_else(|| "-".into()),
             drill
         ));
@@ -371,9 +371,9 @@ pub fn erasure_lines(erasures: &[ErasureRecord]) -> String {
         .iter()
         .map(|r| {
             format!(
-                "erasure {}: {:?}, notice {}, due {}, deadline {}{}\n",
+                "erasure {}: {}, notice {}, due {}, deadline {}{}\n",
                 r.tenant,
-                r.state,
+                crate::erasure::state_name(r.state),
                 r.notice_given,
                 r.due,
                 r.deadline,
