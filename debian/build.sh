@@ -28,4 +28,4 @@ mkdir -p "$DIR/completions"
 "$DIR/custos" generate completions bash > "$DIR/completions/custos"
 "$DIR/custos" generate completions zsh > "$DIR/completions/_custos"
 "$DIR/custos" generate completions fish > "$DIR/completions/custos.fish"
-cargo deb --no-build --profile "$PROFILE" --no-strip 2>&1 | tail -n 1
+cargo deb --no-build --profile "$PROFILE" 2>&1 | tail -n 1
