@@ -210,6 +210,14 @@ impl AuditLog {
         crate::util::blocking(|| read(&self.path, filter))
     }
 
+    /// How many records the log holds now.
+    pub fn records(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .seq
+    }
+
     /// The hash of the newest record.
     pub fn head(&self) -> String {
         self.state

@@ -151,7 +151,7 @@ fn under(
                 path: path.clone(),
                 kind: n.kind,
                 size: n.size,
-                mtime: jiff::Timestamp::from_nanosecond(i128::from(n.mtime_ns))
+                mtime: jiff::Timestamp::from_second(n.mtime_ns.div_euclid(1_000_000_000))
                     .map(|t| t.to_string())
                     .unwrap_or_default(),
             });

@@ -712,6 +712,7 @@ pub async fn run(
         version = env!("CARGO_PKG_VERSION"),
         config = %setup.config.as_ref().map_or_else(|| "(none)".to_string(), |c| c.file.display().to_string()),
         state = %setup.state_dir.display(),
+        listen = %setup.listen.map_or_else(|| "(no API)".to_string(), |a| a.to_string()),
         services = setup.services.len(),
         "daemon started"
     );

@@ -367,7 +367,7 @@ impl RestoreDesk {
             requested_by: actor.to_string(),
             requested_at: now.to_string(),
             snapshot: snap.id,
-            snapshot_time: snap.time.clone(),
+            snapshot_time: crate::util::stamp(snap.timestamp()),
             target: self
                 .root
                 .join(&svc.tenant)

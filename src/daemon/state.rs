@@ -205,10 +205,17 @@ impl State {
 
     /// The audit trail's health.
     pub(crate) fn chain(&self) -> crate::audit::ChainStatus {
-        self.audit_chain
+        let mut c = self
+            .audit_chain
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .clone();
+        // The count as it is now, not as of the last check: every record
+        // since was appended through the verified log.
+        if let (Some(a), true) = (&self.audit, c.problems.is_empty()) {
+            c.records = a.records();
+        }
+        c
     }
 
     /// Records what a check of the audit trail found; problems stay.
