@@ -367,7 +367,10 @@ impl RestoreDesk {
             requested_by: actor.to_string(),
             requested_at: now.to_string(),
             snapshot: snap.id,
-            snapshot_time: crate::util::stamp(snap.timestamp()),
+            snapshot_time: snap
+                .time
+                .parse::<jiff::Timestamp>()
+                .map_or_else(|_| snap.time.clone(), crate::util::stamp),
             target: self
                 .root
                 .join(&svc.tenant)
