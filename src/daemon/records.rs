@@ -395,7 +395,7 @@ impl Catalog {
         for mut rec in table.values("")? {
             if !rec.state.finished() {
                 rec.state = JobState::Failed;
-                rec.finished = Some(now.to_string());
+                rec.finished = Some(crate::util::stamp(now));
                 rec.error = Some(
                     "interrupted: the daemon stopped while the job was queued or running".into(),
                 );

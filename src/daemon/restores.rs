@@ -250,7 +250,7 @@ impl RestoreDesk {
                     continue;
                 }
             }
-            rec.expired = Some(now.to_string());
+            rec.expired = Some(crate::util::stamp(now));
             self.save(&rec);
             tracing::info!(restore = %rec.id, tenant = %rec.tenant, "restored files removed after the retention period");
             n += 1;
@@ -365,7 +365,7 @@ impl RestoreDesk {
             service: svc.service.clone(),
             ticket: req.ticket.clone(),
             requested_by: actor.to_string(),
-            requested_at: now.to_string(),
+            requested_at: crate::util::stamp(now),
             snapshot: snap.id,
             snapshot_time: snap
                 .time
@@ -608,7 +608,7 @@ impl Catalog {
         for mut rec in table.values("")? {
             if matches!(rec.state, RestoreState::Queued | RestoreState::Running) {
                 rec.state = RestoreState::Failed;
-                rec.finished = Some(now.to_string());
+                rec.finished = Some(crate::util::stamp(now));
                 rec.errors = vec!["interrupted: the daemon stopped during the restore".into()];
                 table.put(&rec.id, &rec)?;
                 n += 1;
