@@ -735,3 +735,68 @@ pub(crate) async fn run(cli: Cli) -> Result<u8> {
         Command::Generate { action } => generate::run(action),
     }
 }
+
+#[cfg(test)]
+mod help_tests {
+    /// Every option and argument of every command says what it is for, and
+    /// every command too.
+    #[test]
+    fn every_option_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() && !path.is_empty() {
+                missing.push(format!("command `{path}`"));
+            }
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !a.is_hide_set() && !builtin && a.get_help().is_none() {
+                    missing.push(format!("`{path}` option `{}`", a.get_id()));
+                }
+            }
+            for s in cmd.get_subcommands() {
+                walk(
+                    s,
+                    &format!("{path} {}", s.get_name()).trim().to_string(),
+                    missing,
+                );
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::command(), "", &mut missing);
+        assert!(missing.is_empty(), "undescribed: {missing:#?}");
+    }
+
+    /// The main commands' long help ends with examples.
+    #[test]
+    fn main_commands_have_examples() {
+        let cmd = super::command();
+        for name in [
+            "init",
+            "backup",
+            "restore",
+            "snapshots",
+            "check",
+            "forget",
+            "copy",
+            "diff",
+            "find",
+            "mount",
+            "dump",
+            "ls",
+            "stats",
+            "tag",
+        ] {
+            let sub = cmd
+                .get_subcommands()
+                .find(|s| s.get_name() == name)
+                .unwrap_or_else(|| panic!("no command {name}"));
+            let after = sub
+                .get_after_long_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            assert!(
+                after.starts_with("Example"),
+                "`{name} --help` has no examples"
+            );
+        }
+    }
+}
