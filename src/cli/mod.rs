@@ -753,11 +753,7 @@ mod help_tests {
                 }
             }
             for s in cmd.get_subcommands() {
-                walk(
-                    s,
-                    &format!("{path} {}", s.get_name()).trim().to_string(),
-                    missing,
-                );
+                walk(s, format!("{path} {}", s.get_name()).trim(), missing);
             }
         }
         let mut missing = Vec::new();
