@@ -606,6 +606,19 @@ pub(crate) fn print_json<T: serde::Serialize>(v: &T) -> Result<()> {
     Ok(())
 }
 
+/// What a command that changes one thing says: `value` as the JSON
+/// document with `--json`, else `text` (nothing with `--quiet`).
+pub(crate) fn report(g: &Global, value: serde_json::Value, text: &str) -> Result<()> {
+    if g.json {
+        print_json(&value)
+    } else {
+        if !g.quiet {
+            println!("{text}");
+        }
+        Ok(())
+    }
+}
+
 /// The one JSON document an error gives on stdout with `--json`:
 /// `{"error": {"kind", "message", "detail"?}}`; the exit code is unchanged.
 pub(crate) fn print_json_error(kind: &str, message: &str, detail: Option<&str>) {

@@ -114,7 +114,11 @@ pub(crate) async fn key(g: &Global, action: KeyAction) -> Result<u8> {
                 "key.added",
                 serde_json::json!({"repository": repo_url(g)?, "slot": id.to_hex()}),
             )?;
-            println!("added key slot {}", id.short());
+            super::report(
+                g,
+                serde_json::json!({"added": id.to_hex()}),
+                &format!("added key slot {}", id.short()),
+            )?;
         }
         KeyAction::Passwd { new_password_file } => {
             let secret = match new_password_file {
@@ -154,7 +158,11 @@ pub(crate) async fn key(g: &Global, action: KeyAction) -> Result<u8> {
                 "key.removed",
                 serde_json::json!({"repository": repo_url(g)?, "slot": slot.to_hex()}),
             )?;
-            println!("removed key slot {}", slot.short());
+            super::report(
+                g,
+                serde_json::json!({"removed": slot.to_hex()}),
+                &format!("removed key slot {}", slot.short()),
+            )?;
         }
     }
     Ok(0)
@@ -173,9 +181,11 @@ pub(crate) async fn unlock(g: &Global, all: bool) -> Result<u8> {
     for r in &removed {
         eprintln!("removed {}", r.holder());
     }
-    if !g.quiet {
-        println!("{} locks removed", removed.len());
-    }
+    super::report(
+        g,
+        serde_json::json!({"locks_removed": removed.len()}),
+        &format!("{} locks removed", removed.len()),
+    )?;
     Ok(0)
 }
 

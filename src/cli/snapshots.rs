@@ -268,7 +268,11 @@ pub(crate) async fn pin(g: &Global, snapshot: String, reason: String) -> Result<
         "snapshot.pinned",
         serde_json::json!({"repository": repo_url(g)?, "snapshot": id.to_hex(), "reason": reason}),
     )?;
-    println!("snapshot {} pinned ({reason})", id.short());
+    super::report(
+        g,
+        serde_json::json!({"snapshot": id.to_hex(), "pinned": true, "reason": reason}),
+        &format!("snapshot {} pinned ({reason})", id.short()),
+    )?;
     Ok(0)
 }
 
@@ -282,6 +286,10 @@ pub(crate) async fn unpin(g: &Global, snapshot: String) -> Result<u8> {
         "snapshot.unpinned",
         serde_json::json!({"repository": repo_url(g)?, "snapshot": id.to_hex()}),
     )?;
-    println!("snapshot {} unpinned", id.short());
+    super::report(
+        g,
+        serde_json::json!({"snapshot": id.to_hex(), "pinned": false}),
+        &format!("snapshot {} unpinned", id.short()),
+    )?;
     Ok(0)
 }

@@ -380,3 +380,35 @@ fn completions_and_manual_pages_come_from_the_command_line() {
     let daemon_help = env.ok(&["daemon", "--help"]);
     assert!(!daemon_help.contains("--repo"), "{daemon_help}");
 }
+
+#[test]
+fn every_command_gives_one_json_document() {
+    let env = Env::local();
+    let src = env.path("src");
+    make_tree(&src);
+    let s = src.to_str().unwrap();
+    let extra = env.path("extra.key");
+    for args in [
+        vec!["init"],
+        vec!["backup", s, "--tag", "a"],
+        vec!["backup", s, "--dry-run"],
+        vec!["snapshots"],
+        vec!["ls", "latest"],
+        vec!["diff", "latest", "latest"],
+        vec!["find", "*.bin"],
+        vec!["tag", "latest", "--add", "b"],
+        vec!["pin", "latest"],
+        vec!["unpin", "latest"],
+        vec!["stats"],
+        vec!["stats", "latest"],
+        vec!["check"],
+        vec!["key", "list"],
+        vec!["key", "add", "--new-key-file", extra.to_str().unwrap()],
+        vec!["forget", "--keep-last", "1", "--dry-run"],
+        vec!["prune", "--dry-run"],
+        vec!["unlock"],
+    ] {
+        let v = env.json(&args);
+        assert!(v.is_object() || v.is_array(), "{args:?}: {v}");
+    }
+}
