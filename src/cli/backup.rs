@@ -78,32 +78,6 @@ pub(crate) struct BackupArgs {
     pub(crate) compression: i32,
 }
 
-/// A size with an optional unit: `512`, `100K`, `512M`, `2G`, `1T`
-/// (powers of 1024, as restic).
-pub(crate) fn parse_size(s: &str) -> std::result::Result<u64, String> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_uppercase() {
-                'B' => 1,
-                'K' => 1 << 10,
-                'M' => 1 << 20,
-                'G' => 1 << 30,
-                'T' => 1 << 40,
-                _ => return Err(format!("{s:?}: unknown unit {c:?} (use K, M, G or T)")),
-            };
-            (&t[..i], m)
-        }
-        _ => (t, 1),
-    };
-    let n: u64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size such as 512M or 2G"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
 /// The non-empty, non-comment lines of `path` (`-`: stdin).
 fn lines_of(path: &std::path::Path, what: &str) -> Result<Vec<String>> {
     let text = if path == std::path::Path::new("-") {
@@ -146,7 +120,10 @@ pub(crate) async fn run(g: &Global, mut a: BackupArgs) -> Result<u8> {
         larger_than: a
             .exclude_larger_than
             .as_deref()
-            .map(|s| parse_size(s).map_err(|e| Error::Usage(format!("--exclude-larger-than {e}"))))
+            .map(|s| {
+                custos::parse_size(s)
+                    .map_err(|e| Error::Usage(format!("--exclude-larger-than {e}")))
+            })
             .transpose()?,
         one_file_system: a.one_file_system,
     };
@@ -251,20 +228,4 @@ pub(crate) async fn run(g: &Global, mut a: BackupArgs) -> Result<u8> {
         return Ok(1);
     }
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512"), Ok(512));
-        assert_eq!(parse_size("100K"), Ok(102_400));
-        assert_eq!(parse_size("2g"), Ok(2 << 30));
-        assert_eq!(parse_size("1T"), Ok(1 << 40));
-        assert!(parse_size("12X").is_err());
-        assert!(parse_size("M").is_err());
-        assert!(parse_size("99999999999T").is_err());
-    }
 }

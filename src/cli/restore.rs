@@ -17,8 +17,18 @@ pub(crate) struct RestoreArgs {
     /// Snapshot ID, unique prefix, or `latest` (default with --at)
     pub(crate) snapshot: Option<String>,
     /// Directory to restore into
-    #[arg(long, required_unless_present = "daemon")]
+    #[arg(long, required_unless_present_any = ["daemon", "into"])]
     pub(crate) target: Option<PathBuf>,
+    /// Load a database snapshot into a new database instead of writing its
+    /// dump: postgres://[USER@]HOST[:PORT]/NEWDB (or ?host=/socket/dir),
+    /// mysql://[USER@]HOST[:PORT]/NEWDB (or ?socket=/path); refused when
+    /// NEWDB exists
+    #[arg(long, value_name = "URL", conflicts_with_all = ["target", "daemon"])]
+    pub(crate) into: Option<String>,
+    /// With --into: the private credentials file (a PostgreSQL passfile, a
+    /// MariaDB option file)
+    #[arg(long, value_name = "FILE", requires = "into")]
+    pub(crate) db_credentials: Option<PathBuf>,
     /// Ask a running daemon to restore for a ticket instead of restoring
     /// here: its API URL (e.g. http://127.0.0.1:8420, with CUSTOS_TOKEN), or
     /// on its host its config file or local socket (no token); needs
@@ -65,6 +75,9 @@ pub(crate) struct RestoreArgs {
 
 /// `custos restore`: exit 1 when something could not be restored.
 pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
+    if a.into.is_some() {
+        return into_database(g, a).await;
+    }
     let target = a
         .target
         .clone()
@@ -150,6 +163,91 @@ pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
             eprintln!("  {e}");
         }
         return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `custos restore --into URL`: a database snapshot's dump loaded into a
+/// new database (created here; dropped again if the load fails, so nothing
+/// is left half-loaded). The dump streams from the repository into
+/// `pg_restore` or `mariadb`.
+async fn into_database(g: &Global, a: RestoreArgs) -> Result<u8> {
+    use custos::database::parse_url;
+    let url = a.into.clone().unwrap_or_default();
+    let (mut conn, database) = parse_url(&url)?;
+    conn.credentials = a.db_credentials.clone();
+    conn.check_credentials()?;
+    let repo = open(g).await?.load_index().await?;
+    let (snaps, _) = repo.snapshots_naming(a.snapshot.as_deref()).await?;
+    let service_ok = |s: &custos::repofile::snapshot::Snapshot| {
+        a.service
+            .as_ref()
+            .is_none_or(|v| s.service.as_ref() == Some(v))
+    };
+    let at = a.at.as_deref().map(|t| parse_time(t, "--at")).transpose()?;
+    let (id, snap) = select_snapshot_at(&snaps, a.snapshot.as_deref(), at, service_ok)?;
+    if let Some(w) = a.restore_window.as_deref() {
+        let w = w
+            .parse::<custos::HumanDuration>()
+            .map_err(|e| Error::Usage(format!("--restore-window {w:?}: {e}")))?;
+        custos::commands::restore::check_window(Some(w), at, snap.timestamp())?;
+    }
+    let name = match (snap.stream, snap.paths.as_slice()) {
+        (true, [one]) => one.trim_start_matches('/').to_string(),
+        _ => {
+            return Err(Error::Usage(format!(
+                "snapshot {} is not a database dump (a stream snapshot): restore it with --target",
+                id.short()
+            )))
+        }
+    };
+    let custom = name.ends_with(".dump");
+    if custom && conn.kind != custos::database::DbKind::Postgres {
+        return Err(Error::Usage(format!(
+            "snapshot {} holds {name}, a PostgreSQL custom-format dump: load it with --into postgres://...",
+            id.short()
+        )));
+    }
+    let (snap, handle) = (snap.clone(), tokio::runtime::Handle::current());
+    let (id, db) = (*id, database.clone());
+    let bytes = tokio::task::spawn_blocking(move || -> Result<u64> {
+        if conn.exists(&db)? {
+            return Err(Error::Refused(format!(
+                "database {db} already exists: custos loads a dump only into a new database (choose another name, or drop it first)"
+            )));
+        }
+        conn.create(&db)?;
+        let mut bytes = 0u64;
+        let loaded = conn.load(&db, custom, &mut |input| {
+            let mut w = custos::CountingWriter { inner: input, n: 0 };
+            let r = handle.block_on(custos::commands::browse::dump(&repo, &snap, None, &mut w));
+            bytes = w.n;
+            r.map(|_| ())
+        });
+        if let Err(e) = loaded {
+            // Created here: gone again, so that nothing half-loaded stays.
+            if let Err(d) = conn.drop_database(&db) {
+                tracing::warn!(error = %d, "cannot drop the half-loaded database {db}");
+            }
+            return Err(e);
+        }
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the load stopped: {e}")))??;
+    if g.json {
+        print_json(&serde_json::json!({
+            "snapshot": id.to_hex(),
+            "into": url,
+            "database": database,
+            "bytes": bytes,
+        }))?;
+    } else if !g.quiet {
+        eprintln!(
+            "snapshot {} ({name}, {}) loaded into the new database {database}",
+            id.short(),
+            human_bytes(bytes)
+        );
     }
     Ok(0)
 }

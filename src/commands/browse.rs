@@ -188,7 +188,7 @@ pub async fn dump(
     repo: &IndexedRepository,
     snap: &Snapshot,
     path: Option<&str>,
-    out: &mut (dyn Write + Send),
+    out: &mut dyn Write,
 ) -> Result<u64> {
     let node = match path {
         Some(p) => find_node(repo, snap, p).await?,

@@ -23,7 +23,7 @@ pub(crate) mod schema;
 pub use report::ServiceReport;
 use resolve::{relative_to, resolve, Problems};
 
-pub(crate) use model::{Hook, RepoAccess, Role, ServiceKey, SourceSpec};
+pub(crate) use model::{DrillChecks, Hook, RepoAccess, Role, ServiceKey, SourceSpec, SqlCheck};
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -151,7 +151,7 @@ pub struct Service {
     /// Sampled check: when and what share.
     pub check: (CronSchedule, f64),
     /// DR drill: when, and the check command.
-    pub drill: Option<(CronSchedule, Option<Hook>)>,
+    pub drill: Option<(CronSchedule, DrillChecks)>,
     /// How far back a restore may reach (`None`: every kept snapshot).
     pub restore_window: Option<HumanDuration>,
     /// Recovery point objective: a newest good snapshot older than this is a breach.

@@ -89,13 +89,18 @@ impl RepoAccess {
 /// What a service backs up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceSpec {
-    /// Paths, with exclude globs.
+    /// Paths, with what to leave out.
     Paths {
         /// Absolute paths to back up.
         paths: Vec<PathBuf>,
-        /// Exclude globs.
-        excludes: Vec<String>,
+        /// What to leave out: globs, cache directories, marker files,
+        /// sizes, other file systems (a storage share's backup never
+        /// wanders into another mount with `one_file_system`).
+        exclude: crate::source::ExcludeOptions,
     },
+    /// A database server: one snapshot per database (or one of the
+    /// instance), each dump streamed through the pipeline.
+    Database(crate::source::database::DbSource),
     /// A command whose stdout is the backup (a database dump).
     Command {
         /// The command.
@@ -103,6 +108,28 @@ pub enum SourceSpec {
         /// File name of the stream in the snapshot (e.g. `db.sql`).
         name: String,
     },
+}
+
+/// A DR drill's check query on the scratch database server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlCheck {
+    /// The database it runs in.
+    pub database: String,
+    /// The query: it answers one number.
+    pub query: String,
+    /// The least acceptable answer.
+    pub min: i64,
+}
+
+/// What a DR drill checks once the snapshot is restored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DrillChecks {
+    /// A command run on the restored files.
+    pub command: Option<Hook>,
+    /// Database services: queries on the scratch server.
+    pub sql: Vec<SqlCheck>,
+    /// As root, the user the scratch server runs as.
+    pub run_as: String,
 }
 
 /// A hook and its time limit.

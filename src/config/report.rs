@@ -53,13 +53,32 @@ impl Config {
                 long_term: s.long_term,
                 compression: s.compression,
                 source: match &s.source {
-                    SourceSpec::Paths { paths, .. } => paths
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" "),
+                    SourceSpec::Paths { paths, exclude } => {
+                        let listed = paths
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ");
+                        if exclude.one_file_system {
+                            format!("{listed} (one file system)")
+                        } else {
+                            listed
+                        }
+                    }
                     SourceSpec::Command { command, name } => {
                         format!("`{}` → {name}", command.argv.join(" "))
+                    }
+                    SourceSpec::Database(d) => {
+                        let at = d.conn.host.as_deref().unwrap_or("the default socket");
+                        if d.instance {
+                            format!("{} instance at {at}, one snapshot", d.conn.kind.name())
+                        } else {
+                            format!(
+                                "{} databases {} at {at}, one snapshot each",
+                                d.conn.kind.name(),
+                                d.databases.join(", ")
+                            )
+                        }
                     }
                 },
             })

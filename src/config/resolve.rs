@@ -51,6 +51,48 @@ impl Problems {
     }
 }
 
+/// `source.postgres` / `source.mysql`.
+fn database_source(
+    p: &mut Problems,
+    key: &str,
+    kind: crate::source::database::DbKind,
+    d: &schema::RawDb,
+) -> Option<SourceSpec> {
+    use crate::source::database::{check_name, DbConn, DbSource};
+    match (d.instance, d.databases.is_empty()) {
+        (true, false) => p.add(
+            key.to_string(),
+            "give `databases` or `instance = true`, not both",
+        ),
+        (false, true) => p.add(
+            key.to_string(),
+            "no databases: list them in `databases`, or dump the whole `instance = true`",
+        ),
+        _ => {}
+    }
+    for db in &d.databases {
+        if let Err(e) = check_name(db) {
+            p.add(format!("{key}.databases"), e.to_string());
+        }
+    }
+    if let Some(c) = &d.credentials_file {
+        if let Err(e) = crate::secrets::read_file(c, "database credentials file") {
+            p.add(format!("{key}.credentials_file"), e.to_string());
+        }
+    }
+    Some(SourceSpec::Database(DbSource {
+        conn: DbConn {
+            kind,
+            host: d.host.clone(),
+            port: d.port,
+            user: d.user.clone(),
+            credentials: d.credentials_file.clone(),
+        },
+        databases: d.databases.clone(),
+        instance: d.instance,
+    }))
+}
+
 fn key_source(
     p: &mut Problems,
     key: &str,
@@ -389,6 +431,16 @@ pub(super) fn relative_to(mut raw: RawConfig, base: &Path) -> RawConfig {
             fix(f);
         }
     }
+    for s in &mut raw.service {
+        for db in [&mut s.source.postgres, &mut s.source.mysql]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(f) = &mut db.credentials_file {
+                fix(f);
+            }
+        }
+    }
     let fix_url = |u: &mut String| {
         if !u.contains("://") && !u.starts_with('/') {
             *u = base.join(&*u).to_string_lossy().into_owned();
@@ -682,8 +734,23 @@ fn resolve_service(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    let source = match (&s.source.paths, &s.source.command) {
-        (Some(paths), None) => {
+    let db = match (&s.source.postgres, &s.source.mysql) {
+        (Some(d), None) => Some((crate::source::database::DbKind::Postgres, d)),
+        (None, Some(d)) => Some((crate::source::database::DbKind::Mysql, d)),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            p.add(
+                format!("{key}.source"),
+                "give one of `postgres` or `mysql`, not both",
+            );
+            None
+        }
+    };
+    let source = match (&s.source.paths, &s.source.command, db) {
+        (None, None, Some((kind, d))) => {
+            database_source(p, &format!("{key}.source.{}", kind.name()), kind, d)
+        }
+        (Some(paths), None, None) => {
             if paths.is_empty() {
                 p.add(format!("{key}.source.paths"), "no paths");
             }
@@ -695,25 +762,46 @@ fn resolve_service(
                     );
                 }
             }
+            let larger_than =
+                s.source.exclude_larger_than.as_deref().and_then(
+                    |t| match crate::util::parse_size(t) {
+                        Ok(n) => Some(n),
+                        Err(e) => {
+                            p.add(format!("{key}.source.exclude_larger_than"), e);
+                            None
+                        }
+                    },
+                );
+            let exclude = crate::source::ExcludeOptions {
+                patterns: s.source.exclude.clone(),
+                ipatterns: s.source.iexclude.clone(),
+                if_present: s.source.exclude_if_present.clone(),
+                caches: s.source.exclude_caches,
+                larger_than,
+                one_file_system: s.source.one_file_system,
+            };
+            if let Err(e) = crate::source::Excludes::from_options(&exclude) {
+                p.add(format!("{key}.source"), e.to_string());
+            }
             Some(SourceSpec::Paths {
                 paths: paths.clone(),
-                excludes: s.source.exclude.clone(),
+                exclude,
             })
         }
-        (None, Some(cmd)) => {
-            command_spec(p, &format!("{key}.source.command"), cmd, &env).map(|command| {
-                SourceSpec::Command {
-                    command,
-                    name: s
-                        .source
-                        .stream_name
-                        .clone()
-                        .unwrap_or_else(|| format!("{}.dump", s.name)),
-                }
-            })
-        }
+        (None, Some(cmd), None) => command_spec(p, &format!("{key}.source.command"), cmd, &env)
+            .map(|command| SourceSpec::Command {
+                command,
+                name: s
+                    .source
+                    .stream_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{}.dump", s.name)),
+            }),
         _ => {
-            p.add(format!("{key}.source"), "give either `paths` or `command`");
+            p.add(
+                format!("{key}.source"),
+                "give one of `paths`, `command`, `postgres` or `mysql`",
+            );
             None
         }
     };
@@ -751,7 +839,7 @@ fn resolve_service(
                 s.drill.as_ref().and_then(|d| d.check_timeout.as_deref()),
                 "1h",
             );
-            let check = s
+            let command = s
                 .drill
                 .as_ref()
                 .and_then(|d| d.check_command.as_ref())
@@ -760,7 +848,54 @@ fn resolve_service(
                     command,
                     timeout: check_timeout,
                 });
-            sch.map(|sch| (sch, check))
+            let databases: Vec<String> = match &source {
+                Some(SourceSpec::Database(d)) if !d.instance => d.databases.clone(),
+                _ => Vec::new(),
+            };
+            let raw_sql = s.drill.as_ref().map_or(&[][..], |d| &d.check_sql[..]);
+            if !raw_sql.is_empty() && databases.is_empty() {
+                p.add(
+                    format!("{key}.drill.check_sql"),
+                    "only a `postgres` or `mysql` source of named databases has check queries",
+                );
+            }
+            let sql = raw_sql
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| {
+                    let (database, query, min) = match c {
+                        schema::RawSqlCheck::Query(q) => (None, q.clone(), 1),
+                        schema::RawSqlCheck::Full {
+                            database,
+                            query,
+                            min,
+                        } => (database.clone(), query.clone(), min.unwrap_or(1)),
+                    };
+                    let database = database.or_else(|| databases.first().cloned())?;
+                    if !databases.contains(&database) {
+                        p.add(
+                            format!("{key}.drill.check_sql[{i}]"),
+                            format!("database {database:?} is not one the source dumps"),
+                        );
+                        return None;
+                    }
+                    Some(SqlCheck {
+                        database,
+                        query,
+                        min,
+                    })
+                })
+                .collect();
+            let checks = DrillChecks {
+                command,
+                sql,
+                run_as: s
+                    .drill
+                    .as_ref()
+                    .and_then(|d| d.run_as.clone())
+                    .unwrap_or_else(|| "nobody".into()),
+            };
+            sch.map(|sch| (sch, checks))
         }
         None => None,
     };

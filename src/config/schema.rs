@@ -206,6 +206,21 @@ pub(crate) struct RawSource {
     /// Exclude globs.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Exclude globs, ignoring case.
+    #[serde(default)]
+    pub iexclude: Vec<String>,
+    /// Leave out cache directories (`CACHEDIR.TAG`).
+    #[serde(default)]
+    pub exclude_caches: bool,
+    /// Leave out directories holding one of these files (`NAME[:HEADER]`).
+    #[serde(default)]
+    pub exclude_if_present: Vec<String>,
+    /// Leave out files larger than this (`512M`, `2G`).
+    pub exclude_larger_than: Option<String>,
+    /// Do not cross into other file systems (a mounted share's backup
+    /// stays on the share).
+    #[serde(default)]
+    pub one_file_system: bool,
     /// A command whose stdout is the backup (argument vector).
     pub command: Option<Vec<String>>,
     /// File name of the stream in the snapshot (default `<service>.dump`).
@@ -213,6 +228,34 @@ pub(crate) struct RawSource {
     /// Extra environment for the command.
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
+    /// A PostgreSQL server's databases (`pg_dump --format=custom`, one
+    /// snapshot each) or instance (`pg_dumpall`).
+    pub postgres: Option<RawDb>,
+    /// A MariaDB/MySQL server's databases (`mariadb-dump`, one snapshot
+    /// each) or instance.
+    pub mysql: Option<RawDb>,
+}
+
+/// `source.postgres`, `source.mysql`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDb {
+    /// Host name, or a Unix socket (PostgreSQL: its directory; MariaDB:
+    /// the socket file).
+    pub host: Option<String>,
+    /// TCP port.
+    pub port: Option<u16>,
+    /// User name.
+    pub user: Option<String>,
+    /// Databases to dump, one snapshot each.
+    #[serde(default)]
+    pub databases: Vec<String>,
+    /// Dump the whole instance instead.
+    #[serde(default)]
+    pub instance: bool,
+    /// Private credentials file (a passfile for PostgreSQL, an option file
+    /// for MariaDB).
+    pub credentials_file: Option<PathBuf>,
 }
 
 /// `retention`.
@@ -270,4 +313,30 @@ pub(crate) struct RawDrill {
     pub check_command: Option<Vec<String>>,
     /// Longest the check may run (default `1h`).
     pub check_timeout: Option<String>,
+    /// Database services: queries run on the scratch server once the
+    /// dumps are loaded; each must answer one number of at least its
+    /// minimum (1 for a plain query).
+    #[serde(default)]
+    pub check_sql: Vec<RawSqlCheck>,
+    /// As root, the scratch database server runs as this user (default
+    /// `nobody`): PostgreSQL refuses to run as root.
+    pub run_as: Option<String>,
+}
+
+/// One of `drill.check_sql`: a query (on the only, or first, database), or
+/// a table with its database and minimum.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawSqlCheck {
+    /// `"SELECT count(*) FROM orders"`: at least 1.
+    Query(String),
+    /// `{ database = "shop", query = "...", min = 1000 }`.
+    Full {
+        /// The database (default: the service's first).
+        database: Option<String>,
+        /// The query: one number.
+        query: String,
+        /// The least acceptable answer (default 1).
+        min: Option<i64>,
+    },
 }

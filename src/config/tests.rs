@@ -232,3 +232,31 @@ fn next_runs_are_listed_in_local_time() {
         ]
     );
 }
+
+#[test]
+fn a_share_source_takes_the_exclusion_rules() {
+    let share = r#"
+[[service]]
+tenant = "acme"
+name = "share"
+class = "staas-standard"
+zone = "par1"
+target = "par2"
+source = { paths = ["/mnt/share"], one_file_system = true, exclude_caches = true, exclude_larger_than = "2G", exclude_if_present = [".nobackup"] }
+"#;
+    let c = load(share).unwrap();
+    match &c.services[0].source {
+        SourceSpec::Paths { exclude, .. } => {
+            assert!(exclude.one_file_system && exclude.caches);
+            assert_eq!(exclude.larger_than, Some(2 << 30));
+            assert_eq!(exclude.if_present, [".nobackup"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = errors(&share.replace("\"2G\"", "\"2Q\""));
+    assert!(
+        e.iter()
+            .any(|(k, r)| k.ends_with("source.exclude_larger_than") && r.contains("unknown unit")),
+        "{e:?}"
+    );
+}

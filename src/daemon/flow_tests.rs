@@ -91,7 +91,7 @@ async fn start() -> Daemon {
         "web",
         SourceSpec::Paths {
             paths: vec![src.clone()],
-            excludes: vec![],
+            exclude: Default::default(),
         },
     );
     web.pre_hook = Some(Hook {
@@ -122,6 +122,8 @@ async fn start() -> Daemon {
             )),
             timeout: Duration::from_secs(30),
         }),
+        sql: Vec::new(),
+        run_as: "nobody".into(),
         rto: Duration::from_secs(86_400),
         scratch_root: d.join("scratch"),
     });
@@ -144,7 +146,7 @@ async fn start() -> Daemon {
         "web",
         SourceSpec::Paths {
             paths: vec![src.clone()],
-            excludes: vec![],
+            exclude: Default::default(),
         },
     );
     let archive = service(
@@ -153,7 +155,7 @@ async fn start() -> Daemon {
         "archive",
         SourceSpec::Paths {
             paths: vec![src.clone()],
-            excludes: vec![],
+            exclude: Default::default(),
         },
     );
     let all = [web, db, broken, other, archive];
@@ -557,7 +559,7 @@ async fn retention_forgets_nothing_while_a_service_misses_its_rpo() {
         "archive",
         SourceSpec::Paths {
             paths: vec![],
-            excludes: vec![],
+            exclude: Default::default(),
         },
     )
     .repo;

@@ -35,6 +35,11 @@ pub struct DrillSpec {
     /// Run on the restored data (e.g. start the database and run a query);
     /// it gets `CUSTOS_DRILL_DIR` (the restored tree) and `CUSTOS_SNAPSHOT`.
     pub check: Option<Hook>,
+    /// Database services: queries on the scratch server once every dump is
+    /// loaded.
+    pub sql: Vec<crate::config::SqlCheck>,
+    /// As root, the user the scratch database server runs as.
+    pub run_as: String,
     /// The policy's RTO.
     pub rto: Duration,
     /// Scratch directories are created under this one, and wiped afterwards.
@@ -154,31 +159,42 @@ async fn run_backup(svc: &ServiceJobs, ctx: &JobContext, catalog: &Catalog) -> R
     }
     let result = backup_once(svc, ctx, &env).await;
     let post = post_hook(svc, &env).await;
-    let r = result?;
+    let made = result?;
     refresh_snapshots(svc, catalog).await;
-    let s = &r.snapshot.summary;
-    let mut summary = format!(
-        "snapshot {}: {} files, {} read, {} added",
-        r.id.short(),
-        s.files,
-        crate::util::human_bytes(s.bytes_read),
-        crate::util::human_bytes(s.bytes_added)
-    );
-    if !s.errors.is_empty() {
-        summary.push_str(&format!("; {} entries could not be read", s.errors.len()));
+    let mut out = JobOutcome::default();
+    let mut parts = Vec::new();
+    let mut unreadable = 0;
+    for r in &made {
+        let s = &r.snapshot.summary;
+        out.snapshot = Some(r.id);
+        out.bytes_read += s.bytes_read;
+        out.bytes_added += s.bytes_added;
+        out.files += s.files;
+        unreadable += s.errors.len();
+        let what = match r.snapshot.paths.as_slice() {
+            [one] if r.snapshot.stream && made.len() > 1 => {
+                format!("{} ", one.trim_start_matches('/'))
+            }
+            _ => String::new(),
+        };
+        parts.push(format!(
+            "{what}snapshot {}: {} files, {} read, {} added",
+            r.id.short(),
+            s.files,
+            crate::util::human_bytes(s.bytes_read),
+            crate::util::human_bytes(s.bytes_added)
+        ));
+    }
+    let mut summary = parts.join("; ");
+    if unreadable > 0 {
+        summary.push_str(&format!("; {unreadable} entries could not be read"));
     }
     if let Some(p) = &post {
         summary.push_str(&format!("; post hook failed: {p}"));
     }
-    Ok(JobOutcome {
-        rto: None,
-        warning: !s.errors.is_empty() || post.is_some(),
-        snapshot: Some(r.id),
-        bytes_read: s.bytes_read,
-        bytes_added: s.bytes_added,
-        files: s.files,
-        summary: Some(summary),
-    })
+    out.warning = unreadable > 0 || post.is_some();
+    out.summary = Some(summary);
+    Ok(out)
 }
 
 /// Runs the post hook; returns its error as text (logged, not fatal).
@@ -193,13 +209,17 @@ async fn post_hook(svc: &ServiceJobs, env: &[(String, String)]) -> Option<String
     }
 }
 
+/// The backup itself: one snapshot, or for a database source one per
+/// database (each tagged `db:<name>`), in order. A dump that fails stops
+/// the job there: it never becomes a snapshot, and its stderr is in the
+/// error; the databases dumped before it keep their snapshots.
 async fn backup_once(
     svc: &ServiceJobs,
     ctx: &JobContext,
     env: &[(String, String)],
-) -> Result<backup::BackupResult> {
+) -> Result<Vec<backup::BackupResult>> {
     let repo = svc.repo.open(true).await?;
-    let mut opts = backup::BackupOptions {
+    let opts = || backup::BackupOptions {
         service: Some(svc.service.clone()),
         tenant: Some(svc.tenant.clone()),
         tags: ctx.job.tags.clone(),
@@ -207,20 +227,42 @@ async fn backup_once(
         cancel: Some(ctx.cancel.clone()),
         ..Default::default()
     };
+    let stream_of = |command: &CommandSpec, name: &str| -> Result<backup::StreamSource> {
+        Ok(backup::StreamSource {
+            name: name.to_string(),
+            reader: Box::new(CommandStream::spawn(&with_env(command, env))?),
+        })
+    };
     match &svc.source {
-        SourceSpec::Paths { paths, excludes } => {
-            opts.paths = paths.clone();
-            opts.excludes = excludes.clone();
+        SourceSpec::Paths { paths, exclude } => {
+            let mut o = opts();
+            o.paths = paths.clone();
+            o.exclude = exclude.clone();
+            Ok(vec![backup::backup(&repo, o).await?])
         }
         SourceSpec::Command { command, name } => {
-            let stream = CommandStream::spawn(&with_env(command, env))?;
-            opts.stream = Some(backup::StreamSource {
-                name: name.clone(),
-                reader: Box::new(stream),
-            });
+            let mut o = opts();
+            o.stream = Some(stream_of(command, name)?);
+            Ok(vec![backup::backup(&repo, o).await?])
+        }
+        SourceSpec::Database(db) => {
+            db.conn.check_credentials()?;
+            let mut made = Vec::new();
+            for dump in db.dumps()? {
+                let mut o = opts();
+                o.tags.push(dump.tag.clone());
+                o.stream = Some(stream_of(&dump.command, &dump.stream_name)?);
+                let r = backup::backup(&repo, o).await.map_err(|e| {
+                    Error::Command(format!(
+                        "dump of {} failed, no snapshot of it was written: {e}",
+                        dump.database.as_deref().unwrap_or("the instance")
+                    ))
+                })?;
+                made.push(r);
+            }
+            Ok(made)
         }
     }
-    backup::backup(&repo, opts).await
 }
 
 /// Why retention must not run now: the service's newest complete snapshot
@@ -317,7 +359,23 @@ async fn run_drill(svc: &ServiceJobs, ctx: &JobContext) -> Result<JobOutcome> {
         .join(&svc.tenant)
         .join(format!("{}-{}", svc.service, ctx.job.id));
     let started = tokio::time::Instant::now();
-    let result = drill_in(svc, ctx, spec, &scratch).await;
+    let result = match &svc.source {
+        SourceSpec::Database(db) => drill_database(svc, spec, db, &scratch).await,
+        _ => drill_in(svc, ctx, spec, &scratch)
+            .await
+            .map(|(id, files, bytes)| {
+                let what = format!(
+                    "{files} files ({}) restored, verified{}",
+                    crate::util::human_bytes(bytes),
+                    if spec.check.is_some() {
+                        " and checked"
+                    } else {
+                        ""
+                    }
+                );
+                (id, files, what)
+            }),
+    };
     let achieved = started.elapsed();
     // Wiped whatever happened: drill data must not linger.
     if scratch.exists() {
@@ -329,7 +387,7 @@ async fn run_drill(svc: &ServiceJobs, ctx: &JobContext) -> Result<JobOutcome> {
         // Only when empty: another drill of the tenant may be running.
         let _ = std::fs::remove_dir(tenant_dir);
     }
-    let (snapshot, files, bytes) = result?;
+    let (snapshot, files, what) = result?;
     let rto = super::records::RtoMeasure {
         achieved_secs: achieved.as_secs_f64(),
         objective_secs: spec.rto.as_secs_f64(),
@@ -339,14 +397,8 @@ async fn run_drill(svc: &ServiceJobs, ctx: &JobContext) -> Result<JobOutcome> {
         snapshot: Some(snapshot),
         files,
         summary: Some(format!(
-            "drill of snapshot {}: {files} files ({}) restored, verified{} in {:.1} s; RTO {} s {}",
+            "drill of snapshot {}: {what} in {:.1} s; RTO {} s {}",
             snapshot.short(),
-            crate::util::human_bytes(bytes),
-            if spec.check.is_some() {
-                " and checked"
-            } else {
-                ""
-            },
             rto.achieved_secs,
             spec.rto.as_secs(),
             if rto.met() { "met" } else { "MISSED" }
@@ -407,6 +459,101 @@ async fn drill_in(
         .await?;
     }
     Ok((*id, r.files, r.total_bytes))
+}
+
+/// A database service's drill: a scratch server of the same kind is
+/// started in the scratch directory, the newest complete snapshot of each
+/// database is loaded into a new database of its name, the check queries
+/// run, and the server is stopped (the caller wipes the directory). Returns
+/// the last snapshot loaded, how many databases, and what was found.
+async fn drill_database(
+    svc: &ServiceJobs,
+    spec: &DrillSpec,
+    db: &crate::source::database::DbSource,
+    scratch: &std::path::Path,
+) -> Result<(crate::SnapshotId, u64, String)> {
+    use crate::source::database::{db_tag, ScratchServer};
+    let repo = svc.repo.open(false).await?;
+    let (snaps, _) = repo.snapshots().await?;
+    let mut chosen = Vec::new();
+    for dump in db.dumps()? {
+        let tag = db_tag(dump.database.as_deref());
+        let (id, snap) = snaps
+            .iter()
+            .rev()
+            .filter(|(_, s)| {
+                s.tenant.as_deref() == Some(svc.tenant.as_str())
+                    && s.service.as_deref() == Some(svc.service.as_str())
+                    && s.tags.contains(&tag)
+                    && s.stream
+            })
+            .find(|(_, s)| s.summary.errors.is_empty())
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "a complete snapshot of {}/{} tagged {tag} to drill",
+                    svc.tenant, svc.service
+                ))
+            })?;
+        chosen.push((dump, *id, snap.clone()));
+    }
+    let (kind, run_as, checks) = (db.conn.kind, spec.run_as.clone(), spec.sql.clone());
+    let (handle, dir) = (tokio::runtime::Handle::current(), scratch.join("server"));
+    tokio::task::spawn_blocking(move || {
+        let mut server = ScratchServer::start(kind, &dir, Some(&run_as))?;
+        let mut bytes = 0u64;
+        let mut last = None;
+        for (dump, id, snap) in &chosen {
+            // The instance's dump (pg_dumpall) makes its own databases.
+            let name = dump.database.clone().unwrap_or_else(|| match kind {
+                crate::source::database::DbKind::Postgres => "postgres".into(),
+                crate::source::database::DbKind::Mysql => "mysql".into(),
+            });
+            if dump.database.is_some() {
+                server.conn.create(&name)?;
+            }
+            let custom = dump.stream_name.ends_with(".dump");
+            server.conn.load(&name, custom, &mut |input| {
+                let mut counted = crate::util::CountingWriter { inner: input, n: 0 };
+                let r = handle.block_on(crate::commands::browse::dump(
+                    &repo,
+                    snap,
+                    None,
+                    &mut counted,
+                ));
+                bytes += counted.n;
+                r.map(|_| ())
+            })?;
+            last = Some(*id);
+        }
+        let mut found = Vec::new();
+        for c in &checks {
+            let n = server.conn.count(&c.database, &c.query)?;
+            if n < c.min {
+                return Err(Error::Problems(format!(
+                    "drill check failed: {:?} on {} answered {n}, at least {} expected",
+                    c.query, c.database, c.min
+                )));
+            }
+            found.push(format!("{}: {n} ≥ {}", c.query, c.min));
+        }
+        server.stop()?;
+        let id = last.ok_or_else(|| Error::Internal("no database to drill".into()))?;
+        let loaded = chosen.len() as u64;
+        let what = format!(
+            "{loaded} database{} ({}) loaded into a scratch {} server{}",
+            if loaded == 1 { "" } else { "s" },
+            crate::util::human_bytes(bytes),
+            kind.name(),
+            if found.is_empty() {
+                String::new()
+            } else {
+                format!(" and checked ({})", found.join("; "))
+            }
+        );
+        Ok((id, loaded, what))
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("the drill stopped: {e}")))?
 }
 
 async fn run_check(svc: &ServiceJobs, catalog: &Catalog) -> Result<JobOutcome> {

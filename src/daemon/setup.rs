@@ -129,8 +129,10 @@ impl Setup {
                         ..Default::default()
                     },
                     check_subset: s.check.1,
-                    drill: s.drill.as_ref().map(|(_, check)| DrillSpec {
-                        check: check.clone(),
+                    drill: s.drill.as_ref().map(|(_, checks)| DrillSpec {
+                        check: checks.command.clone(),
+                        sql: checks.sql.clone(),
+                        run_as: checks.run_as.clone(),
                         rto: s.rto.unwrap_or(Duration::from_secs(86_400)),
                         scratch_root: cfg.scratch_dir.clone(),
                     }),

@@ -6,6 +6,7 @@
 //! Layer 4 of `docs/architecture.md`: it uses `secrets`, `repofile`, and nothing of a layer above.
 
 pub(crate) mod command;
+pub mod database;
 
 use std::ffi::OsStr;
 use std::fs::Metadata;

@@ -5,5 +5,6 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod databases;
 pub mod fixtures;
 pub mod servers;

@@ -169,6 +169,15 @@ fn erasure_on_s3_and_azurite() {
 
     // The certificate verifies offline; a changed byte does not.
     let cert_path = status[0]["certificate"].as_str().unwrap().to_string();
+    // It says that erasure started before the end of the notice period,
+    // when that was, and why.
+    let cert: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cert_path).unwrap()).unwrap();
+    let early = &cert["certificate"]["early_start"];
+    assert_eq!(early["reason"], "partner asked in ticket SD-9", "{cert}");
+    assert!(early["notice_period_ended"].is_string(), "{cert}");
+    let md = std::fs::read_to_string(cert_path.replace(".json", ".md")).unwrap();
+    assert!(md.contains("before the end of the notice period"), "{md}");
     let public = d.join("operator.pub");
     let out = ok(custos(&[])
         .args(["certificate", "verify", &cert_path, "--public-key"])

@@ -21,6 +21,7 @@ mod copy;
 mod corruption;
 mod crash;
 mod daemon;
+mod databases;
 mod decoders;
 mod disk_full;
 mod erasure;

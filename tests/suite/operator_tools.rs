@@ -412,3 +412,74 @@ fn every_command_gives_one_json_document() {
         assert!(v.is_object() || v.is_array(), "{args:?}: {v}");
     }
 }
+
+/// A storage share's backup stays on the share: with --one-file-system
+/// (the config's `one_file_system`), another file system mounted inside
+/// the tree is kept as an empty directory. The mount is made in a private
+/// mount namespace (`unshare -m`, root only), so the host never sees it.
+#[test]
+fn one_file_system_stops_at_a_mount_point() {
+    let unshare_works = std::process::Command::new("unshare")
+        .args(["-m", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !unshare_works {
+        crate::common::servers::missing("a private mount namespace (unshare -m, as root)");
+        return;
+    }
+    let env = Env::local();
+    env.ok(&["init"]);
+    let share = env.path("share");
+    write(&share.join("on-share.txt"), b"mine");
+    std::fs::create_dir(share.join("other")).unwrap();
+    let bin = crate::common::cli::bin();
+    let script = format!(
+        "set -e; mount --make-rprivate /; mount -t tmpfs elsewhere '{other}'; \
+         echo foreign > '{other}/foreign.txt'; \
+         '{bin}' --json backup '{share}' --one-file-system --tag one; \
+         '{bin}' --json backup '{share}' --tag all",
+        other = share.join("other").display(),
+        share = share.display(),
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "sh", "-c", &script]);
+    for (k, v) in env.cmd().get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let o = cmd.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        !share.join("other/foreign.txt").exists(),
+        "the mount stayed in its namespace"
+    );
+    let names = |tag: &str| -> Vec<String> {
+        let id = env.json(&["snapshots", "--tag", tag])[0]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        env.json(&["ls", &id])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let one = names("one");
+    assert!(
+        one.iter().any(|p| p.ends_with("/share/on-share.txt")),
+        "{one:?}"
+    );
+    assert!(
+        one.iter().any(|p| p.ends_with("/share/other")),
+        "the mount point is kept: {one:?}"
+    );
+    assert!(!one.iter().any(|p| p.ends_with("foreign.txt")), "{one:?}");
+    let all = names("all");
+    assert!(
+        all.iter().any(|p| p.ends_with("/share/other/foreign.txt")),
+        "{all:?}"
+    );
+}

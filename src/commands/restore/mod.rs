@@ -624,6 +624,21 @@ struct PlannedBlob {
     targets: Vec<(usize, u64)>,
 }
 
+/// Refuses a snapshot (made at `snapshot_time`, or asked for as the newest
+/// at `at`) older than the restore `window`: the one rule every restore
+/// path applies (this one, the daemon's desk, `restore --into`).
+///
+/// # Errors
+/// [`Error::Refused`] with the window's sentence.
+pub fn check_window(
+    window: Option<crate::duration::HumanDuration>,
+    at: Option<jiff::Timestamp>,
+    snapshot_time: jiff::Timestamp,
+) -> Result<()> {
+    crate::policy::window::check(window, at, snapshot_time, jiff::Timestamp::now())
+        .map_err(Error::from)
+}
+
 /// Restores a snapshot (or part of it) into `opts.target`, holding a shared
 /// lock on the repository while it reads, after checking the restore
 /// window of `opts`.
@@ -639,12 +654,7 @@ pub async fn restore(
     snap: &Snapshot,
     opts: &RestoreOptions,
 ) -> Result<RestoreResult> {
-    crate::policy::window::check(
-        opts.window,
-        opts.at,
-        snap.timestamp(),
-        jiff::Timestamp::now(),
-    )?;
+    check_window(opts.window, opts.at, snap.timestamp())?;
     let lock = Lock::acquire(repo.backend(), LockKind::Shared, "restore").await?;
     let r = restore_locked(repo, snap, opts).await;
     let released = lock.release().await;
