@@ -50,6 +50,10 @@ pub(crate) struct RestoreArgs {
     /// Only snapshots of this service
     #[arg(long)]
     pub(crate) service: Option<String>,
+    /// Only snapshots with this tag (repeatable: all must match), e.g.
+    /// db:shop for one database of a database service
+    #[arg(long)]
+    pub(crate) tag: Vec<String>,
     /// Only paths matching (repeatable)
     #[arg(long)]
     pub(crate) include: Vec<String>,
@@ -88,6 +92,7 @@ pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
         a.service
             .as_ref()
             .is_none_or(|v| s.service.as_ref() == Some(v))
+            && a.tag.iter().all(|t| s.tags.contains(t))
     };
     let at = a.at.as_deref().map(|t| parse_time(t, "--at")).transpose()?;
     let (id, snap) = select_snapshot_at(&snaps, a.snapshot.as_deref(), at, service_ok)?;
@@ -183,6 +188,7 @@ async fn into_database(g: &Global, a: RestoreArgs) -> Result<u8> {
         a.service
             .as_ref()
             .is_none_or(|v| s.service.as_ref() == Some(v))
+            && a.tag.iter().all(|t| s.tags.contains(t))
     };
     let at = a.at.as_deref().map(|t| parse_time(t, "--at")).transpose()?;
     let (id, snap) = select_snapshot_at(&snaps, a.snapshot.as_deref(), at, service_ok)?;

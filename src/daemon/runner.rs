@@ -325,7 +325,7 @@ fn log_end(job: &JobRecord) {
     let duration_s = (job.duration_secs * 10.0).round() / 10.0;
     let what = job.kind.name();
     match job.state {
-        JobState::Succeeded => tracing::info!(
+        JobState::Succeeded if job.kind == JobKind::Backup => tracing::info!(
             result = job.state.word(),
             snapshot,
             files = job.files,
@@ -333,6 +333,17 @@ fn log_end(job: &JobRecord) {
             bytes_added = job.bytes_added,
             duration_s,
             attempts = job.attempts,
+            "{what} succeeded"
+        ),
+        // A drill, check, retention or copy says what it found.
+        JobState::Succeeded => tracing::info!(
+            result = job.state.word(),
+            snapshot,
+            duration_s,
+            attempts = job.attempts,
+            rto_s = job.rto.map(|r| (r.achieved_secs * 10.0).round() / 10.0),
+            rto_objective_s = job.rto.map(|r| r.objective_secs),
+            summary = job.summary.as_deref().unwrap_or_default(),
             "{what} succeeded"
         ),
         JobState::Warning => tracing::warn!(

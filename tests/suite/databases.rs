@@ -201,6 +201,8 @@ fn postgres_dumped_on_schedule_loaded_into_a_new_database_and_drilled() {
         "{drill}"
     );
     let log = d.stop();
+    // Shown with --nocapture: what the operator guide's drill runbook quotes.
+    eprintln!("drill job: {drill}\ndaemon log:\n{log}");
     assert!(
         std::fs::read_dir(dir.path().join("scratch")).map_or(0, |d| d.count()) == 0,
         "the drill's scratch is wiped:\n{log}"
@@ -218,6 +220,30 @@ fn postgres_dumped_on_schedule_loaded_into_a_new_database_and_drilled() {
         "10000"
     );
     assert_eq!(pg.sql("shop_restored", checksum), before);
+    // The newest of one database, chosen by its tag.
+    let crm = format!(
+        "postgres://admin@/crm_restored?host={}",
+        pg.socket_dir.display()
+    );
+    let o = custos(&[])
+        .args(["-r"])
+        .arg(dir.path().join("target/acme"))
+        .arg("--password-file")
+        .arg(dir.path().join("acme.pass"))
+        .args([
+            "restore",
+            "latest",
+            "--tag",
+            "db:crm",
+            "--into",
+            &crm,
+            "--db-credentials",
+        ])
+        .arg(&pg.passfile)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(pg.sql("crm_restored", "SELECT count(*) FROM people"), "2");
     // Never over an existing database: refused, nothing changed.
     let o = restore_into(
         dir.path(),
