@@ -43,6 +43,7 @@ grep -q '^ExecStart=/usr/bin/custos daemon' "$root/lib/systemd/system/custos.ser
     fail "the daemon's unit does not run /usr/bin/custos"
 # Example secrets are private; nothing else is world-writable.
 for s in "$root"/usr/share/doc/custos/examples/example-keys/*.pass \
+    "$root"/usr/share/doc/custos/examples/example-keys/*.pgpass \
     "$root"/usr/share/doc/custos/examples/example-keys/token-*; do
     [[ "$(stat -c %a "$s")" == 600 ]] || fail "$(basename "$s") is $(stat -c %a "$s"), not 600"
 done

@@ -75,11 +75,6 @@ fn database_source(
             p.add(format!("{key}.databases"), e.to_string());
         }
     }
-    if let Some(c) = &d.credentials_file {
-        if let Err(e) = crate::secrets::read_file(c, "database credentials file") {
-            p.add(format!("{key}.credentials_file"), e.to_string());
-        }
-    }
     Some(SourceSpec::Database(DbSource {
         conn: DbConn {
             kind,
