@@ -81,8 +81,8 @@ pub use index::default_cache_dir;
 pub use policy::retention::RetentionPolicy;
 pub use progress::Progress;
 pub use repository::{IndexedRepository, Repository};
-pub use source::database;
 pub use source::ExcludeOptions;
+pub use source::{database, image};
 pub use util::{hostname, human_bytes, parse_size, username, CountingWriter};
 
 /// The local index cache on its own, for its fuzz target (`fuzz/`): its

@@ -61,6 +61,13 @@ pub(crate) struct BackupArgs {
     /// Back up stdin as one file
     #[arg(long)]
     pub(crate) stdin: bool,
+    /// Back up a VM disk image (raw, qcow2, vmdk, ...) as the guest sees
+    /// it: one file `<name>.raw`, unallocated ranges not read
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["stdin", "paths"])]
+    pub(crate) image: Option<PathBuf>,
+    /// The image's format (default: asked of qemu-img)
+    #[arg(long, value_name = "FORMAT", requires = "image")]
+    pub(crate) image_format: Option<String>,
     /// File name for --stdin
     #[arg(long, default_value = "stdin")]
     pub(crate) stdin_name: String,
@@ -143,7 +150,20 @@ pub(crate) async fn run(g: &Global, mut a: BackupArgs) -> Result<u8> {
         (open(g).await?.load_index().await?, None)
     };
     let (repo, _scratch) = repo;
-    let stream = if a.stdin {
+    let stream = if let Some(path) = &a.image {
+        let src = custos::image::ImageSource {
+            path: path.clone(),
+            format: a.image_format.clone(),
+        };
+        let name = src.stream_name();
+        let reader = tokio::task::spawn_blocking(move || custos::image::ImageStream::open(&src))
+            .await
+            .map_err(|e| Error::Internal(format!("opening the image stopped: {e}")))??;
+        Some(backup::StreamSource {
+            name,
+            reader: Box::new(reader) as Box<dyn Read + Send + Sync>,
+        })
+    } else if a.stdin {
         if !a.paths.is_empty() {
             return Err(Error::Usage("--stdin takes no paths".into()));
         }

@@ -25,6 +25,11 @@ pub(crate) struct RestoreArgs {
     /// NEWDB exists
     #[arg(long, value_name = "URL", conflicts_with_all = ["target", "daemon"])]
     pub(crate) into: Option<String>,
+    /// A disk image snapshot (`<name>.raw`) is written in this format
+    /// instead (qcow2, vmdk, ...: converted with qemu-img, the raw file then
+    /// removed)
+    #[arg(long, value_name = "FORMAT", requires = "target")]
+    pub(crate) image_format: Option<String>,
     /// With --into: the private credentials file (a PostgreSQL passfile, a
     /// MariaDB option file)
     #[arg(long, value_name = "FILE", requires = "into")]
@@ -117,6 +122,9 @@ pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
         at,
     };
     let r = restore::restore(&repo, snap, &opts).await?;
+    if let Some(format) = &a.image_format {
+        convert_image(snap, &target, format, r.errors.is_empty())?;
+    }
     if g.json {
         print_json(&restore::RestoreReport {
             snapshot: *id,
@@ -170,6 +178,40 @@ pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
         return Ok(1);
     }
     Ok(0)
+}
+
+/// `restore --image-format`: the restored raw disk converted, in place,
+/// into `format` (`vm1.raw` → `vm1.qcow2`), the raw file then removed.
+fn convert_image(
+    snap: &custos::repofile::snapshot::Snapshot,
+    target: &std::path::Path,
+    format: &str,
+    restored: bool,
+) -> Result<()> {
+    let name = match (snap.stream, snap.paths.as_slice()) {
+        (true, [one]) if one.ends_with(".raw") => one.trim_start_matches('/').to_string(),
+        _ => return Err(Error::Usage(
+            "--image-format: the snapshot is not a disk image (a stream snapshot of a `.raw` file)"
+                .into(),
+        )),
+    };
+    if !restored {
+        return Err(Error::Problems(format!(
+            "{name} was not restored whole: not converted to {format}"
+        )));
+    }
+    let raw = target.join(&name);
+    let out = raw.with_extension(format);
+    if out.exists() {
+        return Err(Error::Usage(format!(
+            "{} exists: not replaced",
+            out.display()
+        )));
+    }
+    custos::image::convert(&raw, format, &out)?;
+    std::fs::remove_file(&raw).map_err(|e| Error::io_path("cannot remove", &raw, e))?;
+    eprintln!("converted {name} to {}", out.display());
+    Ok(())
 }
 
 /// `custos restore --into URL`: a database snapshot's dump loaded into a

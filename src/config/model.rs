@@ -101,6 +101,8 @@ pub enum SourceSpec {
     /// A database server: one snapshot per database (or one of the
     /// instance), each dump streamed through the pipeline.
     Database(crate::source::database::DbSource),
+    /// A VM disk image, as the guest sees it (one file, `<name>.raw`).
+    Image(crate::source::image::ImageSource),
     /// A command whose stdout is the backup (a database dump).
     Command {
         /// The command.

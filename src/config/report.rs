@@ -68,6 +68,12 @@ impl Config {
                     SourceSpec::Command { command, name } => {
                         format!("`{}` → {name}", command.argv.join(" "))
                     }
+                    SourceSpec::Image(i) => format!(
+                        "disk image {} ({}) → {}",
+                        i.path.display(),
+                        i.format.as_deref().unwrap_or("format detected"),
+                        i.stream_name()
+                    ),
                     SourceSpec::Database(d) => {
                         let at = d.conn.host.as_deref().unwrap_or("the default socket");
                         if d.instance {

@@ -732,16 +732,38 @@ fn resolve_service(
     let db = match (&s.source.postgres, &s.source.mysql) {
         (Some(d), None) => Some((crate::source::database::DbKind::Postgres, d)),
         (None, Some(d)) => Some((crate::source::database::DbKind::Mysql, d)),
-        (None, None) => None,
-        (Some(_), Some(_)) => {
-            p.add(
-                format!("{key}.source"),
-                "give one of `postgres` or `mysql`, not both",
-            );
-            None
-        }
+        // Both: refused below with every other mix of sources.
+        _ => None,
     };
+    let given = [
+        s.source.paths.is_some(),
+        s.source.command.is_some(),
+        s.source.postgres.is_some(),
+        s.source.mysql.is_some(),
+        s.source.image.is_some(),
+    ]
+    .iter()
+    .filter(|g| **g)
+    .count();
+    if given > 1 {
+        p.add(
+            format!("{key}.source"),
+            "give only one of `paths`, `command`, `postgres`, `mysql` or `image`",
+        );
+    }
     let source = match (&s.source.paths, &s.source.command, db) {
+        (None, None, None) if s.source.image.is_some() => s.source.image.as_ref().map(|i| {
+            if !i.path.is_absolute() {
+                p.add(
+                    format!("{key}.source.image.path"),
+                    format!("{} is not absolute", i.path.display()),
+                );
+            }
+            SourceSpec::Image(crate::source::image::ImageSource {
+                path: i.path.clone(),
+                format: i.format.clone(),
+            })
+        }),
         (None, None, Some((kind, d))) => {
             database_source(p, &format!("{key}.source.{}", kind.name()), kind, d)
         }
@@ -795,7 +817,7 @@ fn resolve_service(
         _ => {
             p.add(
                 format!("{key}.source"),
-                "give one of `paths`, `command`, `postgres` or `mysql`",
+                "give one of `paths`, `command`, `postgres`, `mysql` or `image`",
             );
             None
         }

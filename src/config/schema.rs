@@ -234,6 +234,19 @@ pub(crate) struct RawSource {
     /// A MariaDB/MySQL server's databases (`mariadb-dump`, one snapshot
     /// each) or instance.
     pub mysql: Option<RawDb>,
+    /// A VM disk image (raw, qcow2, ...), backed up as the guest sees it.
+    pub image: Option<RawImage>,
+}
+
+/// `source.image`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawImage {
+    /// The image file.
+    pub path: PathBuf,
+    /// Its format (`raw`, `qcow2`, `vmdk`, ...); default: asked of
+    /// `qemu-img info`.
+    pub format: Option<String>,
 }
 
 /// `source.postgres`, `source.mysql`.

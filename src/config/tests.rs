@@ -260,3 +260,34 @@ source = { paths = ["/mnt/share"], one_file_system = true, exclude_caches = true
         "{e:?}"
     );
 }
+
+#[test]
+fn an_image_source_and_one_source_only() {
+    let vm = r#"
+[[service]]
+tenant = "acme"
+name = "vm1"
+class = "vmaas-standard"
+zone = "par1"
+target = "par2"
+source = { image = { path = "/var/lib/libvirt/images/vm1.qcow2", format = "qcow2" } }
+"#;
+    let c = load(vm).unwrap();
+    match &c.services[0].source {
+        SourceSpec::Image(i) => {
+            assert_eq!(i.format.as_deref(), Some("qcow2"));
+            assert_eq!(i.stream_name(), "vm1.raw");
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = errors(&vm.replace("source = { image", "source = { paths = [\"/srv\"], image"));
+    assert!(
+        e.iter().any(|(_, r)| r.contains("give only one of")),
+        "{e:?}"
+    );
+    let e = errors(&vm.replace("/var/lib/libvirt/images/vm1.qcow2", "vm1.qcow2"));
+    assert!(
+        e.iter().any(|(k, _)| k.ends_with("source.image.path")),
+        "{e:?}"
+    );
+}

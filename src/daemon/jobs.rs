@@ -245,6 +245,19 @@ async fn backup_once(
             o.stream = Some(stream_of(command, name)?);
             Ok(vec![backup::backup(&repo, o).await?])
         }
+        SourceSpec::Image(image) => {
+            let mut o = opts();
+            let src = image.clone();
+            let stream =
+                tokio::task::spawn_blocking(move || crate::source::image::ImageStream::open(&src))
+                    .await
+                    .map_err(|e| Error::Internal(format!("opening the image stopped: {e}")))??;
+            o.stream = Some(backup::StreamSource {
+                name: image.stream_name(),
+                reader: Box::new(stream),
+            });
+            Ok(vec![backup::backup(&repo, o).await?])
+        }
         SourceSpec::Database(db) => {
             db.conn.check_credentials()?;
             let mut made = Vec::new();

@@ -7,6 +7,7 @@
 
 pub(crate) mod command;
 pub mod database;
+pub mod image;
 
 use std::ffi::OsStr;
 use std::fs::Metadata;

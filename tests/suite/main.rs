@@ -27,6 +27,7 @@ mod disk_full;
 mod erasure;
 mod erasure_lifecycle;
 mod faults;
+mod images;
 mod layers;
 mod local_privacy;
 mod mount;
