@@ -3,7 +3,7 @@
 //!
 //! | | PostgreSQL | MariaDB / MySQL |
 //! |---|---|---|
-//! | dump of a database (one snapshot each) | `pg_dump --format=custom` | `mariadb-dump --single-transaction --routines --events --triggers` (`mysqldump` when that is what is installed) |
+//! | dump of a database (one snapshot each) | `pg_dump --format=custom --compress=0` (custos compresses; a compressed dump would not deduplicate) | `mariadb-dump --single-transaction --routines --events --triggers` (`mysqldump` when that is what is installed) |
 //! | dump of an instance | `pg_dumpall` | `mariadb-dump --all-databases` |
 //! | credentials | a passfile (`host:port:db:user:password`), given as `PGPASSFILE` to the tool only | an option file (`[client]` `user`, `password`), given as `--defaults-extra-file` |
 //! | loading a dump | `pg_restore --no-owner` (custom) or `psql` (SQL) | `mariadb` |
@@ -445,7 +445,14 @@ impl DbSource {
                     DbKind::Postgres => (
                         c.command(
                             &tool(&["pg_dump"], &postgres_bin_dirs()),
-                            &["--format=custom".into(), format!("--dbname={db}")],
+                            // Uncompressed: custos compresses with zstd,
+                            // and a compressed dump would not deduplicate
+                            // from one night to the next.
+                            &[
+                                "--format=custom".into(),
+                                "--compress=0".into(),
+                                format!("--dbname={db}"),
+                            ],
                         ),
                         "dump",
                     ),
