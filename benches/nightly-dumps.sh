@@ -5,10 +5,16 @@
 # custos, restic and borg. Reports, per night, the bytes each repository
 # grew by.
 #
-#   benches/nightly-dumps.sh [--nights N] [--rows N] [--workdir DIR] [--custos PATH] [--tools LIST]
+#   benches/nightly-dumps.sh [--nights N] [--rows N] [--pattern P] [--chunk-avg-kib K]
+#                            [--workdir DIR] [--custos PATH] [--tools LIST]
 #
 #   --nights N     nights (default 30)
-#   --rows N       rows of the table (default 1000000: a dump of about 90 MB)
+#   --rows N       rows of the table (default 1000000: a dump of about 60 MB)
+#   --pattern P    how the 1 % changes each night: `scattered` (default: 1 % of the rows
+#                  updated, spread over the whole table, so every MiB of the dump changes)
+#                  or `recent` (the newest 0.5 % of the rows updated and 0.5 % new rows
+#                  appended, as an order table changes)
+#   --chunk-avg-kib K  custos's average chunk size for its repository (default its own, 1024)
 #   --workdir DIR  scratch (default ${TMPDIR:-/tmp}/custos-nightly); must be outside the repo
 #   --custos PATH  custos binary (default: cargo build --release)
 #   --tools LIST   comma-separated subset of custos,restic,borg (default: all installed)
@@ -23,6 +29,8 @@ SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd)"
 NIGHTS=30
 ROWS=1000000
+PATTERN=scattered
+CHUNK_AVG=""
 WORKDIR="${TMPDIR:-/tmp}/custos-nightly"
 CUSTOS_BIN=""
 TOOLS_ARG=""
@@ -32,6 +40,8 @@ while [[ $# -gt 0 ]]; do
     case "$1" in
         --nights) NIGHTS="$2"; shift 2 ;;
         --rows) ROWS="$2"; shift 2 ;;
+        --pattern) PATTERN="$2"; shift 2 ;;
+        --chunk-avg-kib) CHUNK_AVG="$2"; shift 2 ;;
         --workdir) WORKDIR="$2"; shift 2 ;;
         --custos) CUSTOS_BIN="$2"; shift 2 ;;
         --tools) TOOLS_ARG="$2"; shift 2 ;;
@@ -40,6 +50,7 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 [[ "$NIGHTS" =~ ^[0-9]+$ && "$ROWS" =~ ^[0-9]+$ ]] || die "--nights and --rows are numbers"
+case "$PATTERN" in scattered|recent) ;; *) die "--pattern is scattered or recent" ;; esac
 case "$WORKDIR" in "$REPO_ROOT"|"$REPO_ROOT"/*) die "--workdir must be outside the repository" ;; esac
 
 PGBIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
@@ -72,14 +83,14 @@ trap '"${AS[@]}" "$PGBIN/pg_ctl" -D "$PG/data" -m immediate stop >/dev/null 2>&1
 psql() { "$PGBIN/psql" -h "$PG/sock" -U bench -d shop -qtAX -v ON_ERROR_STOP=1 "$@"; }
 "$PGBIN/createdb" -h "$PG/sock" -U bench shop
 psql -c "CREATE TABLE orders (id int PRIMARY KEY, customer int, amount numeric(12,2), status text, note text)"
-psql -c "INSERT INTO orders SELECT i, i % 9973, (i * 7919 % 100000) / 100.0, 'open', md5(i::text) FROM generate_series(1, $ROWS) i"
+psql -c "INSERT INTO orders SELECT i, i % 9973, (i::bigint * 7919 % 100000) / 100.0, 'open', md5(i::text) FROM generate_series(1, $ROWS) i"
 
 export CUSTOS_PASSWORD=bench RESTIC_PASSWORD=bench BORG_PASSPHRASE=bench
 export CUSTOS_CACHE_DIR="$WORKDIR/custos-cache" RESTIC_CACHE_DIR="$WORKDIR/restic-cache"
 export BORG_BASE_DIR="$WORKDIR/borg-base" BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes
 for t in "${TOOLS[@]}"; do
     case "$t" in
-        custos) "$CUSTOS_BIN" -q -r "$WORKDIR/repo-custos" init >/dev/null ;;
+        custos) "$CUSTOS_BIN" -q -r "$WORKDIR/repo-custos" init ${CHUNK_AVG:+--chunk-avg-kib "$CHUNK_AVG"} >/dev/null ;;
         restic) restic -q -r "$WORKDIR/repo-restic" init >/dev/null ;;
         borg) borg init -e repokey-blake2 "$WORKDIR/repo-borg" >/dev/null ;;
         *) die "unknown tool $t" ;;
@@ -93,9 +104,13 @@ for t in "${TOOLS[@]}"; do printf '\t%s_added' "$t" >>"$OUT"; done
 printf '\n' >>"$OUT"
 DUMP="$WORKDIR/shop.dump"
 for night in $(seq 1 "$NIGHTS"); do
-    if [[ "$night" -gt 1 ]]; then
+    if [[ "$night" -gt 1 && "$PATTERN" == scattered ]]; then
         # 1 % of the rows change, a different 1 % each night.
         psql -c "UPDATE orders SET status = 'night $night', amount = amount + 1 WHERE id % 100 = $((night % 100))"
+    elif [[ "$night" -gt 1 ]]; then
+        # The newest 0.5 % change, and 0.5 % new rows arrive.
+        psql -c "UPDATE orders SET status = 'night $night' WHERE id > (SELECT max(id) FROM orders) - $((ROWS / 200))"
+        psql -c "INSERT INTO orders SELECT i, i % 9973, (i::bigint * 7919 % 100000) / 100.0, 'open', md5(i::text) FROM generate_series((SELECT max(id) FROM orders) + 1, (SELECT max(id) FROM orders) + $((ROWS / 200))) i"
     fi
     "$PGBIN/pg_dump" -h "$PG/sock" -U bench --format=custom --compress=0 shop >"$DUMP"
     line="$night\t$(stat -c %s "$DUMP")"
