@@ -92,15 +92,8 @@ pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
         .clone()
         .ok_or_else(|| Error::Usage("--target is required".into()))?;
     let repo = open(g).await?.load_index().await?;
-    let (snaps, _) = repo.snapshots_naming(a.snapshot.as_deref()).await?;
-    let service_ok = |s: &custos::repofile::snapshot::Snapshot| {
-        a.service
-            .as_ref()
-            .is_none_or(|v| s.service.as_ref() == Some(v))
-            && a.tag.iter().all(|t| s.tags.contains(t))
-    };
-    let at = a.at.as_deref().map(|t| parse_time(t, "--at")).transpose()?;
-    let (id, snap) = select_snapshot_at(&snaps, a.snapshot.as_deref(), at, service_ok)?;
+    let (at, (id, snap)) = chosen(&repo, &a).await?;
+    let snap = &snap;
     let window = a
         .restore_window
         .as_deref()
@@ -127,7 +120,7 @@ pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
     }
     if g.json {
         print_json(&restore::RestoreReport {
-            snapshot: *id,
+            snapshot: id,
             target: &target,
             result: &r,
         })?;
@@ -180,6 +173,27 @@ pub(crate) async fn run(g: &Global, a: RestoreArgs) -> Result<u8> {
     Ok(0)
 }
 
+/// The snapshot `a` asks for (an ID, `latest`, or the newest at `--at`,
+/// among those of `--service` with every `--tag`), and the `--at` time.
+async fn chosen(
+    repo: &custos::IndexedRepository,
+    a: &RestoreArgs,
+) -> Result<(
+    Option<jiff::Timestamp>,
+    (custos::SnapshotId, custos::repofile::snapshot::Snapshot),
+)> {
+    let (snaps, _) = repo.snapshots_naming(a.snapshot.as_deref()).await?;
+    let wanted = |s: &custos::repofile::snapshot::Snapshot| {
+        a.service
+            .as_ref()
+            .is_none_or(|v| s.service.as_ref() == Some(v))
+            && a.tag.iter().all(|t| s.tags.contains(t))
+    };
+    let at = a.at.as_deref().map(|t| parse_time(t, "--at")).transpose()?;
+    let (id, snap) = select_snapshot_at(&snaps, a.snapshot.as_deref(), at, wanted)?;
+    Ok((at, (*id, snap.clone())))
+}
+
 /// `restore --image-format`: the restored raw disk converted, in place,
 /// into `format` (`vm1.raw` → `vm1.qcow2`), the raw file then removed.
 fn convert_image(
@@ -225,15 +239,8 @@ async fn into_database(g: &Global, a: RestoreArgs) -> Result<u8> {
     conn.credentials = a.db_credentials.clone();
     conn.check_credentials()?;
     let repo = open(g).await?.load_index().await?;
-    let (snaps, _) = repo.snapshots_naming(a.snapshot.as_deref()).await?;
-    let service_ok = |s: &custos::repofile::snapshot::Snapshot| {
-        a.service
-            .as_ref()
-            .is_none_or(|v| s.service.as_ref() == Some(v))
-            && a.tag.iter().all(|t| s.tags.contains(t))
-    };
-    let at = a.at.as_deref().map(|t| parse_time(t, "--at")).transpose()?;
-    let (id, snap) = select_snapshot_at(&snaps, a.snapshot.as_deref(), at, service_ok)?;
+    let (at, (id, snap)) = chosen(&repo, &a).await?;
+    let snap = &snap;
     if let Some(w) = a.restore_window.as_deref() {
         let w = w
             .parse::<custos::HumanDuration>()
@@ -257,7 +264,7 @@ async fn into_database(g: &Global, a: RestoreArgs) -> Result<u8> {
         )));
     }
     let (snap, handle) = (snap.clone(), tokio::runtime::Handle::current());
-    let (id, db) = (*id, database.clone());
+    let db = database.clone();
     let bytes = tokio::task::spawn_blocking(move || -> Result<u64> {
         if conn.exists(&db)? {
             return Err(Error::Refused(format!(

@@ -429,20 +429,7 @@ async fn drill_in(
 ) -> Result<(crate::SnapshotId, u64, u64)> {
     let repo = svc.repo.open(false).await?;
     let (snaps, _) = repo.snapshots().await?;
-    let (id, snap) = snaps
-        .iter()
-        .rev()
-        .filter(|(_, s)| {
-            s.tenant.as_deref() == Some(svc.tenant.as_str())
-                && s.service.as_deref() == Some(svc.service.as_str())
-        })
-        .find(|(_, s)| s.summary.errors.is_empty())
-        .ok_or_else(|| {
-            Error::NotFound(format!(
-                "a complete snapshot of {}/{} to drill",
-                svc.tenant, svc.service
-            ))
-        })?;
+    let (id, snap) = newest_complete(svc, &snaps, None)?;
     let r = crate::commands::restore::restore(
         &repo,
         snap,
@@ -474,6 +461,35 @@ async fn drill_in(
     Ok((*id, r.files, r.total_bytes))
 }
 
+/// What a drill restores: the service's newest complete snapshot (with
+/// `tag`, when given).
+///
+/// # Errors
+/// [`Error::NotFound`] when there is none.
+fn newest_complete<'a>(
+    svc: &ServiceJobs,
+    snaps: &'a [(crate::SnapshotId, crate::repofile::snapshot::Snapshot)],
+    tag: Option<&str>,
+) -> Result<&'a (crate::SnapshotId, crate::repofile::snapshot::Snapshot)> {
+    snaps
+        .iter()
+        .rev()
+        .filter(|(_, s)| {
+            s.tenant.as_deref() == Some(svc.tenant.as_str())
+                && s.service.as_deref() == Some(svc.service.as_str())
+                && tag.is_none_or(|t| s.tags.iter().any(|x| x == t))
+        })
+        .find(|(_, s)| s.summary.errors.is_empty())
+        .ok_or_else(|| {
+            Error::NotFound(format!(
+                "a complete snapshot of {}/{}{} to drill",
+                svc.tenant,
+                svc.service,
+                tag.map(|t| format!(" tagged {t}")).unwrap_or_default()
+            ))
+        })
+}
+
 /// A database service's drill: a scratch server of the same kind is
 /// started in the scratch directory, the newest complete snapshot of each
 /// database is loaded into a new database of its name, the check queries
@@ -491,22 +507,7 @@ async fn drill_database(
     let mut chosen = Vec::new();
     for dump in db.dumps()? {
         let tag = db_tag(dump.database.as_deref());
-        let (id, snap) = snaps
-            .iter()
-            .rev()
-            .filter(|(_, s)| {
-                s.tenant.as_deref() == Some(svc.tenant.as_str())
-                    && s.service.as_deref() == Some(svc.service.as_str())
-                    && s.tags.contains(&tag)
-                    && s.stream
-            })
-            .find(|(_, s)| s.summary.errors.is_empty())
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "a complete snapshot of {}/{} tagged {tag} to drill",
-                    svc.tenant, svc.service
-                ))
-            })?;
+        let (id, snap) = newest_complete(svc, &snaps, Some(&tag))?;
         chosen.push((dump, *id, snap.clone()));
     }
     let (kind, run_as, checks) = (db.conn.kind, spec.run_as.clone(), spec.sql.clone());

@@ -550,3 +550,37 @@ fn local_administration_through_the_socket() {
     assert!(!log.contains("custos init"), "no misleading advice:\n{log}");
     assert!(!socket.exists(), "the socket goes with the daemon");
 }
+
+/// Under journald (`JOURNAL_STREAM` naming the daemon's stderr) log lines
+/// carry no time of their own; written elsewhere they start with it, to the
+/// second.
+#[test]
+fn log_lines_have_no_time_under_journald() {
+    use std::os::unix::fs::MetadataExt;
+    for journald in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let target = dir.path().join("target");
+        let cfg = write_config(dir.path(), port, target.to_str().unwrap(), "0 0 3 1 1 *");
+        let log = dir.path().join("daemon.log");
+        std::fs::write(&log, b"").unwrap();
+        let md = std::fs::metadata(&log).unwrap();
+        let env = if journald {
+            vec![(
+                "JOURNAL_STREAM".to_string(),
+                format!("{}:{}", md.dev(), md.ino()),
+            )]
+        } else {
+            Vec::new()
+        };
+        let d = Daemon::start(&cfg, &env, log);
+        let text = d.stop();
+        let started = text
+            .lines()
+            .find(|l| l.contains("daemon started"))
+            .unwrap_or_else(|| panic!("{text}"));
+        let timed =
+            started.len() > 20 && started.as_bytes()[4] == b'-' && started[..20].ends_with('Z');
+        assert_eq!(timed, !journald, "journald={journald}: {started}");
+    }
+}

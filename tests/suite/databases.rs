@@ -338,3 +338,83 @@ fn mariadb_dumped_loaded_into_a_new_database_and_drilled() {
     );
     assert_eq!(after, before);
 }
+
+/// A drill whose check query answers under its minimum is a failed drill,
+/// with the query, the answer and the minimum in its record; an instance
+/// source (pg_dumpall) is one snapshot tagged db:instance.
+#[test]
+fn a_check_under_its_minimum_fails_the_drill_and_an_instance_is_one_snapshot() {
+    let Some(pg) = Postgres::start() else {
+        missing("PostgreSQL server programs (Debian postgresql)");
+        return;
+    };
+    pg.sql("postgres", "CREATE DATABASE shop");
+    pg.sql(
+        "shop",
+        "CREATE TABLE orders (id int); INSERT INTO orders VALUES (1), (2), (3)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let source = format!(
+        r#"{{ postgres = {{ host = "{}", user = "admin", databases = ["shop"], credentials_file = "{}" }} }}"#,
+        pg.socket_dir.display(),
+        pg.passfile.display()
+    );
+    let drill = r#"{ schedule = "*/3 * * * * *", check_sql = [{ query = "SELECT count(*) FROM orders", min = 1000 }] }"#;
+    let cfg = config(dir.path(), port, &source, drill);
+    let d = Daemon::start(&cfg, &[], dir.path().join("daemon.log"));
+    let backup = first_finished(&d, "backup", 0);
+    assert_eq!(backup["state"], "succeeded", "{backup}");
+    let mut failed = serde_json::Value::Null;
+    d.wait_until(Duration::from_secs(120), || {
+        let (_, jobs) = d.get("/v1/jobs?limit=200", OP);
+        match jobs.as_array().and_then(|a| {
+            a.iter().find(|j| {
+                j["kind"] == "drill"
+                    && j["state"] == "failed"
+                    && j["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("drill check failed"))
+            })
+        }) {
+            Some(j) => {
+                failed = j.clone();
+                true
+            }
+            None => false,
+        }
+    });
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("answered 3, at least 1000 expected"),
+        "{error}"
+    );
+    d.stop();
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("scratch")).map_or(0, |d| d.count()),
+        0,
+        "a failed drill's scratch is wiped too"
+    );
+
+    // The whole instance: one snapshot, tagged db:instance.
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let source = format!(
+        r#"{{ postgres = {{ host = "{}", user = "admin", instance = true, credentials_file = "{}" }} }}"#,
+        pg.socket_dir.display(),
+        pg.passfile.display()
+    );
+    let cfg = config(dir.path(), port, &source, r#"{ schedule = "never" }"#);
+    let d = Daemon::start(&cfg, &[], dir.path().join("daemon.log"));
+    let backup = first_finished(&d, "backup", 0);
+    assert_eq!(backup["state"], "succeeded", "{backup}");
+    let (_, snaps) = d.get("/v1/services/acme/db/snapshots", OP);
+    assert!(
+        snaps[0]["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "db:instance"),
+        "{snaps}"
+    );
+}

@@ -92,6 +92,18 @@ fn diff_find_and_tag_across_two_nightly_snapshots() {
         "{listed}"
     );
     assert!(listed.contains("1 under legal hold"), "{listed}");
+    assert_eq!(
+        env.json(&["snapshots", "--path", s])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(env
+        .json(&["snapshots", "--path", "/elsewhere"])
+        .as_array()
+        .unwrap()
+        .is_empty());
     let js = env.json(&["snapshots", "--latest", "1", "--group-by", "service"]);
     assert_eq!(js.as_array().unwrap().len(), 1);
     assert_eq!(js[0]["snapshots"].as_array().unwrap().len(), 1);
