@@ -71,6 +71,7 @@ pub(crate) const TABLES: &[(&str, TenantIn)] = &[
     ("counters", TenantIn::KeyPrefix),
     ("watch", TenantIn::KeyPrefix),
     ("alarms", TenantIn::KeyPrefix),
+    ("notices", TenantIn::KeyPrefix),
     ("restores", TenantIn::Field),
     ("erasures", TenantIn::Key),
     ("erased", TenantIn::KeyPrefix),

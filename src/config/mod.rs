@@ -16,6 +16,7 @@
 
 pub(crate) mod classes;
 pub(crate) mod model;
+pub mod notify;
 mod report;
 mod resolve;
 pub(crate) mod schema;
@@ -210,6 +211,8 @@ pub struct Config {
     pub restore_retention: Duration,
     /// How long finished job records are kept.
     pub job_history: Duration,
+    /// How often RPO states and erasure deadlines are read for notifications.
+    pub notify_interval: Duration,
     /// Allowed region patterns.
     pub allowed_regions: Vec<String>,
     /// Jobs at once.
@@ -236,6 +239,8 @@ pub struct Config {
     pub tenants: Vec<Tenant>,
     /// What is backed up, with its class and policy.
     pub services: Vec<Service>,
+    /// Where events are sent (`[[notify]]`).
+    pub notify: Vec<notify::Channel>,
 }
 
 impl Config {
@@ -320,13 +325,18 @@ impl Config {
     }
 
     /// The environment variables that hold secrets: every tenant's
-    /// `password_env` and every token's `secret_env` (the daemon takes them
+    /// `password_env`, every token's `secret_env` and the notification
+    /// channels' variables (the daemon takes them
     /// out of its environment at start, see [`crate::secrets`]).
     pub fn secret_variables(&self) -> Vec<String> {
         self.tenants
             .iter()
             .map(|t| &t.key)
             .chain(self.tokens.iter().map(|t| &t.secret))
+            .chain(self.notify.iter().filter_map(|n| match &n.via {
+                notify::Via::Webhook { secret, .. } => Some(secret),
+                notify::Via::Email(e) => e.login.as_ref().map(|(_, s)| s),
+            }))
             .filter_map(|k| match k {
                 KeySource::Env(v) => Some(v.clone()),
                 _ => None,

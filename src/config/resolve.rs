@@ -22,11 +22,11 @@ fn valid_id(s: &str) -> bool {
 pub(super) struct Problems(pub(super) Vec<(String, String)>);
 
 impl Problems {
-    fn add(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn add(&mut self, key: impl Into<String>, reason: impl Into<String>) {
         self.0.push((key.into(), reason.into()));
     }
 
-    fn duration(&mut self, key: &str, v: Option<&str>, default: &str) -> Duration {
+    pub(super) fn duration(&mut self, key: &str, v: Option<&str>, default: &str) -> Duration {
         let text = v.unwrap_or(default);
         match text.parse::<HumanDuration>() {
             Ok(d) => d.as_std(),
@@ -190,6 +190,13 @@ pub(super) fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
         "7d",
     );
     let job_history = p.duration("daemon.job_history", d.job_history.as_deref(), "90d");
+    let notify_interval = p
+        .duration(
+            "daemon.notify_interval",
+            d.notify_interval.as_deref(),
+            "1min",
+        )
+        .max(std::time::Duration::from_secs(1));
     let jitter = p.duration("daemon.jitter", d.jitter.as_deref(), "5min");
     let catch_up = p.duration("daemon.catch_up", d.catch_up.as_deref(), "24h");
     let snapshot_refresh = p.duration(
@@ -352,6 +359,8 @@ pub(super) fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
         }
     }
 
+    let tenant_ids: HashSet<&str> = raw.tenant.iter().map(|t| t.id.as_str()).collect();
+    let notify = super::notify::resolve(&raw.notify, &tenant_ids, p);
     Config {
         file: PathBuf::new(),
         certificate_key: d.certificate_key.clone(),
@@ -378,6 +387,7 @@ pub(super) fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
         restores_per_tenant: d.restores_per_tenant.unwrap_or(2).max(1),
         restore_retention,
         job_history,
+        notify_interval,
         allowed_regions,
         max_jobs: d.max_jobs.unwrap_or(2).max(1),
         catch_up,
@@ -387,6 +397,7 @@ pub(super) fn resolve(raw: &RawConfig, p: &mut Problems) -> Config {
         targets,
         tenants,
         services,
+        notify,
     }
 }
 
@@ -415,6 +426,15 @@ pub(super) fn relative_to(mut raw: RawConfig, base: &Path) -> RawConfig {
     }
     for t in &mut d.token {
         if let Some(f) = &mut t.secret_file {
+            fix(f);
+        }
+    }
+    for n in &mut raw.notify {
+        let files = [
+            n.webhook.as_mut().and_then(|w| w.secret_file.as_mut()),
+            n.email.as_mut().and_then(|e| e.password_file.as_mut()),
+        ];
+        for f in files.into_iter().flatten() {
             fix(f);
         }
     }

@@ -23,6 +23,62 @@ pub(crate) struct RawConfig {
     /// `[[service]]`.
     #[serde(default)]
     pub service: Vec<RawService>,
+    /// `[[notify]]`.
+    #[serde(default)]
+    pub notify: Vec<RawNotify>,
+}
+
+/// `[[notify]]`: where events are sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotify {
+    /// Name (in logs).
+    pub name: String,
+    /// Only this tenant's events (a partner's address); every tenant's
+    /// when absent (operators).
+    pub tenant: Option<String>,
+    /// Which events (default: all).
+    pub events: Option<Vec<String>>,
+    /// A JSON POST, signed.
+    pub webhook: Option<RawWebhook>,
+    /// An e-mail through an SMTP server.
+    pub email: Option<RawEmail>,
+    /// Retries after a failed delivery (default 5).
+    pub retries: Option<u32>,
+    /// First wait before a retry (default `30s`, doubling up to `1h`).
+    pub retry_backoff: Option<String>,
+}
+
+/// `notify.webhook`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    /// `https://...` (`http://` only to a loopback address).
+    pub url: String,
+    /// File holding the HMAC secret.
+    pub secret_file: Option<PathBuf>,
+    /// Environment variable holding it.
+    pub secret_env: Option<String>,
+}
+
+/// `notify.email`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEmail {
+    /// SMTP server, `host` or `host:port`.
+    pub smtp: String,
+    /// `starttls` (default), `tls`, or `none` (loopback servers only).
+    pub tls: Option<String>,
+    /// Sender address.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// SMTP user name.
+    pub username: Option<String>,
+    /// File holding the SMTP password.
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding it.
+    pub password_env: Option<String>,
 }
 
 /// `[daemon]`.
@@ -81,6 +137,9 @@ pub(crate) struct RawDaemon {
     pub restore_retention: Option<String>,
     /// How long finished job records stay in the catalog (default `90d`).
     pub job_history: Option<String>,
+    /// How often RPO states and erasure deadlines are read for
+    /// notifications (default `1min`).
+    pub notify_interval: Option<String>,
     /// API tokens.
     #[serde(default)]
     pub token: Vec<RawToken>,

@@ -128,6 +128,27 @@ impl KeySource {
         crate::secrets::env(env).map(|_| KeySource::Env(env.to_string()))
     }
 
+    /// The secret as text, trimmed (an API token, a webhook's signing
+    /// secret, an SMTP password): a file's contents (refused unless
+    /// private) or a variable's value; `what` names it in errors.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when the file cannot be read or is not private, or
+    /// the variable is not set.
+    pub fn text(&self, what: &str) -> Result<Zeroizing<String>> {
+        match self {
+            KeySource::PasswordFile(f) | KeySource::KeyFile(f) => {
+                let bytes = crate::secrets::read_file(f, &format!("{what} file"))?;
+                Ok(Zeroizing::new(
+                    String::from_utf8_lossy(&bytes).trim().to_string(),
+                ))
+            }
+            KeySource::Env(v) => crate::secrets::env(v).ok_or_else(|| {
+                Error::Usage(format!("{what}: environment variable {v} is not set"))
+            }),
+        }
+    }
+
     /// Reads the secret.
     ///
     /// # Errors

@@ -18,6 +18,9 @@
 //! | `custos_drill_rto_ok` | gauge | 1 when the last drill met the RTO |
 //!
 //! And `custos_jobs_active`: jobs queued or running;
+//! `custos_notifications_sent_total` and `custos_notifications_failed_total`:
+//! notifications delivered, and given up (refused, or failing after their
+//! retries);
 //! `custos_key_derivations_total`: passphrase derivations (Argon2id) the
 //! daemon ran to open repositories, one per tenant and secret per run
 //! (`repository::key_cache` keeps the keys).
@@ -252,6 +255,23 @@ pub(crate) fn render(state: &State) -> Result<String> {
         "custos_key_derivations_total {}",
         crate::crypto::keyslot::KeySlot::derivations()
     );
+    if let Some(n) = &state.notifier {
+        use std::sync::atomic::Ordering;
+        o.help(
+            "custos_notifications_sent_total",
+            "counter",
+            "Notifications delivered (webhooks answered 2xx, e-mails accepted).",
+        );
+        let sent = n.counts.sent.load(Ordering::Relaxed);
+        let _ = writeln!(o.0, "custos_notifications_sent_total {sent}");
+        o.help(
+            "custos_notifications_failed_total",
+            "counter",
+            "Notifications given up: refused by their receiver, or still failing after their retries.",
+        );
+        let failed = n.counts.failed.load(Ordering::Relaxed);
+        let _ = writeln!(o.0, "custos_notifications_failed_total {failed}");
+    }
     o.help("custos_jobs_active", "gauge", "Jobs queued or running.");
     let _ = writeln!(o.0, "custos_jobs_active {}", state.runner.active());
     let chain = state.chain();

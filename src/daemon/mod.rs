@@ -15,7 +15,9 @@ pub(crate) mod http;
 pub(crate) mod jobs;
 pub mod local;
 pub(crate) mod metrics;
+pub(crate) mod notify;
 pub(crate) mod records;
+pub(crate) mod redact;
 pub mod restores;
 pub(crate) mod runner;
 pub(crate) mod scheduler;
@@ -60,6 +62,8 @@ pub struct Setup {
     pub tokens: Vec<Token>,
     /// The services.
     pub services: Vec<ServiceSetup>,
+    /// Where events are sent, secrets read.
+    pub(crate) notify: Vec<notify::LoadedChannel>,
     /// The config it came from (end-of-contract erasures run from it).
     pub config: Option<Arc<crate::config::Config>>,
 }
@@ -163,6 +167,9 @@ fn apply(
         live.iter().map(|s| s.info.clone()).collect(),
         setup.tokens.clone(),
     );
+    if let Some(n) = &state.notifier {
+        n.set_channels(setup.notify.clone());
+    }
     live.iter().flat_map(|s| s.entries.clone()).collect()
 }
 
@@ -304,6 +311,22 @@ async fn run_due_erasures(
             }
             Err(e) => tracing::error!(tenant = %r.tenant, error = %e, "erasure not complete"),
         }
+    }
+}
+
+/// One round of the notifications' watch (RPO states, erasure deadlines),
+/// off the runtime's workers; problems are logged and the next round tries
+/// again.
+async fn notify_round(state: &State) {
+    let Some(n) = state.notifier.clone() else {
+        return;
+    };
+    let st = state.clone();
+    match tokio::task::spawn_blocking(move || notify::watch(&st, &n, jiff::Timestamp::now())).await
+    {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the states notifications watch"),
+        Err(e) => tracing::warn!(error = %e, "a notifications round stopped"),
     }
 }
 
@@ -495,7 +518,11 @@ pub async fn run(
         .with_audit(audit.clone()),
         services.clone(),
     )
-    .with_audit(audit.clone());
+    .with_audit(audit.clone())
+    .with_notifier(notify::Notifier::new()?);
+    if let Some(n) = state.notifier.clone() {
+        runner.on_end(move |job| n.job_ended(job));
+    }
     let entries = apply(&setup, &catalog, &runner, &state, &services);
 
     // The audit trail at start: the local chain verified when it was
@@ -591,6 +618,8 @@ pub async fn run(
         let erasure_lock = state.erasing.clone();
         let task = tokio::spawn(async move {
             loop {
+                // Before a due erasure starts: its event goes out first.
+                notify_round(&chain_state).await;
                 let cfg = config
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -662,6 +691,24 @@ pub async fn run(
             }
         });
         (handle, task)
+    };
+
+    // Notifications of states (RPO, erasure deadlines), on their own period.
+    let watching = {
+        let (state, mut stop) = (state.clone(), stop_rx.clone());
+        let every = setup
+            .config
+            .as_ref()
+            .map_or(std::time::Duration::from_secs(60), |c| c.notify_interval);
+        tokio::spawn(async move {
+            loop {
+                notify_round(&state).await;
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        })
     };
 
     let api = listeners.api.map(|listener| {
@@ -776,6 +823,7 @@ pub async fn run(
     serving.abort();
     erasing.1.abort();
     refreshing.abort();
+    watching.abort();
     if let Some(m) = metrics_api {
         m.abort();
     }

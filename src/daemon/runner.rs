@@ -117,7 +117,12 @@ struct Inner {
     /// The daemon's runtime, where jobs run (a request submits from the
     /// API's runtime).
     runtime: tokio::runtime::Handle,
+    /// Told of every job as it ends (notifications).
+    on_end: std::sync::OnceLock<EndHook>,
 }
+
+/// What the runner calls as each job ends.
+type EndHook = Box<dyn Fn(&JobRecord) + Send + Sync>;
 
 /// The job runner.
 #[derive(Clone)]
@@ -156,6 +161,7 @@ impl Runner {
                 shutdown,
                 follow,
                 runtime: tokio::runtime::Handle::current(),
+                on_end: std::sync::OnceLock::new(),
             }),
             tasks: Arc::new(tokio::sync::Mutex::new(JoinSet::new())),
         };
@@ -182,6 +188,12 @@ impl Runner {
     /// API (an erasure, a catalog rebuild) runs there too, not on the API's.
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
         &self.inner.runtime
+    }
+
+    /// Calls `hook` with the record of every job as it ends (once; a
+    /// second hook is ignored).
+    pub(crate) fn on_end(&self, hook: impl Fn(&JobRecord) + Send + Sync + 'static) {
+        let _ = self.inner.on_end.set(Box::new(hook));
     }
 
     /// Sets (or replaces, on reload) the settings of every service.
@@ -486,6 +498,9 @@ async fn attempts(inner: &Inner, mut job: JobRecord, settings: &JobSettings) -> 
     };
     log_end(&job);
     save(&job);
+    if let Some(hook) = inner.on_end.get() {
+        hook(&job);
+    }
     let count = |name: &str, n: u64| {
         if let Err(e) =
             inner

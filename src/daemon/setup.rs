@@ -14,12 +14,12 @@ use super::scheduler::Entry;
 use super::state::{ServiceInfo, Token};
 use super::{ApiSetup, ServiceSetup, Setup};
 use crate::config::{Config, StandbyMode};
-use crate::crypto::keyslot::KeySource;
 use crate::duration::HumanDuration;
 use crate::{Error, Result};
 
 impl Setup {
-    /// What the daemon runs. Reads the API tokens' secrets.
+    /// What the daemon runs. Reads the API tokens' and notification
+    /// channels' secrets.
     ///
     /// # Errors
     /// [`Error::Usage`] when a token secret cannot be read or is too short,
@@ -29,7 +29,7 @@ impl Setup {
         Self::build(cfg, true)
     }
 
-    /// As [`Setup::from_config`] without API tokens or TLS (no secret
+    /// As [`Setup::from_config`] without API tokens, notifications or TLS (no secret
     /// read): for `status` and `catalog rebuild`, which need the services
     /// only.
     ///
@@ -42,19 +42,7 @@ impl Setup {
     fn build(cfg: &Config, with_tokens: bool) -> Result<Setup> {
         let mut tokens = Vec::new();
         for t in cfg.tokens.iter().filter(|_| with_tokens) {
-            let secret: zeroize::Zeroizing<String> = match &t.secret {
-                KeySource::PasswordFile(f) | KeySource::KeyFile(f) => {
-                    let bytes =
-                        crate::secrets::read_file(f, &format!("token {} secret file", t.name))?;
-                    zeroize::Zeroizing::new(String::from_utf8_lossy(&bytes).trim().to_string())
-                }
-                KeySource::Env(v) => crate::secrets::env(v).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "token {}: environment variable {v} is not set",
-                        t.name
-                    ))
-                })?,
-            };
+            let secret = t.secret.text(&format!("token {} secret", t.name))?;
             if secret.len() < 16 {
                 return Err(Error::Usage(format!(
                     "token {}: the secret is shorter than 16 characters",
@@ -180,6 +168,11 @@ impl Setup {
             },
             tokens,
             services,
+            notify: if with_tokens {
+                super::notify::load(&cfg.notify)?
+            } else {
+                Vec::new()
+            },
             config: Some(Arc::new(cfg.clone())),
         })
     }

@@ -131,6 +131,9 @@ pub struct ServiceStatus {
     pub rpo_secs: u64,
     /// True when the newest complete snapshot is younger than the RPO.
     pub rpo_ok: bool,
+    /// In time, late or breached ([`RpoState`]).
+    #[serde(default)]
+    pub rpo_state: RpoState,
     /// Next scheduled backup.
     pub next_backup: Option<String>,
     /// Last backup job.
@@ -138,6 +141,55 @@ pub struct ServiceStatus {
     /// Last job of each other kind that ran.
     pub last_jobs: Vec<(JobKind, LastJob)>,
 }
+
+/// Where a service stands against its RPO.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RpoState {
+    /// Its newest complete snapshot is within the RPO and its last backup
+    /// succeeded.
+    InTime,
+    /// Still within the RPO, but the last backup did not succeed (failed,
+    /// or left files out), or the service has no complete snapshot yet and
+    /// has not existed for an RPO: the next backup must succeed.
+    #[default]
+    Late,
+    /// The newest complete snapshot is older than the RPO, or there is none
+    /// and the service has had jobs for longer than its RPO.
+    Breached,
+}
+
+impl RpoState {
+    /// The state in words.
+    pub fn word(self) -> &'static str {
+        match self {
+            RpoState::InTime => "in time",
+            RpoState::Late => "late",
+            RpoState::Breached => "breached",
+        }
+    }
+
+    /// Where a service stands: `age` of its newest complete snapshot (if
+    /// any), its `rpo`, whether its last backup succeeded, and the age of
+    /// its oldest job record (`None`: it has none).
+    pub(crate) fn of(
+        age: Option<u64>,
+        rpo: u64,
+        last_backup_ok: Option<bool>,
+        oldest_job_age: Option<u64>,
+    ) -> RpoState {
+        match age {
+            Some(a) if a > rpo => RpoState::Breached,
+            Some(_) if last_backup_ok == Some(false) => RpoState::Late,
+            Some(_) => RpoState::InTime,
+            None if oldest_job_age.is_some_and(|a| a > rpo) => RpoState::Breached,
+            None => RpoState::Late,
+        }
+    }
+}
+
+/// Job records read for a service's status: the newest this many.
+const STATUS_JOBS: usize = 200;
 
 /// Shared daemon state (cheap to clone).
 #[derive(Clone)]
@@ -161,6 +213,8 @@ pub(crate) struct State {
     /// Held while an erasure runs, by the daemon's own round and by one
     /// asked for through the API: one erasure at a time.
     pub erasing: Arc<tokio::sync::Mutex<()>>,
+    /// Sends events to the `[[notify]]` channels.
+    pub notifier: Option<super::notify::Notifier>,
 }
 
 impl State {
@@ -186,7 +240,14 @@ impl State {
             })),
             config: Arc::new(RwLock::new(None)),
             erasing: Arc::new(tokio::sync::Mutex::new(())),
+            notifier: None,
         }
+    }
+
+    /// Sends events through `notifier`.
+    pub(crate) fn with_notifier(mut self, notifier: super::notify::Notifier) -> State {
+        self.notifier = Some(notifier);
+        self
     }
 
     /// The config in force, if the daemon runs from one.
@@ -339,8 +400,23 @@ impl State {
         let rpo_secs = s.rpo.as_secs();
         let jobs = self
             .catalog
-            .jobs(200, |j| j.tenant == s.tenant && j.service == s.name)?;
+            .jobs(STATUS_JOBS, |j| j.tenant == s.tenant && j.service == s.name)?;
         let last = |k: JobKind| jobs.iter().find(|j| j.kind == k).map(LastJob::from);
+        let last_backup_ok = jobs
+            .iter()
+            .find(|j| j.kind == JobKind::Backup && j.state.finished())
+            .map(|j| j.state == JobState::Succeeded);
+        // Read newest first: with fewer records than the limit the last one
+        // read is the oldest; with as many, older ones exist.
+        let oldest_job_age = if jobs.len() < STATUS_JOBS {
+            jobs.last().map(|j| {
+                j.queued.parse::<Timestamp>().map_or(0, |t| {
+                    u64::try_from(now.duration_since(t).as_secs()).unwrap_or(0)
+                })
+            })
+        } else {
+            Some(u64::MAX)
+        };
         Ok(ServiceStatus {
             tenant: s.tenant.clone(),
             service: s.name.clone(),
@@ -353,6 +429,7 @@ impl State {
             age_secs: age,
             rpo_secs,
             rpo_ok: age.is_some_and(|a| a <= rpo_secs),
+            rpo_state: RpoState::of(age, rpo_secs, last_backup_ok, oldest_job_age),
             next_backup: s
                 .schedule
                 .as_ref()
@@ -377,5 +454,38 @@ impl State {
             .filter(|s| role.sees(&s.tenant))
             .map(|s| self.status(s))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod rpo_tests {
+    use super::RpoState;
+
+    const DAY: u64 = 86_400;
+
+    #[test]
+    fn a_service_is_in_time_late_or_breached() {
+        let of = RpoState::of;
+        assert_eq!(
+            of(Some(DAY / 2), DAY, Some(true), Some(3 * DAY)),
+            RpoState::InTime
+        );
+        assert_eq!(
+            of(Some(DAY / 2), DAY, Some(false), Some(3 * DAY)),
+            RpoState::Late
+        );
+        assert_eq!(
+            of(Some(DAY + 1), DAY, Some(true), Some(3 * DAY)),
+            RpoState::Breached
+        );
+        // No complete snapshot: late while the service is new, breached
+        // once it has had jobs for longer than its RPO.
+        assert_eq!(of(None, DAY, None, None), RpoState::Late);
+        assert_eq!(of(None, DAY, Some(false), Some(DAY / 2)), RpoState::Late);
+        assert_eq!(
+            of(None, DAY, Some(false), Some(DAY + 1)),
+            RpoState::Breached
+        );
+        assert_eq!(of(None, DAY, None, Some(u64::MAX)), RpoState::Breached);
     }
 }

@@ -7,4 +7,5 @@ pub mod cli;
 pub mod daemon;
 pub mod databases;
 pub mod fixtures;
+pub mod receivers;
 pub mod servers;

@@ -31,6 +31,7 @@ mod images;
 mod layers;
 mod local_privacy;
 mod mount;
+mod notifications;
 mod operator_tools;
 mod repair;
 mod restore_safety;

@@ -1,10 +1,10 @@
 //! The API against an in-memory daemon state: routes, roles, limits.
 
-use super::auth::{redact_paths, redact_text};
 use super::*;
 use crate::catalog::Catalog;
 use crate::config::Role;
 use crate::daemon::records::SnapshotEntry;
+use crate::daemon::redact::{redact_paths, redact_text};
 use crate::daemon::runner::{Executor, JobOutcome, JobSettings, Limits, Runner};
 use crate::daemon::scheduler::TokioClock;
 use crate::daemon::state::ServiceInfo;
