@@ -27,7 +27,7 @@ use crate::{Error, Result};
 pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Record {
     /// Position, from 1.
     pub seq: u64,
@@ -40,6 +40,7 @@ pub struct Record {
     /// The tenant concerned.
     pub tenant: Option<String>,
     /// Details (service, ticket, snapshot, outcome...).
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     /// Hash of the previous record.
     pub prev: String,
@@ -377,7 +378,7 @@ async fn same_as_mirrored(mirror: &crate::backend::Backend, rec: &Record) -> Res
 
 /// The audit trail's health as the daemon last saw it (for `status`,
 /// `/metrics` and `GET /v1/audit/chain`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChainStatus {
     /// True when the local chain verified and agreed with its mirror.
     pub ok: bool,

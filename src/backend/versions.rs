@@ -29,7 +29,7 @@ const AZURE_VERSION: &str = "2021-12-02";
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
 /// What a target's store does with deleted objects, as read before erasure.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Retention {
     /// `s3`, `azure`, `gcs`, `local`, `memory`.
     pub store: String,

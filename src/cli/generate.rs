@@ -1,5 +1,6 @@
 //! `custos generate`: shell completions and manual pages, made from the
-//! same clap definitions as the command line itself (so they never drift).
+//! same clap definitions as the command line itself (so they never drift),
+//! and the daemon API's OpenAPI description, made from its routes.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,9 @@ pub(crate) enum GenerateAction {
         /// Directory to write the pages into (created if missing)
         dir: PathBuf,
     },
+    /// Print the daemon API's OpenAPI 3.1 description (JSON) on stdout
+    #[command(after_long_help = "Example:\n  custos generate openapi > custos-openapi.json")]
+    Openapi,
 }
 
 /// Runs `custos generate …`.
@@ -31,6 +35,10 @@ pub(crate) fn run(action: GenerateAction) -> Result<u8> {
         GenerateAction::Completions { shell } => {
             let mut cmd = super::command();
             clap_complete::generate(shell, &mut cmd, "custos", &mut std::io::stdout());
+            Ok(0)
+        }
+        GenerateAction::Openapi => {
+            println!("{}", custos::daemon::openapi_json());
             Ok(0)
         }
         GenerateAction::Man { dir } => {

@@ -42,6 +42,12 @@ use runner::{JobSettings, Limits, Runner};
 use scheduler::{Clock, Entry, SystemClock};
 use state::{ServiceInfo, State, Token};
 
+/// The API's OpenAPI 3.1 description as JSON (what `GET /v1/openapi.json`
+/// serves and `custos generate openapi` prints).
+pub fn openapi_json() -> String {
+    serde_json::to_string_pretty(api::openapi()).unwrap_or_default()
+}
+
 /// Everything the daemon runs, resolved from the config.
 pub struct Setup {
     /// State directory (catalog, caches).

@@ -12,7 +12,19 @@ use crate::repository::watch::Seen;
 use crate::Result;
 
 /// What a job does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     /// Back up the service's source.
@@ -51,7 +63,7 @@ impl JobKind {
 }
 
 /// Why a job ran.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Trigger {
     /// Its schedule came due.
@@ -84,14 +96,40 @@ impl Trigger {
 
 /// A job's ID: increasing, from the catalog's counter; a plain number in
 /// JSON and URLs (`/v1/jobs/<id>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
+#[schema(value_type = u64)]
 pub struct JobId(pub u64);
 
 /// A restore request's ID: from the same counter as jobs; a plain number in
 /// JSON and URLs (`/v1/restores/<id>`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
+#[schema(value_type = u64)]
 pub struct RestoreId(pub u64);
 
 impl std::fmt::Display for JobId {
@@ -107,7 +145,7 @@ impl std::fmt::Display for RestoreId {
 }
 
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     /// Waiting for a slot.
@@ -144,7 +182,7 @@ impl JobState {
 }
 
 /// One job, as the catalog keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRecord {
     /// Job ID (increasing).
     pub id: JobId,
@@ -199,7 +237,7 @@ pub struct JobRecord {
 }
 
 /// What a DR drill measured.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RtoMeasure {
     /// Seconds from the start of the restore to the end of the check command.
     pub achieved_secs: f64,
@@ -215,7 +253,7 @@ impl RtoMeasure {
 }
 
 /// A snapshot in the cache.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub(crate) struct SnapshotEntry {
     /// Snapshot ID.
     pub id: crate::SnapshotId,
@@ -234,7 +272,7 @@ pub(crate) struct SnapshotEntry {
 }
 
 /// A change in a repository that custos did not make.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alarm {
     /// When it was noticed.
     pub time: String,

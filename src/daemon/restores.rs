@@ -34,7 +34,7 @@ use crate::{Error, Result};
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 
 /// What a caller asks for.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestoreRequest {
     /// Service-desk ticket reference (letters, digits, `-`, `_`, `.`).
@@ -61,7 +61,7 @@ fn yes() -> bool {
 }
 
 /// Where a restore is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RestoreState {
     /// Waiting for its turn.
@@ -87,7 +87,7 @@ impl RestoreState {
 }
 
 /// A restore as the catalog keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RestoreRecord {
     /// Request ID.
     pub id: super::records::RestoreId,
@@ -108,6 +108,7 @@ pub struct RestoreRecord {
     /// That snapshot's time.
     pub snapshot_time: String,
     /// Where the files go.
+    #[schema(value_type = String)]
     pub target: PathBuf,
     /// Queued, running, or how it ended.
     pub state: RestoreState,

@@ -74,7 +74,7 @@ impl Token {
 }
 
 /// The last job of one kind.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LastJob {
     /// Job ID.
     pub id: super::records::JobId,
@@ -107,7 +107,7 @@ impl From<&JobRecord> for LastJob {
 }
 
 /// A service's status, as `/v1/services`, `custos status` and `/metrics` show it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceStatus {
     /// The tenant's ID, as in the config.
     pub tenant: String,
@@ -143,7 +143,7 @@ pub struct ServiceStatus {
 }
 
 /// Where a service stands against its RPO.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RpoState {
     /// Its newest complete snapshot is within the RPO and its last backup

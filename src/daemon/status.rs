@@ -384,7 +384,7 @@ pub fn erasure_lines(erasures: &[ErasureRecord]) -> String {
 }
 
 /// What a catalog rebuild did.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Rebuilt {
     /// Services whose snapshots were read again.
     pub services: usize,

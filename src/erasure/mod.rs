@@ -75,7 +75,7 @@ const VERSION_ROUNDS: usize = 4;
 const VERSION_MARK: &str = "#version/";
 
 /// Where a tenant's erasure is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErasureState {
     /// Notice given; backups go on until erasure starts.
@@ -94,7 +94,7 @@ impl ErasureState {
 }
 
 /// One target's progress.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TargetProgress {
     /// Repository URL.
     pub url: String,
@@ -115,7 +115,7 @@ pub struct TargetProgress {
 }
 
 /// A tenant's erasure record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErasureRecord {
     /// The tenant's ID, as in the config.
     pub tenant: String,

@@ -6,7 +6,7 @@
 //!
 //! | receiver | 1. env var | 2. fixed path | 3. `PATH` |
 //! |---|---|---|---|
-//! | aiosmtpd's Python | `CUSTOS_AIOSMTPD_PYTHON` | `/opt/custos-test/smtp/bin/python` | — |
+//! | aiosmtpd's Python | `CUSTOS_TEST_PYTHON` | `/opt/custos-test/py/bin/python` | — |
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -165,18 +165,20 @@ impl Drop for SmtpSink {
     }
 }
 
-fn aiosmtpd_python() -> Option<PathBuf> {
-    if let Some(v) = std::env::var_os("CUSTOS_AIOSMTPD_PYTHON").filter(|v| !v.is_empty()) {
+/// The Python of the test tools (aiosmtpd, openapi-spec-validator), from
+/// `CUSTOS_TEST_PYTHON` or `/opt/custos-test/py` (`.ci/run` installs it).
+pub fn test_python() -> Option<PathBuf> {
+    if let Some(v) = std::env::var_os("CUSTOS_TEST_PYTHON").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(v));
     }
-    let fixed = Path::new("/opt/custos-test/smtp/bin/python");
+    let fixed = Path::new("/opt/custos-test/py/bin/python");
     fixed.exists().then(|| fixed.to_path_buf())
 }
 
 /// Starts an SMTP sink; `None` when aiosmtpd is not installed (call
 /// `servers::missing`).
 pub fn start_smtp_sink() -> Option<SmtpSink> {
-    let python = aiosmtpd_python()?;
+    let python = test_python()?;
     let ok = Command::new(&python)
         .args(["-c", "import aiosmtpd"])
         .status()

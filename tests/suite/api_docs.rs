@@ -78,3 +78,38 @@ fn every_example_of_the_api_page_runs() {
     assert!(out.contains("succeeded: snapshot"), "{out}");
     assert!(out.contains("globex: erasure from"), "{out}");
 }
+
+/// The description the daemon serves is valid OpenAPI 3.1, as an
+/// independent validator (openapi-spec-validator) reads it.
+#[test]
+fn the_openapi_description_is_valid() {
+    let Some(python) = crate::common::receivers::test_python() else {
+        crate::common::servers::missing("openapi-spec-validator (PyPI, in /opt/custos-test/py)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::common::daemon::custos(&[])
+        .args(["generate", "openapi"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let v = std::process::Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+}

@@ -214,7 +214,7 @@ fn python_says_genuine(r: &Received, secret: &str) -> bool {
 #[test]
 fn events_reach_webhooks_and_mail_once_each_scoped_by_tenant() {
     let Some(smtp) = start_smtp_sink() else {
-        missing("aiosmtpd (PyPI, in /opt/custos-test/smtp)");
+        missing("aiosmtpd (PyPI, in /opt/custos-test/py)");
         return;
     };
     // The first delivery is refused with 503: it is retried.

@@ -8,6 +8,7 @@
 
 use super::auth::Caller;
 use super::*;
+use crate::erasure::ErasureRecord;
 
 fn operator_only(token: &Token, what: &str) -> ApiResult<()> {
     if matches!(token.role, crate::config::Role::Operator) {
@@ -69,9 +70,11 @@ async fn on_daemon_runtime<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The body of a notice of erasure.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NoticeBody {
+    /// Contract reference (quoted in the certificate).
     contract: Option<String>,
     /// When the notice was given (RFC 3339); now by default.
     at: Option<String>,
@@ -79,6 +82,18 @@ pub(super) struct NoticeBody {
 
 /// `POST /v1/erasures/{tenant}/notice`: the end of the tenant's contract is
 /// notified; erasure follows after the notice period.
+#[utoipa::path(post, path = "/v1/erasures/{tenant}/notice", tag = "erasures",
+    params(("tenant" = String, Path, description = "the tenant's ID")),
+    request_body(content = Option<NoticeBody>, description = "optional: contract reference and when notice was given"),
+    responses(
+        (status = 201, description = "notice recorded; erasure follows after the notice period", body = ErasureRecord),
+        (status = 400, description = "a bad body or time, or an unknown tenant", body = ErrorBody),
+        (status = 409, description = "the daemon runs without a config file or an audit log", body = ErrorBody),
+        (status = 422, description = "notice was already given, or the tenant is erased", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 403, description = "not an operator", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn give_notice(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -109,7 +124,8 @@ pub(super) async fn give_notice(
     Ok((StatusCode::CREATED, Json(rec)).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The body of an erasure asked for now.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ExecuteBody {
     /// Start before the notice period ends.
@@ -122,6 +138,20 @@ pub(super) struct ExecuteBody {
 /// `POST /v1/erasures/{tenant}/execute`: erases the tenant now (when the
 /// notice period is over, or with `now` and a reason) and answers with the
 /// finished record and its certificate's path. One erasure at a time.
+#[utoipa::path(post, path = "/v1/erasures/{tenant}/execute", tag = "erasures",
+    params(("tenant" = String, Path, description = "the tenant's ID")),
+    request_body(content = Option<ExecuteBody>, description = "optional: start before the notice period ends, with a reason"),
+    responses(
+        (status = 200, description = "erased: the finished record, with its certificate", body = ErasureRecord),
+        (status = 400, description = "an early erasure without a reason", body = ErrorBody),
+        (status = 409, description = "the daemon runs without a config file or an audit log", body = ErrorBody),
+        (status = 422, description = "no notice was given, the notice period is not over, or no signing key is configured", body = ErrorBody),
+        (status = 503, description = "a repository of the tenant is locked: try again later", body = ErrorBody),
+        (status = 507, description = "no room to write the certificate", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 403, description = "not an operator", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn execute_erasure(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -165,6 +195,14 @@ pub(super) async fn execute_erasure(
 
 /// `POST /v1/catalog/rebuild`: reads every service's snapshots from its
 /// repository again.
+#[utoipa::path(post, path = "/v1/catalog/rebuild", tag = "operations",
+    responses(
+        (status = 200, description = "every service's snapshots read again", body = crate::daemon::status::Rebuilt),
+        (status = 409, description = "this daemon runs no services", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 403, description = "not an operator", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn rebuild_catalog(
     AxState(app): AxState<App>,
     Caller(token): Caller,

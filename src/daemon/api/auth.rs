@@ -48,9 +48,11 @@ pub(super) async fn throttle(AxState(app): AxState<App>, req: Request, next: Nex
 /// What a partner's token gets back: no host path, no global audit head,
 /// no internal error text.
 pub(super) async fn partner_view(AxState(app): AxState<App>, req: Request, next: Next) -> Response {
-    let partner = bearer(req.headers())
-        .and_then(|s| app.state.token(s))
-        .is_some_and(|t| matches!(t.role, crate::config::Role::Partner { .. }));
+    // The API's description names no host path; its own paths stay whole.
+    let partner = req.uri().path() != OPENAPI_PATH
+        && bearer(req.headers())
+            .and_then(|s| app.state.token(s))
+            .is_some_and(|t| matches!(t.role, crate::config::Role::Partner { .. }));
     let resp = next.run(req).await;
     if !partner {
         return resp;

@@ -3,8 +3,20 @@
 
 use super::auth::{not_found, Caller};
 use super::*;
+use crate::audit::ChainStatus;
 use crate::config::ServiceKey;
+use crate::daemon::records::{Alarm, JobRecord, SnapshotEntry};
+use crate::daemon::restores::{RestoreRecord, RestoreRequest};
+use crate::daemon::state::ServiceStatus;
+use crate::erasure::ErasureRecord;
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text (version 0.0.4)", content_type = "text/plain", body = String),
+        (status = 403, description = "partner tokens", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn metrics(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -26,6 +38,12 @@ pub(super) async fn open_metrics(AxState(app): AxState<App>) -> ApiResult<Respon
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/services", tag = "services",
+    responses(
+        (status = 200, description = "every service the token may see", body = Vec<ServiceStatus>),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn list_services(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -33,6 +51,13 @@ pub(super) async fn list_services(
     Ok(Json(app.state.statuses(&token.role)?).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/services/{tenant}/{service}", tag = "services", params(("tenant" = String, Path, description = "the tenant's ID"), ("service" = String, Path, description = "the service's name within its tenant")),
+    responses(
+        (status = 200, description = "one service's status", body = ServiceStatus),
+        (status = 404, description = "no such service, or one of another tenant", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn get_service(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -42,6 +67,13 @@ pub(super) async fn get_service(
     Ok(Json(app.state.status(&s)?).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/services/{tenant}/{service}/snapshots", tag = "services", params(("tenant" = String, Path, description = "the tenant's ID"), ("service" = String, Path, description = "the service's name within its tenant")),
+    responses(
+        (status = 200, description = "the service's snapshots, newest first", body = Vec<SnapshotEntry>),
+        (status = 404, description = "no such service, or one of another tenant", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn list_snapshots(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -56,13 +88,26 @@ pub(super) async fn list_snapshots(
     Ok(Json(snaps).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// The body of an on-demand backup.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct BackupBody {
+    /// Tags for the snapshot: 1-64 letters, digits, `-`, `_`, `.`, `:`.
     #[serde(default)]
     tags: Vec<String>,
 }
 
+#[utoipa::path(post, path = "/v1/services/{tenant}/{service}/backup", tag = "services", params(("tenant" = String, Path, description = "the tenant's ID"), ("service" = String, Path, description = "the service's name within its tenant")),
+    request_body(content = Option<BackupBody>, description = "optional: tags for the snapshot"),
+    responses(
+        (status = 202, description = "queued", body = JobRecord),
+        (status = 400, description = "a bad body or tag", body = ErrorBody),
+        (status = 403, description = "read-only tokens", body = ErrorBody),
+        (status = 404, description = "no such service, or one of another tenant", body = ErrorBody),
+        (status = 409, description = "a backup of the service is already queued or running, or the tenant's erasure has started", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn start_backup(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -128,10 +173,14 @@ pub(super) async fn start_backup(
 }
 
 /// `?tenant=&service=&limit=` of the listing endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct JobQuery {
+    /// Only this tenant's.
     tenant: Option<String>,
+    /// Only this service's.
     service: Option<String>,
+    /// At most this many (default 50, at most 1000).
     limit: Option<usize>,
 }
 
@@ -183,6 +232,12 @@ pub(super) fn service_for(
         .ok_or_else(|| not_found(tenant, service))
 }
 
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(JobQuery),
+    responses(
+        (status = 200, description = "recent jobs the token may see, newest first", body = Vec<JobRecord>),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn list_jobs(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -209,6 +264,13 @@ fn visible<T: serde::Serialize>(
     }
 }
 
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", params(("id" = u64, Path, description = "the job's ID")),
+    responses(
+        (status = 200, description = "one job", body = JobRecord),
+        (status = 404, description = "no such job, or one of another tenant", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn get_job(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -222,6 +284,21 @@ pub(super) async fn get_job(
     )
 }
 
+#[utoipa::path(post, path = "/v1/services/{tenant}/{service}/restores", tag = "restores", params(("tenant" = String, Path, description = "the tenant's ID"), ("service" = String, Path, description = "the service's name within its tenant")),
+    request_body = RestoreRequest,
+    responses(
+        (status = 202, description = "queued", body = RestoreRecord),
+        (status = 400, description = "a bad body", body = ErrorBody),
+        (status = 403, description = "read-only tokens", body = ErrorBody),
+        (status = 404, description = "no such service or snapshot", body = ErrorBody),
+        (status = 409, description = "the tenant's erasure has started", body = ErrorBody),
+        (status = 422, description = "outside the restore window (the sentence names the window and the date)", body = ErrorBody),
+        (status = 501, description = "this daemon takes no restore requests", body = ErrorBody),
+        (status = 503, description = "the repository is locked (an erasure or a prune holds it): try again later", body = ErrorBody),
+        (status = 507, description = "the restore would not fit in the restore root's free space", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn request_restore(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -252,6 +329,12 @@ pub(super) async fn request_restore(
     Ok((StatusCode::ACCEPTED, Json(rec)).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/restores", tag = "restores", params(JobQuery),
+    responses(
+        (status = 200, description = "recent restore requests the token may see, newest first", body = Vec<RestoreRecord>),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn list_restores(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -264,6 +347,13 @@ pub(super) async fn list_restores(
     Ok(Json(list).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/restores/{id}", tag = "restores", params(("id" = u64, Path, description = "the request's ID")),
+    responses(
+        (status = 200, description = "one request: state, files and bytes so far, errors", body = RestoreRecord),
+        (status = 404, description = "no such request, or one of another tenant", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn get_restore(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -277,6 +367,12 @@ pub(super) async fn get_restore(
     )
 }
 
+#[utoipa::path(get, path = "/v1/erasures", tag = "erasures",
+    responses(
+        (status = 200, description = "end-of-contract erasures the token may see", body = Vec<ErasureRecord>),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn list_erasures(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -292,11 +388,29 @@ pub(super) async fn list_erasures(
     Ok(Json(list).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// `?tenant=` of the audit listing.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct AuditQuery {
+    /// Only this tenant's records.
     tenant: Option<String>,
 }
 
+/// The audit records, with the chain's head (partners: without it).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct AuditListing {
+    /// Hash of the newest record of the whole log.
+    head: Option<String>,
+    /// The records, oldest first.
+    records: Vec<crate::audit::Record>,
+}
+
+#[utoipa::path(get, path = "/v1/alarms", tag = "audit",
+    responses(
+        (status = 200, description = "changes in a repository custos did not make", body = Vec<Alarm>),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn list_alarms(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -305,14 +419,24 @@ pub(super) async fn list_alarms(
     Ok(Json(list).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Which tenant's alarms to accept.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub(super) struct AcceptAlarms {
+    /// The tenant.
     tenant: String,
 }
 
 /// An operator accepts a tenant's repositories as they now are: the alarms
 /// go (on record in the audit log), and the next looks compare with the
 /// current state.
+#[utoipa::path(post, path = "/v1/alarms/accept", tag = "audit", request_body = AcceptAlarms,
+    responses(
+        (status = 200, description = "the alarms accepted (audited)", body = Vec<Alarm>),
+        (status = 400, description = "a bad body", body = ErrorBody),
+        (status = 403, description = "not an operator", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn accept_alarms(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -344,6 +468,13 @@ pub(super) async fn accept_alarms(
     Ok(Json(accepted).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/audit/chain", tag = "audit",
+    responses(
+        (status = 200, description = "the audit trail's health", body = ChainStatus),
+        (status = 403, description = "partner tokens", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn audit_chain(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -360,6 +491,13 @@ pub(super) async fn audit_chain(
     Ok(Json(app.state.chain()).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
+    responses(
+        (status = 200, description = "audit records the token may see, oldest first, with the chain's head (not for partners)", body = AuditListing),
+        (status = 501, description = "this daemon keeps no audit log", body = ErrorBody),
+        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
+        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
+        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
 pub(super) async fn list_audit(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -379,6 +517,9 @@ pub(super) async fn list_audit(
         };
         visible && q.tenant.as_deref().is_none_or(|t| tenant == Some(t))
     })?;
-    let head = audit.head();
-    Ok(Json(serde_json::json!({"head": head, "records": records})).into_response())
+    Ok(Json(AuditListing {
+        head: Some(audit.head()),
+        records,
+    })
+    .into_response())
 }

@@ -55,7 +55,7 @@ use axum::extract::{Path, Query, Request, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -69,10 +69,13 @@ mod auth;
 mod dedup;
 mod handlers;
 
-use admin::{execute_erasure, give_notice, rebuild_catalog};
+use admin::*;
 use auth::{partner_view, throttle};
 use dedup::answer_once;
 use handlers::*;
+
+/// Where the API's OpenAPI description is served.
+const OPENAPI_PATH: &str = "/v1/openapi.json";
 
 /// Identical actions within this window are answered once.
 const DEDUP_WINDOW: Duration = Duration::from_secs(1);
@@ -88,6 +91,16 @@ struct App {
     state: State,
     recent: Arc<Mutex<Recent>>,
     failures: Arc<Mutex<Failures>>,
+}
+
+impl App {
+    fn new(state: State) -> App {
+        App {
+            state,
+            recent: Arc::new(Mutex::new(HashMap::new())),
+            failures: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
 }
 
 /// An API error: status and one sentence.
@@ -135,55 +148,120 @@ impl From<Error> for ApiError {
 
 type ApiResult<T> = std::result::Result<T, ApiError>;
 
+/// What every error answers: one sentence.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ErrorBody {
+    /// What is wrong, and where it helps, what to do.
+    error: String,
+}
+
+/// The OpenAPI description's frame; its paths come from the routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "custos",
+        description = "The custos daemon's API: services, jobs, restores, erasures and the audit trail. Every route but /health needs `Authorization: Bearer <token>`; a partner token sees only its own tenant (anything else answers 404), an auditor's changes nothing (403). docs/api.md tells the rest."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "services", description = "status, snapshots, on-demand backups"),
+        (name = "jobs", description = "scheduled and on-demand jobs"),
+        (name = "restores", description = "ticketed restores"),
+        (name = "erasures", description = "end-of-contract erasure"),
+        (name = "audit", description = "the audit trail and rollback alarms"),
+        (name = "operations", description = "metrics, health, the catalog, this description")
+    )
+)]
+struct ApiDoc;
+
+/// The bearer token scheme every route but `/health` uses.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+            );
+    }
+}
+
+#[utoipa::path(get, path = "/health", tag = "operations", security(()),
+    responses((status = 200, description = "the daemon answers", content_type = "text/plain", body = String)))]
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "operations",
+    responses(
+        (status = 200, description = "this description (OpenAPI 3.1)", content_type = "application/json"),
+        (status = 401, description = "no token, or an unknown one", body = ErrorBody)))]
+async fn openapi_json(_caller: auth::Caller) -> Response {
+    Json(openapi()).into_response()
+}
+
+/// The authenticated routes, each registered from its `#[utoipa::path]`.
+fn v1_routes() -> utoipa_axum::router::OpenApiRouter<App> {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::routes;
+    utoipa_axum::router::OpenApiRouter::<App>::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_services))
+        .routes(routes!(get_service))
+        .routes(routes!(list_snapshots))
+        .routes(routes!(start_backup))
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(request_restore))
+        .routes(routes!(list_restores))
+        .routes(routes!(get_restore))
+        .routes(routes!(list_audit))
+        .routes(routes!(audit_chain))
+        .routes(routes!(list_alarms))
+        .routes(routes!(accept_alarms))
+        .routes(routes!(list_erasures))
+        .routes(routes!(give_notice))
+        .routes(routes!(execute_erasure))
+        .routes(routes!(rebuild_catalog))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi_json))
+}
+
+/// The routes anyone may call.
+fn open_routes() -> utoipa_axum::router::OpenApiRouter<App> {
+    utoipa_axum::router::OpenApiRouter::<App>::new().routes(utoipa_axum::routes!(health))
+}
+
+/// The API's OpenAPI description, made from the same routes as the router.
+pub(crate) fn openapi() -> &'static utoipa::openapi::OpenApi {
+    static DOC: std::sync::OnceLock<utoipa::openapi::OpenApi> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let mut doc = v1_routes().split_for_parts().1;
+        doc.merge(open_routes().split_for_parts().1);
+        doc
+    })
+}
+
 /// The router, ready to serve.
 pub(crate) fn router(state: State) -> Router {
-    let app = App {
-        state,
-        recent: Arc::new(Mutex::new(HashMap::new())),
-        failures: Arc::new(Mutex::new(HashMap::new())),
-    };
-    let v1 = Router::new()
-        .route("/v1/services", get(list_services))
-        .route("/v1/services/{tenant}/{service}", get(get_service))
-        .route(
-            "/v1/services/{tenant}/{service}/snapshots",
-            get(list_snapshots),
-        )
-        .route("/v1/services/{tenant}/{service}/backup", post(start_backup))
-        .route("/v1/jobs", get(list_jobs))
-        .route("/v1/jobs/{id}", get(get_job))
-        .route(
-            "/v1/services/{tenant}/{service}/restores",
-            post(request_restore),
-        )
-        .route("/v1/restores", get(list_restores))
-        .route("/v1/restores/{id}", get(get_restore))
-        .route("/v1/audit", get(list_audit))
-        .route("/v1/audit/chain", get(audit_chain))
-        .route("/v1/alarms", get(list_alarms))
-        .route("/v1/alarms/accept", post(accept_alarms))
-        .route("/v1/erasures", get(list_erasures))
-        .route("/v1/erasures/{tenant}/notice", post(give_notice))
-        .route("/v1/erasures/{tenant}/execute", post(execute_erasure))
-        .route("/v1/catalog/rebuild", post(rebuild_catalog))
-        .route("/metrics", get(metrics))
+    let app = App::new(state);
+    let v1 = v1_routes()
+        .split_for_parts()
+        .0
         .layer(middleware::from_fn_with_state(app.clone(), answer_once))
         .layer(middleware::from_fn_with_state(app.clone(), partner_view))
         .layer(middleware::from_fn_with_state(app.clone(), throttle));
-    Router::new()
-        .route("/health", get(|| async { "ok\n" }))
-        .merge(v1)
-        .with_state(app)
+    open_routes().split_for_parts().0.merge(v1).with_state(app)
 }
 
 /// `/metrics` alone, without authentication: for the separate listener
 /// `daemon.metrics_listen` (loopback only).
 pub(crate) fn metrics_router(state: State) -> Router {
-    let app = App {
-        state,
-        recent: Arc::new(Mutex::new(HashMap::new())),
-        failures: Arc::new(Mutex::new(HashMap::new())),
-    };
+    let app = App::new(state);
     Router::new()
         .route("/metrics", get(open_metrics))
         .with_state(app)
