@@ -365,6 +365,7 @@ pub(crate) async fn via_daemon(g: &Global, a: RestoreArgs) -> Result<u8> {
         snapshot: a.snapshot.clone(),
         at: a.at.clone(),
         include: a.include.clone(),
+        paths: Vec::new(),
         exclude: a.exclude.clone(),
         verify: true,
     };

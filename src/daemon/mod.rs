@@ -731,7 +731,7 @@ pub async fn run(
         Ok(listener) => {
             tracing::info!(socket = %local::socket_path(&setup.state_dir).display(), "local administration socket listening (owner and root only)");
             let (router, opts, stop) = (
-                api::router(state.clone()),
+                api::router(state.clone(), false),
                 setup.api.server.clone(),
                 stop_rx.clone(),
             );

@@ -48,6 +48,10 @@ pub struct RestoreRequest {
     /// Only these paths (globs).
     #[serde(default)]
     pub include: Vec<String>,
+    /// Only these paths, as the snapshot names them: no pattern (`*`, `?`
+    /// and `[` in a name mean themselves). With `include`, either matches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
     /// Not these paths.
     #[serde(default)]
     pub exclude: Vec<String>,
@@ -356,7 +360,12 @@ impl RestoreDesk {
                 svc.tenant
             ))));
         }
-        if req.include.is_empty() {
+        if let Some(bad) = req.paths.iter().find(|p| !p.starts_with('/')) {
+            return Err(refused(Error::Usage(format!(
+                "path {bad:?}: a path starts with / (as the snapshot's tree names it)"
+            ))));
+        }
+        if req.include.is_empty() && req.paths.is_empty() {
             self.check_space(snap.size).map_err(refused)?;
         }
         let id = super::records::RestoreId(self.catalog.next_id()?);
@@ -549,7 +558,13 @@ async fn run_restore(
     // the tenant's, the host is ours.
     let opts = restore::RestoreOptions {
         target: rec.target.clone(),
-        includes: rec.request.include.clone(),
+        includes: rec
+            .request
+            .include
+            .iter()
+            .cloned()
+            .chain(rec.request.paths.iter().map(|p| globset::escape(p)))
+            .collect(),
         excludes: rec.request.exclude.clone(),
         verify: rec.request.verify,
         progress,

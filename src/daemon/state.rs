@@ -374,14 +374,21 @@ impl State {
 
     /// The token whose secret is `secret`.
     pub(crate) fn token(&self, secret: &str) -> Option<Token> {
-        let h = blake3::hash(secret.as_bytes());
+        self.token_by_hash(&blake3::hash(secret.as_bytes()))
+    }
+
+    /// The token whose secret hashes to `hash` (a console session's).
+    pub(crate) fn token_by_hash(&self, hash: &blake3::Hash) -> Option<Token> {
         // blake3::Hash compares in constant time.
+        self.tokens().iter().find(|t| t.hash == *hash).cloned()
+    }
+
+    /// Every token (names and roles: who can reach what).
+    pub(crate) fn tokens(&self) -> Arc<Vec<Token>> {
         self.tokens
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .iter()
-            .find(|t| t.hash == h)
-            .cloned()
+            .clone()
     }
 
     /// The status of one service.

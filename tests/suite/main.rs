@@ -17,6 +17,7 @@ mod audit_trail;
 mod backends;
 mod certificate;
 mod cli;
+mod console;
 mod copy;
 mod corruption;
 mod crash;

@@ -132,7 +132,12 @@ pub(super) fn authenticate(app: &App, headers: &HeaderMap) -> ApiResult<Token> {
         .state
         .token(secret)
         .ok_or_else(|| ApiError(StatusCode::UNAUTHORIZED, "unknown token".into()))?;
-    // A partner's token ends with its contract: from `erasing` on.
+    still_valid(app, token)
+}
+
+/// `token` if it still works: a partner's token ends with its contract,
+/// from `erasing` on (401).
+pub(super) fn still_valid(app: &App, token: Token) -> ApiResult<Token> {
     if let crate::config::Role::Partner { tenant } = &token.role {
         if let Some(e) = app.state.catalog.erasure(tenant)? {
             if e.state.refused() {

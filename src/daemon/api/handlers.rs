@@ -114,14 +114,33 @@ pub(super) async fn start_backup(
     Path((tenant, service)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    service_for(&app, &token, &tenant, &service, true)?;
     let body: BackupBody = if body.is_empty() {
         BackupBody::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))?
     };
-    for t in &body.tags {
+    let job = backup_now(&app, &token, &tenant, &service, body.tags).await?;
+    Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+}
+
+/// Queues an on-demand backup of `tenant/service` for `token` with `tags`
+/// (the API's and the console's): scope and role checked, the request
+/// audited before it is queued.
+///
+/// # Errors
+/// 404 for a service the token may not see, 403 for read-only tokens,
+/// 400 for a bad tag, 409 while one is queued or running or once the
+/// tenant's erasure has started.
+pub(super) async fn backup_now(
+    app: &App,
+    token: &Token,
+    tenant: &str,
+    service: &str,
+    tags: Vec<String>,
+) -> ApiResult<JobRecord> {
+    service_for(app, token, tenant, service, true)?;
+    for t in &tags {
         if t.is_empty()
             || t.len() > 64
             || !t
@@ -138,20 +157,20 @@ pub(super) async fn start_backup(
     app.state.audit_required(
         &token.name,
         "backup.requested",
-        Some(&tenant),
-        serde_json::json!({"service": service, "tags": body.tags}),
+        Some(tenant),
+        serde_json::json!({"service": service, "tags": tags}),
     )?;
     let job = app
         .state
         .runner
         .submit(JobRequest {
-            tenant: tenant.clone(),
-            service: service.clone(),
+            tenant: tenant.to_string(),
+            service: service.to_string(),
             kind: JobKind::Backup,
             trigger: Trigger::OnDemand {
                 actor: token.name.clone(),
             },
-            tags: body.tags,
+            tags,
             due: None,
         })
         .await?;
@@ -160,10 +179,10 @@ pub(super) async fn start_backup(
             app.state.audit(
                 &token.name,
                 "backup.queued",
-                Some(&tenant),
+                Some(tenant),
                 serde_json::json!({"service": service, "job": job.id, "tags": job.tags}),
             );
-            Ok((StatusCode::ACCEPTED, Json(job)).into_response())
+            Ok(job)
         }
         None => Err(ApiError(
             StatusCode::CONFLICT,
@@ -305,28 +324,44 @@ pub(super) async fn request_restore(
     Path((tenant, service)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let info = service_for(&app, &token, &tenant, &service, true)?;
+    let req: RestoreRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))?;
+    let rec = restore_now(&app, &token, &tenant, &service, req).await?;
+    Ok((StatusCode::ACCEPTED, Json(rec)).into_response())
+}
+
+/// Queues a ticketed restore of `tenant/service` for `token` (the API's
+/// and the console's): scope, role, restore window, per-tenant limit and
+/// free space checked by the restore desk.
+///
+/// # Errors
+/// As `POST /v1/services/{tenant}/{service}/restores`.
+pub(super) async fn restore_now(
+    app: &App,
+    token: &Token,
+    tenant: &str,
+    service: &str,
+    req: RestoreRequest,
+) -> ApiResult<RestoreRecord> {
+    let info = service_for(app, token, tenant, service, true)?;
     let Some((desk, jobs)) = &app.state.restores else {
         return Err(ApiError(
             StatusCode::NOT_IMPLEMENTED,
             "this daemon takes no restore requests".into(),
         ));
     };
-    let req: crate::daemon::restores::RestoreRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))?;
     let svc = jobs
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(&crate::config::ServiceKey::new(&tenant, &service))
+        .get(&crate::config::ServiceKey::new(tenant, service))
         .cloned()
-        .ok_or_else(|| not_found(&tenant, &service))?;
+        .ok_or_else(|| not_found(tenant, service))?;
     let window = info
         .restore_window
         .map(|w| crate::duration::HumanDuration::from_secs(w.as_secs()));
-    let rec = desk
+    Ok(desk
         .submit(svc, window, req, &token.name, app.state.clock.now())
-        .await?;
-    Ok((StatusCode::ACCEPTED, Json(rec)).into_response())
+        .await?)
 }
 
 #[utoipa::path(get, path = "/v1/restores", tag = "restores", params(JobQuery),

@@ -66,6 +66,7 @@ use crate::Error;
 
 mod admin;
 mod auth;
+mod console;
 mod dedup;
 mod handlers;
 
@@ -91,14 +92,20 @@ struct App {
     state: State,
     recent: Arc<Mutex<Recent>>,
     failures: Arc<Mutex<Failures>>,
+    /// The console's signed-in browsers.
+    sessions: console::Sessions,
+    /// The listener speaks TLS: the console's cookie is `Secure`.
+    secure: bool,
 }
 
 impl App {
-    fn new(state: State) -> App {
+    fn new(state: State, secure: bool) -> App {
         App {
             state,
             recent: Arc::new(Mutex::new(HashMap::new())),
             failures: Arc::new(Mutex::new(HashMap::new())),
+            sessions: Arc::new(Mutex::new(HashMap::new())),
+            secure,
         }
     }
 }
@@ -246,22 +253,29 @@ pub(crate) fn openapi() -> &'static utoipa::openapi::OpenApi {
     })
 }
 
-/// The router, ready to serve.
-pub(crate) fn router(state: State) -> Router {
-    let app = App::new(state);
+/// The router, ready to serve: the API and the web console (`console`);
+/// `secure` when the listener speaks TLS.
+pub(crate) fn router(state: State, secure: bool) -> Router {
+    let app = App::new(state, secure);
+    let console = console::routes(&app);
     let v1 = v1_routes()
         .split_for_parts()
         .0
         .layer(middleware::from_fn_with_state(app.clone(), answer_once))
         .layer(middleware::from_fn_with_state(app.clone(), partner_view))
         .layer(middleware::from_fn_with_state(app.clone(), throttle));
-    open_routes().split_for_parts().0.merge(v1).with_state(app)
+    open_routes()
+        .split_for_parts()
+        .0
+        .merge(v1)
+        .merge(console)
+        .with_state(app)
 }
 
 /// `/metrics` alone, without authentication: for the separate listener
 /// `daemon.metrics_listen` (loopback only).
 pub(crate) fn metrics_router(state: State) -> Router {
-    let app = App::new(state);
+    let app = App::new(state, false);
     Router::new()
         .route("/metrics", get(open_metrics))
         .with_state(app)
@@ -297,7 +311,8 @@ pub(crate) async fn serve_with(
     opts: super::http::ServerOptions,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> crate::Result<()> {
-    super::http::serve(listener, router(state), opts, shutdown).await
+    let secure = opts.tls.is_some();
+    super::http::serve(listener, router(state, secure), opts, shutdown).await
 }
 
 #[cfg(test)]
