@@ -106,6 +106,55 @@ impl Daemon {
         )
     }
 
+    /// One raw HTTP exchange: (status, head, body).
+    fn raw(&self, req: &str) -> (u16, String, String) {
+        use std::io::Write;
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return (0, String::new(), String::new());
+        };
+        if s.write_all(req.as_bytes()).is_err() {
+            return (0, String::new(), String::new());
+        }
+        let mut resp = String::new();
+        let _ = s.read_to_string(&mut resp);
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, head.to_string(), body.to_string())
+    }
+
+    /// Signs in to the web console with `token`: its session cookie
+    /// (`custos_session=...`), or the status it answered.
+    pub fn console_login(&self, token: &str) -> Result<String, u16> {
+        let body = format!("token={token}&next=/");
+        let (status, head, _) = self.raw(&format!(
+            "POST /login HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.port,
+            body.len()
+        ));
+        if status != 303 {
+            return Err(status);
+        }
+        head.lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .and_then(|c| c.split(';').next())
+            .map(str::to_string)
+            .ok_or(status)
+    }
+
+    /// `GET path` of the web console with a session `cookie`: (status,
+    /// body).
+    pub fn console_get(&self, path: &str, cookie: &str) -> (u16, String) {
+        let (status, _, body) = self.raw(&format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n",
+            self.port
+        ));
+        (status, body)
+    }
+
     /// `GET path`.
     pub fn get(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
         self.request("GET", path, token, "")

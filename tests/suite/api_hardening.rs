@@ -290,6 +290,32 @@ fn tls_serves_the_api_and_plain_http_beyond_loopback_is_refused() {
     }
     let logged = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(ok, "no HTTPS answer ({last}); log:\n{logged}");
+    // The console's session cookie is Secure under TLS.
+    let signed_in = rt.block_on(async {
+        reqwest::Client::builder()
+            .add_root_certificate(
+                reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap(),
+            )
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .post(format!("{url}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={OP}&next=/"))
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(signed_in.status().as_u16(), 303);
+    let cookie = signed_in
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Max-Age=28800"] {
+        assert!(cookie.contains(flag), "{flag} missing: {cookie}");
+    }
     // Plain HTTP on the TLS port gets no API answer.
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -216,6 +216,22 @@ fn an_erased_tenant_is_erased_everywhere_and_refused_afterwards() {
     let (s, v) = daemon.request("GET", "/v1/services", ZQ, "");
     assert_eq!(s, 401, "{v}");
     assert!(v["error"].as_str().unwrap().contains("erased"), "{v}");
+    // The console: the erased tenant's partner cannot sign in; the
+    // operator finds the erasure and its certificate, which verifies.
+    assert_eq!(daemon.console_login(ZQ), Err(401));
+    let desk = daemon.console_login(DESK).unwrap();
+    let (s, page) = daemon.console_get("/erasures", &desk);
+    assert_eq!(s, 200);
+    assert!(page.contains(TENANT) && page.contains("erased"), "{page}");
+    let (s, page) = daemon.console_get(&format!("/erasures/{TENANT}/certificate"), &desk);
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("signature verifies"), "{page}");
+    assert!(page.contains("SD-3"), "the early start's reason: {page}");
+    let (s, json) = daemon.console_get(&format!("/erasures/{TENANT}/certificate.json"), &desk);
+    assert_eq!(s, 200);
+    let cert: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(cert["certificate"]["tenant"], TENANT);
+    assert!(page.contains(cert["public_key"].as_str().unwrap()));
     // The other tenant goes on.
     let (s, job) = daemon.request("POST", "/v1/services/globex/web/backup", GX, "");
     assert_eq!(s, 202, "{job}");

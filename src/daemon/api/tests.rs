@@ -13,6 +13,7 @@ struct Api {
     base: String,
     client: reqwest::Client,
     catalog: Catalog,
+    state: State,
     _stop: tokio::sync::watch::Sender<bool>,
 }
 
@@ -123,11 +124,12 @@ async fn start() -> Api {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(serve(listener, state, rx));
+    tokio::spawn(serve(listener, state.clone(), rx));
     Api {
         base,
         client: reqwest::Client::new(),
         catalog,
+        state,
         _stop: stop,
     }
 }
@@ -467,4 +469,91 @@ async fn the_openapi_description_is_the_routes_and_the_api_page() {
     ] {
         assert!(schemas.contains_key(name), "{name} missing");
     }
+}
+
+/// Signs in to the console with `token`: the session cookie, or the status.
+async fn console_session(api: &Api, token: &str) -> Result<String, u16> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}/login", api.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}&next=/"))
+        .send()
+        .await
+        .unwrap();
+    if r.status().as_u16() != 303 {
+        return Err(r.status().as_u16());
+    }
+    let c = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+        "{c}"
+    );
+    assert!(!c.contains("Secure"), "plain HTTP: no Secure flag ({c})");
+    Ok(c.split(';').next().unwrap().to_string())
+}
+
+async fn console_get(api: &Api, cookie: &str, path: &str) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{}{path}", api.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn console_sessions_follow_their_token() {
+    let api = start().await;
+    // No session: the sign-in page; an unknown token is refused (401).
+    let (s, _) = console_get(&api, "custos_session=nothing", "/").await;
+    assert_eq!(s, 303);
+    assert_eq!(console_session(&api, "not-a-token").await, Err(401));
+    let partner = console_session(&api, "acme-secret").await.unwrap();
+    let (s, page) = console_get(&api, &partner, "/").await;
+    assert_eq!(s, 200);
+    assert!(
+        page.contains("acme/db") && !page.contains("globex"),
+        "{page}"
+    );
+    // Another tenant's service page does not exist for a partner.
+    let (s, _) = console_get(&api, &partner, "/services/globex/db").await;
+    assert_eq!(s, 404);
+    // Every page is served with a policy that forbids scripts and framing.
+    let r = reqwest::Client::new()
+        .get(format!("{}/", api.base))
+        .header("cookie", &partner)
+        .send()
+        .await
+        .unwrap();
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
+
+#[tokio::test]
+async fn failed_console_sign_ins_are_throttled_like_the_apis() {
+    let api = start().await;
+    for _ in 0..AUTH_FAILURES {
+        assert_eq!(console_session(&api, "guess").await, Err(401));
+    }
+    // Even the right token now waits.
+    assert_eq!(console_session(&api, "op-secret").await, Err(429));
+    let (s, _, _) = api.call("GET", "/v1/services", Some("op-secret"), "").await;
+    assert_eq!(s, 429);
 }

@@ -326,7 +326,7 @@ pub(super) async fn tree(
     let body = html! {
         p.breadcrumbs { a href="/" { "Overview" } " › " a href={ "/services/" (tenant) "/" (service) } { (tenant) "/" (service) } " › snapshot " span.mono { (sid.short()) } }
         h1 { "Snapshot " span.mono { (sid.short()) } }
-        p.muted { (snap.timestamp().to_string()) " · " (snap.summary.files) " files · " (bytes(snap.summary.total_bytes)) }
+        p.muted { (layout::when(&snap.timestamp().to_string())) " · " (snap.summary.files) " files · " (bytes(snap.summary.total_bytes)) }
         nav aria-label="Path" {
             p {
                 @for (i, (p, name)) in crumbs.iter().enumerate() {
