@@ -544,6 +544,18 @@ async fn console_sessions_follow_their_token() {
         "{csp}"
     );
     assert_eq!(r.headers()["cache-control"], "no-store");
+    // The token removed (a reload): its sessions end at their next request.
+    let services = api.state.services().as_ref().clone();
+    let tokens: Vec<Token> = api
+        .state
+        .tokens()
+        .iter()
+        .filter(|t| t.name != "acme-portal")
+        .cloned()
+        .collect();
+    api.state.replace(services, tokens);
+    let (s, _) = console_get(&api, &partner, "/").await;
+    assert_eq!(s, 303, "a removed token's session is over");
 }
 
 #[tokio::test]
