@@ -61,9 +61,9 @@ impl RepoAccess {
     /// # Errors
     /// Backend, key and cache errors.
     pub async fn open(&self, create: bool) -> Result<IndexedRepository> {
-        let secret = self.key.load()?;
-        let cache = Some(self.cache_dir.clone());
         let repo = if create {
+            let secret = self.key.load()?;
+            let cache = Some(self.cache_dir.clone());
             let opts = InitOptions {
                 kdf: KdfParams::for_new_slots(),
                 ..InitOptions::default()
@@ -75,14 +75,24 @@ impl RepoAccess {
             }
             repo
         } else {
-            Repository::open(
-                Backend::open(&self.url, false)?.with_limits(&self.limits),
-                &secret,
-                cache,
-            )
-            .await?
+            self.open_unindexed().await?
         };
         repo.load_index().await
+    }
+
+    /// Opens the repository without loading its index: for what needs its
+    /// snapshots, pins and key slots only (a retention decision, the list
+    /// of who holds a key), not its data.
+    ///
+    /// # Errors
+    /// Backend and key errors; [`crate::Error::NoRepository`] when there is none.
+    pub async fn open_unindexed(&self) -> Result<Repository> {
+        Repository::open(
+            Backend::open(&self.url, false)?.with_limits(&self.limits),
+            &self.key.load()?,
+            Some(self.cache_dir.clone()),
+        )
+        .await
     }
 }
 

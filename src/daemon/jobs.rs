@@ -25,7 +25,6 @@ use crate::catalog::Catalog;
 use crate::commands::{backup, check, forget, prune};
 use crate::config::{Hook, RepoAccess, ServiceKey, SourceSpec};
 use crate::policy::retention::RetentionPolicy;
-use crate::repository::Repository;
 use crate::source::command::{run_hook, CommandSpec, CommandStream};
 use crate::{Error, Result};
 
@@ -726,13 +725,7 @@ pub(crate) async fn refresh_snapshots_if_changed(svc: &ServiceJobs, catalog: &Ca
 }
 
 async fn reread(svc: &ServiceJobs, catalog: &Catalog) -> Result<()> {
-    let backend = Backend::open(&svc.repo.url, false)?.with_limits(&svc.repo.limits);
-    let repo = Repository::open(
-        backend,
-        &svc.repo.key.load()?,
-        Some(svc.repo.cache_dir.clone()),
-    )
-    .await?;
+    let repo = svc.repo.open_unindexed().await?;
     // Rollback detection on snapshots at every look (index objects are
     // compared by the check job, which loads the index).
     let seen = catalog.seen(&svc.tenant, &svc.repo.url)?;

@@ -45,16 +45,7 @@ async fn access(app: &App, tenant: &str) -> Markup {
     }
     let mut slots = Vec::new();
     for r in &repos {
-        let listed = async {
-            let repo = crate::repository::Repository::open(
-                crate::backend::Backend::open(&r.url, false)?.with_limits(&r.limits),
-                &r.key.load()?,
-                Some(r.cache_dir.clone()),
-            )
-            .await?;
-            repo.key_slot_infos().await
-        }
-        .await;
+        let listed = async { r.open_unindexed().await?.key_slot_infos().await }.await;
         slots.push((r.url.clone(), r.key.clone(), listed));
     }
     html! {

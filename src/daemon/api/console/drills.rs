@@ -125,7 +125,7 @@ pub(super) async fn page(AxState(app): AxState<App>, viewer: Viewer) -> Response
                             @for j in list.iter().rev().take(10) {
                                 tr {
                                     td { "#" (j.id) }
-                                    td { (j.finished.as_deref().or(j.started.as_deref()).unwrap_or(&j.queued)) }
+                                    td { (layout::when(j.finished.as_deref().or(j.started.as_deref()).unwrap_or(&j.queued))) }
                                     td {
                                         @match (j.state.word(), j.rto) {
                                             ("succeeded", Some(r)) if r.met() => { (badge("ok", "RTO met")) }

@@ -77,7 +77,7 @@ pub(super) async fn page(AxState(app): AxState<App>, viewer: Viewer) -> Response
                                 td {
                                     (r.due)
                                     @if r.state == ErasureState::NoticeGiven { br; strong { (from_now(&r.due, now)) } }
-                                    @if let Some(s) = &r.started { br; span.muted { "started " (s) } }
+                                    @if let Some(s) = &r.started { br; span.muted { "started " (layout::when(s)) } }
                                 }
                                 td {
                                     (r.deadline)
@@ -195,7 +195,7 @@ pub(super) async fn certificate_html(
         dl.facts {
             dt { "Contract" } dd { (c.contract.as_deref().unwrap_or("—")) }
             dt { "Notice given" } dd { (c.notice_given) }
-            dt { "Erasure started" } dd { (c.erasure_started) }
+            dt { "Erasure started" } dd { (layout::when(&c.erasure_started)) }
             dt { "Completed" } dd { (c.erasure_completed) }
             @if let Some(e) = &c.early_start { dt { "Started early" } dd { (e.reason) } }
             dt { "Verification" } dd { (c.verification) }

@@ -289,8 +289,8 @@ pub(super) async fn detail(
             dt { "Files" } dd id="files" { (rec.files_done) " of " (rec.files_total) }
             dt { "Bytes" } dd id="bytes" { (bytes(rec.bytes_done)) " of " (bytes(rec.bytes_total)) }
             dt { "Rate" } dd { @if let Some(r) = rate(&rec) { (bytes(r as u64)) "/s" } @else { "—" } }
-            dt { "Started" } dd { (rec.started.as_deref().unwrap_or("—")) }
-            dt { "Finished" } dd { (rec.finished.as_deref().unwrap_or("—")) }
+            dt { "Started" } dd { (rec.started.as_deref().map_or_else(|| "—".to_owned(), layout::when)) }
+            dt { "Finished" } dd { (rec.finished.as_deref().map_or_else(|| "—".to_owned(), layout::when)) }
             dt { "Paths" } dd {
                 @if rec.request.include.is_empty() && rec.request.paths.is_empty() { "everything" }
                 @else { (lines(&rec.request.paths)) (lines(&rec.request.include)) }

@@ -48,7 +48,7 @@ struct Retention {
 /// What the service's retention would decide now, as its job decides it.
 async fn retention(svc: &ServiceJobs) -> crate::Result<Retention> {
     use crate::commands::forget;
-    let repo = svc.repo.open(false).await?;
+    let repo = svc.repo.open_unindexed().await?;
     let report = forget::forget(
         &repo,
         &forget::ForgetOptions {
@@ -367,7 +367,7 @@ pub(super) async fn tree(
                                 }
                                 td { (e.mode_string()) }
                                 td.num { (bytes(e.size)) }
-                                td class="hide-narrow" { (e.mtime) }
+                                td class="hide-narrow" { (layout::when(&e.mtime)) }
                             }
                         }
                     }
