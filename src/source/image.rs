@@ -118,9 +118,16 @@ fn extents(path: &Path, format: &str) -> Result<Vec<Extent>> {
             String::from_utf8_lossy(&o.stderr).trim()
         )));
     }
-    let v: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout)
+    parse_map(&o.stdout)
+}
+
+/// The extents `qemu-img map --output=json` printed: they must start at 0,
+/// follow each other and end within 2^64 bytes; neighbours of one kind are
+/// merged.
+fn parse_map(json: &[u8]) -> Result<Vec<Extent>> {
+    let v: Vec<serde_json::Value> = serde_json::from_slice(json)
         .map_err(|e| Error::Command(format!("`qemu-img map`: unexpected answer: {e}")))?;
-    let mut out: Vec<Extent> = Vec::with_capacity(v.len());
+    let mut out: Vec<Extent> = Vec::new();
     let mut at = 0u64;
     for e in v {
         let (Some(start), Some(length)) = (e["start"].as_u64(), e["length"].as_u64()) else {
@@ -134,7 +141,11 @@ fn extents(path: &Path, format: &str) -> Result<Vec<Extent>> {
             )));
         }
         let data = !e["zero"].as_bool().unwrap_or(false);
-        at = start + length;
+        at = start.checked_add(length).ok_or_else(|| {
+            Error::Command(format!(
+                "`qemu-img map`: an extent at {start} ends beyond 2^64 bytes"
+            ))
+        })?;
         match out.last_mut() {
             Some(last) if last.data == data => last.length += length,
             _ => out.push(Extent {
@@ -147,9 +158,14 @@ fn extents(path: &Path, format: &str) -> Result<Vec<Extent>> {
     Ok(out)
 }
 
-/// An NBD connection to `qemu-nbd`.
-struct Nbd {
-    sock: UnixStream,
+/// The most option replies the handshake reads before the server's
+/// acknowledgement (qemu-nbd sends a handful).
+const MAX_OPTION_REPLIES: usize = 64;
+
+/// An NBD connection to `qemu-nbd` (a Unix socket; any stream in the fuzz
+/// target).
+struct Nbd<S = UnixStream> {
+    sock: S,
     size: u64,
     cookie: u64,
 }
@@ -170,11 +186,9 @@ fn read_u64(r: &mut impl Read) -> Result<u64> {
     Ok(u64::from_be_bytes(b))
 }
 
-impl Nbd {
+impl<S: Read + Write> Nbd<S> {
     /// The fixed newstyle handshake and `NBD_OPT_GO` on the default export.
-    fn handshake(mut sock: UnixStream) -> Result<Nbd> {
-        sock.set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(io("NBD socket"))?;
+    fn handshake(mut sock: S) -> Result<Nbd<S>> {
         if read_u64(&mut sock)? != NBDMAGIC || read_u64(&mut sock)? != IHAVEOPT {
             return Err(proto("not an NBD newstyle server"));
         }
@@ -193,7 +207,14 @@ impl Nbd {
         msg.extend_from_slice(&0u16.to_be_bytes());
         sock.write_all(&msg).map_err(io("NBD handshake"))?;
         let mut size = None;
+        let mut replies = 0;
         loop {
+            replies += 1;
+            if replies > MAX_OPTION_REPLIES {
+                return Err(proto(format!(
+                    "more than {MAX_OPTION_REPLIES} option replies"
+                )));
+            }
             if read_u64(&mut sock)? != REPLY_MAGIC {
                 return Err(proto("bad option reply magic"));
             }
@@ -235,8 +256,11 @@ impl Nbd {
         })
     }
 
-    /// Reads `buf.len()` bytes at `offset`.
+    /// Reads `buf.len()` bytes (at most [`MAX_READ`]) at `offset`.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if buf.len() as u64 > MAX_READ {
+            return Err(proto(format!("a read of {} bytes at once", buf.len())));
+        }
         self.cookie += 1;
         let mut req = Vec::with_capacity(28);
         req.extend_from_slice(&REQUEST_MAGIC.to_be_bytes());
@@ -359,7 +383,11 @@ impl ImageStream {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let nbd = match Nbd::handshake(sock) {
+        let nbd = match sock
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(io("NBD socket"))
+            .and_then(|()| Nbd::handshake(sock))
+        {
             Ok(n) => n,
             Err(e) => {
                 let _ = server.kill();
@@ -439,6 +467,39 @@ impl Drop for ImageStream {
     }
 }
 
+/// Entry points of the fuzz targets (`fuzz/`): what `qemu-img map` prints
+/// and what `qemu-nbd` answers are parsed by this module's decoders.
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::io::{Read, Write};
+
+    /// Parses `json` as `qemu-img map --output=json`; the guest size.
+    ///
+    /// # Errors
+    /// What [`super::parse_map`] refuses.
+    pub fn qemu_img_map(json: &[u8]) -> crate::Result<u64> {
+        Ok(super::parse_map(json)?
+            .last()
+            .map_or(0, |e| e.start + e.length))
+    }
+
+    /// The NBD handshake against `server`, then a read of each
+    /// `(offset, length)` and the disconnect.
+    ///
+    /// # Errors
+    /// What the client refuses in the server's answers.
+    pub fn nbd_client<S: Read + Write>(server: S, reads: &[(u64, u32)]) -> crate::Result<()> {
+        let mut nbd = super::Nbd::handshake(server)?;
+        let mut buf = Vec::new();
+        for &(offset, length) in reads {
+            buf.resize(length as usize, 0);
+            nbd.read_at(offset, &mut buf)?;
+        }
+        nbd.disconnect();
+        Ok(())
+    }
+}
+
 /// Converts the raw image at `raw` into `format` at `out` (`qemu-img
 /// convert`, zero ranges left unallocated).
 ///
@@ -482,6 +543,149 @@ mod tests {
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    #[test]
+    fn the_map_must_cover_the_disk_from_zero_without_gaps() {
+        let map = br#"[{"start":0,"length":65536,"zero":false},
+            {"start":65536,"length":65536,"zero":false},
+            {"start":131072,"length":1048576,"zero":true}]"#;
+        assert_eq!(
+            parse_map(map).unwrap(),
+            vec![
+                Extent {
+                    start: 0,
+                    length: 131_072,
+                    data: true
+                },
+                Extent {
+                    start: 131_072,
+                    length: 1_048_576,
+                    data: false
+                },
+            ]
+        );
+        for (bad, why) in [
+            (&br#"[{"start":512,"length":512}]"#[..], "follow each other"),
+            (br#"[{"start":0,"length":512},{"start":1024,"length":1}]"#, "follow each other"),
+            (br#"[{"start":0,"length":18446744073709551615},{"start":18446744073709551615,"length":2}]"#, "beyond 2^64"),
+            (br#"[{"start":0}]"#, "without start or length"),
+            (b"{}", "unexpected answer"),
+        ] {
+            let e = parse_map(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{e}");
+        }
+    }
+
+    /// A server's side of a conversation: reads from `answers`, drops writes.
+    struct Scripted(std::io::Cursor<Vec<u8>>);
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn greeting() -> Vec<u8> {
+        [
+            &NBDMAGIC.to_be_bytes()[..],
+            &IHAVEOPT.to_be_bytes(),
+            &3u16.to_be_bytes(),
+        ]
+        .concat()
+    }
+
+    fn option_reply(kind: u32, data: &[u8]) -> Vec<u8> {
+        [
+            &REPLY_MAGIC.to_be_bytes()[..],
+            &OPT_GO.to_be_bytes(),
+            &kind.to_be_bytes(),
+            &(data.len() as u32).to_be_bytes(),
+            data,
+        ]
+        .concat()
+    }
+
+    fn export_info(size: u64) -> Vec<u8> {
+        option_reply(
+            REP_INFO,
+            &[&[0u8, 0][..], &size.to_be_bytes(), &[0, 0]].concat(),
+        )
+    }
+
+    fn read_reply(error: u32, cookie: u64, data: &[u8]) -> Vec<u8> {
+        [
+            &SIMPLE_REPLY_MAGIC.to_be_bytes()[..],
+            &error.to_be_bytes(),
+            &cookie.to_be_bytes(),
+            data,
+        ]
+        .concat()
+    }
+
+    fn session(server: Vec<u8>) -> Result<Nbd<Scripted>> {
+        Nbd::handshake(Scripted(std::io::Cursor::new(server)))
+    }
+
+    #[test]
+    fn the_nbd_client_checks_every_answer_of_the_server() {
+        let ok = [greeting(), export_info(4096), option_reply(REP_ACK, &[])].concat();
+        let mut nbd = session([ok.clone(), read_reply(0, 1, b"abcd")].concat()).unwrap();
+        assert_eq!(nbd.size, 4096);
+        let mut buf = [0u8; 4];
+        nbd.read_at(0, &mut buf).unwrap();
+        assert_eq!(&buf, b"abcd");
+
+        let refuse = |server: Vec<u8>, why: &str| {
+            let e = match session(server) {
+                Ok(mut nbd) => nbd.read_at(0, &mut [0u8; 4]).unwrap_err(),
+                Err(e) => e,
+            }
+            .to_string();
+            assert!(e.contains(why), "{why}: {e}");
+        };
+        refuse(b"NBDMAGIC".repeat(2), "not an NBD newstyle server");
+        refuse(
+            [greeting(), option_reply(REP_ACK, &[])].concat(),
+            "no export size",
+        );
+        refuse(
+            [greeting(), option_reply(0x8000_0001, b"no such export")].concat(),
+            "the export was refused",
+        );
+        refuse(
+            [
+                greeting(),
+                option_reply(REP_INFO, &[]).repeat(MAX_OPTION_REPLIES + 1),
+            ]
+            .concat(),
+            "option replies",
+        );
+        refuse(
+            [greeting(), option_reply(REP_INFO, &vec![0; (1 << 16) + 1])].concat(),
+            "over 64 KiB",
+        );
+        refuse(
+            [ok.clone(), read_reply(0, 2, b"abcd")].concat(),
+            "another request",
+        );
+        refuse(
+            [ok.clone(), read_reply(5, 1, b"")].concat(),
+            "failed (error 5)",
+        );
+        refuse([ok.clone(), read_reply(0, 1, b"ab")].concat(), "NBD read");
+        let mut nbd = session(ok).unwrap();
+        let e = nbd
+            .read_at(0, &mut vec![0u8; MAX_READ as usize + 1])
+            .unwrap_err();
+        assert!(e.to_string().contains("at once"), "{e}");
     }
 
     #[test]

@@ -251,6 +251,16 @@ fn main() {
     write(&dir, "repo_config", "config", &cfg.encode(keys));
 
     write(&dir, "index_cache", "cache", &index_cache());
+    write(&dir, "nbd_client", "session", &nbd_session());
+    // What `qemu-img map --output=json` prints for a small qcow2.
+    write(
+        &dir,
+        "qemu_img_map",
+        "map",
+        br#"[{ "start": 0, "length": 65536, "depth": 0, "present": true, "zero": false, "data": true, "compressed": false, "offset": 327680},
+{ "start": 65536, "length": 1048576, "depth": 0, "present": false, "zero": true, "data": false, "compressed": false}]
+"#,
+    );
 }
 
 /// A real index cache of two runs (4 entries, then 1: the size rule keeps
@@ -302,4 +312,37 @@ fn index_cache() -> Vec<u8> {
         out.extend_from_slice(part);
     }
     out
+}
+
+/// The `nbd_client` target's input: one read of 4 bytes at offset 0 (count,
+/// then offset u32 BE and length u16 BE), then what qemu-nbd answers: its
+/// greeting, the export's size, the acknowledgement and the read's reply.
+fn nbd_session() -> Vec<u8> {
+    const REPLY_MAGIC: u64 = 0x0003_e889_0455_65a9;
+    let option_reply = |kind: u32, data: &[u8]| {
+        [
+            &REPLY_MAGIC.to_be_bytes()[..],
+            &7u32.to_be_bytes(),
+            &kind.to_be_bytes(),
+            &u32::try_from(data.len()).expect("small").to_be_bytes(),
+            data,
+        ]
+        .concat()
+    };
+    [
+        &[1u8, 0, 0, 0, 0, 0, 4][..],
+        b"NBDMAGIC",
+        b"IHAVEOPT",
+        &3u16.to_be_bytes(),
+        &option_reply(
+            3,
+            &[&[0u8, 0][..], &4096u64.to_be_bytes(), &[0, 0]].concat(),
+        ),
+        &option_reply(1, &[]),
+        &0x6744_6698u32.to_be_bytes(),
+        &0u32.to_be_bytes(),
+        &1u64.to_be_bytes(),
+        b"abcd",
+    ]
+    .concat()
 }
