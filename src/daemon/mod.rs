@@ -844,6 +844,9 @@ pub async fn run(
             Ok(Ok(())) => {}
         }
     }
+    if let Some(n) = &state.notifier {
+        n.log_dropped_at_stop();
+    }
     catalog.flush()?;
     audit.record("daemon", "daemon.stopped", None, serde_json::json!({}));
     let (mirror_url, signer) = erasing

@@ -389,3 +389,24 @@ fn events_reach_webhooks_and_mail_once_each_scoped_by_tenant() {
     );
     d.stop();
 }
+
+#[test]
+fn deliveries_waiting_for_a_retry_at_stop_are_said_to_be_dropped() {
+    // Every delivery is refused for a while (the mail server is not there
+    // at all): at stop, some wait for their retry.
+    let hook = WebhookReceiver::start(&[503; 20]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = write_config(dir.path(), port, &hook, free_port());
+    let d = Daemon::start(&cfg, &[], dir.path().join("daemon.log"));
+    let (s, job) = d.request("POST", "/v1/services/acme/broken/backup", OP, "");
+    assert_eq!(s, 202, "{job}");
+    d.wait_until(Duration::from_secs(60), || !hook.received().is_empty());
+    let log = d.stop();
+    assert!(
+        log.contains(
+            "notification deliveries still under way or waiting for a retry are dropped at stop"
+        ),
+        "{log}"
+    );
+}

@@ -203,6 +203,8 @@ pub(crate) struct Counts {
     pub sent: AtomicU64,
     /// Deliveries given up (permanent failure, or retries exhausted).
     pub failed: AtomicU64,
+    /// Deliveries under way or waiting for a retry.
+    pub pending: AtomicU64,
 }
 
 /// Sends events to the channels (cheap to clone).
@@ -254,6 +256,18 @@ impl Notifier {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(channels);
     }
 
+    /// Says in the log how many deliveries the daemon's stop drops (those
+    /// under way or waiting for a retry: they live in memory only).
+    pub(crate) fn log_dropped_at_stop(&self) {
+        let n = self.counts.pending.load(Ordering::Relaxed);
+        if n > 0 {
+            tracing::warn!(
+                dropped = n,
+                "notification deliveries still under way or waiting for a retry are dropped at stop: their events are not sent again"
+            );
+        }
+    }
+
     fn channels(&self) -> Arc<Vec<LoadedChannel>> {
         self.channels
             .read()
@@ -279,8 +293,11 @@ impl Notifier {
                 e.clone()
             };
             let (channel, http, counts) = (c.clone(), self.http.clone(), self.counts.clone());
-            self.runtime
-                .spawn(async move { deliver(&channel, &http, &event, &counts).await });
+            counts.pending.fetch_add(1, Ordering::Relaxed);
+            self.runtime.spawn(async move {
+                deliver(&channel, &http, &event, &counts).await;
+                counts.pending.fetch_sub(1, Ordering::Relaxed);
+            });
             n += 1;
         }
         if n == 0 {
