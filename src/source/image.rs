@@ -476,7 +476,8 @@ pub mod fuzzing {
     /// Parses `json` as `qemu-img map --output=json`; the guest size.
     ///
     /// # Errors
-    /// What [`super::parse_map`] refuses.
+    /// A map that is not JSON, or whose extents do not start at 0, follow
+    /// each other and end within 2^64 bytes.
     pub fn qemu_img_map(json: &[u8]) -> crate::Result<u64> {
         Ok(super::parse_map(json)?
             .last()
