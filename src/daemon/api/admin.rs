@@ -90,10 +90,8 @@ pub(super) struct NoticeBody {
         (status = 400, description = "a bad body or time, or an unknown tenant", body = ErrorBody),
         (status = 409, description = "the daemon runs without a config file or an audit log", body = ErrorBody),
         (status = 422, description = "notice was already given, or the tenant is erased", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
         (status = 403, description = "not an operator", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn give_notice(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -148,10 +146,8 @@ pub(super) struct ExecuteBody {
         (status = 422, description = "no notice was given, the notice period is not over, or no signing key is configured", body = ErrorBody),
         (status = 503, description = "a repository of the tenant is locked: try again later", body = ErrorBody),
         (status = 507, description = "no room to write the certificate", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
         (status = 403, description = "not an operator", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn execute_erasure(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -199,10 +195,8 @@ pub(super) async fn execute_erasure(
     responses(
         (status = 200, description = "every service's snapshots read again", body = crate::daemon::status::Rebuilt),
         (status = 409, description = "this daemon runs no services", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
         (status = 403, description = "not an operator", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn rebuild_catalog(
     AxState(app): AxState<App>,
     Caller(token): Caller,

@@ -14,9 +14,7 @@ use crate::erasure::ErasureRecord;
     responses(
         (status = 200, description = "Prometheus text (version 0.0.4)", content_type = "text/plain", body = String),
         (status = 403, description = "partner tokens", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn metrics(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -41,9 +39,7 @@ pub(super) async fn open_metrics(AxState(app): AxState<App>) -> ApiResult<Respon
 #[utoipa::path(get, path = "/v1/services", tag = "services",
     responses(
         (status = 200, description = "every service the token may see", body = Vec<ServiceStatus>),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn list_services(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -55,9 +51,7 @@ pub(super) async fn list_services(
     responses(
         (status = 200, description = "one service's status", body = ServiceStatus),
         (status = 404, description = "no such service, or one of another tenant", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn get_service(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -71,9 +65,7 @@ pub(super) async fn get_service(
     responses(
         (status = 200, description = "the service's snapshots, newest first", body = Vec<SnapshotEntry>),
         (status = 404, description = "no such service, or one of another tenant", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn list_snapshots(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -105,9 +97,7 @@ pub(super) struct BackupBody {
         (status = 403, description = "read-only tokens", body = ErrorBody),
         (status = 404, description = "no such service, or one of another tenant", body = ErrorBody),
         (status = 409, description = "a backup of the service is already queued or running, or the tenant's erasure has started", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn start_backup(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -254,9 +244,7 @@ pub(super) fn service_for(
 #[utoipa::path(get, path = "/v1/jobs", tag = "jobs", params(JobQuery),
     responses(
         (status = 200, description = "recent jobs the token may see, newest first", body = Vec<JobRecord>),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn list_jobs(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -287,9 +275,7 @@ fn visible<T: serde::Serialize>(
     responses(
         (status = 200, description = "one job", body = JobRecord),
         (status = 404, description = "no such job, or one of another tenant", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn get_job(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -315,9 +301,7 @@ pub(super) async fn get_job(
         (status = 501, description = "this daemon takes no restore requests", body = ErrorBody),
         (status = 503, description = "the repository is locked (an erasure or a prune holds it): try again later", body = ErrorBody),
         (status = 507, description = "the restore would not fit in the restore root's free space", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn request_restore(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -367,9 +351,7 @@ pub(super) async fn restore_now(
 #[utoipa::path(get, path = "/v1/restores", tag = "restores", params(JobQuery),
     responses(
         (status = 200, description = "recent restore requests the token may see, newest first", body = Vec<RestoreRecord>),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn list_restores(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -386,9 +368,7 @@ pub(super) async fn list_restores(
     responses(
         (status = 200, description = "one request: state, files and bytes so far, errors", body = RestoreRecord),
         (status = 404, description = "no such request, or one of another tenant", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn get_restore(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -405,9 +385,7 @@ pub(super) async fn get_restore(
 #[utoipa::path(get, path = "/v1/erasures", tag = "erasures",
     responses(
         (status = 200, description = "end-of-contract erasures the token may see", body = Vec<ErasureRecord>),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn list_erasures(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -443,9 +421,7 @@ pub(super) struct AuditListing {
 #[utoipa::path(get, path = "/v1/alarms", tag = "audit",
     responses(
         (status = 200, description = "changes in a repository custos did not make", body = Vec<Alarm>),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn list_alarms(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -469,9 +445,7 @@ pub(super) struct AcceptAlarms {
         (status = 200, description = "the alarms accepted (audited)", body = Vec<Alarm>),
         (status = 400, description = "a bad body", body = ErrorBody),
         (status = 403, description = "not an operator", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn accept_alarms(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -507,9 +481,7 @@ pub(super) async fn accept_alarms(
     responses(
         (status = 200, description = "the audit trail's health", body = ChainStatus),
         (status = 403, description = "partner tokens", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn audit_chain(
     AxState(app): AxState<App>,
     Caller(token): Caller,
@@ -530,9 +502,7 @@ pub(super) async fn audit_chain(
     responses(
         (status = 200, description = "audit records the token may see, oldest first, with the chain's head (not for partners)", body = AuditListing),
         (status = 501, description = "this daemon keeps no audit log", body = ErrorBody),
-        (status = 401, description = "no token, an unknown one, or a partner's after its contract ended", body = ErrorBody),
-        (status = 429, description = "too many failed authentications from this address", body = ErrorBody),
-        (status = 500, description = "an internal error (to partners: a reference the daemon's log explains)", body = ErrorBody)))]
+        Refusals))]
 pub(super) async fn list_audit(
     AxState(app): AxState<App>,
     Caller(token): Caller,

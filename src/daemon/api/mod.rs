@@ -162,6 +162,31 @@ pub(super) struct ErrorBody {
     error: String,
 }
 
+/// The refusals every route behind a token may answer, for its
+/// `#[utoipa::path]` (`responses(..., Refusals)`).
+#[derive(utoipa::IntoResponses)]
+#[expect(dead_code, reason = "only described: ApiError gives these answers")]
+pub(super) enum Refusals {
+    /// 401.
+    #[response(
+        status = 401,
+        description = "no token, an unknown one, or a partner's after its contract ended"
+    )]
+    Unauthorized(ErrorBody),
+    /// 429.
+    #[response(
+        status = 429,
+        description = "too many failed authentications from this address"
+    )]
+    Throttled(ErrorBody),
+    /// 500.
+    #[response(
+        status = 500,
+        description = "an internal error (to partners: a reference the daemon's log explains)"
+    )]
+    Internal(ErrorBody),
+}
+
 /// The OpenAPI description's frame; its paths come from the routes.
 #[derive(utoipa::OpenApi)]
 #[openapi(
