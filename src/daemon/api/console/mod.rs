@@ -237,9 +237,34 @@ impl Form {
     }
 }
 
+/// A form posted by a signed-in viewer with the session's CSRF token: what
+/// every action takes, so that none can skip the check.
+pub(super) struct Action {
+    pub(super) viewer: Viewer,
+    pub(super) form: Form,
+}
+
+impl axum::extract::FromRequest<App> for Action {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, app: &App) -> Result<Self, Self::Rejection> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let viewer = Viewer::from_request_parts(&mut parts, app).await?;
+        let body = Bytes::from_request(Request::from_parts(parts, body), app)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let form = Form::parse(&body);
+        match forged(&viewer, &form) {
+            Some(refused) => Err(refused),
+            None => Ok(Action { viewer, form }),
+        }
+    }
+}
+
 /// The refusal of a forged action (a missing or wrong CSRF token), or
 /// `None` when the form is the session's own.
-pub(super) fn forged(viewer: &Viewer, form: &Form) -> Option<Response> {
+fn forged(viewer: &Viewer, form: &Form) -> Option<Response> {
     let given = form.get("csrf").unwrap_or_default();
     // Constant time: compare hashes (blake3::Hash's equality is).
     if blake3::hash(given.as_bytes()) == blake3::hash(viewer.csrf.as_bytes()) && !given.is_empty() {
@@ -413,10 +438,7 @@ async fn login(AxState(app): AxState<App>, body: Bytes) -> Response {
     resp
 }
 
-async fn logout(AxState(app): AxState<App>, viewer: Viewer, body: Bytes) -> Response {
-    if let Some(r) = forged(&viewer, &Form::parse(&body)) {
-        return r;
-    }
+async fn logout(AxState(app): AxState<App>, Action { viewer, .. }: Action) -> Response {
     sessions(&app).remove(&viewer.session);
     let mut resp = Redirect::to("/login").into_response();
     let clear = format!(

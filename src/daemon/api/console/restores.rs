@@ -3,14 +3,13 @@
 //! window; the history; one restore's progress, reloading itself while it
 //! runs.
 
-use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use super::layout::{self, bytes, lines, state_badge};
-use super::{api_error_page, forged, Form, Viewer};
+use super::{api_error_page, Action, Form, Viewer};
 use crate::config::ServiceKey;
 use crate::daemon::api::handlers::{restore_now, service_for};
 use crate::daemon::api::{ApiError, App};
@@ -123,14 +122,9 @@ fn at_utc(v: &str) -> Result<String, String> {
 
 pub(super) async fn submit(
     AxState(app): AxState<App>,
-    viewer: Viewer,
     Path((tenant, service)): Path<(String, String)>,
-    body: Bytes,
+    Action { viewer, form }: Action,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Some(r) = forged(&viewer, &form) {
-        return r;
-    }
     let mut filled = Filled {
         ticket: form.get("ticket").unwrap_or_default().to_string(),
         snapshot: form.get("snapshot").unwrap_or("latest").to_string(),

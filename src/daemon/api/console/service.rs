@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State as AxState};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
@@ -13,7 +12,7 @@ use maud::html;
 
 use super::layout::{self, age, badge, bytes, state_badge};
 use super::overview::{policy_line, rpo_badge};
-use super::{api_error_page, forged, page_error, Form, Viewer};
+use super::{api_error_page, page_error, Action, Form, Viewer};
 use crate::config::ServiceKey;
 use crate::daemon::api::handlers::{backup_now, service_for};
 use crate::daemon::api::{ApiError, App};
@@ -208,14 +207,9 @@ fn snapshot_row(
 
 pub(super) async fn backup(
     AxState(app): AxState<App>,
-    viewer: Viewer,
     Path((tenant, service)): Path<(String, String)>,
-    body: Bytes,
+    Action { viewer, form }: Action,
 ) -> Response {
-    let form = Form::parse(&body);
-    if let Some(r) = forged(&viewer, &form) {
-        return r;
-    }
     let tags = form
         .get("tag")
         .map(|t| vec![t.to_string()])
