@@ -170,7 +170,7 @@ struct State {
     /// Entries not in a run yet: (prefix, value), unsorted.
     mem: Vec<(Prefix, u64)>,
     /// The same, for lookups.
-    mem_map: HashMap<Prefix, u64>,
+    mem_map: HashMap<Prefix, u64, runs::KeyBuild>,
     /// Prefixes of `mem` with more than one value (rare: one blob in two packs).
     mem_more: Vec<(Prefix, u64)>,
     loaded: HashSet<IndexId>,
@@ -367,7 +367,7 @@ impl BlobIndex {
             by_id: HashMap::new(),
             runs: RunStack::new(dir, RUN_PREFIX, 0),
             mem: Vec::new(),
-            mem_map: HashMap::new(),
+            mem_map: HashMap::default(),
             mem_more: Vec::new(),
             loaded: HashSet::new(),
             superseded,
@@ -412,7 +412,7 @@ impl BlobIndex {
             by_id,
             runs,
             mem: Vec::new(),
-            mem_map: HashMap::new(),
+            mem_map: HashMap::default(),
             mem_more: Vec::new(),
             loaded: manifest.loaded.into_iter().collect(),
             superseded: manifest.superseded.into_iter().collect(),

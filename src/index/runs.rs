@@ -33,12 +33,42 @@ pub(crate) const BLOCK: usize = 32;
 const MAGIC: &[u8; 8] = b"CXRUN\0\0\x01";
 const HEADER: usize = 32;
 const PROBES: u32 = 4;
+/// The longest key a run holds (a blob ID).
+const MAX_KEY: usize = 32;
 
 /// I/O errors name the run's directory, and a full disk gets the index
-/// cache's one sentence for it.
+/// cache's one sentence for it. The directory is found only when an error
+/// comes: this is made for every record read, and taking a path apart each
+/// time was a tenth of a million-blob prune.
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> Error + 'a {
-    super::io_at(what, path.parent().unwrap_or(path))
+    move |e| super::io_at(what, path.parent().unwrap_or(path))(e)
 }
+
+/// A hasher for keys that are already uniform (keyed hashes, or their
+/// prefixes): their first bytes are the hash. A caller cannot choose such
+/// keys without the repository's key, so nobody can make them collide;
+/// SipHash over 32 bytes cost more than the lookup it served.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Keys are arrays: a length, then the key's bytes. Each write is
+        // folded in whole, so a short key still counts every byte.
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.0 = self.0.rotate_left(29) ^ u64::from_le_bytes(b);
+        }
+    }
+}
+
+/// A set or map of uniform keys, hashed by [`KeyHasher`].
+pub(crate) type KeyBuild = std::hash::BuildHasherDefault<KeyHasher>;
 
 fn sample_of(key: &[u8]) -> u64 {
     let mut b = [0u8; 8];
@@ -77,7 +107,7 @@ pub(crate) struct Run<const K: usize> {
 impl<const K: usize> Run<K> {
     const REC: usize = K + 8;
     /// Keys must be long enough for the filter's two 8-byte probes.
-    const KEY_OK: () = assert!(K >= 12, "run keys are at least 12 bytes");
+    const KEY_OK: () = assert!(K >= 12 && K <= MAX_KEY, "run keys are 12 to 32 bytes long");
 
     /// Writes a run of `count` records from `records`, which must come sorted by key.
     ///
@@ -223,7 +253,7 @@ impl<const K: usize> Run<K> {
         // The first block that can hold the key: equal samples may hide
         // equal keys at the end of the block before.
         let mut block = self.samples.partition_point(|&x| x < s).saturating_sub(1);
-        let mut buf = vec![0u8; BLOCK * Self::REC];
+        let mut buf = [0u8; BLOCK * (MAX_KEY + 8)];
         loop {
             let first = (block * BLOCK) as u64;
             if first >= self.count {
@@ -398,6 +428,22 @@ impl<const K: usize> RunStack<K> {
         Ok(())
     }
 
+    /// Whether any run holds `key`: the runs are asked oldest (largest)
+    /// first, and the first that has it ends the search.
+    ///
+    /// # Errors
+    /// On I/O errors.
+    pub(crate) fn contains(&self, key: &[u8; K]) -> Result<bool> {
+        let mut found = Vec::new();
+        for (_, r) in &self.runs {
+            r.lookup(key, &mut found)?;
+            if !found.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Every record of every run, in key order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = Result<([u8; K], u64)>> + '_ {
         merge(self.runs.iter().map(|(_, r)| r.iter()).collect())
@@ -471,7 +517,7 @@ impl<const K: usize> RunStack<K> {
 /// memory.
 pub(crate) struct IdSet {
     stack: RunStack<32>,
-    mem: std::collections::HashSet<[u8; 32]>,
+    mem: std::collections::HashSet<[u8; 32], KeyBuild>,
     count: u64,
     _dir: tempfile::TempDir,
 }
@@ -494,7 +540,7 @@ impl IdSet {
         .map_err(|e| Error::io("cannot create the prune work directory", e))?;
         Ok(IdSet {
             stack: RunStack::new(dir.path(), "ids-", 0),
-            mem: std::collections::HashSet::new(),
+            mem: std::collections::HashSet::default(),
             count: 0,
             _dir: dir,
         })
@@ -510,12 +556,7 @@ impl IdSet {
     /// # Errors
     /// On I/O errors.
     pub(crate) fn contains(&self, id: &[u8; 32]) -> Result<bool> {
-        if self.mem.contains(id) {
-            return Ok(true);
-        }
-        let mut found = Vec::new();
-        self.stack.lookup(id, &mut found)?;
-        Ok(!found.is_empty())
+        Ok(self.mem.contains(id) || self.stack.contains(id)?)
     }
 
     /// Inserts `id`; true when it was not there.
@@ -550,6 +591,25 @@ mod tests {
     }
 
     #[test]
+    fn the_key_hasher_counts_every_byte_of_a_key() {
+        use std::hash::BuildHasher;
+        let hash = |k: &[u8; 12]| KeyBuild::default().hash_one(k);
+        let a = [7u8; 12];
+        // Keys that differ only past their first 8 bytes hash apart.
+        let mut b = a;
+        b[11] = 8;
+        assert_ne!(hash(&a), hash(&b));
+        // A map of such keys finds every one of them.
+        let mut m: std::collections::HashMap<[u8; 12], u64, KeyBuild> = Default::default();
+        for i in 0..10_000u64 {
+            m.insert(*key(i).first_chunk::<12>().unwrap(), i);
+        }
+        for i in 0..10_000u64 {
+            assert_eq!(m.get(key(i).first_chunk::<12>().unwrap()), Some(&i));
+        }
+    }
+
+    #[test]
     fn a_stack_finds_every_key_it_was_given_and_no_other() {
         let dir = tempfile::tempdir().unwrap();
         let mut s: RunStack<16> = RunStack::new(dir.path(), "run-", 0);
@@ -572,11 +632,13 @@ mod tests {
             let mut out = Vec::new();
             s.lookup(&key(i), &mut out).unwrap();
             assert_eq!(out, vec![i]);
+            assert!(s.contains(&key(i)).unwrap());
         }
         for i in 4000..5000u64 {
             let mut out = Vec::new();
             s.lookup(&key(i), &mut out).unwrap();
             assert!(out.is_empty());
+            assert!(!s.contains(&key(i)).unwrap());
         }
         let all: Vec<_> = s.iter().map(|r| r.unwrap()).collect();
         assert_eq!(all.len(), 4000);
