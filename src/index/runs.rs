@@ -45,7 +45,7 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> 
 }
 
 /// A hasher for keys that are already uniform (keyed hashes, or their
-/// prefixes): their first bytes are the hash. A caller cannot choose such
+/// prefixes): their bytes are the hash, folded into one word. A caller cannot choose such
 /// keys without the repository's key, so nobody can make them collide;
 /// SipHash over 32 bytes cost more than the lookup it served.
 #[derive(Default, Clone, Copy)]

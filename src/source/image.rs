@@ -484,13 +484,38 @@ pub mod fuzzing {
             .map_or(0, |e| e.start + e.length))
     }
 
-    /// The NBD handshake against `server`, then a read of each
-    /// `(offset, length)` and the disconnect.
+    /// A server's side of an NBD conversation: it answers with the bytes
+    /// it was given and drops what the client writes.
+    pub(crate) struct Scripted(std::io::Cursor<Vec<u8>>);
+
+    impl Scripted {
+        pub(crate) fn new(answers: Vec<u8>) -> Scripted {
+            Scripted(std::io::Cursor::new(answers))
+        }
+    }
+
+    impl Read for Scripted {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(buf)
+        }
+    }
+
+    impl Write for Scripted {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The NBD handshake against a server that answers `answers`, then a
+    /// read of each `(offset, length)` and the disconnect.
     ///
     /// # Errors
     /// What the client refuses in the server's answers.
-    pub fn nbd_client<S: Read + Write>(server: S, reads: &[(u64, u32)]) -> crate::Result<()> {
-        let mut nbd = super::Nbd::handshake(server)?;
+    pub fn nbd_client(answers: &[u8], reads: &[(u64, u32)]) -> crate::Result<()> {
+        let mut nbd = super::Nbd::handshake(Scripted::new(answers.to_vec()))?;
         let mut buf = Vec::new();
         for &(offset, length) in reads {
             buf.resize(length as usize, 0);
@@ -578,22 +603,6 @@ mod tests {
         }
     }
 
-    /// A server's side of a conversation: reads from `answers`, drops writes.
-    struct Scripted(std::io::Cursor<Vec<u8>>);
-    impl Read for Scripted {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            self.0.read(buf)
-        }
-    }
-    impl Write for Scripted {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     fn greeting() -> Vec<u8> {
         [
             &NBDMAGIC.to_be_bytes()[..],
@@ -631,8 +640,8 @@ mod tests {
         .concat()
     }
 
-    fn session(server: Vec<u8>) -> Result<Nbd<Scripted>> {
-        Nbd::handshake(Scripted(std::io::Cursor::new(server)))
+    fn session(server: Vec<u8>) -> Result<Nbd<fuzzing::Scripted>> {
+        Nbd::handshake(fuzzing::Scripted::new(server))
     }
 
     #[test]
