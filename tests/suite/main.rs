@@ -15,6 +15,7 @@ mod api_docs;
 mod api_hardening;
 mod audit_trail;
 mod backends;
+mod build_layout;
 mod certificate;
 mod cli;
 mod console;
