@@ -302,40 +302,38 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
         report.errors.push(format!("{path}: {e}"));
     }
     let roots: Vec<(SnapshotId, BlobId)> = snaps.iter().map(|(s, sn)| (*s, sn.tree)).collect();
-    let (trees, errors, walked) = repo
-        .walk_trees(move |r| walk_snapshot_trees(r, &roots, damaged))
-        .await?;
-    report.trees = trees;
-    report.errors.extend(errors);
-    let mut damaged = walked;
+    let walk = repo.walk_trees(move |r| walk_snapshot_trees(r, &roots, damaged));
 
-    // Content.
+    // Content, read while the trees are walked: the walk is one thread's
+    // work, and the packs keep the other cores busy meanwhile.
     let subset = if opts.read_data {
         Some(None)
     } else {
         opts.read_data_subset.map(Some)
     };
-    if let Some(subset) = subset {
-        let all: Vec<(PackId, u64)> = indexed
-            .iter()
-            .filter_map(|(p, _)| stored.get(p).map(|size| (*p, *size)))
-            .collect();
-        let packs: Vec<PackId> = match subset {
-            None => all.into_iter().map(|(p, _)| p).collect(),
-            Some(s) => s.choose(all),
-        };
-        let scratch = Arc::new(Pool::new());
-        let mut reads = futures::stream::iter(packs)
-            .map(|pack| read_pack(repo, pack, scratch.clone()))
-            .buffer_unordered(read_concurrency());
-        while let Some(r) = reads.next().await {
-            let (read, bad, errors) = r?;
-            report.packs_read += 1;
-            report.blobs_read += read;
-            report.errors.extend(errors);
-            damaged.extend(bad);
+    let packs: Vec<PackId> = match subset {
+        None => Vec::new(),
+        Some(subset) => {
+            let all: Vec<(PackId, u64)> = indexed
+                .iter()
+                .filter_map(|(p, _)| stored.get(p).map(|size| (*p, *size)))
+                .collect();
+            match subset {
+                None => all.into_iter().map(|(p, _)| p).collect(),
+                Some(s) => s.choose(all),
+            }
         }
-    }
+    };
+    let (walked, read) = tokio::join!(walk, read_packs(repo, packs));
+    let (trees, errors, walked) = walked?;
+    report.trees = trees;
+    report.errors.extend(errors);
+    let mut damaged = walked;
+    let read = read?;
+    report.packs_read = read.packs;
+    report.blobs_read = read.blobs;
+    report.errors.extend(read.errors);
+    damaged.extend(read.damaged);
 
     if !damaged.is_empty() {
         let mut d: Vec<BlobId> = damaged.iter().copied().collect();
@@ -406,6 +404,32 @@ fn walk_snapshot_trees(
         }
     }
     Ok((seen_trees.len(), errors, damaged))
+}
+
+/// What reading packs found.
+#[derive(Default)]
+struct PacksRead {
+    packs: usize,
+    blobs: usize,
+    damaged: Vec<BlobId>,
+    errors: Vec<String>,
+}
+
+/// Reads and verifies `packs`, [`read_concurrency`] at once.
+async fn read_packs(repo: &IndexedRepository, packs: Vec<PackId>) -> Result<PacksRead> {
+    let mut found = PacksRead::default();
+    let scratch = Arc::new(Pool::new());
+    let mut reads = futures::stream::iter(packs)
+        .map(|pack| read_pack(repo, pack, scratch.clone()))
+        .buffer_unordered(read_concurrency());
+    while let Some(r) = reads.next().await {
+        let (read, bad, errors) = r?;
+        found.packs += 1;
+        found.blobs += read;
+        found.errors.extend(errors);
+        found.damaged.extend(bad);
+    }
+    Ok(found)
 }
 
 /// Reads one pack fully; returns (blobs verified, damaged blobs).
