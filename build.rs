@@ -31,8 +31,7 @@ const ORDER_FILE: &str = "link/startup-order.txt";
 fn main() {
     println!("cargo:rerun-if-changed={ORDER_FILE}");
     println!("cargo:rerun-if-env-changed=CUSTOS_LINK_ORDER");
-    let release = env::var("PROFILE").as_deref() == Ok("release");
-    if !release {
+    if env::var("PROFILE").as_deref() != Ok("release") {
         return;
     }
     if let Some(why) = default_layout_reason() {
@@ -90,7 +89,7 @@ fn rustc_version() -> Option<(u32, u32)> {
     if !out.status.success() {
         return None;
     }
-    let line = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = String::from_utf8_lossy(&out.stdout);
     let version = line.split_whitespace().nth(1)?;
     let mut parts = version.split(['.', '-']).map(|p| p.parse::<u32>().ok());
     Some((parts.next()??, parts.next()??))

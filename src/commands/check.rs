@@ -306,23 +306,15 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
 
     // Content, read while the trees are walked: the walk is one thread's
     // work, and the packs keep the other cores busy meanwhile.
-    let subset = if opts.read_data {
-        Some(None)
-    } else {
-        opts.read_data_subset.map(Some)
+    let present = || {
+        indexed
+            .iter()
+            .filter_map(|(p, _)| stored.get(p).map(|size| (*p, *size)))
     };
-    let packs: Vec<PackId> = match subset {
-        None => Vec::new(),
-        Some(subset) => {
-            let all: Vec<(PackId, u64)> = indexed
-                .iter()
-                .filter_map(|(p, _)| stored.get(p).map(|size| (*p, *size)))
-                .collect();
-            match subset {
-                None => all.into_iter().map(|(p, _)| p).collect(),
-                Some(s) => s.choose(all),
-            }
-        }
+    let packs: Vec<PackId> = match (opts.read_data, opts.read_data_subset) {
+        (true, _) => present().map(|(p, _)| p).collect(),
+        (false, Some(s)) => s.choose(present().collect()),
+        (false, None) => Vec::new(),
     };
     let (walked, read) = tokio::join!(walk, read_packs(repo, packs));
     let (trees, errors, walked) = walked?;
