@@ -267,7 +267,7 @@ impl Backend {
     /// a local repository read and written directly (not through a store
     /// with injected faults).
     pub(crate) fn stages_locally(&self) -> bool {
-        self.direct.is_some()
+        self.reads_directly()
     }
 
     /// Starts writing object `path` in parts, to be published whole by
@@ -282,6 +282,23 @@ impl Backend {
             Some(root) => StagedFile::create(root, path).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// A read of bytes `range` of object `path` (`None`: all of it) left to
+    /// [`Pending::into_buffer`] (`pread` on the caller's thread): `None`
+    /// unless the repository is a local one read directly.
+    pub(crate) fn direct_read(&self, path: &str, range: Option<Range<u64>>) -> Option<Pending> {
+        self.direct.as_ref().map(|root| Pending::Local {
+            root: root.clone(),
+            path: path.to_string(),
+            range,
+        })
+    }
+
+    /// True when [`Backend::direct_read`] reads: a local repository read
+    /// directly (not through a store with injected faults).
+    pub(crate) fn reads_directly(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// Starts reading bytes `range` of object `path` (`None`: all of it)
@@ -299,12 +316,8 @@ impl Backend {
         path: &str,
         range: Option<Range<u64>>,
     ) -> Result<Pending> {
-        if let Some(root) = &self.direct {
-            return Ok(Pending::Local {
-                root: root.clone(),
-                path: path.to_string(),
-                range,
-            });
+        if let Some(local) = self.direct_read(path, range.clone()) {
+            return Ok(local);
         }
         Ok(Pending::Fetched(match range {
             Some(r) => self.get_range(path, r).await?,
@@ -617,8 +630,14 @@ fn read_file(
     };
     let len = usize::try_from(range.end.saturating_sub(range.start))
         .map_err(|_| Error::integrity(path, "range too large"))?;
-    buf.clear();
-    buf.resize(len, 0);
+    // Every byte is overwritten by the reads below (a short file is an
+    // error), so only bytes the buffer never held are zeroed: a reused
+    // buffer is not cleared again for every range.
+    if buf.len() < len {
+        buf.resize(len, 0);
+    } else {
+        buf.truncate(len);
+    }
     let mut done = 0;
     while done < len {
         match f.read_at(&mut buf[done..], range.start + done as u64) {

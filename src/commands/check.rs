@@ -407,65 +407,99 @@ struct PacksRead {
     errors: Vec<String>,
 }
 
-/// Reads and verifies `packs`, [`read_concurrency`] at once.
+/// Reads and verifies `packs`, [`read_concurrency`] at once: a local
+/// repository's on as many threads ([`crate::util::on_threads`]), another
+/// store's fetched concurrently and checked on blocking threads.
 async fn read_packs(repo: &IndexedRepository, packs: Vec<PackId>) -> Result<PacksRead> {
     let mut found = PacksRead::default();
+    let mut add = |(read, bad, errors): PackChecked| {
+        found.packs += 1;
+        found.blobs += read;
+        found.errors.extend(errors);
+        found.damaged.extend(bad);
+    };
+    if repo.backend().reads_directly() {
+        let repo = repo.clone();
+        let checked = crate::util::on_threads(
+            packs.into_iter(),
+            read_concurrency(),
+            || (Vec::new(), BlobOpener::new()),
+            move |scratch: &mut PackScratch, pack| {
+                let data = repo
+                    .backend()
+                    .direct_read(&pack_path(&pack), None)
+                    .ok_or_else(|| {
+                        Error::Internal("a local pack cannot be read directly".into())
+                    })?;
+                let expected = repo.index().blobs_in_pack(&pack)?;
+                check_read(repo.keys(), &pack, data, expected, scratch)
+            },
+        )
+        .await?;
+        checked.into_iter().for_each(&mut add);
+        return Ok(found);
+    }
     let scratch = Arc::new(Pool::new());
     let mut reads = futures::stream::iter(packs)
         .map(|pack| read_pack(repo, pack, scratch.clone()))
         .buffer_unordered(read_concurrency());
     while let Some(r) = reads.next().await {
-        let (read, bad, errors) = r?;
-        found.packs += 1;
-        found.blobs += read;
-        found.errors.extend(errors);
-        found.damaged.extend(bad);
+        add(r?);
     }
     Ok(found)
 }
 
-/// Reads one pack fully; returns (blobs verified, damaged blobs).
+/// What checking one pack found: (blobs verified, damaged blobs, what is
+/// wrong).
+type PackChecked = (usize, Vec<BlobId>, Vec<String>);
+
+/// Fetches one pack from a store and checks it on a blocking thread.
 async fn read_pack(
     repo: &IndexedRepository,
     pack: PackId,
     scratch: Arc<Pool<PackScratch>>,
-) -> Result<(usize, Vec<BlobId>, Vec<String>)> {
+) -> Result<PackChecked> {
     let expected = repo.index().blobs_in_pack(&pack)?;
-    let gone = |expected: Vec<(BlobId, _)>| {
-        (
-            0,
-            expected.into_iter().map(|(id, _)| id).collect(),
-            vec![format!("pack {pack} disappeared during the check")],
-        )
-    };
-    // Fetched here from a remote store; a local pack is read in the
-    // blocking task, into a pooled buffer.
     let data = match repo.backend().start_read(&pack_path(&pack), None).await {
         Ok(d) => d,
-        Err(e) if crate::backend::is_not_found(&e) => return Ok(gone(expected)),
+        Err(e) if crate::backend::is_not_found(&e) => return Ok(gone(&pack, expected)),
         Err(e) => return Err(e),
     };
     let keys = repo.keys().clone();
-    let checked = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut scratch = scratch.take(|| (Vec::new(), BlobOpener::new()));
-        let (buf, opener) = &mut *scratch;
-        match data.into_buffer(buf) {
-            Ok(()) => Ok(check_pack(&keys, &pack, buf, &expected, opener)),
-            Err(e) => Err(Box::new((e, expected))),
-        }
+        check_read(&keys, &pack, data, expected, &mut scratch)
     })
     .await
-    .map_err(|e| Error::Internal(format!("check task failed: {e}")))?;
-    match checked {
-        Ok(r) => Ok(r),
-        Err(failed) => {
-            let (e, expected) = *failed;
-            if crate::backend::is_not_found(&e) {
-                return Ok(gone(expected));
-            }
-            Err(e)
-        }
+    .map_err(|e| Error::Internal(format!("check task failed: {e}")))?
+}
+
+/// Reads a pack (`data`) into the scratch buffer and checks it against the
+/// index's `expected` blobs; a pack gone since the index was read is
+/// reported, not fatal.
+fn check_read(
+    keys: &Keys,
+    pack: &PackId,
+    data: crate::backend::Pending,
+    expected: Vec<(BlobId, Location)>,
+    scratch: &mut PackScratch,
+) -> Result<PackChecked> {
+    let (buf, opener) = scratch;
+    match data.into_buffer(buf) {
+        Ok(()) => Ok(check_pack(keys, pack, buf, &expected, opener)),
+        Err(e) if crate::backend::is_not_found(&e) => Ok(gone(pack, expected)),
+        Err(e) => Err(e),
     }
+}
+
+/// A pack that disappeared during the check: every blob expected in it is
+/// damaged.
+fn gone(pack: &PackId, expected: Vec<(BlobId, Location)>) -> PackChecked {
+    (
+        0,
+        expected.into_iter().map(|(id, _)| id).collect(),
+        vec![format!("pack {pack} disappeared during the check")],
+    )
 }
 
 /// Packs `check --read-data` reads at once: one per core (at least two, so
@@ -486,7 +520,7 @@ fn check_pack(
     data: &[u8],
     expected: &[(BlobId, Location)],
     opener: &mut BlobOpener,
-) -> (usize, Vec<BlobId>, Vec<String>) {
+) -> PackChecked {
     let mut errors = Vec::new();
     let mut bad = Vec::new();
     match read_header(keys, pack, data) {
