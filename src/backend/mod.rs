@@ -284,6 +284,19 @@ impl Backend {
         }
     }
 
+    /// For a local repository written directly, makes the 256 directories
+    /// objects under `folder` fan out into, where missing (see
+    /// `staged::make_fanout`); nothing for another store.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] when one cannot be made.
+    pub(crate) fn make_fanout(&self, folder: &str) -> Result<()> {
+        match &self.direct {
+            Some(root) => staged::make_fanout(root, folder),
+            None => Ok(()),
+        }
+    }
+
     /// A read of bytes `range` of object `path` (`None`: all of it) left to
     /// [`Pending::into_buffer`] (`pread` on the caller's thread): `None`
     /// unless the repository is a local one read directly.

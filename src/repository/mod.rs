@@ -46,10 +46,14 @@ pub(crate) const INDEX_OBJECT_BLOBS: usize = 50_000;
 /// deletion as an alarm.
 pub(crate) const SUPERSEDED_CARRIED: usize = 100_000;
 
+/// The folder packs are stored under, in 256 directories by the first
+/// byte of their ID.
+pub(crate) const PACKS_FOLDER: &str = "data";
+
 /// Where a pack is stored.
 pub(crate) fn pack_path(id: &PackId) -> String {
     let h = id.to_hex();
-    format!("data/{}/{}", &h[..2], h)
+    format!("{PACKS_FOLDER}/{}/{}", &h[..2], h)
 }
 
 /// Options for `init`.
