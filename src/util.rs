@@ -18,7 +18,7 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
 /// Runs `work` on every item of `items` on `threads` blocking threads, each
 /// taking the next item when it is done with one and keeping its own
 /// scratch value (`scratch()`) from item to item; returns the items'
-/// results in the order they finished.
+/// results, in no particular order.
 ///
 /// For CPU-bound work on local data (reading a local repository's packs):
 /// threads that never wait for each other stay on their cores. A blocking

@@ -267,7 +267,7 @@ impl Backend {
     /// a local repository read and written directly (not through a store
     /// with injected faults).
     pub(crate) fn stages_locally(&self) -> bool {
-        self.reads_directly()
+        self.direct.is_some()
     }
 
     /// Starts writing object `path` in parts, to be published whole by
@@ -297,21 +297,11 @@ impl Backend {
         }
     }
 
-    /// A read of bytes `range` of object `path` (`None`: all of it) left to
-    /// [`Pending::into_buffer`] (`pread` on the caller's thread): `None`
-    /// unless the repository is a local one read directly.
-    pub(crate) fn direct_read(&self, path: &str, range: Option<Range<u64>>) -> Option<Pending> {
-        self.direct.as_ref().map(|root| Pending::Local {
-            root: root.clone(),
-            path: path.to_string(),
-            range,
-        })
-    }
-
-    /// True when [`Backend::direct_read`] reads: a local repository read
-    /// directly (not through a store with injected faults).
-    pub(crate) fn reads_directly(&self) -> bool {
-        self.direct.is_some()
+    /// Reads of a local repository's files on the caller's thread: `None`
+    /// unless the repository is a local one read directly (not through a
+    /// store with injected faults or bandwidth limits).
+    pub(crate) fn direct_reads(&self) -> Option<DirectReads> {
+        self.direct.clone().map(|root| DirectReads { root })
     }
 
     /// Starts reading bytes `range` of object `path` (`None`: all of it)
@@ -329,8 +319,12 @@ impl Backend {
         path: &str,
         range: Option<Range<u64>>,
     ) -> Result<Pending> {
-        if let Some(local) = self.direct_read(path, range.clone()) {
-            return Ok(local);
+        if let Some(root) = &self.direct {
+            return Ok(Pending::Local {
+                root: root.clone(),
+                path: path.to_string(),
+                range,
+            });
         }
         Ok(Pending::Fetched(match range {
             Some(r) => self.get_range(path, r).await?,
@@ -563,6 +557,25 @@ pub(crate) fn is_transient(e: &object_store::Error) -> bool {
             | object_store::Error::Unauthenticated { .. }
             | object_store::Error::UnknownConfigurationKey { .. }
     )
+}
+
+/// A local repository's directory, whose objects are read with `pread`
+/// on the caller's thread (see [`Backend::direct_reads`]).
+#[derive(Debug, Clone)]
+pub(crate) struct DirectReads {
+    root: std::path::PathBuf,
+}
+
+impl DirectReads {
+    /// A read of bytes `range` of object `path` (`None`: all of it), done
+    /// by [`Pending::into_buffer`].
+    pub(crate) fn read(&self, path: &str, range: Option<Range<u64>>) -> Pending {
+        Pending::Local {
+            root: self.root.clone(),
+            path: path.to_string(),
+            range,
+        }
+    }
 }
 
 /// An object read [`Backend::start_read`] began.

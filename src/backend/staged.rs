@@ -215,6 +215,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fanout_makes_the_256_directories_and_keeps_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        make_fanout(dir.path(), "data").unwrap();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path().join("data"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 256);
+        assert_eq!((names[0].as_str(), names[255].as_str()), ("00", "ff"));
+        // A second run over a repository with packs changes nothing.
+        let mut f = StagedFile::create(dir.path(), "data/ab/abcd").unwrap();
+        f.write_all(b"pack").unwrap();
+        f.publish().unwrap();
+        make_fanout(dir.path(), "data").unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("data/ab/abcd")).unwrap(),
+            b"pack"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("data")).unwrap().count(),
+            256
+        );
+    }
+
+    #[test]
     fn parts_are_published_whole_and_a_dropped_one_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut f = StagedFile::create(dir.path(), "data/ab/abcd").unwrap();

@@ -418,19 +418,14 @@ async fn read_packs(repo: &IndexedRepository, packs: Vec<PackId>) -> Result<Pack
         found.errors.extend(errors);
         found.damaged.extend(bad);
     };
-    if repo.backend().reads_directly() {
+    if let Some(local) = repo.backend().direct_reads() {
         let repo = repo.clone();
         let checked = crate::util::on_threads(
             packs.into_iter(),
             read_concurrency(),
             || (Vec::new(), BlobOpener::new()),
             move |scratch: &mut PackScratch, pack| {
-                let data = repo
-                    .backend()
-                    .direct_read(&pack_path(&pack), None)
-                    .ok_or_else(|| {
-                        Error::Internal("a local pack cannot be read directly".into())
-                    })?;
+                let data = local.read(&pack_path(&pack), None);
                 let expected = repo.index().blobs_in_pack(&pack)?;
                 check_read(repo.keys(), &pack, data, expected, scratch)
             },

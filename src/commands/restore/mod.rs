@@ -55,10 +55,6 @@ use crate::util::Pool;
 use crate::{Error, Result};
 use target::{DirSlot, Meta, TargetDirs};
 
-/// One blob to restore: its ID, where it is stored, and the (file index, offset)
-/// pairs it is written to.
-type BlobWork = (BlobId, Location, Vec<(usize, u64)>);
-
 /// Largest gap between two needed blobs that is still read in one request
 /// (reading a little waste beats another round trip).
 const MERGE_GAP: u64 = 1 << 20;
@@ -1087,14 +1083,11 @@ async fn write_packs(
     let work = plan
         .into_iter()
         .flat_map(|(pack, blobs)| pack_ranges(pack, blobs));
-    if repo.backend().reads_directly() {
+    if let Some(local) = repo.backend().direct_reads() {
         let (repo, shared, progress) = (repo.clone(), shared.clone(), opts.progress.clone());
         let counts = crate::util::on_threads(work, at_once, Scratch::new, move |scratch, range| {
             let last = range.last;
-            let data = repo
-                .backend()
-                .direct_read(&pack_path(&range.pack), Some(range.bytes.clone()))
-                .ok_or_else(|| Error::Internal("a local pack cannot be read directly".into()))?;
+            let data = local.read(&pack_path(&range.pack), Some(range.bytes.clone()));
             let n = write_range(repo.keys(), &shared, &progress, scratch, range, data)?;
             if last {
                 crate::util::crash_point("restore:after-pack");
@@ -1118,8 +1111,8 @@ async fn write_packs(
                 Ok(d) => d,
                 Err(e) if fatal_read_error(&e) => return Err(e),
                 Err(e) => {
-                    for (_, _, targets) in &range.blobs {
-                        shared.fail_all(targets, &e.to_string());
+                    for b in &range.blobs {
+                        shared.fail_all(&b.targets, &e.to_string());
                     }
                     return Ok(());
                 }
@@ -1149,7 +1142,7 @@ async fn write_packs(
 struct PackRange {
     pack: PackId,
     bytes: std::ops::Range<u64>,
-    blobs: Vec<BlobWork>,
+    blobs: Vec<PlannedBlob>,
     /// The pack's last range.
     last: bool,
 }
@@ -1169,10 +1162,7 @@ fn pack_ranges(pack: PackId, mut blobs: Vec<PlannedBlob>) -> Vec<PackRange> {
             PackRange {
                 pack,
                 bytes: start..range_end(&chunk),
-                blobs: chunk
-                    .into_iter()
-                    .map(|b| (b.id, b.loc, b.targets))
-                    .collect(),
+                blobs: chunk,
                 last: i + 1 == count,
             }
         })
@@ -1201,8 +1191,8 @@ fn write_range(
         Ok(()) => {}
         Err(e) if fatal_read_error(&e) => return Err(e),
         Err(e) => {
-            for (_, _, targets) in &blobs {
-                shared.fail_all(targets, &e.to_string());
+            for b in &blobs {
+                shared.fail_all(&b.targets, &e.to_string());
             }
             return Ok(0);
         }
@@ -1210,7 +1200,7 @@ fn write_range(
     let mut n = 0u64;
     // The file written last, kept open for its next blob.
     let mut open: Option<(usize, std::fs::File)> = None;
-    for (id, loc, targets) in blobs {
+    for PlannedBlob { id, loc, targets } in blobs {
         let s = (loc.offset - bytes.start) as usize;
         let Some(stored) = buf.get_mut(s..s + loc.length as usize) else {
             let why = format!("blob {id} lies beyond the range read from pack {pack}");
