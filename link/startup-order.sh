@@ -136,7 +136,8 @@ order, seen = [], set()
 for part in parts:
     for fn in functions(part):
         fn = re.sub(r"'\d+$", "", fn)  # callgrind's recursion depth
-        if NAME.fullmatch(fn) and fn not in seen:
+        # (callgrind names a function without a symbol by its address)
+        if NAME.fullmatch(fn) and not fn.startswith("0x") and fn not in seen:
             seen.add(fn)
             order.append(fn)
 if len(order) < 100:

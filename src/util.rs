@@ -96,6 +96,125 @@ where
     first_error.map_or(Ok(results), Err)
 }
 
+/// As [`on_threads`], for work that finds more work (a walk over a tree of
+/// trees): `work` returns its result and the items it found, which join the
+/// queue. Items are taken last in, first out, so the queue stays as small
+/// as a depth-first walk's stack. It ends when the queue is empty and no
+/// thread holds an item; a thread finding the queue empty while another
+/// still works waits for what that one finds.
+///
+/// The first error (or a panic in `work`, returned as
+/// [`crate::Error::Internal`]) stops the threads after their current item
+/// and is returned; so does dropping the returned future.
+pub(crate) async fn on_threads_expanding<T, S, R>(
+    start: Vec<T>,
+    threads: usize,
+    scratch: impl Fn() -> S + Send + Sync + 'static,
+    work: impl Fn(&mut S, T) -> crate::Result<(R, Vec<T>)> + Send + Sync + 'static,
+) -> crate::Result<Vec<R>>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+{
+    use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+    /// The items waiting, how many threads hold one, and whether to stop.
+    struct Queue<T> {
+        items: Vec<T>,
+        busy: usize,
+        stop: bool,
+    }
+    type Shared<T> = Arc<(Mutex<Queue<T>>, Condvar)>;
+    fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Queue<T>> {
+        shared.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+    /// Stops the threads when dropped (they may be waiting: wakes them).
+    struct StopOnDrop<T>(Shared<T>);
+    impl<T> Drop for StopOnDrop<T> {
+        fn drop(&mut self) {
+            lock(&self.0).stop = true;
+            self.0 .1.notify_all();
+        }
+    }
+    let shared: Shared<T> = Arc::new((
+        Mutex::new(Queue {
+            items: start,
+            busy: 0,
+            stop: false,
+        }),
+        Condvar::new(),
+    ));
+    let _stop = StopOnDrop(shared.clone());
+    let (scratch, work) = (Arc::new(scratch), Arc::new(work));
+    let handles: Vec<_> = (0..threads.max(1))
+        .map(|_| {
+            let shared = shared.clone();
+            let (scratch, work) = (scratch.clone(), work.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut own = scratch();
+                let mut done = Vec::new();
+                loop {
+                    let item = {
+                        let mut q = lock(&shared);
+                        loop {
+                            if q.stop {
+                                return Ok(done);
+                            }
+                            if let Some(item) = q.items.pop() {
+                                q.busy += 1;
+                                break item;
+                            }
+                            if q.busy == 0 {
+                                return Ok(done);
+                            }
+                            q = shared.1.wait(q).unwrap_or_else(PoisonError::into_inner);
+                        }
+                    };
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        work(&mut own, item)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(crate::Error::Internal("a worker thread panicked".into()))
+                    });
+                    let mut q = lock(&shared);
+                    q.busy -= 1;
+                    match outcome {
+                        Ok((r, found)) => {
+                            done.push(r);
+                            q.items.extend(found);
+                            // Waiting threads take what was found, or
+                            // leave when nothing is left to find.
+                            if !q.items.is_empty() || q.busy == 0 {
+                                shared.1.notify_all();
+                            }
+                        }
+                        Err(e) => {
+                            q.stop = true;
+                            shared.1.notify_all();
+                            return Err(e);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    let mut first_error = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(done)) => results.extend(done),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(crate::Error::Internal(format!(
+                    "a worker thread failed: {e}"
+                )));
+            }
+        }
+    }
+    first_error.map_or(Ok(results), Err)
+}
+
 /// Reusable scratch values (buffers) shared by the tasks of one operation:
 /// a task takes one, and it goes back when the guard drops. The pool holds
 /// at most as many values as were in use at once, so the memory it keeps
@@ -441,7 +560,7 @@ impl std::io::Write for CountingWriter<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::on_threads;
+    use super::{on_threads, on_threads_expanding};
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
@@ -494,6 +613,101 @@ mod tests {
         .await;
         assert!(matches!(r, Err(crate::Error::Internal(m)) if m == "item 10"));
         assert!(seen.load(Ordering::Relaxed) < 1000);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_threads_expanding_does_what_is_found_once_each() {
+        // Item n finds 2n+1 and 2n+2 below 10 000: a binary tree, visited
+        // from its root; a slow item now and then makes threads wait for
+        // what another finds.
+        let mut done = on_threads_expanding(
+            vec![0u32],
+            3,
+            || (),
+            |(), n| {
+                if n % 997 == 0 {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                let found = [2 * n + 1, 2 * n + 2].into_iter().filter(|c| *c < 10_000);
+                Ok((n, found.collect()))
+            },
+        )
+        .await
+        .unwrap();
+        done.sort_unstable();
+        assert_eq!(done, (0..10_000).collect::<Vec<_>>());
+        let none = on_threads_expanding(Vec::<u32>::new(), 2, || (), |(), n| Ok((n, vec![])))
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_threads_expanding_stops_at_an_error_or_a_panic() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counted = seen.clone();
+        let r = on_threads_expanding(
+            vec![0u64],
+            2,
+            || (),
+            move |(), n| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                if n == 10 {
+                    return Err(crate::Error::Internal("item 10".into()));
+                }
+                // Two found each time, the next one taken first.
+                Ok((n, vec![n + 1_000_000_000, n + 1]))
+            },
+        )
+        .await;
+        assert!(matches!(r, Err(crate::Error::Internal(m)) if m == "item 10"));
+        assert!(seen.load(Ordering::Relaxed) < 1000);
+        // A panic is an error too, and the other threads do not wait for
+        // the panicked one's findings forever.
+        let r = on_threads_expanding(
+            vec![0u64],
+            2,
+            || (),
+            |(), n| {
+                assert!(n != 5, "item 5");
+                Ok((n, vec![n + 1]))
+            },
+        )
+        .await;
+        assert!(matches!(r, Err(crate::Error::Internal(m)) if m.contains("panicked")));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_threads_expanding_stops_when_dropped() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counted = seen.clone();
+        // Every item finds the next: endless, and one thread always waits.
+        let task = tokio::spawn(on_threads_expanding(
+            vec![0u64],
+            2,
+            || (),
+            move |(), n| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(1));
+                Ok((n, vec![n + 1]))
+            },
+        ));
+        while seen.load(Ordering::Relaxed) < 10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        task.abort();
+        let mut last = seen.load(Ordering::Relaxed);
+        let mut settled = false;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = seen.load(Ordering::Relaxed);
+            if now == last {
+                settled = true;
+                break;
+            }
+            last = now;
+        }
+        assert!(settled, "the threads kept taking items after the drop");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -94,4 +94,35 @@ impl IndexedRepository {
             .await
             .map_err(|e| crate::Error::Internal(format!("tree walk failed: {e}")))?
     }
+
+    /// A walk that does not need its trees in order (`check`'s): `visit`
+    /// runs on `threads` blocking threads, each with a [`TreeReader`] of
+    /// its own, on the items of `start` and on the items each visit finds
+    /// (which trees to read next: the visit decides, and keeps its own
+    /// record of what was seen). Returns every visit's result, in no
+    /// particular order. At most `threads` trees are decoded at once.
+    ///
+    /// # Errors
+    /// The first error a visit returns (the other threads stop after their
+    /// current tree).
+    pub(crate) async fn walk_trees_on<T, R, F>(
+        &self,
+        start: Vec<T>,
+        threads: usize,
+        visit: F,
+    ) -> Result<Vec<R>>
+    where
+        T: Send + 'static,
+        R: Send + 'static,
+        F: Fn(&TreeReader, T) -> Result<(R, Vec<T>)> + Send + Sync + 'static,
+    {
+        let (repo, handle) = (self.clone(), tokio::runtime::Handle::current());
+        crate::util::on_threads_expanding(
+            start,
+            threads,
+            move || TreeReader::new(repo.clone(), handle.clone()),
+            move |reader: &mut TreeReader, item| visit(reader, item),
+        )
+        .await
+    }
 }
