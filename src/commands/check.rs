@@ -300,8 +300,8 @@ async fn run(repo: &IndexedRepository, opts: &CheckOptions) -> Result<CheckRepor
     let roots: Vec<(SnapshotId, BlobId)> = snaps.iter().map(|(s, sn)| (*s, sn.tree)).collect();
     let walk = walk_snapshot_trees(repo, roots, damaged);
 
-    // Content, read while the trees are walked: the walk is one thread's
-    // work, and the packs keep the other cores busy meanwhile.
+    // Content, read while the trees are walked (and the index objects
+    // decoded): all three share the cores, none waits for another.
     let present = || {
         indexed
             .iter()
