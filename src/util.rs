@@ -78,22 +78,7 @@ where
             })
         })
         .collect();
-    let mut results = Vec::new();
-    let mut first_error = None;
-    for h in handles {
-        match h.await {
-            Ok(Ok(done)) => results.extend(done),
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(crate::Error::Internal(format!(
-                    "a worker thread failed: {e}"
-                )));
-            }
-        }
-    }
-    first_error.map_or(Ok(results), Err)
+    joined(handles).await
 }
 
 /// As [`on_threads`], for work that finds more work (a walk over a tree of
@@ -197,6 +182,15 @@ where
             })
         })
         .collect();
+    joined(handles).await
+}
+
+/// Waits for every one of `handles` (threads of [`on_threads`] or
+/// [`on_threads_expanding`]) and returns all their results, or the first
+/// error one returned or met (a panic).
+async fn joined<R>(
+    handles: Vec<tokio::task::JoinHandle<crate::Result<Vec<R>>>>,
+) -> crate::Result<Vec<R>> {
     let mut results = Vec::new();
     let mut first_error = None;
     for h in handles {
@@ -692,22 +686,7 @@ mod tests {
                 Ok((n, vec![n + 1]))
             },
         ));
-        while seen.load(Ordering::Relaxed) < 10 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        task.abort();
-        let mut last = seen.load(Ordering::Relaxed);
-        let mut settled = false;
-        for _ in 0..200 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let now = seen.load(Ordering::Relaxed);
-            if now == last {
-                settled = true;
-                break;
-            }
-            last = now;
-        }
-        assert!(settled, "the threads kept taking items after the drop");
+        aborted_when_started(task, &seen).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -724,22 +703,26 @@ mod tests {
                 Ok(i)
             },
         ));
+        aborted_when_started(task, &seen).await;
+    }
+
+    /// Aborts `task` once it has counted 10 items in `seen`, then asserts
+    /// that the count settles: with endless items it does only if the
+    /// threads stopped.
+    async fn aborted_when_started<T>(task: tokio::task::JoinHandle<T>, seen: &AtomicUsize) {
         while seen.load(Ordering::Relaxed) < 10 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         task.abort();
-        // Endless items: the count settles only if the threads stopped.
         let mut last = seen.load(Ordering::Relaxed);
-        let mut settled = false;
         for _ in 0..200 {
             tokio::time::sleep(Duration::from_millis(50)).await;
             let now = seen.load(Ordering::Relaxed);
             if now == last {
-                settled = true;
-                break;
+                return;
             }
             last = now;
         }
-        assert!(settled, "the threads kept taking items after the drop");
+        panic!("the threads kept taking items after the drop");
     }
 }
