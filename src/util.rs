@@ -15,6 +15,13 @@ pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Locks `m`, going on when a thread panicked while holding it: for state
+/// whose every change is one step (an insert, a counter, a swapped value),
+/// so a panic cannot leave it half-changed.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Runs `work` on every item of `items` on `threads` blocking threads, each
 /// taking the next item when it is done with one and keeping its own
 /// scratch value (`scratch()`) from item to item; returns the items'
@@ -101,7 +108,7 @@ where
     T: Send + 'static,
     R: Send + 'static,
 {
-    use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+    use std::sync::{Arc, Condvar, Mutex, PoisonError};
     /// The items waiting, how many threads hold one, and whether to stop.
     struct Queue<T> {
         items: Vec<T>,
@@ -109,14 +116,11 @@ where
         stop: bool,
     }
     type Shared<T> = Arc<(Mutex<Queue<T>>, Condvar)>;
-    fn lock<T>(shared: &Shared<T>) -> MutexGuard<'_, Queue<T>> {
-        shared.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
     /// Stops the threads when dropped (they may be waiting: wakes them).
     struct StopOnDrop<T>(Shared<T>);
     impl<T> Drop for StopOnDrop<T> {
         fn drop(&mut self) {
-            lock(&self.0).stop = true;
+            lock(&self.0 .0).stop = true;
             self.0 .1.notify_all();
         }
     }
@@ -139,7 +143,7 @@ where
                 let mut done = Vec::new();
                 loop {
                     let item = {
-                        let mut q = lock(&shared);
+                        let mut q = lock(&shared.0);
                         loop {
                             if q.stop {
                                 return Ok(done);
@@ -160,7 +164,7 @@ where
                     .unwrap_or_else(|_| {
                         Err(crate::Error::Internal("a worker thread panicked".into()))
                     });
-                    let mut q = lock(&shared);
+                    let mut q = lock(&shared.0);
                     q.busy -= 1;
                     match outcome {
                         Ok((r, found)) => {

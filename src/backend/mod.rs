@@ -319,12 +319,8 @@ impl Backend {
         path: &str,
         range: Option<Range<u64>>,
     ) -> Result<Pending> {
-        if let Some(root) = &self.direct {
-            return Ok(Pending::Local {
-                root: root.clone(),
-                path: path.to_string(),
-                range,
-            });
+        if let Some(local) = self.direct_reads() {
+            return Ok(local.read(path, range));
         }
         Ok(Pending::Fetched(match range {
             Some(r) => self.get_range(path, r).await?,

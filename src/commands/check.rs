@@ -25,7 +25,7 @@ use crate::repository::{
     lock::{Lock, LockKind},
     pack_path, IndexedRepository, TreeReader,
 };
-use crate::util::Pool;
+use crate::util::{lock, Pool};
 use crate::{Error, Result};
 
 /// Which packs `--read-data-subset` reads (restic's three forms).
@@ -438,12 +438,6 @@ async fn walk_snapshot_trees(
     let errors = visited.into_iter().flatten().collect();
     let damaged = std::mem::take(&mut *lock(&damaged));
     Ok((trees, errors, damaged))
-}
-
-/// Locks `m`, whose holder cannot have left it half-changed (it only inserts
-/// into a set).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What reading packs found.

@@ -20,6 +20,7 @@ use super::records::{JobKind, JobRecord, JobState, Trigger};
 use super::scheduler::{Clock, Request};
 use crate::catalog::Catalog;
 use crate::config::ServiceKey;
+use crate::util::lock;
 use crate::{Error, Result};
 
 /// How a job ended well.
@@ -129,10 +130,6 @@ type EndHook = Box<dyn Fn(&JobRecord) + Send + Sync>;
 pub(crate) struct Runner {
     inner: Arc<Inner>,
     tasks: Arc<tokio::sync::Mutex<JoinSet<()>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Runner {
