@@ -618,68 +618,112 @@ fn read_file(
     range: Option<Range<u64>>,
     buf: &mut Vec<u8>,
 ) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    let backend = |e: std::io::Error| {
-        let source = if e.kind() == std::io::ErrorKind::NotFound {
-            object_store::Error::NotFound {
-                path: path.to_string(),
-                source: Box::new(e),
-            }
-        } else {
-            object_store::Error::Generic {
-                store: "LocalFileSystem",
-                source: Box::new(e),
-            }
-        };
-        Error::Backend {
-            op: "read",
+    LocalObject::open(root, path)?.read(range, buf)
+}
+
+/// A local repository's object file, open for any number of reads (a tree
+/// walk reads many trees of one pack: one `open` for them all).
+#[derive(Debug)]
+pub(crate) struct LocalObject {
+    path: String,
+    file: std::fs::File,
+}
+
+impl DirectReads {
+    /// Opens object `path` for [`LocalObject::read`]s.
+    ///
+    /// # Errors
+    /// As [`Pending::into_buffer`].
+    pub(crate) fn open(&self, path: &str) -> Result<LocalObject> {
+        LocalObject::open(&self.root, path)
+    }
+}
+
+impl LocalObject {
+    fn open(root: &std::path::Path, path: &str) -> Result<LocalObject> {
+        // Object paths are ours (pack_path and friends), never a caller's;
+        // refuse anything that could leave the repository all the same.
+        if path
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+        {
+            return Err(Error::Usage(format!("bad object path {path:?}")));
+        }
+        let file = std::fs::File::open(root.join(path)).map_err(|e| local_error(path, e))?;
+        Ok(LocalObject {
             path: path.to_string(),
-            source,
+            file,
+        })
+    }
+
+    /// The object's path in the repository.
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// `pread` of `range` (`None`: all) into `buf`, as
+    /// [`Pending::into_buffer`] describes.
+    ///
+    /// # Errors
+    /// As [`Pending::into_buffer`].
+    pub(crate) fn read(&self, range: Option<Range<u64>>, buf: &mut Vec<u8>) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let (path, f) = (self.path.as_str(), &self.file);
+        let range = match range {
+            Some(r) => r,
+            None => 0..f.metadata().map_err(|e| local_error(path, e))?.len(),
+        };
+        let len = usize::try_from(range.end.saturating_sub(range.start))
+            .map_err(|_| Error::integrity(path, "range too large"))?;
+        // Every byte is overwritten by the reads below (a short file is an
+        // error), so only bytes the buffer never held are zeroed: a reused
+        // buffer is not cleared again for every range.
+        if buf.len() < len {
+            buf.resize(len, 0);
+        } else {
+            buf.truncate(len);
         }
-    };
-    // Object paths are ours (pack_path and friends), never a caller's;
-    // refuse anything that could leave the repository all the same.
-    if path
-        .split('/')
-        .any(|c| c.is_empty() || c == "." || c == "..")
-    {
-        return Err(Error::Usage(format!("bad object path {path:?}")));
-    }
-    let f = std::fs::File::open(root.join(path)).map_err(backend)?;
-    let range = match range {
-        Some(r) => r,
-        None => 0..f.metadata().map_err(backend)?.len(),
-    };
-    let len = usize::try_from(range.end.saturating_sub(range.start))
-        .map_err(|_| Error::integrity(path, "range too large"))?;
-    // Every byte is overwritten by the reads below (a short file is an
-    // error), so only bytes the buffer never held are zeroed: a reused
-    // buffer is not cleared again for every range.
-    if buf.len() < len {
-        buf.resize(len, 0);
-    } else {
-        buf.truncate(len);
-    }
-    let mut done = 0;
-    while done < len {
-        match f.read_at(&mut buf[done..], range.start + done as u64) {
-            Ok(0) => {
-                return Err(Error::integrity(
-                    path,
-                    format!(
-                        "truncated: reading bytes {}..{}, the file ends at byte {}",
-                        range.start,
-                        range.end,
-                        range.start + done as u64
-                    ),
-                ))
+        let mut done = 0;
+        while done < len {
+            match f.read_at(&mut buf[done..], range.start + done as u64) {
+                Ok(0) => {
+                    return Err(Error::integrity(
+                        path,
+                        format!(
+                            "truncated: reading bytes {}..{}, the file ends at byte {}",
+                            range.start,
+                            range.end,
+                            range.start + done as u64
+                        ),
+                    ))
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(local_error(path, e)),
             }
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(backend(e)),
         }
+        Ok(())
     }
-    Ok(())
+}
+
+/// A local object file's I/O error, as a store would report it.
+fn local_error(path: &str, e: std::io::Error) -> Error {
+    let source = if e.kind() == std::io::ErrorKind::NotFound {
+        object_store::Error::NotFound {
+            path: path.to_string(),
+            source: Box::new(e),
+        }
+    } else {
+        object_store::Error::Generic {
+            store: "LocalFileSystem",
+            source: Box::new(e),
+        }
+    };
+    Error::Backend {
+        op: "read",
+        path: path.to_string(),
+        source,
+    }
 }
 
 /// True when the error is "object not found".

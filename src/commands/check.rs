@@ -392,9 +392,8 @@ async fn walk_snapshot_trees(
     let seen = Arc::new(Mutex::new(seen));
     let damaged = Arc::new(Mutex::new(damaged));
     let (seen_in, damaged_in) = (seen.clone(), damaged.clone());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let visited = repo
-        .walk_trees_on(start, threads, move |r, (sid, tid)| {
+        .walk_trees_on(start, move |r, (sid, tid)| {
             let mut errors = Vec::new();
             let tree = match r.read(&tid) {
                 Ok(t) => t,

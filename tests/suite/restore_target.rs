@@ -192,3 +192,44 @@ fn requests_outside_the_restore_window_are_refused() {
         env.path("u").to_str().unwrap(),
     ]);
 }
+
+#[test]
+fn a_file_whose_blob_no_index_lists_is_named_and_the_rest_restored() {
+    use crate::common::cli::objects;
+    let env = Env::local();
+    env.ok(&["init"]);
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("old.bin"), pseudo_random(300 << 10, 7)).unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    let first_index = objects(&env.repo, "index");
+    std::fs::write(src.join("new.bin"), pseudo_random(200 << 10, 8)).unwrap();
+    std::fs::write(src.join("small.txt"), b"new and small").unwrap();
+    env.ok(&["backup", src.to_str().unwrap()]);
+    // The first backup's index objects gone (and no cache remembering
+    // them): the second snapshot's trees and new files are still listed,
+    // old.bin's blob is not.
+    for p in &first_index {
+        std::fs::remove_file(p).unwrap();
+    }
+    std::fs::remove_dir_all(env.path("cache")).unwrap();
+    let target = env.path("t");
+    let e = env.fails(
+        &["restore", "latest", "--target", target.to_str().unwrap()],
+        1,
+    );
+    assert!(
+        e.contains("old.bin") && e.contains("not in the index"),
+        "{e}"
+    );
+    let inside = restored(&target, &src);
+    assert!(!inside.join("old.bin").exists(), "nothing half-written");
+    assert_eq!(
+        std::fs::read(inside.join("new.bin")).unwrap(),
+        pseudo_random(200 << 10, 8)
+    );
+    assert_eq!(
+        std::fs::read(inside.join("small.txt")).unwrap(),
+        b"new and small"
+    );
+}
