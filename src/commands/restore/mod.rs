@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
@@ -50,7 +50,7 @@ use crate::repofile::pack::BlobOpener;
 use crate::repofile::snapshot::Snapshot;
 use crate::repofile::tree::{Node, NodeKind};
 use crate::repository::lock::{Lock, LockKind};
-use crate::repository::{pack_path, IndexedRepository};
+use crate::repository::{pack_path, IndexedRepository, TreeReader};
 use crate::util::Pool;
 use crate::{Error, Result};
 use target::{DirSlot, Meta, TargetDirs};
@@ -217,13 +217,7 @@ struct Item {
     /// Its own slot (directories).
     slot: Option<usize>,
     node: Node,
-    /// Where a file's blobs are, looked up by the walk threads, or why
-    /// they cannot be read (empty for other entries, and once planned).
-    located: Located,
 }
-
-/// Where each of a file's blobs is, in order, or why one is not found.
-type Located = std::result::Result<Vec<Location>, String>;
 
 impl Item {
     /// Its path in the snapshot (for messages; not kept per entry: with
@@ -263,29 +257,11 @@ struct Collected {
     lost: Vec<String>,
 }
 
-/// What a walk thread found in one directory's tree: its entries (their
-/// `dir` and `slot` are provisional slots, numbered as the threads meet
-/// them), or why the tree could not be read.
-enum Found {
-    Entries(Vec<Item>),
-    Lost(String),
-}
-
-/// A tree to read: its ID, its provisional slot, its snapshot path, and
-/// whether an ancestor matched an include.
-type TreeToRead = (BlobId, usize, String, bool);
-
 /// Collects the snapshot's entries (depth first, parents before children),
 /// applying include and exclude patterns. A directory whose tree is damaged
 /// or missing is left out and named; everything else is still restored.
-///
-/// The trees are read and decoded on one thread per core (on one thread
-/// they were a sixth of a restore of 52 000 files, with the other core
-/// idle); their entries are then put in the order one depth-first walk
-/// would have found them, so what a restore does first, and the order of
-/// its messages, do not depend on which thread was faster.
-async fn collect(
-    repo: &IndexedRepository,
+fn collect(
+    r: &TreeReader,
     root: BlobId,
     include: &[String],
     exclude: &[String],
@@ -295,14 +271,14 @@ async fn collect(
     // Includes that are plain absolute paths (no wildcard) can only match
     // under the directories on their way: no other tree needs reading, so
     // restoring one file of a million reads a few trees, not all.
-    let literal_includes: Option<Vec<String>> = include
+    let literal_includes: Option<Vec<&str>> = include
         .iter()
         .map(|p| {
             (p.starts_with('/') && !p.contains(['*', '?', '[', ']', '{', '}', '\\']))
-                .then(|| p.trim_end_matches('/').to_owned())
+                .then(|| p.trim_end_matches('/'))
         })
         .collect();
-    let on_the_way = move |dir: &str| {
+    let on_the_way = |dir: &str| {
         literal_includes.as_ref().is_none_or(|l| {
             l.iter().any(|p| {
                 p.strip_prefix(dir)
@@ -310,107 +286,53 @@ async fn collect(
             })
         })
     };
-    let all_included = includes.is_none();
-    let (walk_includes, walk_excludes) = (includes.clone(), excludes);
-    // Slot 0 is the target itself (the root tree's).
-    let numbered = Arc::new(AtomicUsize::new(1));
-    let counter = numbered.clone();
-    let found = repo
-        .walk_trees_on(
-            vec![(root, 0usize, String::new(), all_included)],
-            move |r, (tree_id, slot, sp, included): TreeToRead| {
-                let tree = match r.read(&tree_id) {
-                    Ok(t) => t,
-                    // The root must be readable; below it, damage costs only
-                    // the directory it is in.
-                    Err(e @ (Error::Integrity { .. } | Error::NotFound(_))) if !sp.is_empty() => {
-                        let why = format!(
-                            "{sp}/: the directory's tree {tree_id} cannot be read ({e}): nothing under it is restored"
-                        );
-                        return Ok(((slot, Found::Lost(why)), Vec::new()));
-                    }
-                    Err(e) => return Err(e),
-                };
-                let mut entries = Vec::with_capacity(tree.nodes.len());
-                let mut next: Vec<TreeToRead> = Vec::new();
-                for node in tree.nodes {
-                    let sp_child = format!("{sp}/{}", String::from_utf8_lossy(&node.name));
-                    if walk_excludes.as_ref().is_some_and(|e| e.is_match(&sp_child)) {
-                        continue;
-                    }
-                    let inc =
-                        included || walk_includes.as_ref().is_some_and(|i| i.is_match(&sp_child));
-                    if node.kind == NodeKind::Dir {
-                        let own = counter.fetch_add(1, Ordering::Relaxed);
-                        if let Some(sub) = node.subtree.filter(|_| inc || on_the_way(&sp_child)) {
-                            next.push((sub, own, sp_child, inc));
-                        }
-                        entries.push(Item {
-                            dir: slot,
-                            slot: Some(own),
-                            node,
-                            located: Ok(Vec::new()),
-                        });
-                    } else if inc {
-                        // The index lookups of the plan, made here on every
-                        // walk thread rather than after the walk on one.
-                        let located = if node.kind == NodeKind::File {
-                            node.content
-                                .iter()
-                                .map(|id| r.repo().locate(id))
-                                .collect::<Result<Vec<Location>>>()
-                                .map_err(|e| e.to_string())
-                        } else {
-                            Ok(Vec::new())
-                        };
-                        entries.push(Item {
-                            dir: slot,
-                            slot: None,
-                            node,
-                            located,
-                        });
-                    }
-                }
-                // Taken last first: directories in order.
-                next.reverse();
-                Ok(((slot, Found::Entries(entries)), next))
-            },
-        )
-        .await?;
-    let mut by_slot: Vec<Option<Found>> = Vec::new();
-    by_slot.resize_with(numbered.load(Ordering::Relaxed), || None);
-    for (slot, f) in found {
-        by_slot[slot] = Some(f);
-    }
-    // The order (and the slot numbers) of one depth-first walk: a tree's
-    // entries, then its last subdirectory's, as a stack of trees yields them.
     let mut items = Vec::new();
     let mut slots = vec![DirSlot {
         parent: 0,
         name: Vec::new(),
     }];
+    // (tree, its slot, snapshot dir, an ancestor matched an include)
+    let mut stack = vec![(root, 0usize, String::new(), includes.is_none())];
     let mut lost = Vec::new();
-    let mut stack = vec![(0usize, 0usize)]; // (provisional slot, slot)
-    while let Some((provisional, slot)) = stack.pop() {
-        match by_slot[provisional].take() {
-            None => {}
-            Some(Found::Lost(why)) => lost.push(why),
-            Some(Found::Entries(entries)) => {
-                for mut it in entries {
-                    it.dir = slot;
-                    if let Some(p) = it.slot {
-                        let own = slots.len();
-                        slots.push(DirSlot {
-                            parent: slot,
-                            name: it.node.name.clone(),
-                        });
-                        it.slot = Some(own);
-                        if by_slot[p].is_some() {
-                            stack.push((p, own));
-                        }
-                    }
-                    items.push(it);
+    while let Some((tree_id, slot, sp, included)) = stack.pop() {
+        let tree = match r.read(&tree_id) {
+            Ok(t) => t,
+            // The root must be readable; below it, damage costs only the
+            // directory it is in.
+            Err(e @ (Error::Integrity { .. } | Error::NotFound(_))) if !sp.is_empty() => {
+                lost.push(format!(
+                    "{sp}/: the directory's tree {tree_id} cannot be read ({e}): nothing under it is restored"
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for node in tree.nodes {
+            let sp_child = format!("{sp}/{}", String::from_utf8_lossy(&node.name));
+            if excludes.as_ref().is_some_and(|e| e.is_match(&sp_child)) {
+                continue;
+            }
+            let inc = included || includes.as_ref().is_some_and(|i| i.is_match(&sp_child));
+            if node.kind == NodeKind::Dir {
+                let own = slots.len();
+                slots.push(DirSlot {
+                    parent: slot,
+                    name: node.name.clone(),
+                });
+                if let Some(sub) = node.subtree.filter(|_| inc || on_the_way(&sp_child)) {
+                    stack.push((sub, own, sp_child.clone(), inc));
                 }
+                items.push(Item {
+                    dir: slot,
+                    slot: Some(own),
+                    node,
+                });
+            } else if inc {
+                items.push(Item {
+                    dir: slot,
+                    slot: None,
+                    node,
+                });
             }
         }
     }
@@ -754,8 +676,10 @@ async fn restore_locked(
     snap: &Snapshot,
     opts: &RestoreOptions,
 ) -> Result<RestoreResult> {
-    let Collected { items, slots, lost } =
-        collect(repo, snap.tree, &opts.includes, &opts.excludes).await?;
+    let (root, include, exclude) = (snap.tree, opts.includes.clone(), opts.excludes.clone());
+    let Collected { items, slots, lost } = repo
+        .walk_trees(move |r| collect(r, root, &include, &exclude))
+        .await?;
     let dirs = TargetDirs::open(&opts.target, slots)
         .map_err(crate::error::at("cannot open restore target", &opts.target))?;
     let fresh = claim_target(&dirs, &opts.target, &snap.tree, opts.overwrite)?;
@@ -872,16 +796,6 @@ async fn restore_locked(
         result.skip(&it.path(&dirs), broken[&it.dir].clone());
     }
 
-    // Where the files' blobs are, taken out of the entries for the plan
-    // (a hard link's are not needed: its first file brings the content).
-    let mut items = items;
-    let mut located: Vec<Located> = files
-        .iter()
-        .map(|f| std::mem::replace(&mut items[f.item].located, Ok(Vec::new())))
-        .collect();
-    for &(ii, _) in &hardlinks {
-        items[ii].located = Ok(Vec::new());
-    }
     let shared = Arc::new(Shared {
         dirs,
         items,
@@ -921,18 +835,24 @@ async fn restore_locked(
                 continue;
             }
         }
-        let locations = match std::mem::replace(&mut located[fi], Ok(Vec::new())) {
-            Ok(l) => l,
-            Err(why) => {
-                shared.fail(fi, why);
-                continue;
-            }
-        };
         let mut offset = 0u64;
-        let mut targets = Vec::with_capacity(locations.len());
-        for (id, loc) in node.content.iter().zip(locations) {
-            targets.push((*id, loc, offset));
-            offset += u64::from(loc.raw_len);
+        let mut targets = Vec::with_capacity(node.content.len());
+        let mut missing = None;
+        for id in &node.content {
+            match repo.locate(id) {
+                Ok(loc) => {
+                    targets.push((*id, loc, offset));
+                    offset += u64::from(loc.raw_len);
+                }
+                Err(e) => {
+                    missing = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = missing {
+            shared.fail(fi, e.to_string());
+            continue;
         }
         if targets.is_empty() {
             // No content to write: created (and sized: all of it a hole)
@@ -961,7 +881,7 @@ async fn restore_locked(
             }
         }
     }
-    drop((by_blob, located));
+    drop(by_blob);
 
     // 3. Fetch each pack once, a few at a time; decrypt, verify and write.
     let written = AtomicU64::new(0);
@@ -1640,7 +1560,6 @@ mod tests {
                 dir: 0,
                 slot: None,
                 node: n,
-                located: Ok(Vec::new()),
             }],
             files: vec![FileSlot {
                 item: 0,
@@ -1674,89 +1593,5 @@ mod tests {
         let e = shared.open_partial(0).unwrap_err();
         assert!(e.starts_with("cannot write: "), "{e}");
         assert_eq!(std::fs::read(&victim).unwrap(), b"not ours");
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn entries_are_collected_in_one_depth_first_order_whatever_the_threads_do() {
-        use crate::commands::backup::{backup, BackupOptions};
-        let repo = crate::repository::test_repository("restore-collect-unit").await;
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        // Directories of different sizes on three levels, so the walk
-        // threads finish their trees in varying order.
-        for a in 0..4 {
-            for b in 0..a + 1 {
-                let sub = d.join(format!("d{a}/e{b}"));
-                std::fs::create_dir_all(&sub).unwrap();
-                for f in 0..(7 * b + 3) {
-                    std::fs::write(sub.join(format!("f{f}")), format!("{a}{b}{f}")).unwrap();
-                }
-            }
-            std::fs::write(d.join(format!("top{a}")), b"t").unwrap();
-        }
-        let snap = backup(
-            &repo,
-            BackupOptions {
-                paths: vec![d.to_path_buf()],
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap()
-        .snapshot;
-        let first = collect(&repo, snap.tree, &[], &[]).await.unwrap();
-        assert!(first.lost.is_empty());
-        let paths = |c: &Collected| -> Vec<String> {
-            c.items
-                .iter()
-                .map(|it| target::path_in(&c.slots, it.dir, &it.node.name))
-                .collect()
-        };
-        let got = paths(&first);
-        // Parents before children, each directory's slot its own.
-        for (i, it) in first.items.iter().enumerate() {
-            if it.dir != 0 {
-                let parent = first.items.iter().position(|p| p.slot == Some(it.dir));
-                assert!(parent.is_some_and(|p| p < i), "{}", got[i]);
-            }
-            if let Some(s) = it.slot {
-                assert_eq!(first.slots[s].name, it.node.name);
-                assert_eq!(first.slots[s].parent, it.dir);
-            }
-        }
-        // The order of a stack of trees: a directory's entries by name, then
-        // those of its last subdirectory first.
-        let mut children: BTreeMap<String, Vec<(String, bool)>> = BTreeMap::new();
-        for (p, it) in got.iter().zip(&first.items) {
-            let parent = p.rsplit_once('/').map_or("", |(a, _)| a).to_owned();
-            children
-                .entry(parent)
-                .or_default()
-                .push((p.clone(), it.node.kind == NodeKind::Dir));
-        }
-        let mut expected = Vec::new();
-        let mut stack = vec![String::new()];
-        while let Some(p) = stack.pop() {
-            let mut kids = children.remove(&p).unwrap_or_default();
-            kids.sort();
-            for (k, is_dir) in kids {
-                if is_dir {
-                    stack.push(k.clone());
-                }
-                expected.push(k);
-            }
-        }
-        assert_eq!(got, expected);
-        let wanted = d.join("d3/e3/f23");
-        assert!(got.contains(&wanted.to_string_lossy().into_owned()));
-        // And the same again, whichever thread is faster this time.
-        for _ in 0..5 {
-            let again = collect(&repo, snap.tree, &[], &[]).await.unwrap();
-            assert_eq!(paths(&again), got);
-            let slots = |c: &Collected| -> Vec<Option<usize>> {
-                c.items.iter().map(|it| it.slot).collect()
-            };
-            assert_eq!(slots(&again), slots(&first));
-        }
     }
 }
