@@ -428,10 +428,11 @@ impl KdfMemory {
     }
 }
 
-impl Drop for KdfMemory {
-    fn drop(&mut self) {
+impl KdfMemory {
+    /// Overwrites every word with zeros (volatile writes: not elided).
+    fn wipe(&mut self) {
         // SAFETY: the mapping's words (a block is 128 of them), owned by
-        // `self`, no longer borrowed.
+        // `self`, borrowed mutably here only.
         let words = unsafe {
             std::slice::from_raw_parts_mut(
                 self.blocks.as_ptr().cast::<u64>(),
@@ -439,6 +440,12 @@ impl Drop for KdfMemory {
             )
         };
         zeroize::Zeroize::zeroize(words);
+    }
+}
+
+impl Drop for KdfMemory {
+    fn drop(&mut self) {
+        self.wipe();
         // SAFETY: the mapping made by `new`, unmapped once, never used after.
         let _ = unsafe {
             rustix::mm::munmap(
@@ -608,6 +615,25 @@ mod tests {
                 .unwrap();
             assert_eq!(*ours, reference, "m={m_kib} t={t}");
         }
+    }
+
+    #[test]
+    fn the_derivation_memory_is_wiped() {
+        let mut m = KdfMemory::new(256).unwrap();
+        let kdf = argon2::Params::new(256, 1, 1, Some(32)).unwrap();
+        let mut out = [0u8; 32];
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, kdf)
+            .hash_password_into_with_memory(b"pw", b"saltsaltsaltsalt", &mut out, m.blocks())
+            .unwrap();
+        let nonzero = |m: &mut KdfMemory| {
+            m.blocks()
+                .iter()
+                .filter(|b| b.as_ref().iter().any(|w| *w != 0))
+                .count()
+        };
+        assert_eq!(nonzero(&mut m), 256, "every block was filled");
+        m.wipe();
+        assert_eq!(nonzero(&mut m), 0);
     }
 
     #[test]
