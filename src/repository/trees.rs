@@ -116,9 +116,9 @@ impl IndexedRepository {
             .map_err(|e| crate::Error::Internal(format!("tree walk failed: {e}")))?
     }
 
-    /// A walk that does not need its trees in order (`check`'s, a
-    /// restore's, which orders what it found afterwards): `visit` runs on
-    /// one blocking thread per core, each with a [`TreeReader`] of its own, on the items of `start` and on the items each visit finds
+    /// A walk that does not need its trees in order (`check`'s): `visit`
+    /// runs on one blocking thread per core, each with a [`TreeReader`] of
+    /// its own, on the items of `start` and on the items each visit finds
     /// (which trees to read next: the visit decides, and keeps its own
     /// record of what was seen). Returns every visit's result, in no
     /// particular order. At most one tree per core is decoded at once.
