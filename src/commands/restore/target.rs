@@ -17,35 +17,57 @@ use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 
-/// Open directory descriptors kept at once: half of what the process's
-/// soft descriptor limit leaves after 256 for everything else, between 64
-/// and 8 192 (256 under the common default limit of 1 024). A restore of a
-/// tree with more directories reopens evicted ones (one `openat` per
-/// component from the nearest cached ancestor). The writers take the packs
-/// in ID order, not the tree's, so a cache smaller than the tree reopened
-/// each directory about four times (14 400 opens for 3 232 directories).
-fn cached_dirs() -> usize {
-    let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .unwrap_or(u64::MAX);
-    usize::try_from(soft.saturating_sub(256) / 2)
-        .unwrap_or(usize::MAX)
-        .clamp(64, 8192)
+/// Open directory descriptors kept at once by all the restores of this
+/// process together (the daemon runs several): half of what the soft
+/// descriptor limit leaves after 256 for everything else, at least 64 (256
+/// under the common default limit of 1 024; 32 640 under the packaged
+/// units' 65 536). A restore of a tree with more directories reopens
+/// evicted ones (one `openat` per component from the nearest cached
+/// ancestor). The writers take the packs in ID order, not the tree's, so a
+/// cache smaller than the tree, cleared when full, reopened each directory
+/// about four times (14 400 opens for 3 232 directories).
+fn dirs_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        let soft = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        usize::try_from(soft.saturating_sub(256) / 2)
+            .unwrap_or(usize::MAX)
+            .max(MIN_CACHED_DIRS)
+    })
 }
 
-/// The open directories and when each was last used.
+/// Directories one restore keeps open at most, and at least (whatever the
+/// others hold).
+const MAX_CACHED_DIRS: usize = 8192;
+const MIN_CACHED_DIRS: usize = 64;
+
+/// Directory descriptors all [`DirCache`]s of the process hold.
+static CACHED_DIRS: AtomicUsize = AtomicUsize::new(0);
+
+/// The open directories of one restore and when each was last used.
 struct DirCache {
     open: HashMap<usize, (Arc<OwnedFd>, u64)>,
     uses: u64,
+    /// At most this many of its own ([`MAX_CACHED_DIRS`]).
     capacity: usize,
 }
 
 impl DirCache {
+    fn new(capacity: usize) -> DirCache {
+        DirCache {
+            open: HashMap::new(),
+            uses: 0,
+            capacity,
+        }
+    }
+
     fn get(&mut self, slot: usize) -> Option<Arc<OwnedFd>> {
         self.uses += 1;
         let uses = self.uses;
@@ -55,18 +77,38 @@ impl DirCache {
         })
     }
 
-    /// Adds `fd`; when full, first closes the half used longest ago (the
-    /// directories the writers moved on from, not the ones they are in).
+    /// Adds `fd`; when this cache is full, or the process's budget is spent
+    /// and this cache holds twice its minimum or more, first closes the half
+    /// used longest ago (the directories the writers moved on from, not the
+    /// ones they are in).
     fn insert(&mut self, slot: usize, fd: Arc<OwnedFd>) {
-        if self.open.len() >= self.capacity {
+        self.insert_within(slot, fd, dirs_budget());
+    }
+
+    /// [`DirCache::insert`] with the process's budget given.
+    fn insert_within(&mut self, slot: usize, fd: Arc<OwnedFd>, budget: usize) {
+        // Halving never takes a cache below its minimum.
+        let over_budget =
+            CACHED_DIRS.load(Ordering::Relaxed) >= budget && self.open.len() >= 2 * MIN_CACHED_DIRS;
+        if self.open.len() >= self.capacity || over_budget {
             let mut used: Vec<u64> = self.open.values().map(|(_, u)| *u).collect();
             // The newest of the older half: it and everything older go.
             let oldest_half = (used.len() / 2).saturating_sub(1);
             let (_, &mut cut, _) = used.select_nth_unstable(oldest_half);
+            let before = self.open.len();
             self.open.retain(|_, (_, u)| *u > cut);
+            CACHED_DIRS.fetch_sub(before - self.open.len(), Ordering::Relaxed);
         }
         self.uses += 1;
-        self.open.insert(slot, (fd, self.uses));
+        if self.open.insert(slot, (fd, self.uses)).is_none() {
+            CACHED_DIRS.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for DirCache {
+    fn drop(&mut self) {
+        CACHED_DIRS.fetch_sub(self.open.len(), Ordering::Relaxed);
     }
 }
 
@@ -129,11 +171,7 @@ impl TargetDirs {
         Ok(TargetDirs {
             slots,
             root: Arc::new(root),
-            cache: Mutex::new(DirCache {
-                open: HashMap::new(),
-                uses: 0,
-                capacity: cached_dirs(),
-            }),
+            cache: Mutex::new(DirCache::new(MAX_CACHED_DIRS)),
         })
     }
 
@@ -579,7 +617,7 @@ mod tests {
             t.remember(i, fd);
         }
         // Forget every cached descriptor: the deepest one reopens from the root.
-        t.cache.lock().unwrap().open.clear();
+        *t.cache.lock().unwrap() = DirCache::new(MAX_CACHED_DIRS);
         let deepest = t.dir(depth).unwrap();
         drop(create_file(deepest.as_fd(), b"leaf").unwrap());
         assert!(lstat_child(deepest.as_fd(), b"leaf").unwrap().is_some());
@@ -590,11 +628,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let fd =
             || Arc::new(rustix::fs::open(tmp.path(), OFlags::DIRECTORY, Mode::empty()).unwrap());
-        let mut c = DirCache {
-            open: HashMap::new(),
-            uses: 0,
-            capacity: 8,
-        };
+        let mut c = DirCache::new(8);
         for slot in 0..8 {
             c.insert(slot, fd());
         }
@@ -607,6 +641,31 @@ mod tests {
         kept.sort_unstable();
         assert_eq!(kept, [0, 1, 2, 7, 8]);
         assert!(c.get(3).is_none());
-        assert!((64..=8192).contains(&cached_dirs()));
+        assert!(dirs_budget() >= MIN_CACHED_DIRS);
+    }
+
+    #[test]
+    fn the_restores_of_a_process_share_one_budget_of_open_directories() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fd =
+            || Arc::new(rustix::fs::open(tmp.path(), OFlags::DIRECTORY, Mode::empty()).unwrap());
+        let budget = 3 * MIN_CACHED_DIRS;
+        let mut a = DirCache::new(MAX_CACHED_DIRS);
+        for slot in 0..2 * MIN_CACHED_DIRS {
+            a.insert_within(slot, fd(), budget);
+        }
+        // Another restore's cache fills the rest of the budget (other tests
+        // of this process may hold some too: only more pressure).
+        let mut b = DirCache::new(MAX_CACHED_DIRS);
+        for slot in 0..MIN_CACHED_DIRS {
+            b.insert_within(slot, fd(), budget);
+        }
+        assert!(CACHED_DIRS.load(Ordering::Relaxed) >= budget);
+        // Over the budget: the second, at its minimum, keeps what it has;
+        // the first gives back half of its own before it adds one.
+        b.insert_within(1000, fd(), budget);
+        assert_eq!(b.open.len(), MIN_CACHED_DIRS + 1);
+        a.insert_within(1000, fd(), budget);
+        assert_eq!(a.open.len(), MIN_CACHED_DIRS + 1);
     }
 }
