@@ -24,7 +24,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Stat};
 
 /// Open directory descriptors kept at once by all the restores of this
 /// process together (the daemon runs several): half of what the soft
-/// descriptor limit leaves after 256 for everything else, at least 64 (256
+/// descriptor limit leaves after 256 for everything else, at least 64 (384
 /// under the common default limit of 1 024; 32 640 under the packaged
 /// units' 65 536). A restore of a tree with more directories reopens
 /// evicted ones (one `openat` per component from the nearest cached
